@@ -1,0 +1,189 @@
+import { enum as enumOf, object, optional, pipe, string, transform, type infer as Infer } from 'zod/mini';
+import { safeParse } from 'zod/mini';
+import { ConfigError } from './errors.js';
+import { type Keyring, parseKeyring, sharedKeyMaterial } from './keyring.js';
+
+/** The raw environment as strings (process.env, or env merged with Secrets Manager values). */
+export type RawEnv = Record<string, string | undefined>;
+
+const intFrom = (min: number, max: number) =>
+  pipe(
+    string(),
+    transform((v, ctx) => {
+      const n = Number(v);
+      if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
+        ctx.issues.push({ code: 'custom', message: `must be an integer from ${min} to ${max}`, input: v });
+      }
+      return n;
+    }),
+  );
+
+const boolFrom = pipe(
+  string(),
+  transform((v, ctx) => {
+    const s = v.trim().toLowerCase();
+    if (['true', '1', 'yes'].includes(s)) return true;
+    if (['false', '0', 'no', ''].includes(s)) return false;
+    ctx.issues.push({ code: 'custom', message: 'must be true or false', input: v });
+    return false;
+  }),
+);
+
+const listFrom = pipe(
+  string(),
+  transform((v) =>
+    v
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s.length > 0),
+  ),
+);
+
+const urlWithSchemes = (schemes: string[]) =>
+  pipe(
+    string(),
+    transform((v, ctx) => {
+      try {
+        const u = new URL(v);
+        if (!schemes.includes(u.protocol)) {
+          ctx.issues.push({ code: 'custom', message: `must use ${schemes.join(' or ')}`, input: v });
+        }
+      } catch {
+        ctx.issues.push({ code: 'custom', message: 'must be an absolute URL', input: v });
+      }
+      return v;
+    }),
+  );
+
+const envSchema = object({
+  PORT: optional(intFrom(1, 65535)),
+  DATA_DIR: optional(string()),
+  LIVEKIT_URL: urlWithSchemes(['ws:', 'wss:', 'http:', 'https:']),
+  LIVEKIT_API_KEY: pipe(string(), transform((v) => v.trim())),
+  LIVEKIT_API_SECRET: string(),
+  TABLE_NAME: optional(string()),
+  DYNAMODB_ENDPOINT: optional(urlWithSchemes(['http:', 'https:'])),
+  DISPATCH_KEYS: string(),
+  STORAGE_KEYS: string(),
+  AUTH_JWKS_URL: urlWithSchemes(['http:', 'https:']),
+  AUTH_ISSUER: string(),
+  AUTH_AUDIENCE: string(),
+  AUTH_TENANT_CLAIM: optional(string()),
+  DEFAULT_AGENT_NAME: optional(string()),
+  SESSION_DISPATCH_MODE: optional(enumOf(['api', 'token'])),
+  SESSION_TOKEN_TTL_SECONDS: optional(intFrom(60, 86_400)),
+  SESSION_RATE_LIMIT_PER_MINUTE: optional(intFrom(1, 10_000)),
+  METADATA_TTL_SECONDS: optional(intFrom(60, 7 * 86_400)),
+  WEBHOOK_ROOM_PREFIX: optional(string()),
+  MCP_ALLOWED_PORTS: optional(listFrom),
+  ALLOW_INSECURE_MCP_URLS: optional(boolFrom),
+  CORS_ORIGINS: optional(listFrom),
+  LOG_LEVEL: optional(enumOf(['DEBUG', 'INFO', 'WARN', 'ERROR', 'debug', 'info', 'warn', 'error'])),
+});
+
+
+type ParsedEnv = Infer<typeof envSchema>;
+
+/** The validated configuration every function is composed from. */
+export interface Config {
+  port: number;
+  dataDir: string;
+  livekit: { wsUrl: string; httpUrl: string; apiKey: string; apiSecret: string };
+  tableName: string;
+  dynamodbEndpoint: string | undefined;
+  dispatchKeys: Keyring;
+  storageKeys: Keyring;
+  auth: { jwksUrl: string; issuer: string; audience: string; tenantClaim: string };
+  defaultAgentName: string;
+  sessionDispatchMode: 'api' | 'token';
+  sessionTokenTtlSeconds: number;
+  sessionRateLimitPerMinute: number;
+  metadataTtlSeconds: number;
+  webhookRoomPrefix: string;
+  mcpAllowedPorts: number[];
+  allowInsecureMcpUrls: boolean;
+  corsOrigins: string[];
+  logLevel: string;
+}
+
+/** Where the configuration is loaded: Lambda refuses dev-only switches. */
+export type Runtime = 'local' | 'lambda';
+
+/**
+ * Parses the environment once. Throws one {@link ConfigError} listing every problem.
+ * Values of secrets never appear in the messages.
+ */
+export function loadConfig(env: RawEnv, runtime: Runtime = 'lambda'): Config {
+  const problems: string[] = [];
+  const blanked: RawEnv = {};
+  for (const [k, v] of Object.entries(env)) blanked[k] = v === '' ? undefined : v;
+  const result = safeParse(envSchema, blanked);
+  if (!result.success) {
+    for (const issue of result.error.issues) {
+      const name = issue.path.join('.') || '(environment)';
+      const message = issue.code === 'invalid_type' && issue.input === undefined ? 'is required' : issue.message;
+      problems.push(`${name} ${message}`);
+    }
+  }
+  const parsed = (result.success ? result.data : {}) as Partial<ParsedEnv>;
+
+  const dispatch = env.DISPATCH_KEYS ? parseKeyring('DISPATCH_KEYS', env.DISPATCH_KEYS) : { problems: [] };
+  const storage = env.STORAGE_KEYS ? parseKeyring('STORAGE_KEYS', env.STORAGE_KEYS) : { problems: [] };
+  problems.push(...dispatch.problems, ...storage.problems);
+  if (dispatch.keyring && storage.keyring) {
+    problems.push(...sharedKeyMaterial(dispatch.keyring, storage.keyring, ['DISPATCH_KEYS', 'STORAGE_KEYS']));
+  }
+
+  const ports: number[] = [];
+  for (const p of parsed.MCP_ALLOWED_PORTS ?? []) {
+    const n = Number(p);
+    if (!/^\d+$/.test(p) || n < 1 || n > 65535) problems.push(`MCP_ALLOWED_PORTS entry "${p}" is not a port`);
+    else ports.push(n);
+  }
+  if (runtime === 'lambda' && parsed.ALLOW_INSECURE_MCP_URLS === true) {
+    problems.push('ALLOW_INSECURE_MCP_URLS is a local development switch and is refused in AWS');
+  }
+  const prefix = parsed.WEBHOOK_ROOM_PREFIX ?? 'lk-mcp-';
+  if (!/^[A-Za-z0-9_-]{0,32}$/.test(prefix)) {
+    problems.push('WEBHOOK_ROOM_PREFIX must be at most 32 characters [A-Za-z0-9_-]');
+  }
+  if (parsed.LIVEKIT_API_KEY !== undefined && parsed.LIVEKIT_API_KEY.length === 0) {
+    problems.push('LIVEKIT_API_KEY must not be empty');
+  }
+
+  if (problems.length > 0 || !result.success) throw new ConfigError(problems);
+  const p = parsed as ParsedEnv;
+  const lk = new URL(p.LIVEKIT_URL);
+  const secure = lk.protocol === 'wss:' || lk.protocol === 'https:';
+  const hostPath = `${lk.host}${lk.pathname === '/' ? '' : lk.pathname}`;
+  return {
+    port: p.PORT ?? 8787,
+    dataDir: p.DATA_DIR ?? '.data',
+    livekit: {
+      wsUrl: `${secure ? 'wss' : 'ws'}://${hostPath}`,
+      httpUrl: `${secure ? 'https' : 'http'}://${hostPath}`,
+      apiKey: p.LIVEKIT_API_KEY,
+      apiSecret: p.LIVEKIT_API_SECRET,
+    },
+    tableName: p.TABLE_NAME ?? 'livekit-mcp-dispatch',
+    dynamodbEndpoint: p.DYNAMODB_ENDPOINT,
+    dispatchKeys: dispatch.keyring!,
+    storageKeys: storage.keyring!,
+    auth: {
+      jwksUrl: p.AUTH_JWKS_URL,
+      issuer: p.AUTH_ISSUER,
+      audience: p.AUTH_AUDIENCE,
+      tenantClaim: p.AUTH_TENANT_CLAIM ?? 'tenant_id',
+    },
+    defaultAgentName: p.DEFAULT_AGENT_NAME ?? 'mcp-agent',
+    sessionDispatchMode: p.SESSION_DISPATCH_MODE ?? 'api',
+    sessionTokenTtlSeconds: p.SESSION_TOKEN_TTL_SECONDS ?? 900,
+    sessionRateLimitPerMinute: p.SESSION_RATE_LIMIT_PER_MINUTE ?? 10,
+    metadataTtlSeconds: p.METADATA_TTL_SECONDS ?? 7200,
+    webhookRoomPrefix: prefix,
+    mcpAllowedPorts: ports,
+    allowInsecureMcpUrls: p.ALLOW_INSECURE_MCP_URLS ?? false,
+    corsOrigins: p.CORS_ORIGINS ?? [],
+    logLevel: (p.LOG_LEVEL ?? 'INFO').toUpperCase(),
+  };
+}

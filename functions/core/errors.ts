@@ -1,0 +1,62 @@
+/**
+ * Typed domain errors. Each carries the contract's stable `code`; only the HTTP layer maps
+ * codes to statuses. Messages never contain secrets or opened claims.
+ */
+export class DomainError extends Error {
+  readonly code: string;
+  /** Extra, non-secret details for the problem document (e.g. failing fields). */
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(code: string, message: string, options?: { cause?: unknown; details?: Record<string, unknown> }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.details = options?.details;
+  }
+}
+
+/** Configuration is missing or invalid; the message lists every problem. */
+export class ConfigError extends DomainError {
+  readonly problems: string[];
+  constructor(problems: string[]) {
+    super('invalid_config', `Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.problems = problems;
+  }
+}
+
+/** A request failed validation (422 `invalid_request`, or another code given). */
+export class ValidationError extends DomainError {
+  constructor(message: string, options?: { code?: string; details?: Record<string, unknown> }) {
+    super(options?.code ?? 'invalid_request', message, { details: options?.details });
+  }
+}
+
+/** A conditional write lost: the item exists, or the version is stale. */
+export class ConditionFailedError extends DomainError {
+  constructor(message: string, options?: { cause?: unknown; code?: string }) {
+    super(options?.code ?? 'condition_failed', message, options);
+  }
+}
+
+/** The store failed after its retries (503 `store_unavailable`). */
+export class StoreUnavailableError extends DomainError {
+  constructor(options?: { cause?: unknown }) {
+    super('store_unavailable', 'The data store is unavailable; retry later.', options);
+  }
+}
+
+/** LiveKit failed or timed out (502 `livekit_unavailable`). */
+export class LiveKitUnavailableError extends DomainError {
+  constructor(options?: { cause?: unknown }) {
+    super('livekit_unavailable', 'LiveKit did not answer in time or failed; retry later.', options);
+  }
+}
+
+/** Authentication failed (401 `unauthenticated`). The reason is for logs, not the client. */
+export class AuthError extends DomainError {
+  readonly reason: string;
+  constructor(reason: string, options?: { cause?: unknown }) {
+    super('unauthenticated', 'Missing, invalid or expired bearer token.', options);
+    this.reason = reason;
+  }
+}

@@ -1,0 +1,91 @@
+/**
+ * Records kept in the table. Field names follow the API's snake_case so that records,
+ * responses and the contract read the same.
+ */
+
+export type Status = 'active' | 'suspended';
+export type Transport = 'streamable_http' | 'sse';
+export type DispatchPolicy = 'per_room' | 'per_participant';
+export type DispatchMode = 'api' | 'token';
+
+/** MCP settings as stored: token and headers sealed with the storage keyring. */
+export interface StoredMcp {
+  url?: string;
+  transport?: Transport;
+  allowed_tools?: string[];
+  name?: string;
+  /** Compact JWE sealed with the storage keyring, bound to (tenant, user, "token"). */
+  token_sealed?: string;
+  token_fingerprint?: string;
+  /** Compact JWE of the headers JSON object, bound to (tenant, user, "headers"). */
+  headers_sealed?: string;
+  header_names?: string[];
+}
+
+export interface TenantRecord {
+  tenant_id: string;
+  name: string;
+  mcp?: StoredMcp;
+  dispatch_policy: DispatchPolicy;
+  agent_names: string[];
+  max_concurrent_sessions?: number;
+  status: Status;
+  webhook_dispatch: boolean;
+  sip_trunk_ids: string[];
+  version: number;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface UserRecord {
+  tenant_id: string;
+  user_id: string;
+  display_name?: string;
+  phone_numbers: string[];
+  mcp?: StoredMcp;
+  status: Status;
+  version: number;
+  created_at: string;
+  updated_at: string;
+}
+
+/** One MCP server as it travels sealed to the worker (CONTRACT §3). */
+export interface McpServerGrant {
+  name: string;
+  url: string;
+  transport: Transport;
+  headers: Record<string, string>;
+  allowed_tools?: string[];
+}
+
+export type SessionOrigin = 'session' | 'webhook';
+
+export interface SessionRecord {
+  room_name: string;
+  room_sid?: string;
+  tenant_id: string;
+  user_id: string;
+  participant_identity: string;
+  agent_name: string;
+  dispatch_id: string | null;
+  mode: DispatchMode;
+  origin: SessionOrigin;
+  status: 'active' | 'ended';
+  created_at: string;
+  ended_at?: string;
+  duration_seconds?: number;
+  /** Quota slot held while active, if the tenant has a limit. */
+  lease_slot?: number;
+}
+
+export interface AuditRecord {
+  tenant_id: string;
+  target: string;
+  version: number;
+  actor: string;
+  action: 'create' | 'update' | 'delete' | 'revoke';
+  changed_fields: string[];
+  old_token_fingerprint?: string;
+  new_token_fingerprint?: string;
+  at: string;
+}

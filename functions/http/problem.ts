@@ -1,0 +1,120 @@
+import type { Context, Hono } from 'hono';
+import { DomainError } from '../core/errors.js';
+
+/** HTTP status for each stable error code of the contract. Unknown codes are 500. */
+const STATUS: Record<string, number> = {
+  field_not_allowed: 400,
+  unsafe_mcp_url: 400,
+  bad_request: 400,
+  unauthenticated: 401,
+  invalid_signature: 401,
+  forbidden: 403,
+  identity_mismatch: 403,
+  tenant_mismatch: 403,
+  agent_not_allowed: 403,
+  user_suspended: 403,
+  tenant_suspended: 403,
+  field_requires_superadmin: 403,
+  not_found: 404,
+  user_not_found: 404,
+  tenant_not_found: 404,
+  method_not_allowed: 405,
+  mcp_not_configured: 409,
+  idempotency_key_in_flight: 409,
+  user_id_taken: 409,
+  phone_number_taken: 409,
+  sip_trunk_taken: 409,
+  tenant_has_users: 409,
+  already_exists: 412,
+  version_conflict: 412,
+  payload_too_large: 413,
+  unsupported_media_type: 415,
+  invalid_request: 422,
+  idempotency_key_reused: 422,
+  precondition_required: 428,
+  quota_exceeded: 429,
+  rate_limited: 429,
+  internal_error: 500,
+  livekit_unavailable: 502,
+  store_unavailable: 503,
+  event_in_progress: 503,
+};
+
+const TITLE: Record<number, string> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  409: 'Conflict',
+  412: 'Precondition Failed',
+  413: 'Content Too Large',
+  415: 'Unsupported Media Type',
+  422: 'Unprocessable Content',
+  428: 'Precondition Required',
+  429: 'Too Many Requests',
+  500: 'Internal Server Error',
+  502: 'Bad Gateway',
+  503: 'Service Unavailable',
+};
+
+/** The status a code maps to. */
+export function statusFor(code: string): number {
+  return STATUS[code] ?? 500;
+}
+
+/** An RFC 9457 problem document with the contract's `code`. */
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  code: string;
+  detail: string;
+  [extra: string]: unknown;
+}
+
+/** Builds a problem+json response. `extra` must hold nothing secret. */
+export function problem(
+  code: string,
+  detail: string,
+  extra?: Record<string, unknown>,
+  headers?: Record<string, string>,
+): Response {
+  const status = statusFor(code);
+  const body: Problem = {
+    type: `https://livekit-mcp-dispatch.dev/problems/${code}`,
+    title: TITLE[status] ?? 'Error',
+    status,
+    code,
+    detail,
+    ...extra,
+  };
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { 'content-type': 'application/problem+json', 'cache-control': 'no-store', ...headers },
+  });
+}
+
+/** Turns a thrown error into problem+json; unknown errors become a bare 500 with no detail. */
+export function toProblem(err: unknown, log?: (message: string, meta: Record<string, unknown>) => void): Response {
+  if (err instanceof DomainError) {
+    const status = statusFor(err.code);
+    if (status >= 500) log?.('request failed', { code: err.code, error: err.name });
+    const headers: Record<string, string> = {};
+    if (err.code === 'rate_limited' || err.code === 'quota_exceeded') headers['retry-after'] = '60';
+    if (status === 503 || err.code === 'idempotency_key_in_flight') headers['retry-after'] = '1';
+    return problem(err.code, err.message, err.details, headers);
+  }
+  log?.('unhandled error', { error: err instanceof Error ? err.name : typeof err });
+  return problem('internal_error', 'An unexpected error occurred.');
+}
+
+/** Installs the one error handler and the problem+json 404 on an app. */
+export function withProblemHandling<T extends Hono>(
+  app: T,
+  log?: (message: string, meta: Record<string, unknown>) => void,
+): T {
+  app.onError((err, _c: Context) => toProblem(err, log));
+  app.notFound(() => problem('not_found', 'No such resource.'));
+  return app;
+}
