@@ -1,0 +1,76 @@
+import { SecretsProvider } from '@aws-lambda-powertools/parameters/secrets';
+import { type Config, loadConfig, type RawEnv } from '../core/config.js';
+import { ConfigError } from '../core/errors.js';
+
+/** Secret ARNs the stack passes to functions (CONTRACT §2); values never come from plain env. */
+const SECRET_ARNS = ['LIVEKIT_CREDENTIALS_SECRET_ARN', 'DISPATCH_KEYS_SECRET_ARN', 'STORAGE_KEYS_SECRET_ARN'] as const;
+
+/** Which secrets a function reads; the admin function never sees the dispatch keyring. */
+export interface SecretNeeds {
+  dispatchKeys: boolean;
+}
+
+/**
+ * Loads the configuration at a Lambda cold start: plain settings from the environment,
+ * secrets from Secrets Manager (Powertools, cached). Plain-env secret values are refused so a
+ * misconfigured stack cannot silently ship keys in its template. Throws one ConfigError.
+ */
+export async function loadLambdaConfig(
+  env: RawEnv,
+  needs: SecretNeeds,
+  provider: Pick<SecretsProvider, 'get'> = new SecretsProvider({
+    clientConfig: { maxAttempts: 3, requestHandler: { connectionTimeout: 1000, requestTimeout: 3000 } },
+  }),
+): Promise<Config> {
+  const problems: string[] = [];
+  for (const name of ['LIVEKIT_API_SECRET', 'DISPATCH_KEYS', 'STORAGE_KEYS']) {
+    if (env[name]) problems.push(`${name} must come from Secrets Manager, not the environment`);
+  }
+  for (const name of SECRET_ARNS) {
+    if (name === 'DISPATCH_KEYS_SECRET_ARN' && !needs.dispatchKeys) continue;
+    if (!env[name]) problems.push(`${name} is required`);
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  const read = async (arn: string | undefined, label: string): Promise<string | undefined> => {
+    if (!arn) return undefined;
+    try {
+      const value = await provider.get(arn, { maxAge: 300 });
+      if (typeof value !== 'string') throw new Error('not a string secret');
+      return value;
+    } catch (cause) {
+      throw new ConfigError([`${label}: could not be read (${cause instanceof Error ? cause.name : 'error'})`]);
+    }
+  };
+  const [livekit, dispatch, storage] = await Promise.all([
+    read(env.LIVEKIT_CREDENTIALS_SECRET_ARN, 'LIVEKIT_CREDENTIALS_SECRET_ARN'),
+    needs.dispatchKeys ? read(env.DISPATCH_KEYS_SECRET_ARN, 'DISPATCH_KEYS_SECRET_ARN') : undefined,
+    read(env.STORAGE_KEYS_SECRET_ARN, 'STORAGE_KEYS_SECRET_ARN'),
+  ]);
+  let creds: { api_key?: unknown; api_secret?: unknown } = {};
+  try {
+    creds = JSON.parse(livekit ?? '{}');
+  } catch {
+    problems.push('LIVEKIT_CREDENTIALS_SECRET_ARN: secret is not JSON {"api_key","api_secret"}');
+  }
+  if (typeof creds.api_key !== 'string' || typeof creds.api_secret !== 'string') {
+    problems.push('LIVEKIT_CREDENTIALS_SECRET_ARN: secret must hold string "api_key" and "api_secret"');
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return loadConfig(
+    {
+      ...env,
+      LIVEKIT_API_KEY: creds.api_key as string,
+      LIVEKIT_API_SECRET: creds.api_secret as string,
+      // The admin function seals nothing for workers; a throwaway ring keeps one config schema.
+      DISPATCH_KEYS: dispatch ?? placeholderKeyring(),
+      STORAGE_KEYS: storage,
+    },
+    'lambda',
+  );
+}
+
+function placeholderKeyring(): string {
+  const key = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('base64url');
+  return JSON.stringify({ current: 'unused', keys: { unused: key } });
+}

@@ -1,0 +1,24 @@
+import type { BuildOptions } from 'esbuild';
+
+/** The one esbuild definition for Lambda bundles (used by `npm run build` and the benchmarks). */
+export const lambdaBuildOptions: BuildOptions = {
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node22',
+  minify: true,
+  sourcemap: 'linked',
+  treeShaking: true,
+  legalComments: 'none',
+  metafile: true,
+  mainFields: ['module', 'main'],
+  conditions: ['module', 'import'],
+  // ESM bundles that pull CommonJS dependencies need a real `require`.
+  banner: {
+    js: "import { createRequire as __lkmcpCreateRequire } from 'node:module'; const require = __lkmcpCreateRequire(import.meta.url);",
+  },
+  logLevel: 'warning',
+};
+
+/** The functions that are bundled, each from `functions/<name>/handler.ts`. */
+export const functionNames = ['session', 'webhook', 'admin'] as const;
