@@ -246,7 +246,7 @@ export function isPublicAddress(address: string): boolean {
 
 function describe(cls: AddressClass): string {
   const name = cls.replaceAll('_', '-');
-  return /^[aeiu]/.test(name) ? `an ${name}` : `a ${name}`;
+  return /^([aeio]|u(?!ni))/.test(name) ? `an ${name}` : `a ${name}`;
 }
 
 function isLoopbackHost(host: string): boolean {
