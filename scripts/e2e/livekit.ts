@@ -1,0 +1,203 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { freeTcpPort, freeUdpPort } from './ports.js';
+
+/** The pinned LiveKit server version (see install-livekit.sh). */
+export const LIVEKIT_SERVER_VERSION = 'v1.13.5';
+
+/** Where pinned tools live, outside the repo, shared by clones on one machine. */
+export function cacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  return env.LKMCP_CACHE ?? join(homedir(), '.cache', 'livekit-mcp-dispatch');
+}
+
+export interface LiveKitServerOptions {
+  /** Where LiveKit POSTs its signed webhooks (omit for none). */
+  webhookUrl?: string;
+  apiKey?: string;
+  apiSecret?: string;
+  /** Path of the livekit-server binary; default: installed into the cache on demand. */
+  binary?: string;
+  /** Pipe the server's log to this process's stderr (default: only when LKMCP_E2E_VERBOSE=1). */
+  verbose?: boolean;
+  /** How long to wait for the server to answer (default 30 s). */
+  readyTimeoutMs?: number;
+}
+
+/** A running LiveKit server on loopback. */
+export interface RunningLiveKitServer {
+  /** `ws://127.0.0.1:PORT`, what clients and workers connect to. */
+  url: string;
+  /** `http://127.0.0.1:PORT`, for the server SDK's service clients. */
+  httpUrl: string;
+  apiKey: string;
+  apiSecret: string;
+  ports: { http: number; udp: number };
+  /** The last lines of the server's log, for failure reports. */
+  logTail(): string;
+  stop(): Promise<void>;
+}
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+/** Runs install-livekit.sh (a no-op when the pinned binary is cached) and returns the binary path. */
+export async function ensureLiveKitBinary(): Promise<string> {
+  const cached = join(cacheDir(), 'bin', 'livekit-server');
+  const stamp = join(cacheDir(), 'livekit-server.version');
+  if (existsSync(cached) && existsSync(stamp)) {
+    if (readFileSync(stamp, 'utf8').trim() === LIVEKIT_SERVER_VERSION) return cached;
+  }
+  const { stdout } = await promisify(execFile)('bash', [join(here, 'install-livekit.sh')], {
+    env: { ...process.env, LIVEKIT_VERSION: LIVEKIT_SERVER_VERSION },
+    maxBuffer: 16 * 1024 * 1024,
+  });
+  return stdout.trim().split('\n').at(-1) ?? cached;
+}
+
+/**
+ * The server's YAML config: loopback only, one UDP port, no ICE/TCP listener (it would bind
+ * every interface), no TURN, no STUN/external IP discovery, no Redis (single node).
+ */
+export function liveKitConfig(opts: {
+  httpPort: number;
+  udpPort: number;
+  apiKey: string;
+  apiSecret: string;
+  webhookUrl?: string;
+}): string {
+  const lines = [
+    `port: ${opts.httpPort}`,
+    'bind_addresses: ["127.0.0.1"]',
+    'rtc:',
+    `  udp_port: ${opts.udpPort}`,
+    '  tcp_port: 0',
+    '  use_external_ip: false',
+    '  enable_loopback_candidate: true',
+    '  node_ip: { ipv4: "127.0.0.1" }',
+    '  ips: { includes: ["127.0.0.1/32"] }',
+    'turn: { enabled: false }',
+    'keys:',
+    `  ${JSON.stringify(opts.apiKey)}: ${JSON.stringify(opts.apiSecret)}`,
+    'room: { empty_timeout: 10, departure_timeout: 5 }',
+    'logging: { level: info, pion_level: error }',
+  ];
+  if (opts.webhookUrl) {
+    lines.push(
+      'webhook:',
+      `  api_key: ${JSON.stringify(opts.apiKey)}`,
+      `  urls: [${JSON.stringify(opts.webhookUrl)}]`,
+    );
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+async function waitUntilReady(httpUrl: string, child: ChildProcess, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`livekit-server exited early (${child.exitCode ?? child.signalCode})`);
+    }
+    try {
+      const response = await fetch(httpUrl, { signal: AbortSignal.timeout(1000) });
+      if (response.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`livekit-server did not answer on ${httpUrl} within ${timeoutMs} ms`);
+}
+
+/** The parent's environment minus variables livekit-server would read as config. */
+function liveKitEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const copy = { ...env };
+  for (const name of [
+    'LIVEKIT_CONFIG',
+    'LIVEKIT_KEYS',
+    'NODE_IP',
+    'UDP_PORT',
+    'REDIS_HOST',
+    'REDIS_PASSWORD',
+  ]) {
+    delete copy[name];
+  }
+  return copy;
+}
+
+const running = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+function installExitHook() {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  // A crashed or interrupted driver must not leave a server holding ports.
+  process.on('exit', () => {
+    for (const child of running) child.kill('SIGKILL');
+  });
+}
+
+/**
+ * Starts the pinned `livekit-server --dev` on 127.0.0.1 with free ports and the given
+ * webhook target, waits until it answers, and returns how to reach and stop it.
+ */
+export async function startLiveKitServer(options: LiveKitServerOptions = {}): Promise<RunningLiveKitServer> {
+  const apiKey = options.apiKey ?? 'devkey';
+  const apiSecret = options.apiSecret ?? 'secret';
+  const binary = options.binary ?? (await ensureLiveKitBinary());
+  const verbose = options.verbose ?? process.env.LKMCP_E2E_VERBOSE === '1';
+  const httpPort = await freeTcpPort();
+  const udpPort = await freeUdpPort();
+  const config = liveKitConfig({ httpPort, udpPort, apiKey, apiSecret, webhookUrl: options.webhookUrl });
+
+  const child = spawn(
+    binary,
+    ['--dev', '--bind', '127.0.0.1', '--node-ip', '127.0.0.1', '--config-body', config],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: liveKitEnv(process.env),
+    },
+  );
+  running.add(child);
+  installExitHook();
+
+  const tail: string[] = [];
+  const collect = (chunk: Buffer) => {
+    const text = chunk.toString('utf8');
+    if (verbose) process.stderr.write(text.replace(/^/gm, '[livekit] '));
+    tail.push(...text.split('\n').filter(Boolean));
+    if (tail.length > 200) tail.splice(0, tail.length - 200);
+  };
+  child.stdout?.on('data', collect);
+  child.stderr?.on('data', collect);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  exited.then(() => running.delete(child));
+
+  const httpUrl = `http://127.0.0.1:${httpPort}`;
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+    await exited;
+    clearTimeout(timer);
+  };
+
+  try {
+    await waitUntilReady(httpUrl, child, options.readyTimeoutMs ?? 30_000);
+  } catch (error) {
+    await stop();
+    throw new Error(`${(error as Error).message}\n${tail.slice(-30).join('\n')}`);
+  }
+
+  return {
+    url: `ws://127.0.0.1:${httpPort}`,
+    httpUrl,
+    apiKey,
+    apiSecret,
+    ports: { http: httpPort, udp: udpPort },
+    logTail: () => tail.slice(-50).join('\n'),
+    stop,
+  };
+}
