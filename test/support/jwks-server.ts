@@ -1,0 +1,107 @@
+import { randomUUID } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import {
+  type CryptoKey,
+  calculateJwkThumbprint,
+  exportJWK,
+  generateKeyPair,
+  type JSONWebKeySet,
+  type JWTPayload,
+  SignJWT,
+} from 'jose';
+
+/** How {@link JwksServer.mint} signs. */
+export interface MintOptions {
+  /** `RS256` (default) or `ES256`: picks the served key of that type. */
+  alg?: 'RS256' | 'ES256';
+  /** `exp` as a jose time span (`'5m'`, `'-1h'`) or an absolute epoch second; default `'5m'`. */
+  expiresIn?: string | number;
+  /** Overrides the `kid` header (default: the served key's kid). */
+  kid?: string;
+  /** Leaves `exp` out. */
+  omitExp?: boolean;
+  /** Signs with a key of the same type that the JWKS does not serve (same `kid`). */
+  signWithForeignKey?: boolean;
+}
+
+/** A JWKS endpoint on loopback serving one RS256 and one ES256 public key. */
+export interface JwksServer {
+  /** `http://127.0.0.1:<port>/.well-known/jwks.json` */
+  jwksUrl: string;
+  issuer: string;
+  audience: string;
+  /** The served key set. */
+  jwks: JSONWebKeySet;
+  /** How many times the JWKS was fetched. */
+  readonly requests: number;
+  /**
+   * Signs a JWT. `iss`, `aud`, `iat` and `exp` default to this server's values; claims given
+   * here (including `iss`/`aud`) win.
+   */
+  mint(claims: JWTPayload, options?: MintOptions): Promise<string>;
+  stop(): Promise<void>;
+}
+
+interface KeyEntry {
+  kid: string;
+  privateKey: CryptoKey;
+  foreignKey: CryptoKey;
+}
+
+/** Starts a {@link JwksServer} on 127.0.0.1 with a random port. */
+export async function startJwksServer(
+  options: { issuer?: string; audience?: string } = {},
+): Promise<JwksServer> {
+  const keys = {} as Record<'RS256' | 'ES256', KeyEntry>;
+  const jwks: JSONWebKeySet = { keys: [] };
+  for (const alg of ['RS256', 'ES256'] as const) {
+    const pair = await generateKeyPair(alg);
+    const foreign = await generateKeyPair(alg);
+    const publicJwk = await exportJWK(pair.publicKey);
+    const kid = await calculateJwkThumbprint(publicJwk);
+    keys[alg] = { kid, privateKey: pair.privateKey, foreignKey: foreign.privateKey };
+    jwks.keys.push({ ...publicJwk, kid, alg, use: 'sig' });
+  }
+
+  let requests = 0;
+  const server = createServer((req, res) => {
+    if (req.method === 'GET' && req.url === '/.well-known/jwks.json') {
+      requests += 1;
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(jwks));
+      return;
+    }
+    res.writeHead(404).end();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  const origin = `http://127.0.0.1:${port}`;
+  const issuer = options.issuer ?? `${origin}/`;
+  const audience = options.audience ?? 'livekit-mcp-dispatch-test';
+
+  return {
+    jwksUrl: `${origin}/.well-known/jwks.json`,
+    issuer,
+    audience,
+    jwks,
+    get requests() {
+      return requests;
+    },
+    async mint(claims, mintOptions = {}) {
+      const alg = mintOptions.alg ?? 'RS256';
+      const entry = keys[alg];
+      const jwt = new SignJWT({ iss: issuer, aud: audience, jti: randomUUID(), ...claims })
+        .setProtectedHeader({ alg, kid: mintOptions.kid ?? entry.kid, typ: 'JWT' })
+        .setIssuedAt();
+      if (claims.exp === undefined && !mintOptions.omitExp)
+        jwt.setExpirationTime(mintOptions.expiresIn ?? '5m');
+      return jwt.sign(mintOptions.signWithForeignKey ? entry.foreignKey : entry.privateKey);
+    },
+    stop() {
+      return new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    },
+  };
+}
