@@ -1,0 +1,271 @@
+import { llm } from '@livekit/agents';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import {
+  type CallToolResult,
+  McpError,
+  ToolListChangedNotificationSchema,
+} from '@modelcontextprotocol/sdk/types.js';
+import {
+  type AddressGuardOptions,
+  assertPublicHost,
+  assertPublicUrl,
+  type LookupFn,
+} from './address-guard.js';
+import type { McpServerGrant } from './format.js';
+
+/** Options of {@link createMcpToolset}. */
+export interface McpToolsetOptions {
+  /**
+   * Test-only: allow `http:` and loopback MCP URLs. Never set in production; the default refuses
+   * every URL whose host is or resolves to a non-public address (CONTRACT §3).
+   */
+  allowLoopbackForTests?: boolean;
+  /** Resolver for the address check; defaults to the system resolver. */
+  lookup?: LookupFn;
+  /** Timeout of each MCP request (connect, list, call), in milliseconds. Default 15000. */
+  timeoutMs?: number;
+  /** Client name and version announced to the MCP server. */
+  clientInfo?: { name: string; version: string };
+}
+
+/**
+ * The MCP server could not be used: unreachable, refused the credentials, or broke the protocol.
+ * The message names the server and the HTTP status, never a header value, token or the URL's path.
+ */
+export class McpConnectionError extends Error {
+  readonly code = 'mcp_unavailable';
+  /** HTTP status the server answered with, when it answered with one. */
+  readonly status: number | undefined;
+  constructor(message: string, status?: number) {
+    super(message);
+    this.name = 'McpConnectionError';
+    this.status = status;
+  }
+}
+
+type AnyFunctionTool = llm.FunctionTool;
+type JsonObject = Parameters<AnyFunctionTool['execute']>[0];
+
+const DEFAULT_TIMEOUT_MS = 15_000;
+const MAX_RESULT_CHARS = 64 * 1024;
+
+/** A toolset id LiveKit accepts and a person can read: `mcp_<server name>`. */
+function toolsetId(name: string): string {
+  return `mcp_${name.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 48) || 'server'}`;
+}
+
+function describeFailure(serverName: string, error: unknown): McpConnectionError {
+  if (error instanceof McpConnectionError) return error;
+  const status = (error as { code?: unknown })?.code;
+  if (typeof status === 'number' && status >= 400 && status < 600) {
+    const hint =
+      status === 401 || status === 403
+        ? ': it refused the credentials (check the user\u2019s MCP token)'
+        : '';
+    return new McpConnectionError(`MCP server "${serverName}" answered HTTP ${status}${hint}`, status);
+  }
+  if ((error as { name?: string })?.name === 'UnauthorizedError') {
+    return new McpConnectionError(
+      `MCP server "${serverName}" answered HTTP 401: it refused the credentials (check the user\u2019s MCP token)`,
+      401,
+    );
+  }
+  if (error instanceof McpError) {
+    return new McpConnectionError(`MCP server "${serverName}" failed: MCP error ${error.code}`);
+  }
+  // Other messages can quote response bodies or URLs; only the kind of failure is kept.
+  const kind = error instanceof Error && error.name !== 'Error' ? error.name : 'connection failed';
+  return new McpConnectionError(`MCP server "${serverName}" is unreachable (${kind})`);
+}
+
+/** Joins an MCP tool result into the text the LLM reads. */
+export function resultText(result: CallToolResult): string {
+  const parts: string[] = [];
+  for (const item of result.content ?? []) {
+    if (item.type === 'text') parts.push(item.text);
+    else if (item.type === 'resource' && 'text' in item.resource) parts.push(String(item.resource.text));
+    else if (item.type === 'resource_link') parts.push(`[resource ${item.uri}]`);
+    else parts.push(`[${item.type} content omitted]`);
+  }
+  if (parts.length === 0 && result.structuredContent !== undefined) {
+    parts.push(JSON.stringify(result.structuredContent));
+  }
+  const text = parts.join('\n');
+  return text.length > MAX_RESULT_CHARS ? `${text.slice(0, MAX_RESULT_CHARS)}\n[truncated]` : text;
+}
+
+/**
+ * One user's MCP server as a LiveKit {@link llm.Toolset}. `setup` checks the URL's addresses,
+ * connects with the user's headers and lists the tools (only `allowed_tools`, when given);
+ * each MCP tool becomes a LiveKit function tool with the server's JSON schema. `aclose`
+ * closes the MCP session. Build one per job with {@link createMcpToolset}.
+ */
+export class McpToolset extends llm.Toolset {
+  readonly #server: McpServerGrant;
+  readonly #options: McpToolsetOptions;
+  #client: Client | undefined;
+  #closed = false;
+
+  constructor(server: McpServerGrant, options: McpToolsetOptions = {}) {
+    super({ id: toolsetId(server.name), tools: [] });
+    this.#server = server;
+    this.#options = options;
+  }
+
+  /** The server's name from the grant. */
+  get serverName(): string {
+    return this.#server.name;
+  }
+
+  /** Connects and lists the tools; the LiveKit runtime calls it once when the agent activates. */
+  override async setup(ctx?: llm.ToolsetContext): Promise<void> {
+    if (this.#closed) throw new McpConnectionError(`MCP server "${this.#server.name}" toolset is closed`);
+    if (this.#client) return;
+    const guard: AddressGuardOptions = {
+      allowLoopbackForTests: this.#options.allowLoopbackForTests === true,
+      ...(this.#options.lookup ? { lookup: this.#options.lookup } : {}),
+    };
+    const url = await assertPublicUrl(this.#server.url, guard);
+    const client = new Client(
+      this.#options.clientInfo ?? { name: 'livekit-mcp-dispatch-worker', version: '0.1.0' },
+    );
+    const transport = this.#transport(url, guard);
+    try {
+      await client.connect(transport, { timeout: this.#timeout() });
+    } catch (error) {
+      await client.close().catch(() => undefined);
+      throw describeFailure(this.#server.name, error);
+    }
+    this.#client = client;
+    const publish = (tools: AnyFunctionTool[]) => {
+      this._setTools(tools);
+      ctx?.updateTools(tools);
+    };
+    try {
+      publish(await this.#listTools(client));
+    } catch (error) {
+      await this.aclose();
+      throw describeFailure(this.#server.name, error);
+    }
+    client.setNotificationHandler(ToolListChangedNotificationSchema, async () => {
+      if (this.#closed) return;
+      try {
+        publish(await this.#listTools(client));
+      } catch {
+        // Keep the last good list; the next call will surface the server's state.
+      }
+    });
+  }
+
+  /** Closes the MCP session; the LiveKit runtime calls it when the agent is torn down. */
+  override async aclose(): Promise<void> {
+    this.#closed = true;
+    const client = this.#client;
+    this.#client = undefined;
+    this._setTools([]);
+    await client?.close().catch(() => undefined);
+  }
+
+  #timeout(): number {
+    return this.#options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  }
+
+  #transport(url: URL, guard: AddressGuardOptions): Transport {
+    const origin = url.origin;
+    const serverName = this.#server.name;
+    // Every request (the SDK's own same-origin redirect hops included) is checked again: same
+    // origin only, public addresses only, and the fetch itself never follows a redirect.
+    const guardedFetch = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
+      const target = new URL(input instanceof Request ? input.url : input);
+      if (target.origin !== origin) {
+        throw new McpConnectionError(`MCP server "${serverName}" tried to send the client to another origin`);
+      }
+      await assertPublicHost(target.hostname, guard);
+      const response = await fetch(input, { ...init, redirect: 'manual' });
+      if (response.status >= 300 && response.status < 400) {
+        const location = response.headers.get('location');
+        const next = location ? new URL(location, target) : undefined;
+        if (!next || next.origin !== origin) {
+          await response.body?.cancel().catch(() => undefined);
+          throw new McpConnectionError(
+            `MCP server "${serverName}" redirected to another origin; redirects are not followed`,
+            response.status,
+          );
+        }
+      }
+      return response;
+    };
+    const requestInit: RequestInit = { headers: { ...this.#server.headers } };
+    if (this.#server.transport === 'sse') {
+      return new SSEClientTransport(url, { requestInit, fetch: guardedFetch, redirectPolicy: 'same-origin' });
+    }
+    return new StreamableHTTPClientTransport(url, {
+      requestInit,
+      fetch: guardedFetch,
+      redirectPolicy: 'same-origin',
+    });
+  }
+
+  async #listTools(client: Client): Promise<AnyFunctionTool[]> {
+    const allowed = this.#server.allowed_tools ? new Set(this.#server.allowed_tools) : undefined;
+    const tools: AnyFunctionTool[] = [];
+    let cursor: string | undefined;
+    for (let page = 0; page < 100; page++) {
+      const listed = await client.listTools(cursor ? { cursor } : {}, { timeout: this.#timeout() });
+      for (const mcpTool of listed.tools) {
+        if (allowed && !allowed.has(mcpTool.name)) continue;
+        tools.push(this.#bridge(client, mcpTool));
+      }
+      cursor = listed.nextCursor;
+      if (!cursor) break;
+    }
+    return tools;
+  }
+
+  #bridge(
+    client: Client,
+    mcpTool: { name: string; description?: string; title?: string; inputSchema: Record<string, unknown> },
+  ): AnyFunctionTool {
+    const serverName = this.#server.name;
+    const parameters = { type: 'object', properties: {}, ...mcpTool.inputSchema } as JsonObject;
+    const timeout = this.#timeout();
+    return llm.tool({
+      name: mcpTool.name,
+      description: mcpTool.description ?? mcpTool.title ?? `${mcpTool.name} (MCP server ${serverName})`,
+      parameters,
+      execute: async (args: JsonObject, opts?: { abortSignal?: AbortSignal }): Promise<string> => {
+        if (this.#client !== client) throw new llm.ToolError(`MCP server "${serverName}" is not connected`);
+        let result: CallToolResult;
+        try {
+          result = (await client.callTool({ name: mcpTool.name, arguments: args ?? {} }, undefined, {
+            timeout,
+            ...(opts?.abortSignal ? { signal: opts.abortSignal } : {}),
+          })) as CallToolResult;
+        } catch (error) {
+          if (error instanceof McpError) {
+            throw new llm.ToolError(`MCP tool ${mcpTool.name} failed: ${error.message}`);
+          }
+          throw new llm.ToolError(describeFailure(serverName, error).message);
+        }
+        const text = resultText(result);
+        if (result.isError) throw new llm.ToolError(text || `MCP tool ${mcpTool.name} reported an error`);
+        return text;
+      },
+    }) as unknown as AnyFunctionTool;
+  }
+}
+
+/**
+ * Builds the LiveKit toolset for one MCP server of a job's grant. Pass the result (one per
+ * server) in `tools` of `AgentSession`/`Agent`; the runtime calls `setup` and `aclose`.
+ *
+ * @example
+ * const toolsets = grant.mcpServers.map((server) => createMcpToolset(server));
+ * const agent = new voice.Agent({ instructions, tools: toolsets });
+ */
+export function createMcpToolset(server: McpServerGrant, options: McpToolsetOptions = {}): McpToolset {
+  return new McpToolset(server, options);
+}
