@@ -2,8 +2,8 @@
  * The one definition of the table's key schema, shared by the store, local table creation,
  * the tests and the CDK stack. Plain data: no AWS imports.
  *
- * Every key is built by {@link key}, which percent-encodes each part so that `#` inside a
- * user id or room name can never forge another key (keys are injective for any input).
+ * Every key is built by {@link key}, which escapes each part so that `#` inside a user id or
+ * room name can never forge another key (keys are injective for any input).
  */
 export const tableSchema = {
   partitionKey: 'pk',
@@ -11,14 +11,32 @@ export const tableSchema = {
   /** Epoch seconds; DynamoDB TTL deletes lazily, so every condition also checks it. */
   ttlAttribute: 'ttl',
   indexes: {
-    /** Lists per tenant: users, sessions, audit (sorted by gsi1sk). */
+    /** Lists per tenant: users, sessions, audit (sorted by gsi1sk); all tenants. */
     byTenant: { name: 'gsi1', partitionKey: 'gsi1pk', sortKey: 'gsi1sk' },
+    /** Sparse: only a session that is still active carries these keys (a user's live sessions). */
+    activeByUser: { name: 'gsi2', partitionKey: 'gsi2pk', sortKey: 'gsi2sk' },
   },
 } as const;
 
-/** Joins key parts; each part is percent-encoded so the separator cannot be forged. */
+/**
+ * Escapes one key part: `%` → `%25`, `#` → `%23`, and a lone UTF-16 surrogate (which UTF-8
+ * cannot carry, so DynamoDB would turn it into U+FFFD) → `%uXXXX`. Since every `%` in the
+ * output starts an escape, the mapping is injective; everything else stays as it is, so a key
+ * is at most about as long in UTF-8 as its parts (DynamoDB limits keys to 2048/1024 bytes).
+ */
+export function escapeKeyPart(part: string): string {
+  return part.replace(/[%#]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, (c) =>
+    c === '%'
+      ? '%25'
+      : c === '#'
+        ? '%23'
+        : `%u${c.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}`,
+  );
+}
+
+/** Joins key parts with `#`; each part is escaped so the separator cannot be forged. */
 export function key(kind: string, ...parts: string[]): string {
-  return [kind, ...parts.map((p) => encodeURIComponent(p))].join('#');
+  return [kind, ...parts.map(escapeKeyPart)].join('#');
 }
 
 /** Key builders for every item kind the table holds. */
@@ -38,7 +56,10 @@ export const keys = {
   roomPartition: (roomName: string) => key('ROOM', roomName),
   /** One dispatch per (room, agent[, participant]). */
   dispatchClaim: (room: string, agentName: string, participant?: string) => ({
-    pk: participant === undefined ? key('DISPATCH', room, agentName) : key('DISPATCH', room, agentName, participant),
+    pk:
+      participant === undefined
+        ? key('DISPATCH', room, agentName)
+        : key('DISPATCH', room, agentName, participant),
     sk: 'CLAIM',
   }),
   /** One webhook event processed at most once. */
@@ -48,13 +69,21 @@ export const keys = {
   /** Per-user start counter for one minute window. */
   rate: (userId: string, minute: number) => ({ pk: key('RATE', userId, String(minute)), sk: 'COUNT' }),
   /** Quota lease slot `slot` of a tenant. */
-  lease: (tenantId: string, slot: number) => ({ pk: key('LEASE', tenantId), sk: `SLOT#${String(slot).padStart(5, '0')}` }),
+  lease: (tenantId: string, slot: number) => ({
+    pk: key('LEASE', tenantId),
+    sk: `SLOT#${String(slot).padStart(5, '0')}`,
+  }),
   leasePartition: (tenantId: string) => key('LEASE', tenantId),
   /** Audit item keyed by target and the version a write produced: rewriting it is idempotent. */
-  audit: (target: string, version: number) => ({ pk: key('AUDIT', target), sk: `V#${String(version).padStart(12, '0')}` }),
+  audit: (target: string, version: number) => ({
+    pk: key('AUDIT', target),
+    sk: `V#${String(version).padStart(12, '0')}`,
+  }),
   /** GSI partitions for per-tenant lists. */
   tenantUsers: (tenantId: string) => key('TENANT', tenantId, 'USERS'),
   tenantSessions: (tenantId: string) => key('TENANT', tenantId, 'SESSIONS'),
   tenantAudit: (tenantId: string) => key('TENANT', tenantId, 'AUDIT'),
+  /** GSI2 partition of a user's active sessions. */
+  userActiveSessions: (userId: string) => key('USER', userId, 'ACTIVE'),
   allTenants: () => 'TENANTS',
 } as const;
