@@ -1,0 +1,469 @@
+import { keys } from '../adapters/schema.js';
+import { DomainError, LiveKitUnavailableError } from './errors.js';
+import type { Log } from './log.js';
+import type {
+  DispatchMode,
+  McpServerGrant,
+  SessionOrigin,
+  SessionRecord,
+  TenantRecord,
+  UserRecord,
+} from './model.js';
+import { effectiveMcpConfig } from './resolve.js';
+import { isServiceParticipant, normalizeE164, ParticipantKind, roomTenantCandidates } from './rooms.js';
+import type { DispatchSealer, SecretBox } from './sealing.js';
+
+/** The tenant's leases are all taken (429 `quota_exceeded`; the webhook answers 200). */
+export class QuotaExceededError extends DomainError {
+  constructor() {
+    super('quota_exceeded', "All of the tenant's concurrent sessions are in use; retry later.");
+  }
+}
+
+/** The primary key of a claim item (built by `keys.*` of the key schema). */
+export interface ClaimKey {
+  pk: string;
+  sk: string;
+}
+
+/** A claim item as the store reads it back. */
+export interface ClaimView {
+  owner: string;
+  state: 'in_progress' | 'completed';
+  /** What its holder recorded (hashes, room, dispatch id; nothing secret). */
+  attrs: Record<string, unknown>;
+  /** In progress past its hold: its attempt died. */
+  stale: boolean;
+}
+
+/** Result of {@link DispatchStore.tryClaim}. */
+export type ClaimAttempt =
+  | { won: true; owner: string; previous: ClaimView | undefined }
+  | { won: false; current: ClaimView };
+
+/**
+ * The store operations the dispatcher, the session service and the webhook need.
+ * `DynamoStore` (adapters/store.ts) implements them.
+ */
+export interface DispatchStore {
+  getTenant(tenantId: string): Promise<TenantRecord | undefined>;
+  getUser(userId: string): Promise<UserRecord | undefined>;
+  tenantBySipTrunk(trunkId: string): Promise<TenantRecord | undefined>;
+  userByPhoneNumber(e164: string): Promise<UserRecord | undefined>;
+  tryClaim(
+    key: ClaimKey,
+    options: { ttlSeconds: number; holdSeconds?: number; attrs?: Record<string, unknown> },
+  ): Promise<ClaimAttempt>;
+  getClaim(key: ClaimKey): Promise<ClaimView | undefined>;
+  completeClaim(
+    key: ClaimKey,
+    owner: string,
+    attrs: Record<string, unknown>,
+    ttlSeconds: number,
+  ): Promise<void>;
+  releaseClaim(key: ClaimKey, owner: string): Promise<boolean>;
+  acquireLease(tenantId: string, max: number, holder: string, ttlSeconds: number): Promise<number | null>;
+  releaseLease(tenantId: string, slot: number, holder: string): Promise<boolean>;
+  hitRate(userId: string, limitPerMinute: number): Promise<boolean>;
+  putSession(record: SessionRecord): Promise<void>;
+  roomSessions(roomName: string): Promise<SessionRecord[]>;
+  endSession(session: SessionRecord, endedAt?: Date): Promise<SessionRecord | undefined>;
+}
+
+/** The LiveKit agent-dispatch calls the dispatcher makes (the LiveKit gateway implements them). */
+export interface DispatchApi {
+  createDispatch(room: string, agentName: string, metadata: string): Promise<{ dispatchId: string }>;
+  listDispatches(room: string): Promise<{ id: string; agentName: string; metadata: string }[]>;
+  deleteDispatch(dispatchId: string, room: string): Promise<void>;
+}
+
+/** Everything a {@link Dispatcher} is built from. */
+export interface DispatcherDeps {
+  store: DispatchStore;
+  livekit: DispatchApi;
+  sealer: DispatchSealer;
+  secretBox: Pick<SecretBox, 'open'>;
+  clock: () => Date;
+  log: Log;
+  config: {
+    /** Lifetime of sealed metadata and of a quota lease (`METADATA_TTL_SECONDS`). */
+    metadataTtlSeconds: number;
+    defaultAgentName: string;
+    webhookRoomPrefix: string;
+  };
+  /** How long an unfinished dispatch claim blocks others before it counts as abandoned (s). */
+  claimHoldSeconds?: number;
+}
+
+/** One dispatch to make. */
+export interface DispatchRequest {
+  tenant: TenantRecord;
+  userId: string;
+  /** The participant the job serves (`pid`). */
+  participantIdentity: string;
+  agentName: string;
+  roomName: string;
+  /** LiveKit's room sid, when the room exists (webhook): claims are then per room incarnation. */
+  roomSid?: string;
+  /** Claim one dispatch per participant rather than per room. */
+  perParticipant: boolean;
+  mcpServers: McpServerGrant[];
+  /** The app's own agent metadata, sealed as `client`. */
+  client?: string;
+  /** `api`: CreateDispatch now; `token`: the caller embeds the metadata in a participant token. */
+  mode: DispatchMode;
+  origin: SessionOrigin;
+}
+
+/** What {@link Dispatcher.dispatch} did. */
+export type DispatchResult =
+  | { status: 'dispatched'; session: SessionRecord; metadata: string; metadataExpiresAt: Date }
+  | { status: 'already_dispatched' };
+
+/** A participant that joined a room, as the `participant_joined` webhook describes it. */
+export interface JoinedParticipant {
+  roomName: string;
+  roomSid: string;
+  identity: string;
+  /** `ParticipantInfo.Kind` (see {@link ParticipantKind}). */
+  kind: number;
+  attributes: Record<string, string>;
+}
+
+/** What the webhook reports for a `participant_joined` event. */
+export type JoinOutcome = 'dispatched' | 'already_dispatched' | 'ignored' | 'quota_exceeded';
+
+/** One dispatch per (room, agent[, participant]); the sessions that follow from it. */
+export interface Dispatcher {
+  /**
+   * Seals the metadata, claims (room, agent[, participant]), takes a lease when the tenant has
+   * a limit, creates the dispatch (api mode) and records the session (both modes).
+   *
+   * @throws QuotaExceededError when every lease is taken (the claim is released).
+   * @throws LiveKitUnavailableError when LiveKit failed; any dispatch this attempt may have
+   *   created is removed first, then the claim and the lease are released.
+   */
+  dispatch(request: DispatchRequest): Promise<DispatchResult>;
+  /** Applies CONTRACT §5 to a `participant_joined` event. */
+  participantJoined(participant: JoinedParticipant): Promise<JoinOutcome>;
+  /**
+   * Ends every active session of a room (`room_finished`) with its duration, releasing leases
+   * and claims. Returns how many ended. Sessions of another incarnation (other sid) stay.
+   */
+  finishRoom(roomName: string, roomSid?: string): Promise<number>;
+}
+
+/** Seconds an in-progress dispatch claim holds: longer than one attempt can take. */
+export const DEFAULT_CLAIM_HOLD_SECONDS = 60;
+
+/** Creates the {@link Dispatcher}. */
+export function createDispatcher(deps: DispatcherDeps): Dispatcher {
+  const { store, livekit, sealer, secretBox, clock, log, config } = deps;
+  const holdSeconds = deps.claimHoldSeconds ?? DEFAULT_CLAIM_HOLD_SECONDS;
+
+  /**
+   * Removes the dispatches this attempt may have created (a timed-out CreateDispatch may still
+   * have succeeded). Matches the exact sealed metadata, so another participant's dispatch of
+   * the same agent is never touched. Returns false when LiveKit could not be asked.
+   */
+  async function removeOwnDispatches(
+    roomName: string,
+    agentName: string,
+    metadata: string,
+  ): Promise<boolean> {
+    try {
+      const existing = await livekit.listDispatches(roomName);
+      for (const d of existing) {
+        if (d.agentName === agentName && d.metadata === metadata)
+          await livekit.deleteDispatch(d.id, roomName);
+      }
+      return true;
+    } catch (err) {
+      log.error('dispatch cleanup failed', { room: roomName, agent: agentName, error: errorName(err) });
+      return false;
+    }
+  }
+
+  async function quietly(what: string, fn: () => Promise<unknown>): Promise<void> {
+    try {
+      await fn();
+    } catch (err) {
+      log.warn(`${what} failed`, { error: errorName(err) });
+    }
+  }
+
+  /** Deletes a claim whoever holds it (the room it guarded has finished). */
+  async function dropClaim(key: ClaimKey): Promise<void> {
+    const claim = await store.getClaim(key);
+    if (claim !== undefined) await store.releaseClaim(key, claim.owner);
+  }
+
+  async function dispatch(req: DispatchRequest): Promise<DispatchResult> {
+    const participant = req.perParticipant ? req.participantIdentity : undefined;
+    const claimKey = keys.dispatchClaim(req.roomSid ?? req.roomName, req.agentName, participant);
+    const sealed = await sealer.seal({
+      agentName: req.agentName,
+      userId: req.userId,
+      tenantId: req.tenant.tenant_id,
+      roomName: req.roomName,
+      participantIdentity: req.participantIdentity,
+      mcpServers: req.mcpServers,
+      ttlSeconds: config.metadataTtlSeconds,
+      ...(req.client === undefined ? {} : { client: req.client }),
+    });
+    const metadataHash = await sha256Hex(sealed.metadata);
+
+    const claim = await store.tryClaim(claimKey, {
+      ttlSeconds: config.metadataTtlSeconds,
+      holdSeconds,
+      attrs: { metadata_sha256: metadataHash },
+    });
+    if (!claim.won) return { status: 'already_dispatched' };
+    const owner = claim.owner;
+    const releaseClaim = () => quietly('claim release', () => store.releaseClaim(claimKey, owner));
+
+    // An earlier attempt died mid-call: its dispatch may exist although nothing recorded it.
+    let adopted: string | undefined;
+    if (claim.previous !== undefined && req.mode === 'api') {
+      const previousHash = claim.previous.attrs.metadata_sha256;
+      let existing: { id: string; agentName: string; metadata: string }[];
+      try {
+        existing = await livekit.listDispatches(req.roomName);
+      } catch (err) {
+        await releaseClaim();
+        throw asLiveKitError(err);
+      }
+      for (const d of existing) {
+        if (d.agentName !== req.agentName) continue;
+        // Per participant, only the abandoned attempt's own dispatch counts.
+        if (participant !== undefined && (await sha256Hex(d.metadata)) !== previousHash) continue;
+        adopted = d.id;
+        log.info('adopted the dispatch of an abandoned attempt', {
+          room: req.roomName,
+          agent: req.agentName,
+        });
+        break;
+      }
+    }
+
+    const holder = holderOf(req.roomName, req.agentName, req.participantIdentity);
+    let leaseSlot: number | undefined;
+    const max = req.tenant.max_concurrent_sessions;
+    if (typeof max === 'number') {
+      let slot: number | null;
+      try {
+        slot = await store.acquireLease(req.tenant.tenant_id, max, holder, config.metadataTtlSeconds);
+      } catch (err) {
+        await releaseClaim();
+        throw err;
+      }
+      if (slot === null) {
+        await releaseClaim();
+        throw new QuotaExceededError();
+      }
+      leaseSlot = slot;
+    }
+
+    const rollback = async (dispatchMayExist: boolean) => {
+      const cleaned = dispatchMayExist
+        ? await removeOwnDispatches(req.roomName, req.agentName, sealed.metadata)
+        : true;
+      if (leaseSlot !== undefined) {
+        const slot = leaseSlot;
+        await quietly('lease release', () => store.releaseLease(req.tenant.tenant_id, slot, holder));
+      }
+      // If cleanup failed a dispatch may remain: the claim then stays until its hold ends, and
+      // the next attempt lists the room's dispatches before creating one.
+      if (cleaned) await releaseClaim();
+    };
+
+    let dispatchId: string | null = null;
+    if (req.mode === 'api') {
+      if (adopted !== undefined) {
+        dispatchId = adopted;
+      } else {
+        try {
+          ({ dispatchId } = await livekit.createDispatch(req.roomName, req.agentName, sealed.metadata));
+        } catch (err) {
+          await rollback(true);
+          throw asLiveKitError(err);
+        }
+      }
+    }
+
+    const session: SessionRecord = {
+      room_name: req.roomName,
+      ...(req.roomSid === undefined ? {} : { room_sid: req.roomSid }),
+      tenant_id: req.tenant.tenant_id,
+      user_id: req.userId,
+      participant_identity: req.participantIdentity,
+      agent_name: req.agentName,
+      dispatch_id: dispatchId,
+      mode: req.mode,
+      origin: req.origin,
+      status: 'active',
+      created_at: clock().toISOString(),
+      ...(leaseSlot === undefined ? {} : { lease_slot: leaseSlot }),
+    };
+    try {
+      await store.putSession(session);
+      await store.completeClaim(
+        claimKey,
+        owner,
+        { metadata_sha256: metadataHash, dispatch_id: dispatchId },
+        config.metadataTtlSeconds,
+      );
+    } catch (err) {
+      await rollback(req.mode === 'api');
+      throw err;
+    }
+    return { status: 'dispatched', session, metadata: sealed.metadata, metadataExpiresAt: sealed.expiresAt };
+  }
+
+  /** The tenant and user a joined participant belongs to, or why it gets nothing. */
+  async function whoJoined(
+    p: JoinedParticipant,
+  ): Promise<{ tenant: TenantRecord; user: UserRecord } | { ignored: string }> {
+    if (p.kind === ParticipantKind.SIP) {
+      const trunkId = p.attributes['sip.trunkID'];
+      if (!trunkId) return { ignored: 'SIP participant without a trunk id' };
+      const tenant = await store.tenantBySipTrunk(trunkId);
+      if (tenant === undefined) return { ignored: 'SIP trunk of no tenant' };
+      const phone = normalizeE164(p.attributes['sip.phoneNumber']);
+      if (phone === undefined) return { ignored: 'SIP participant without a usable phone number' };
+      const user = await store.userByPhoneNumber(phone);
+      if (user === undefined) return { ignored: 'unknown phone number' };
+      if (user.tenant_id !== tenant.tenant_id) return { ignored: "phone number of another tenant's user" };
+      return { tenant, user };
+    }
+    if (!p.roomName.startsWith(config.webhookRoomPrefix)) return { ignored: 'room outside the prefix' };
+    const user = await store.getUser(p.identity);
+    if (user === undefined) return { ignored: 'unknown user' };
+    const tenant = await store.getTenant(user.tenant_id);
+    if (tenant === undefined || !tenant.webhook_dispatch)
+      return { ignored: 'tenant without webhook dispatch' };
+    if (await namedForAnotherTenant(p.roomName, tenant.tenant_id))
+      return { ignored: "another tenant's room" };
+    return { tenant, user };
+  }
+
+  /**
+   * Whether the room's name says it belongs to another tenant: `<prefix><tenant>-<rest>`, the
+   * owner being the longest existing tenant id that fits (tenant ids may contain `-`).
+   */
+  async function namedForAnotherTenant(roomName: string, tenantId: string): Promise<boolean> {
+    const candidates = roomTenantCandidates(roomName, config.webhookRoomPrefix);
+    const own = candidates.indexOf(tenantId);
+    const others = own === -1 ? candidates : candidates.slice(0, own);
+    const found = await Promise.all(others.map((id) => store.getTenant(id)));
+    return found.some((t) => t !== undefined);
+  }
+
+  return {
+    dispatch,
+
+    async participantJoined(p) {
+      if (isServiceParticipant(p.kind)) return 'ignored';
+      const who = await whoJoined(p);
+      if ('ignored' in who) {
+        log.info('participant ignored', { room: p.roomName, reason: who.ignored });
+        return 'ignored';
+      }
+      const { tenant, user } = who;
+      if (tenant.status !== 'active' || user.status !== 'active') {
+        log.info('participant ignored', {
+          room: p.roomName,
+          reason: 'suspended',
+          tenant_id: tenant.tenant_id,
+        });
+        return 'ignored';
+      }
+      const sessions = (await store.roomSessions(p.roomName)).filter(
+        (s) => s.status === 'active' && (s.room_sid === undefined || s.room_sid === p.roomSid),
+      );
+      if (sessions.some((s) => s.tenant_id !== tenant.tenant_id)) {
+        log.info('participant ignored', { room: p.roomName, reason: "another tenant's room" });
+        return 'ignored';
+      }
+      const perParticipant = tenant.dispatch_policy === 'per_participant';
+      if (
+        perParticipant ? sessions.some((s) => s.participant_identity === p.identity) : sessions.length > 0
+      ) {
+        return 'already_dispatched';
+      }
+      const grant = await effectiveMcpConfig(tenant, user, secretBox);
+      if (grant === null) {
+        log.info('participant ignored', {
+          room: p.roomName,
+          reason: 'no MCP configuration',
+          tenant_id: tenant.tenant_id,
+        });
+        return 'ignored';
+      }
+      try {
+        const result = await dispatch({
+          tenant,
+          userId: user.user_id,
+          participantIdentity: p.identity,
+          agentName: tenant.agent_names[0] ?? config.defaultAgentName,
+          roomName: p.roomName,
+          roomSid: p.roomSid,
+          perParticipant,
+          mcpServers: [grant],
+          mode: 'api',
+          origin: 'webhook',
+        });
+        return result.status;
+      } catch (err) {
+        if (err instanceof QuotaExceededError) {
+          log.info('quota exceeded', { room: p.roomName, tenant_id: tenant.tenant_id });
+          return 'quota_exceeded';
+        }
+        throw err;
+      }
+    },
+
+    async finishRoom(roomName, roomSid) {
+      const sessions = await store.roomSessions(roomName);
+      const endedAt = clock();
+      let ended = 0;
+      for (const s of sessions) {
+        if (s.status !== 'active') continue;
+        if (roomSid !== undefined && s.room_sid !== undefined && s.room_sid !== roomSid) continue;
+        const done = await store.endSession(s, endedAt);
+        if (done === undefined) continue;
+        ended += 1;
+        if (s.lease_slot !== undefined) {
+          await store.releaseLease(
+            s.tenant_id,
+            s.lease_slot,
+            holderOf(s.room_name, s.agent_name, s.participant_identity),
+          );
+        }
+        // The session does not record which policy claimed it; dropping both shapes is harmless.
+        const claimRoom = s.room_sid ?? s.room_name;
+        await dropClaim(keys.dispatchClaim(claimRoom, s.agent_name));
+        await dropClaim(keys.dispatchClaim(claimRoom, s.agent_name, s.participant_identity));
+      }
+      return ended;
+    },
+  };
+}
+
+/** Who holds a quota lease: the session it was taken for. */
+export function holderOf(roomName: string, agentName: string, participant: string): string {
+  return JSON.stringify([roomName, agentName, participant]);
+}
+
+function asLiveKitError(err: unknown): DomainError {
+  return err instanceof DomainError ? err : new LiveKitUnavailableError({ cause: err });
+}
+
+async function sha256Hex(value: string): Promise<string> {
+  const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(value));
+  return Buffer.from(digest).toString('hex');
+}
+
+function errorName(err: unknown): string {
+  return err instanceof DomainError ? err.code : err instanceof Error ? err.name : typeof err;
+}

@@ -1,0 +1,286 @@
+import { keys } from '../adapters/schema.js';
+import type { ClaimKey, ClaimView, Dispatcher, DispatchStore } from './dispatcher.js';
+import { DomainError } from './errors.js';
+import type { Log } from './log.js';
+import type { DispatchMode, McpServerGrant, TenantRecord, UserRecord } from './model.js';
+import { effectiveMcpConfig } from './resolve.js';
+import { newRoomName } from './rooms.js';
+import type { DispatchSealer, SecretBox } from './sealing.js';
+
+/** How long an Idempotency-Key is remembered (CONTRACT §4: 10 minutes). */
+export const IDEMPOTENCY_WINDOW_SECONDS = 600;
+/** How long a first request holds its key before a repeat may take over (it died). */
+export const IDEMPOTENCY_HOLD_SECONDS = 60;
+
+/** Signs participant tokens (the LiveKit gateway implements it). */
+export interface ParticipantTokens {
+  participantToken(input: {
+    identity: string;
+    name?: string;
+    metadata?: string;
+    attributes?: Record<string, string>;
+    room: string;
+    ttlSeconds: number;
+    agents?: { agentName: string; metadata: string }[];
+  }): Promise<{ token: string; expiresAt: Date }>;
+}
+
+/** Everything a {@link SessionService} is built from. */
+export interface SessionServiceDeps {
+  store: DispatchStore;
+  dispatcher: Dispatcher;
+  tokens: ParticipantTokens;
+  sealer: DispatchSealer;
+  secretBox: Pick<SecretBox, 'open'>;
+  random: (n: number) => Uint8Array;
+  log: Log;
+  config: {
+    defaultAgentName: string;
+    sessionDispatchMode: DispatchMode;
+    sessionTokenTtlSeconds: number;
+    sessionRateLimitPerMinute: number;
+    metadataTtlSeconds: number;
+    webhookRoomPrefix: string;
+  };
+}
+
+/** A validated `POST /v1/sessions` request, as the service sees it. */
+export interface StartSessionInput {
+  /** The verified JWT `sub`. */
+  userId: string;
+  /** The verified JWT's tenant claim. */
+  tenantClaim: string | undefined;
+  participantName?: string;
+  participantMetadata?: string;
+  participantAttributes?: Record<string, string>;
+  /** `room_config.agents[0].agent_name`, when the app asked for one. */
+  agentName?: string;
+  /** `room_config.agents[0].metadata`: sealed as `client`. */
+  agentMetadata?: string;
+  /** The `Idempotency-Key` header and a hash of the request it came with. */
+  idempotency?: { key: string; requestHash: string };
+}
+
+/** A started (or replayed) session. */
+export interface StartedSession {
+  roomName: string;
+  participantIdentity: string;
+  agentName: string;
+  dispatchId: string | null;
+  participantToken: string;
+  expiresAt: Date;
+  /** True when an Idempotency-Key repeat returned an earlier session. */
+  replayed: boolean;
+}
+
+/** Starts sessions for app users (CONTRACT §4). */
+export interface SessionService {
+  /**
+   * Checks the caller, then starts a session: new room, dispatch (or token dispatch), session
+   * record, participant token. An Idempotency-Key repeat returns the earlier session.
+   * @throws DomainError with the contract's codes (user_not_found, tenant_mismatch, …).
+   */
+  start(input: StartSessionInput): Promise<StartedSession>;
+}
+
+/** Creates the {@link SessionService}. */
+export function createSessionService(deps: SessionServiceDeps): SessionService {
+  const { store, dispatcher, tokens, sealer, secretBox, random, log, config } = deps;
+
+  async function loadCaller(input: StartSessionInput): Promise<{ user: UserRecord; tenant: TenantRecord }> {
+    const [user, claimedTenant] = await Promise.all([
+      store.getUser(input.userId),
+      input.tenantClaim === undefined ? Promise.resolve(undefined) : store.getTenant(input.tenantClaim),
+    ]);
+    if (user === undefined) throw new DomainError('user_not_found', 'No user record exists for this token.');
+    if (input.tenantClaim !== user.tenant_id) {
+      throw new DomainError('tenant_mismatch', "The token's tenant is not the user's tenant.");
+    }
+    if (claimedTenant === undefined || claimedTenant.status !== 'active') {
+      throw new DomainError('tenant_suspended', 'The tenant is suspended.');
+    }
+    if (user.status !== 'active') throw new DomainError('user_suspended', 'The user is suspended.');
+    return { user, tenant: claimedTenant };
+  }
+
+  function agentFor(tenant: TenantRecord, requested: string | undefined): string {
+    const allowed = tenant.agent_names.length > 0 ? tenant.agent_names : [config.defaultAgentName];
+    if (requested === undefined || requested === '') return allowed[0]!;
+    if (!allowed.includes(requested))
+      throw new DomainError('agent_not_allowed', 'The tenant does not allow this agent.');
+    return requested;
+  }
+
+  function mint(input: StartSessionInput, room: string, agents?: { agentName: string; metadata: string }[]) {
+    return tokens.participantToken({
+      identity: input.userId,
+      room,
+      ttlSeconds: config.sessionTokenTtlSeconds,
+      ...(input.participantName === undefined ? {} : { name: input.participantName }),
+      ...(input.participantMetadata === undefined ? {} : { metadata: input.participantMetadata }),
+      ...(input.participantAttributes === undefined ? {} : { attributes: input.participantAttributes }),
+      ...(agents === undefined ? {} : { agents }),
+    });
+  }
+
+  /**
+   * Takes the Idempotency-Key for this attempt, or returns the earlier session it started.
+   * A key whose session has ended is taken again: that request starts a new session.
+   */
+  async function takeKey(
+    input: StartSessionInput,
+    idem: { key: string; requestHash: string },
+    grant: McpServerGrant,
+  ): Promise<{ owner: string } | { replay: StartedSession }> {
+    const key = keys.idempotency(input.userId, idem.key);
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const claim = await store.tryClaim(key, {
+        ttlSeconds: IDEMPOTENCY_WINDOW_SECONDS,
+        holdSeconds: IDEMPOTENCY_HOLD_SECONDS,
+        attrs: { request_sha256: idem.requestHash },
+      });
+      if (claim.won) return { owner: claim.owner };
+      const current = claim.current;
+      if (current.attrs.request_sha256 !== idem.requestHash) {
+        throw new DomainError(
+          'idempotency_key_reused',
+          'This Idempotency-Key was used with another request body.',
+        );
+      }
+      if (current.state === 'in_progress') {
+        throw new DomainError(
+          'idempotency_key_in_flight',
+          'A request with this Idempotency-Key is still running.',
+        );
+      }
+      const replay = await replayOf(current, input, grant);
+      if (replay !== undefined) return { replay };
+      // The earlier session has ended: forget the key, then take it like a first request.
+      await dropIfSame(key, current);
+    }
+    throw new DomainError(
+      'idempotency_key_in_flight',
+      'A request with this Idempotency-Key is still running.',
+    );
+  }
+
+  async function dropIfSame(key: ClaimKey, seen: ClaimView): Promise<void> {
+    await store.releaseClaim(key, seen.owner);
+  }
+
+  /**
+   * A fresh token for the session an earlier request with the same key started, or undefined
+   * when that session has ended (or is gone).
+   */
+  async function replayOf(
+    claim: ClaimView,
+    input: StartSessionInput,
+    grant: McpServerGrant,
+  ): Promise<StartedSession | undefined> {
+    const roomName = claim.attrs.room_name;
+    const agentName = claim.attrs.agent_name;
+    if (typeof roomName !== 'string' || typeof agentName !== 'string') return undefined;
+    const session = (await store.roomSessions(roomName)).find(
+      (s) => s.agent_name === agentName && s.participant_identity === input.userId,
+    );
+    if (session === undefined || session.status !== 'active') return undefined;
+    let agents: { agentName: string; metadata: string }[] | undefined;
+    if (session.mode === 'token') {
+      // The first token may never have been used, so the fresh one carries the dispatch too;
+      // LiveKit applies it only when a join creates the room, so no second agent appears.
+      const sealed = await sealer.seal({
+        agentName,
+        userId: session.user_id,
+        tenantId: session.tenant_id,
+        roomName,
+        participantIdentity: input.userId,
+        mcpServers: [grant],
+        ttlSeconds: config.metadataTtlSeconds,
+        ...(input.agentMetadata === undefined ? {} : { client: input.agentMetadata }),
+      });
+      agents = [{ agentName, metadata: sealed.metadata }];
+    }
+    const token = await mint(input, roomName, agents);
+    log.info('session replayed', { tenant_id: session.tenant_id, room: roomName, agent: agentName });
+    return {
+      roomName,
+      participantIdentity: input.userId,
+      agentName,
+      dispatchId: session.dispatch_id,
+      participantToken: token.token,
+      expiresAt: token.expiresAt,
+      replayed: true,
+    };
+  }
+
+  return {
+    async start(input) {
+      const { user, tenant } = await loadCaller(input);
+      const agentName = agentFor(tenant, input.agentName);
+      const grant = await effectiveMcpConfig(tenant, user, secretBox);
+      if (grant === null)
+        throw new DomainError('mcp_not_configured', 'No MCP server is configured for this user.');
+      const mode = config.sessionDispatchMode;
+
+      const idem = input.idempotency;
+      let owner: string | undefined;
+      if (idem !== undefined) {
+        const taken = await takeKey(input, idem, grant);
+        if ('replay' in taken) return taken.replay;
+        owner = taken.owner;
+      }
+
+      try {
+        if (!(await store.hitRate(input.userId, config.sessionRateLimitPerMinute))) {
+          throw new DomainError('rate_limited', 'Too many sessions started; retry in a minute.');
+        }
+        const roomName = newRoomName(config.webhookRoomPrefix, tenant.tenant_id, random);
+        const result = await dispatcher.dispatch({
+          tenant,
+          userId: user.user_id,
+          participantIdentity: input.userId,
+          agentName,
+          roomName,
+          perParticipant: false,
+          mcpServers: [grant],
+          ...(input.agentMetadata === undefined ? {} : { client: input.agentMetadata }),
+          mode,
+          origin: 'session',
+        });
+        // A fresh random room cannot have been claimed by anyone else.
+        if (result.status !== 'dispatched') throw new Error('a new room was already claimed');
+        const token = await mint(
+          input,
+          roomName,
+          mode === 'token' ? [{ agentName, metadata: result.metadata }] : undefined,
+        );
+        if (idem !== undefined && owner !== undefined) {
+          await store.completeClaim(
+            keys.idempotency(input.userId, idem.key),
+            owner,
+            { room_name: roomName, agent_name: agentName, dispatch_id: result.session.dispatch_id },
+            IDEMPOTENCY_WINDOW_SECONDS,
+          );
+        }
+        log.info('session started', { tenant_id: tenant.tenant_id, room: roomName, agent: agentName, mode });
+        return {
+          roomName,
+          participantIdentity: input.userId,
+          agentName,
+          dispatchId: result.session.dispatch_id,
+          participantToken: token.token,
+          expiresAt: token.expiresAt,
+          replayed: false,
+        };
+      } catch (err) {
+        if (idem !== undefined && owner !== undefined) {
+          const held = owner;
+          await store.releaseClaim(keys.idempotency(input.userId, idem.key), held).catch((e: unknown) => {
+            log.warn('idempotency key release failed', { error: e instanceof Error ? e.name : typeof e });
+          });
+        }
+        throw err;
+      }
+    },
+  };
+}
