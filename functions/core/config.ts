@@ -1,5 +1,13 @@
-import { enum as enumOf, object, optional, pipe, string, transform, type infer as Infer } from 'zod/mini';
-import { safeParse } from 'zod/mini';
+import {
+  enum as enumOf,
+  type infer as Infer,
+  object,
+  optional,
+  pipe,
+  safeParse,
+  string,
+  transform,
+} from 'zod/mini';
 import { ConfigError } from './errors.js';
 import { type Keyring, parseKeyring, sharedKeyMaterial } from './keyring.js';
 
@@ -59,7 +67,10 @@ const envSchema = object({
   PORT: optional(intFrom(1, 65535)),
   DATA_DIR: optional(string()),
   LIVEKIT_URL: urlWithSchemes(['ws:', 'wss:', 'http:', 'https:']),
-  LIVEKIT_API_KEY: pipe(string(), transform((v) => v.trim())),
+  LIVEKIT_API_KEY: pipe(
+    string(),
+    transform((v) => v.trim()),
+  ),
   LIVEKIT_API_SECRET: string(),
   TABLE_NAME: optional(string()),
   DYNAMODB_ENDPOINT: optional(urlWithSchemes(['http:', 'https:'])),
@@ -80,7 +91,6 @@ const envSchema = object({
   CORS_ORIGINS: optional(listFrom),
   LOG_LEVEL: optional(enumOf(['DEBUG', 'INFO', 'WARN', 'ERROR', 'debug', 'info', 'warn', 'error'])),
 });
-
 
 type ParsedEnv = Infer<typeof envSchema>;
 
@@ -117,15 +127,20 @@ export function loadConfig(env: RawEnv, runtime: Runtime = 'lambda'): Config {
   const problems: string[] = [];
   const blanked: RawEnv = {};
   for (const [k, v] of Object.entries(env)) blanked[k] = v === '' ? undefined : v;
-  const result = safeParse(envSchema, blanked);
-  if (!result.success) {
+  // Each variable is parsed on its own so that one bad value neither hides the others' problems
+  // nor skips the cross-checks below (e.g. ALLOW_INSECURE_MCP_URLS in Lambda).
+  const parsed: Partial<ParsedEnv> = {};
+  for (const [name, schema] of Object.entries(envSchema.shape)) {
+    const result = safeParse(schema, blanked[name]);
+    if (result.success) {
+      if (result.data !== undefined) (parsed as Record<string, unknown>)[name] = result.data;
+      continue;
+    }
     for (const issue of result.error.issues) {
-      const name = issue.path.join('.') || '(environment)';
-      const message = issue.code === 'invalid_type' && issue.input === undefined ? 'is required' : issue.message;
-      problems.push(`${name} ${message}`);
+      const message = blanked[name] === undefined ? 'is required' : issue.message;
+      problems.push(`${[name, ...issue.path].join('.')} ${message}`);
     }
   }
-  const parsed = (result.success ? result.data : {}) as Partial<ParsedEnv>;
 
   const dispatch = env.DISPATCH_KEYS ? parseKeyring('DISPATCH_KEYS', env.DISPATCH_KEYS) : { problems: [] };
   const storage = env.STORAGE_KEYS ? parseKeyring('STORAGE_KEYS', env.STORAGE_KEYS) : { problems: [] };
@@ -151,7 +166,7 @@ export function loadConfig(env: RawEnv, runtime: Runtime = 'lambda'): Config {
     problems.push('LIVEKIT_API_KEY must not be empty');
   }
 
-  if (problems.length > 0 || !result.success) throw new ConfigError(problems);
+  if (problems.length > 0) throw new ConfigError(problems);
   const p = parsed as ParsedEnv;
   const lk = new URL(p.LIVEKIT_URL);
   const secure = lk.protocol === 'wss:' || lk.protocol === 'https:';

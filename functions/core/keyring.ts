@@ -49,7 +49,7 @@ export function parseKeyring(label: string, raw: unknown): { keyring?: Keyring; 
     }
     map.set(kid, bytes);
   }
-  if (typeof current === 'string' && KID.test(current) && !(current in (keys as object))) {
+  if (typeof current === 'string' && KID.test(current) && !Object.hasOwn(keys, current)) {
     problems.push(`${label}: "current" key "${current}" is not in "keys"`);
   }
   if (problems.length > 0) return { problems };

@@ -1,10 +1,12 @@
+import type { McpTransport } from '../../worker/src/format.js';
+
 /**
  * Records kept in the table. Field names follow the API's snake_case so that records,
  * responses and the contract read the same.
  */
 
 export type Status = 'active' | 'suspended';
-export type Transport = 'streamable_http' | 'sse';
+export type Transport = McpTransport;
 export type DispatchPolicy = 'per_room' | 'per_participant';
 export type DispatchMode = 'api' | 'token';
 
@@ -49,14 +51,8 @@ export interface UserRecord {
   updated_at: string;
 }
 
-/** One MCP server as it travels sealed to the worker (CONTRACT §3). */
-export interface McpServerGrant {
-  name: string;
-  url: string;
-  transport: Transport;
-  headers: Record<string, string>;
-  allowed_tools?: string[];
-}
+/** One MCP server as it travels sealed to the worker (CONTRACT §3); defined once, in the wire format. */
+export type { McpServerGrant } from '../../worker/src/format.js';
 
 export type SessionOrigin = 'session' | 'webhook';
 

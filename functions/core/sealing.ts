@@ -1,0 +1,297 @@
+import { createHmac, hkdfSync, randomBytes } from 'node:crypto';
+import { base64url, CompactEncrypt, type CryptoKey, compactDecrypt } from 'jose';
+import {
+  CLIENT_METADATA_MAX_BYTES,
+  DISPATCH_ALG,
+  DISPATCH_ENC,
+  DISPATCH_ISSUER,
+  DISPATCH_TYP,
+  type DispatchClaims,
+  MCP_TRANSPORTS,
+  type McpServerGrant,
+} from '../../worker/src/format.js';
+import { DomainError, ValidationError } from './errors.js';
+import type { Keyring } from './keyring.js';
+
+/** What one dispatch is sealed for. */
+export interface DispatchSealInput {
+  agentName: string;
+  userId: string;
+  tenantId: string;
+  roomName: string;
+  participantIdentity: string;
+  mcpServers: McpServerGrant[];
+  /** The app's own agent metadata, sealed as `client` (at most 4 KiB of UTF-8). */
+  client?: string;
+  ttlSeconds: number;
+}
+
+/** Sealed dispatch metadata, ready for `CreateDispatch`. */
+export interface SealedDispatch {
+  /** The compact JWE. */
+  metadata: string;
+  jti: string;
+  expiresAt: Date;
+}
+
+/** Seals dispatch metadata with the dispatch keyring's current key. */
+export interface DispatchSealer {
+  seal(input: DispatchSealInput): Promise<SealedDispatch>;
+}
+
+/**
+ * Creates the sealer of dispatch metadata (CONTRACT §3): a compact JWE whose protected header is
+ * exactly `{"alg":"dir","enc":"A256GCM","kid":<current>,"typ":"lk-mcp-dispatch+jwt"}`.
+ *
+ * @throws ValidationError from `seal` when `client` exceeds 4 KiB.
+ * @throws TypeError from `seal` for inputs no caller should pass (empty ids, bad servers, bad TTL).
+ */
+export function createDispatchSealer(keyring: Keyring, clock: () => Date = () => new Date()): DispatchSealer {
+  const key = currentKey(keyring);
+  const header = { alg: DISPATCH_ALG, enc: DISPATCH_ENC, kid: keyring.current, typ: DISPATCH_TYP };
+  const expectedHeaderSegment = base64url.encode(JSON.stringify(header));
+  const cryptoKey = importAesKey(key);
+
+  return {
+    async seal(input) {
+      for (const field of ['agentName', 'userId', 'tenantId', 'roomName', 'participantIdentity'] as const) {
+        if (typeof input[field] !== 'string' || input[field].length === 0) {
+          throw new TypeError(`seal: ${field} must be a non-empty string`);
+        }
+      }
+      if (!Number.isSafeInteger(input.ttlSeconds) || input.ttlSeconds <= 0) {
+        throw new TypeError('seal: ttlSeconds must be a positive integer');
+      }
+      if (input.client !== undefined) {
+        if (typeof input.client !== 'string') throw new TypeError('seal: client must be a string');
+        if (Buffer.byteLength(input.client, 'utf8') > CLIENT_METADATA_MAX_BYTES) {
+          throw new ValidationError(`Agent metadata must be at most ${CLIENT_METADATA_MAX_BYTES} bytes.`, {
+            details: { fields: { metadata: `at most ${CLIENT_METADATA_MAX_BYTES} bytes` } },
+          });
+        }
+      }
+      const iat = Math.floor(clock().getTime() / 1000);
+      const exp = iat + input.ttlSeconds;
+      const jti = randomBytes(16).toString('base64url');
+      const claims: DispatchClaims = {
+        iss: DISPATCH_ISSUER,
+        aud: input.agentName,
+        sub: input.userId,
+        tid: input.tenantId,
+        room: input.roomName,
+        pid: input.participantIdentity,
+        iat,
+        exp,
+        jti,
+        mcp_servers: input.mcpServers.map(copyServer),
+        ...(input.client === undefined ? {} : { client: input.client }),
+      };
+      const metadata = await new CompactEncrypt(new TextEncoder().encode(JSON.stringify(claims)))
+        .setProtectedHeader(header)
+        .encrypt(await cryptoKey);
+      // The header is part of the contract: refuse to emit anything jose might have added.
+      if (!metadata.startsWith(`${expectedHeaderSegment}.`)) {
+        throw new Error('seal: emitted protected header differs from the contract');
+      }
+      return { metadata, jti, expiresAt: new Date(exp * 1000) };
+    },
+  };
+}
+
+function copyServer(server: McpServerGrant, index: number): McpServerGrant {
+  const where = `seal: mcpServers[${index}]`;
+  if (typeof server !== 'object' || server === null) throw new TypeError(`${where} must be an object`);
+  if (typeof server.name !== 'string' || server.name.length === 0)
+    throw new TypeError(`${where}.name is invalid`);
+  if (typeof server.url !== 'string' || server.url.length === 0)
+    throw new TypeError(`${where}.url is invalid`);
+  if (!(MCP_TRANSPORTS as readonly string[]).includes(server.transport)) {
+    throw new TypeError(`${where}.transport is invalid`);
+  }
+  const headers = server.headers;
+  if (
+    typeof headers !== 'object' ||
+    headers === null ||
+    Array.isArray(headers) ||
+    !Object.values(headers).every((v) => typeof v === 'string')
+  ) {
+    throw new TypeError(`${where}.headers must map names to strings`);
+  }
+  const copy: McpServerGrant = {
+    name: server.name,
+    url: server.url,
+    transport: server.transport,
+    headers: Object.fromEntries(Object.entries(headers)),
+  };
+  if (server.allowed_tools !== undefined) {
+    if (!Array.isArray(server.allowed_tools) || !server.allowed_tools.every((t) => typeof t === 'string')) {
+      throw new TypeError(`${where}.allowed_tools must be strings`);
+    }
+    copy.allowed_tools = [...server.allowed_tools];
+  }
+  return copy;
+}
+
+/** Which stored secret a sealed value belongs to. */
+export interface SecretBinding {
+  tenantId: string;
+  /** The user id, or `""` for a tenant-level value (the tenant's default MCP token/headers). */
+  userId: string;
+  field: SecretField;
+}
+
+/** The stored secret fields: the MCP bearer token and the JSON object of extra headers. */
+export type SecretField = 'token' | 'headers';
+
+/** Seals MCP tokens and headers at rest with the storage keyring (never given to workers). */
+export interface SecretBox {
+  /** Seals `plaintext` as a compact JWE bound to `binding`. */
+  seal(plaintext: string, binding: SecretBinding): Promise<string>;
+  /** Opens a value sealed for exactly this `binding`; throws {@link SecretBoxError} otherwise. */
+  open(sealed: string, binding: SecretBinding): Promise<string>;
+  /** A display fingerprint of a secret value (`fp_` + 16 hex), stable while the current storage key is. */
+  fingerprint(value: string): string;
+}
+
+/** Why a stored secret did not open; for logs only, never shown to clients. */
+export type SecretBoxFailure =
+  | 'malformed'
+  | 'bad_header'
+  | 'wrong_binding'
+  | 'unknown_kid'
+  | 'decrypt_failed';
+
+/**
+ * A stored secret could not be opened (code `secret_unreadable`). Carries no plaintext, no
+ * ciphertext and no header values, and no underlying error as `cause`.
+ */
+export class SecretBoxError extends DomainError {
+  readonly reason: SecretBoxFailure;
+  constructor(reason: SecretBoxFailure) {
+    super('secret_unreadable', `A stored secret could not be opened (${reason}).`);
+    this.reason = reason;
+  }
+}
+
+/** Protected header `typ` of secrets sealed at rest; distinct from dispatch metadata's. */
+export const SECRET_TYP = 'lk-mcp-secret';
+const SECRET_HEADER_KEYS = ['alg', 'enc', 'kid', 'typ', 'bnd'];
+const SECRET_FIELDS: readonly string[] = ['token', 'headers'] satisfies SecretField[];
+/** HKDF `info` for the fingerprint key. */
+export const FINGERPRINT_INFO = 'lk-mcp-dispatch fingerprint v1';
+
+/**
+ * Creates the storage secret box.
+ *
+ * Sealed form: compact JWE, `dir` + `A256GCM`, protected header
+ * `{"alg":"dir","enc":"A256GCM","kid":<kid>,"typ":"lk-mcp-secret","bnd":[<tenantId>,<userId>,<field>]}`.
+ * The header is the AES-GCM additional authenticated data, and `open` also requires `bnd` to
+ * equal the expected binding, so a ciphertext copied to another tenant, user or field does not
+ * open. Tenant-level values are bound with `userId: ""`. Opening accepts any key of the ring.
+ *
+ * Fingerprints: HMAC-SHA256 keyed by HKDF-SHA256(current storage key, info
+ * `lk-mcp-dispatch fingerprint v1`), never by the AES key itself; they change when the current
+ * storage key rotates.
+ */
+export function createSecretBox(storageKeys: Keyring): SecretBox {
+  const current = currentKey(storageKeys);
+  const keys = new Map<string, Promise<CryptoKey>>();
+  const keyFor = (kid: string): Promise<CryptoKey> | undefined => {
+    let cached = keys.get(kid);
+    const raw = storageKeys.keys.get(kid);
+    if (cached === undefined && raw !== undefined) {
+      cached = importAesKey(raw);
+      keys.set(kid, cached);
+    }
+    return cached;
+  };
+  const fingerprintKey = Buffer.from(hkdfSync('sha256', current, new Uint8Array(0), FINGERPRINT_INFO, 32));
+
+  return {
+    async seal(plaintext, binding) {
+      if (typeof plaintext !== 'string') throw new TypeError('SecretBox.seal: plaintext must be a string');
+      const header = {
+        alg: DISPATCH_ALG,
+        enc: DISPATCH_ENC,
+        kid: storageKeys.current,
+        typ: SECRET_TYP,
+        bnd: bindingTuple(binding),
+      };
+      return new CompactEncrypt(new TextEncoder().encode(plaintext))
+        .setProtectedHeader(header)
+        .encrypt(await keyFor(storageKeys.current)!);
+    },
+
+    async open(sealed, binding) {
+      const expected = bindingTuple(binding);
+      const segments = typeof sealed === 'string' ? sealed.split('.') : [];
+      if (segments.length !== 5) throw new SecretBoxError('malformed');
+      const header = parseSecretHeader(segments[0]!);
+      if (header === undefined) throw new SecretBoxError('bad_header');
+      if (!header.bnd.every((part, i) => part === expected[i])) throw new SecretBoxError('wrong_binding');
+      const key = keyFor(header.kid);
+      if (key === undefined) throw new SecretBoxError('unknown_kid');
+      try {
+        const { plaintext } = await compactDecrypt(sealed, await key, {
+          keyManagementAlgorithms: [DISPATCH_ALG],
+          contentEncryptionAlgorithms: [DISPATCH_ENC],
+          maxDecompressedLength: 0,
+        });
+        return new TextDecoder('utf-8', { fatal: true }).decode(plaintext);
+      } catch {
+        throw new SecretBoxError('decrypt_failed');
+      }
+    },
+
+    fingerprint(value) {
+      return `fp_${createHmac('sha256', fingerprintKey).update(value, 'utf8').digest('hex').slice(0, 16)}`;
+    },
+  };
+}
+
+function bindingTuple(binding: SecretBinding): [string, string, string] {
+  const { tenantId, userId, field } = binding;
+  if (typeof tenantId !== 'string' || tenantId.length === 0)
+    throw new TypeError('SecretBox: tenantId is required');
+  if (typeof userId !== 'string')
+    throw new TypeError('SecretBox: userId must be a string ("" for the tenant)');
+  if (!SECRET_FIELDS.includes(field)) throw new TypeError('SecretBox: field must be "token" or "headers"');
+  return [tenantId, userId, field];
+}
+
+function parseSecretHeader(segment: string): { kid: string; bnd: [string, string, string] } | undefined {
+  let header: unknown;
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(base64url.decode(segment));
+    header = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (typeof header !== 'object' || header === null || Array.isArray(header)) return undefined;
+  const h = header as Record<string, unknown>;
+  const names = Object.keys(h);
+  if (names.length !== SECRET_HEADER_KEYS.length || !SECRET_HEADER_KEYS.every((k) => Object.hasOwn(h, k))) {
+    return undefined;
+  }
+  if (h.alg !== DISPATCH_ALG || h.enc !== DISPATCH_ENC || h.typ !== SECRET_TYP) return undefined;
+  if (typeof h.kid !== 'string' || h.kid.length === 0) return undefined;
+  const bnd = h.bnd;
+  if (!Array.isArray(bnd) || bnd.length !== 3 || !bnd.every((p) => typeof p === 'string')) return undefined;
+  if (JSON.stringify(h) !== text) return undefined;
+  return { kid: h.kid, bnd: bnd as [string, string, string] };
+}
+
+function currentKey(keyring: Keyring): Uint8Array {
+  const key = keyring.keys.get(keyring.current);
+  if (key === undefined || key.length !== 32)
+    throw new TypeError('keyring: the current key must be 32 bytes');
+  return key;
+}
+
+function importAesKey(raw: Uint8Array): Promise<CryptoKey> {
+  return crypto.subtle.importKey('raw', new Uint8Array(raw), { name: 'AES-GCM', length: 256 }, false, [
+    'encrypt',
+    'decrypt',
+  ]);
+}

@@ -1,0 +1,83 @@
+/**
+ * The sealed dispatch metadata wire format (CONTRACT §3), shared by the server-side sealer and
+ * the TypeScript worker opener. Pure TypeScript: no imports, no runtime dependencies.
+ */
+
+/** Protected header `alg`: direct use of a shared symmetric key. */
+export const DISPATCH_ALG = 'dir';
+/** Protected header `enc`: AES-256-GCM content encryption. */
+export const DISPATCH_ENC = 'A256GCM';
+/** Protected header `typ` of sealed dispatch metadata. */
+export const DISPATCH_TYP = 'lk-mcp-dispatch+jwt';
+/** The `iss` claim of every sealed dispatch metadata. */
+export const DISPATCH_ISSUER = 'livekit-mcp-dispatch';
+/** How far in the past `exp` may be before the metadata counts as expired (seconds). */
+export const EXP_LEEWAY_SECONDS = 30;
+/** Maximum size of the optional `client` claim, in UTF-8 bytes (4 KiB). */
+export const CLIENT_METADATA_MAX_BYTES = 4096;
+/** The names, in order, of the only members the protected header may have. */
+export const DISPATCH_HEADER_KEYS = ['alg', 'enc', 'kid', 'typ'] as const;
+
+/** Every reason an opener rejects sealed metadata; shared with the Python opener. */
+export const DISPATCH_ERROR_CODES = [
+  'unknown_kid',
+  'bad_header',
+  'decrypt_failed',
+  'wrong_audience',
+  'wrong_room',
+  'expired',
+  'malformed',
+] as const;
+
+/** One of {@link DISPATCH_ERROR_CODES}. */
+export type DispatchErrorCode = (typeof DISPATCH_ERROR_CODES)[number];
+
+/** MCP transports a grant may name. */
+export const MCP_TRANSPORTS = ['streamable_http', 'sse'] as const;
+
+/** One of {@link MCP_TRANSPORTS}. */
+export type McpTransport = (typeof MCP_TRANSPORTS)[number];
+
+/** The protected header of sealed dispatch metadata, exactly these members. */
+export interface DispatchProtectedHeader {
+  alg: typeof DISPATCH_ALG;
+  enc: typeof DISPATCH_ENC;
+  kid: string;
+  typ: typeof DISPATCH_TYP;
+}
+
+/** One MCP server as it travels sealed to the worker (CONTRACT §3). */
+export interface McpServerGrant {
+  name: string;
+  url: string;
+  transport: McpTransport;
+  /** Request headers for this server, e.g. `Authorization: Bearer …`. Secret. */
+  headers: Record<string, string>;
+  /** When present, only these tools may be exposed to the agent. */
+  allowed_tools?: string[];
+}
+
+/** The JWT claims set inside sealed dispatch metadata (CONTRACT §3). */
+export interface DispatchClaims {
+  /** Always {@link DISPATCH_ISSUER}. */
+  iss: typeof DISPATCH_ISSUER;
+  /** The agent name the dispatch targets. */
+  aud: string;
+  /** The user id. */
+  sub: string;
+  /** The tenant id. */
+  tid: string;
+  /** The room name. */
+  room: string;
+  /** The participant identity the job serves. */
+  pid: string;
+  /** Issued at, seconds since the epoch. */
+  iat: number;
+  /** Expiry, seconds since the epoch. */
+  exp: number;
+  /** Unique id of this sealed metadata. */
+  jti: string;
+  mcp_servers: McpServerGrant[];
+  /** The app's own agent metadata string (not secret, at most 4 KiB). */
+  client?: string;
+}
