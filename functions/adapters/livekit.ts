@@ -30,14 +30,19 @@ export interface ParticipantTokenInput {
 
 /**
  * The LiveKit calls the functions make. Every failure (HTTP error, timeout, reset, a body that
- * is not the expected JSON) rejects with {@link LiveKitUnavailableError}, the SDK error as cause.
+ * is not the expected JSON) rejects with {@link LiveKitUnavailableError} whose cause is a
+ * {@link LiveKitCallError} (status, Twirp code, message without tokens).
  */
 export interface LiveKitGateway {
   /** AgentDispatchService.CreateDispatch; LiveKit creates the room when it does not exist. */
   createDispatch(room: string, agentName: string, metadata: string): Promise<{ dispatchId: string }>;
-  /** AgentDispatchService.ListDispatch for one room; a room LiveKit does not know has none. */
+  /**
+   * The room's dispatches (RoomService.ListRooms, then AgentDispatchService.ListDispatch); a room
+   * that does not exist has none. LiveKit also lists the automatic dispatch it adds to a new room
+   * (`agentName` ""), so callers filter by agent name.
+   */
   listDispatches(room: string): Promise<DispatchInfo[]>;
-  /** AgentDispatchService.DeleteDispatch; a dispatch (or room) that is already gone is success. */
+  /** AgentDispatchService.DeleteDispatch; a dispatch that is already gone (404) is success. */
   deleteDispatch(dispatchId: string, room: string): Promise<void>;
   /** RoomService.DeleteRoom; a room that does not exist is success. */
   deleteRoom(room: string): Promise<void>;
@@ -52,9 +57,10 @@ export interface LiveKitGatewayOptions {
   apiKey: string;
   apiSecret: string;
   /**
-   * Per-call timeout in SECONDS (the SDK's unit), default 5, at most 10. Failover is off, so one
-   * call never takes longer than this: a session's worst case (create, then list + delete to
-   * clean up) stays at 3 × timeout, well inside API Gateway's 30 s.
+   * Per-call timeout in SECONDS (the SDK's unit), default 4, at most 10. Failover is off, so one
+   * HTTP call never takes longer than this. A session's worst case (CreateDispatch, then
+   * ListRooms + ListDispatch + DeleteDispatch to clean up) is 4 × timeout: 16 s by default,
+   * well inside API Gateway's 30 s.
    */
   requestTimeoutSeconds?: number;
 }
@@ -65,7 +71,7 @@ export const MAX_LIVEKIT_TIMEOUT_SECONDS = 10;
 /** Creates the production {@link LiveKitGateway} over livekit-server-sdk. */
 export function createLiveKitGateway(options: LiveKitGatewayOptions): LiveKitGateway {
   const { httpUrl, apiKey, apiSecret } = options;
-  const requestTimeout = options.requestTimeoutSeconds ?? 5;
+  const requestTimeout = options.requestTimeoutSeconds ?? 4;
   const problems: string[] = [];
   if (!(requestTimeout > 0 && requestTimeout <= MAX_LIVEKIT_TIMEOUT_SECONDS)) {
     problems.push(`LiveKit request timeout must be more than 0 and at most ${MAX_LIVEKIT_TIMEOUT_SECONDS} s`);
@@ -79,28 +85,58 @@ export function createLiveKitGateway(options: LiveKitGatewayOptions): LiveKitGat
   const dispatchClient = new AgentDispatchClient(httpUrl, apiKey, apiSecret, clientOptions);
   const roomClient = new RoomServiceClient(httpUrl, apiKey, apiSecret, clientOptions);
 
+  /**
+   * Runs one SDK call: any error becomes {@link LiveKitUnavailableError}; when `onMissing` is
+   * given, a `not_found` answer resolves to its value instead (the thing is already gone).
+   */
+  async function guard<T>(rpc: string, call: () => Promise<T>, onMissing?: { notFound: T }): Promise<T> {
+    try {
+      return await call();
+    } catch (err) {
+      if (onMissing && isNotFound(err)) return onMissing.notFound;
+      throw new LiveKitUnavailableError({ cause: toCallError(rpc, err, requestTimeout) });
+    }
+  }
+
   return {
     async createDispatch(room, agentName, metadata) {
-      const dispatch = await guard(() => dispatchClient.createDispatch(room, agentName, { metadata }));
+      const rpc = 'AgentDispatchService/CreateDispatch';
+      const dispatch = await guard(rpc, () => dispatchClient.createDispatch(room, agentName, { metadata }));
       if (!dispatch.id) {
         throw new LiveKitUnavailableError({
-          cause: new Error('CreateDispatch answered without a dispatch id'),
+          cause: new LiveKitCallError(rpc, 'answered without a dispatch id'),
         });
       }
       return { dispatchId: dispatch.id };
     },
 
     async listDispatches(room) {
-      const dispatches = await guard(() => dispatchClient.listDispatch(room), { notFound: [] });
+      // LiveKit answers ListDispatch for a room it does not host with 503 "no response from
+      // servers", after a 3 s wait; asking whether the room exists first is one fast call.
+      const rooms = await guard('RoomService/ListRooms', () => roomClient.listRooms([room]));
+      if (!rooms.some((r) => r.name === room)) return [];
+      const dispatches = await guard(
+        'AgentDispatchService/ListDispatch',
+        () => dispatchClient.listDispatch(room),
+        {
+          notFound: [],
+        },
+      );
       return dispatches.map((d) => ({ id: d.id, agentName: d.agentName, metadata: d.metadata }));
     },
 
     async deleteDispatch(dispatchId, room) {
-      await guard(() => dispatchClient.deleteDispatch(dispatchId, room), { notFound: undefined });
+      await guard(
+        'AgentDispatchService/DeleteDispatch',
+        () => dispatchClient.deleteDispatch(dispatchId, room),
+        {
+          notFound: undefined,
+        },
+      );
     },
 
     async deleteRoom(room) {
-      await guard(() => roomClient.deleteRoom(room), { notFound: undefined });
+      await guard('RoomService/DeleteRoom', () => roomClient.deleteRoom(room), { notFound: undefined });
     },
 
     async participantToken(input) {
@@ -132,20 +168,60 @@ export function createLiveKitGateway(options: LiveKitGatewayOptions): LiveKitGat
   };
 }
 
+/**
+ * What went wrong in one LiveKit call, safe to log: status, Twirp code and a message with any
+ * JWT removed (LiveKit echoes a refused token in its 401 body).
+ */
+export class LiveKitCallError extends Error {
+  /** The RPC, e.g. `AgentDispatchService/CreateDispatch`. */
+  readonly rpc: string;
+  /** HTTP status LiveKit answered, when it answered. */
+  readonly status: number | undefined;
+  /** Twirp error code, when LiveKit sent one. */
+  readonly twirpCode: string | undefined;
+
+  constructor(rpc: string, message: string, details: { status?: number; twirpCode?: string } = {}) {
+    super(`${rpc}: ${message}`);
+    this.name = 'LiveKitCallError';
+    this.rpc = rpc;
+    this.status = details.status;
+    this.twirpCode = details.twirpCode;
+  }
+}
+
+const JWT_LIKE = /eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*/g;
+
+function redact(text: string): string {
+  return text.replace(JWT_LIKE, '[jwt]').slice(0, 300);
+}
+
+/** The SDK's error as a {@link LiveKitCallError}; the original is dropped because it may hold a token. */
+function toCallError(rpc: string, err: unknown, timeoutSeconds: number): LiveKitCallError {
+  if (err instanceof ServerError) {
+    return new LiveKitCallError(
+      rpc,
+      `HTTP ${err.status}${err.code ? ` ${err.code}` : ''}: ${redact(err.message)}`,
+      {
+        status: err.status,
+        twirpCode: err.code,
+      },
+    );
+  }
+  if (err instanceof Error) {
+    if (err.name === 'TimeoutError' || err.name === 'AbortError') {
+      return new LiveKitCallError(rpc, `no answer within ${timeoutSeconds} s`);
+    }
+    if (err instanceof SyntaxError) return new LiveKitCallError(rpc, 'the answer is not the expected JSON');
+    const code = (err.cause as { code?: unknown } | undefined)?.code;
+    return new LiveKitCallError(
+      rpc,
+      `${err.name}: ${redact(err.message)}${typeof code === 'string' ? ` (${code})` : ''}`,
+    );
+  }
+  return new LiveKitCallError(rpc, 'failed');
+}
+
 /** True for a Twirp `not_found` answer (HTTP 404). */
 function isNotFound(err: unknown): boolean {
   return err instanceof ServerError && (err.status === 404 || err.code === 'not_found');
-}
-
-/**
- * Runs one SDK call: any error becomes {@link LiveKitUnavailableError}; when `notFound` is given,
- * a `not_found` answer resolves to it instead (the thing is already gone).
- */
-async function guard<T>(call: () => Promise<T>, onMissing?: { notFound: T }): Promise<T> {
-  try {
-    return await call();
-  } catch (err) {
-    if (onMissing && isNotFound(err)) return onMissing.notFound;
-    throw new LiveKitUnavailableError({ cause: err });
-  }
 }

@@ -1,7 +1,11 @@
 import { jwtVerify, SignJWT } from 'jose';
 import { AgentDispatchClient, RoomServiceClient, ServerError, TokenVerifier } from 'livekit-server-sdk';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createLiveKitGateway, type LiveKitGateway } from '../../functions/adapters/livekit.js';
+import {
+  createLiveKitGateway,
+  LiveKitCallError,
+  type LiveKitGateway,
+} from '../../functions/adapters/livekit.js';
 import { ConfigError, LiveKitUnavailableError } from '../../functions/core/errors.js';
 import { type LiveKitStandIn, startLiveKitStandIn } from '../support/livekit-standin.js';
 
@@ -52,8 +56,10 @@ describe('LiveKitGateway dispatch calls', () => {
     expect(after).toEqual([]);
     expect(standIn.calls.map((c) => [c.rpc, c.authOk])).toEqual([
       ['AgentDispatchService/CreateDispatch', true],
+      ['RoomService/ListRooms', true],
       ['AgentDispatchService/ListDispatch', true],
       ['AgentDispatchService/DeleteDispatch', true],
+      ['RoomService/ListRooms', true],
       ['AgentDispatchService/ListDispatch', true],
     ]);
     expect(standIn.calls[0]!.body).toEqual({ room, agentName: 'mcp-agent', metadata: 'sealed.jwe' });
@@ -72,9 +78,14 @@ describe('LiveKitGateway dispatch calls', () => {
     // Assess
     expect(listed.map((d) => d.agentName)).toEqual(['agent-a']);
     expect(unknown).toEqual([]);
+    // LiveKit answers ListDispatch for a room it does not host with a slow 503: never asked.
+    expect(standIn.calls.filter((c) => c.rpc === 'AgentDispatchService/ListDispatch')).toHaveLength(1);
   });
 
   it('treats deleting a dispatch that is already gone as success', async () => {
+    // Prepare
+    standIn.addRoom('room-a');
+
     // Act
     await gateway.deleteDispatch('AD_gone', 'room-a');
 
@@ -188,8 +199,9 @@ describe('LiveKit stand-in authentication', () => {
 
     // Assess
     expect(err).toBeInstanceOf(ServerError);
-    expect(err).toMatchObject({ status: 401, code: 'unauthenticated' });
-    expect(standIn.calls[0]).toMatchObject({ authOk: false });
+    expect(err).toMatchObject({ status: 401 });
+    expect((err as Error).message).toMatch(/^invalid token: eyJ/);
+    expect(standIn.calls[0]).toMatchObject({ authOk: false, status: 401 });
     expect(standIn.dispatches).toEqual([]);
   });
 
@@ -202,8 +214,29 @@ describe('LiveKit stand-in authentication', () => {
     const err = await rejectionOf(other.deleteRoom('room-a'));
 
     // Assess
-    expect(err).toMatchObject({ status: 401, code: 'unauthenticated' });
+    expect(err).toMatchObject({ status: 401, message: 'invalid API key: APIother\n' });
     expect(standIn.rooms).toEqual(['room-a']);
+  });
+
+  it('keeps the token LiveKit echoes on a 401 out of the gateway error', async () => {
+    // Prepare
+    const misconfigured = createLiveKitGateway({
+      httpUrl: standIn.url,
+      apiKey,
+      apiSecret: 'not-the-secret-0123456789abcdef',
+      requestTimeoutSeconds: 1,
+    });
+
+    // Act
+    const err = await rejectionOf(misconfigured.createDispatch('room-a', 'mcp-agent', 'm'));
+
+    // Assess
+    expect(err).toBeInstanceOf(LiveKitUnavailableError);
+    const cause = (err as Error).cause as LiveKitCallError;
+    expect(cause).toBeInstanceOf(LiveKitCallError);
+    expect(cause).toMatchObject({ rpc: 'AgentDispatchService/CreateDispatch', status: 401 });
+    expect(cause.message).toContain('invalid token: [jwt]');
+    expect(`${cause.message} ${cause.stack} ${JSON.stringify(cause)}`).not.toMatch(/eyJ[\w-]+\./);
   });
 
   it('refuses a correctly signed token that lacks roomAdmin for the room', async () => {
@@ -318,6 +351,7 @@ describe('LiveKitGateway failures', () => {
   it('fails every call kind, including deleteRoom and deleteDispatch, on 503', async () => {
     // Prepare
     standIn.failNext(3, '503');
+    standIn.addRoom('room-a');
 
     // Act
     const errors = await Promise.all([
@@ -328,6 +362,27 @@ describe('LiveKitGateway failures', () => {
 
     // Assess
     for (const err of errors) expect(err).toBeInstanceOf(LiveKitUnavailableError);
+  });
+
+  it('fails to delete a dispatch in a room LiveKit does not host (503 no response from servers)', async () => {
+    // Act
+    const err = await rejectionOf(gateway.deleteDispatch('AD_x', 'no-such-room'));
+
+    // Assess
+    expect(err).toBeInstanceOf(LiveKitUnavailableError);
+    expect((err as Error).cause).toMatchObject({ status: 503, twirpCode: 'unavailable' });
+  });
+
+  it('names the timeout in the cause of a hang', async () => {
+    // Prepare
+    standIn.failNext(1, 'hang');
+
+    // Act
+    const err = await rejectionOf(gateway.deleteRoom('room-a'));
+
+    // Assess
+    expect((err as Error).cause).toMatchObject({ rpc: 'RoomService/DeleteRoom', status: undefined });
+    expect(((err as Error).cause as Error).message).toContain('no answer within 1 s');
   });
 
   it('fails on a server nobody listens on', async () => {

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { type JWTPayload, jwtVerify } from 'jose';
+import { decodeJwt, type JWTPayload, jwtVerify } from 'jose';
 import { AgentDispatch } from 'livekit-server-sdk';
 
 /** One request the stand-in received. */
@@ -71,6 +71,16 @@ const TWIRP_STATUS: Record<string, number> = {
   unavailable: 503,
 };
 
+/** A non-Twirp answer (LiveKit's auth middleware writes plain text). */
+class PlainFailure extends Error {
+  constructor(
+    readonly status: number,
+    readonly text: string,
+  ) {
+    super(text);
+  }
+}
+
 class TwirpFailure extends Error {
   constructor(
     readonly twirpCode: string,
@@ -86,8 +96,12 @@ class TwirpFailure extends Error {
  * (DeleteRoom, ListRooms) as livekit-server-sdk sends it, and verifies each Bearer JWT like
  * LiveKit: HS256 with the API secret, `iss` = API key, not expired, and the call's grants
  * (`roomAdmin` + `room` for dispatch calls, `roomCreate` for DeleteRoom, `roomList` for
- * ListRooms). Answers are protojson as LiveKit's Go Twirp server writes them: proto field
- * names, default values included.
+ * ListRooms). Answers, errors included, are shaped as livekit-server v1.13.5 writes them
+ * (checked against it): protojson with proto field names and default values; 401 "permissions
+ * denied" for a missing grant; a text/plain 401 echoing a token that does not verify; 503
+ * "no response from servers" for dispatch calls on a room that does not exist; 404 `not_found`
+ * for an unknown dispatch id or room. Unlike LiveKit it adds no automatic dispatch (agent
+ * name "") to a new room and never closes empty rooms.
  */
 export async function startLiveKitStandIn(options: {
   apiKey: string;
@@ -152,23 +166,41 @@ export async function startLiveKitStandIn(options: {
     } catch (err) {
       if (!answer) return;
       if (err instanceof TwirpFailure) sendError(res, call, err.twirpCode, err.message);
-      else sendError(res, call, 'internal', String(err));
+      else if (err instanceof PlainFailure) {
+        call.status = err.status;
+        res.writeHead(err.status, { 'content-type': 'text/plain; charset=utf-8' }).end(`${err.text}\n`);
+      } else sendError(res, call, 'internal', String(err));
     }
   }
 
+  // Answers as livekit-server v1.13.5 does: a token that fails to verify gets a text/plain 401
+  // echoing the token (which the gateway must keep out of its errors); a missing header or
+  // grant gets a Twirp "permissions denied".
   async function authenticate(header: string | undefined, call: Call): Promise<Record<string, unknown>> {
     const match = /^Bearer (\S+)$/.exec(header ?? '');
-    if (!match) throw authFailure(call, 'no bearer token');
+    if (!match) throw authFailure(call, 'permissions denied');
+    const token = match[1]!;
+    let iss: unknown;
+    try {
+      iss = decodeJwt(token).iss;
+    } catch {
+      // left to jwtVerify below
+    }
+    if (typeof iss === 'string' && iss !== options.apiKey) {
+      call.authReason = 'unknown API key';
+      throw new PlainFailure(401, `invalid API key: ${iss}`);
+    }
     let payload: JWTPayload;
     try {
-      ({ payload } = await jwtVerify(match[1]!, secret, {
+      ({ payload } = await jwtVerify(token, secret, {
         issuer: options.apiKey,
         algorithms: ['HS256'],
         requiredClaims: ['exp'],
         clockTolerance: 10,
       }));
     } catch (err) {
-      throw authFailure(call, `invalid token: ${(err as Error).message}`);
+      call.authReason = `invalid token: ${(err as Error).message}`;
+      throw new PlainFailure(401, `invalid token: ${token}, error: ${(err as Error).message}`);
     }
     const video = payload.video;
     return typeof video === 'object' && video !== null ? (video as Record<string, unknown>) : {};
@@ -176,11 +208,18 @@ export async function startLiveKitStandIn(options: {
 
   function authFailure(call: Call, reason: string): TwirpFailure {
     call.authReason = reason;
-    return new TwirpFailure('unauthenticated', reason);
+    return new TwirpFailure('unauthenticated', 'permissions denied');
   }
 
   function requireGrant(call: Call, ok: boolean, what: string): void {
-    if (!ok) throw authFailure(call, `permissions denied: ${what}`);
+    if (!ok) throw authFailure(call, `permissions denied: needs ${what}`);
+  }
+
+  // LiveKit reaches a room's dispatches through the node hosting the room; for a room no node
+  // hosts, the RPC finds no server.
+  function requireHostedRoom(room: string): void {
+    if (!rooms.has(room))
+      throw new TwirpFailure('unavailable', 'twirp error unknown: no response from servers');
   }
 
   function route(
@@ -209,6 +248,7 @@ export async function startLiveKitStandIn(options: {
       case 'AgentDispatchService/ListDispatch': {
         requireGrant(call, video.roomAdmin === true && video.room === room, 'roomAdmin for this room');
         passAuth(call, video);
+        requireHostedRoom(room);
         const id = field(input, 'dispatchId', 'dispatch_id');
         const found = dispatches.filter((d) => d.room === room && (id === '' || d.id === id));
         return { agent_dispatches: found.map(toProtoJson) };
@@ -216,16 +256,18 @@ export async function startLiveKitStandIn(options: {
       case 'AgentDispatchService/DeleteDispatch': {
         requireGrant(call, video.roomAdmin === true && video.room === room, 'roomAdmin for this room');
         passAuth(call, video);
+        requireHostedRoom(room);
         const id = field(input, 'dispatchId', 'dispatch_id');
         const found = dispatches.find((d) => d.room === room && d.id === id);
-        if (!found) throw new TwirpFailure('not_found', 'dispatch not found');
+        if (!found) throw new TwirpFailure('not_found', 'twirp error unknown: dispatch ID not found');
         dispatches = dispatches.filter((d) => d !== found);
         return toProtoJson(found);
       }
       case 'RoomService/DeleteRoom': {
         requireGrant(call, video.roomCreate === true, 'roomCreate');
         passAuth(call, video);
-        if (!rooms.has(room)) throw new TwirpFailure('not_found', 'requested room does not exist');
+        if (!rooms.has(room))
+          throw new TwirpFailure('not_found', 'twirp error unknown: requested room does not exist');
         rooms.delete(room);
         dispatches = dispatches.filter((d) => d.room !== room);
         return {};
