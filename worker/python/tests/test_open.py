@@ -1,0 +1,131 @@
+"""open_dispatch_metadata against vectors sealed by the TypeScript sealer (CONTRACT §3)."""
+
+from __future__ import annotations
+
+import json
+import traceback
+from typing import Any
+
+import pytest
+
+import livekit_mcp_dispatch as lkmd
+
+CODES = {
+    "unknown_kid": lkmd.UnknownKidError,
+    "bad_header": lkmd.BadHeaderError,
+    "decrypt_failed": lkmd.DecryptFailedError,
+    "wrong_audience": lkmd.WrongAudienceError,
+    "wrong_room": lkmd.WrongRoomError,
+    "expired": lkmd.ExpiredError,
+    "malformed": lkmd.MalformedError,
+}
+SECRETS = ("tok-alice-secret", "tok-alice-legacy", "acme")
+
+
+def _open(vectors: dict[str, Any], vector: dict[str, Any]) -> lkmd.DispatchGrant:
+    return lkmd.open_dispatch_metadata(
+        vector["metadata"],
+        json.dumps(vectors["keyring"]),
+        vector.get("agent_name", vectors["agent_name"]),
+        vector.get("room_name", vectors["room_name"]),
+        now=vectors["now"],
+    )
+
+
+class TestVectors:
+    def test_every_vector_gives_the_code_the_typescript_opener_gives(self, vectors: dict[str, Any]) -> None:
+        # Prepare
+        outcomes: dict[str, str] = {}
+        expected: dict[str, str] = {}
+
+        # Act
+        for vector in vectors["vectors"]:
+            expected[vector["name"]] = "ok" if vector["expect"].get("ok") else vector["expect"]["code"]
+            try:
+                _open(vectors, vector)
+                outcomes[vector["name"]] = "ok"
+            except lkmd.DispatchMetadataError as error:
+                outcomes[vector["name"]] = error.code
+                assert isinstance(error, CODES[error.code])
+
+        # Assess
+        assert outcomes == expected
+        assert len(outcomes) >= 30
+        assert {code for code in expected.values()} == {"ok", *CODES}
+
+    def test_valid_vector_opens_to_the_sealed_grant(self, vectors: dict[str, Any]) -> None:
+        # Prepare
+        vector = next(v for v in vectors["vectors"] if v["name"] == "valid")
+        want = vectors["expected_grant"]
+
+        # Act
+        grant = _open(vectors, vector)
+
+        # Assess
+        assert grant.user_id == want["user_id"]
+        assert grant.tenant_id == want["tenant_id"]
+        assert grant.participant_identity == want["participant_identity"]
+        assert grant.room_name == want["room_name"]
+        assert grant.agent_name == want["agent_name"]
+        assert grant.client == want["client"]
+        assert grant.expires_at.timestamp() == vectors["now"] + 600
+        servers = [
+            {
+                "name": s.name,
+                "url": s.url,
+                "transport": s.transport,
+                "headers": dict(s.headers),
+                **({"allowed_tools": list(s.allowed_tools)} if s.allowed_tools is not None else {}),
+            }
+            for s in grant.mcp_servers
+        ]
+        assert servers == want["mcp_servers"]
+
+    def test_grant_repr_never_shows_headers(self, vectors: dict[str, Any]) -> None:
+        grant = _open(vectors, next(v for v in vectors["vectors"] if v["name"] == "valid"))
+        text = repr(grant) + repr(grant.mcp_servers) + str(grant)
+        assert "tok-alice-secret" not in text
+        assert "Bearer" not in text
+
+    def test_errors_carry_no_claims_and_chain_nothing(self, vectors: dict[str, Any]) -> None:
+        # Prepare
+        failing = [v for v in vectors["vectors"] if not v["expect"].get("ok")]
+
+        for vector in failing:
+            # Act
+            with pytest.raises(lkmd.DispatchMetadataError) as caught:
+                _open(vectors, vector)
+
+            # Assess
+            error = caught.value
+            rendered = "".join(traceback.format_exception(error))
+            for secret in SECRETS:
+                assert secret not in rendered, vector["name"]
+            assert vector["metadata"] == "" or vector["metadata"] not in rendered
+            assert error.__cause__ is None
+            assert error.__context__ is None, vector["name"]
+
+    def test_expiry_leeway_is_thirty_seconds(self, vectors: dict[str, Any]) -> None:
+        vector = next(v for v in vectors["vectors"] if v["name"] == "valid")
+        exp = vectors["now"] + 600
+        _open({**vectors, "now": exp + 30}, vector)
+        with pytest.raises(lkmd.ExpiredError):
+            _open({**vectors, "now": exp + 32}, vector)
+
+
+class TestKeyring:
+    def test_invalid_keyring_lists_every_problem_without_key_material(self) -> None:
+        # Prepare
+        secret = "A" * 40
+
+        # Act
+        with pytest.raises(lkmd.KeyringError) as caught:
+            lkmd.parse_dispatch_keyring({"current": "missing", "keys": {"bad kid": secret, "k1": "short"}})
+
+        # Assess
+        assert len(caught.value.problems) == 3
+        assert secret not in str(caught.value)
+
+    def test_keyring_not_json(self) -> None:
+        with pytest.raises(lkmd.KeyringError):
+            lkmd.open_dispatch_metadata("a.b.c.d.e", "{not json", "agent", "room")
