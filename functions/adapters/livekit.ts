@@ -115,24 +115,14 @@ export function createLiveKitGateway(options: LiveKitGatewayOptions): LiveKitGat
       // servers", after a 3 s wait; asking whether the room exists first is one fast call.
       const rooms = await guard('RoomService/ListRooms', () => roomClient.listRooms([room]));
       if (!rooms.some((r) => r.name === room)) return [];
-      const dispatches = await guard(
-        'AgentDispatchService/ListDispatch',
-        () => dispatchClient.listDispatch(room),
-        {
-          notFound: [],
-        },
-      );
+      const list = () => dispatchClient.listDispatch(room);
+      const dispatches = await guard('AgentDispatchService/ListDispatch', list, { notFound: [] });
       return dispatches.map((d) => ({ id: d.id, agentName: d.agentName, metadata: d.metadata }));
     },
 
     async deleteDispatch(dispatchId, room) {
-      await guard(
-        'AgentDispatchService/DeleteDispatch',
-        () => dispatchClient.deleteDispatch(dispatchId, room),
-        {
-          notFound: undefined,
-        },
-      );
+      const remove = () => dispatchClient.deleteDispatch(dispatchId, room);
+      await guard('AgentDispatchService/DeleteDispatch', remove, { notFound: undefined });
     },
 
     async deleteRoom(room) {
