@@ -13,6 +13,9 @@ import {
 import { DomainError, ValidationError } from './errors.js';
 import type { Keyring } from './keyring.js';
 
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+const encoder = new TextEncoder();
+
 /** What one dispatch is sealed for. */
 export interface DispatchSealInput {
   agentName: string;
@@ -86,7 +89,7 @@ export function createDispatchSealer(keyring: Keyring, clock: () => Date = () =>
         mcp_servers: input.mcpServers.map(copyServer),
         ...(input.client === undefined ? {} : { client: input.client }),
       };
-      const metadata = await new CompactEncrypt(new TextEncoder().encode(JSON.stringify(claims)))
+      const metadata = await new CompactEncrypt(encoder.encode(JSON.stringify(claims)))
         .setProtectedHeader(header)
         .encrypt(await cryptoKey);
       // The header is part of the contract: refuse to emit anything jose might have added.
@@ -217,7 +220,7 @@ export function createSecretBox(storageKeys: Keyring): SecretBox {
         typ: SECRET_TYP,
         bnd: bindingTuple(binding),
       };
-      return new CompactEncrypt(new TextEncoder().encode(plaintext))
+      return new CompactEncrypt(encoder.encode(plaintext))
         .setProtectedHeader(header)
         .encrypt(await keyFor(storageKeys.current)!);
     },
@@ -237,7 +240,7 @@ export function createSecretBox(storageKeys: Keyring): SecretBox {
           contentEncryptionAlgorithms: [DISPATCH_ENC],
           maxDecompressedLength: 0,
         });
-        return new TextDecoder('utf-8', { fatal: true }).decode(plaintext);
+        return utf8.decode(plaintext);
       } catch {
         throw new SecretBoxError('decrypt_failed');
       }
@@ -263,7 +266,7 @@ function parseSecretHeader(segment: string): { kid: string; bnd: [string, string
   let header: unknown;
   let text: string;
   try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(base64url.decode(segment));
+    text = utf8.decode(base64url.decode(segment));
     header = JSON.parse(text);
   } catch {
     return undefined;
