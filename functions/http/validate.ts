@@ -15,6 +15,9 @@ const MAX_ERRORS = 20;
 // Messages are built here, not taken from zod: zod/mini ships no locale, and an issue's `input`
 // may be a secret (a token, a header value) that must never reach a response.
 function messageFor(issue: $ZodIssue): string {
+  // A message a schema set itself (`regex(re, 'must be …')`, refinements) says it best.
+  const own = issue.message && issue.message !== 'Invalid input' ? issue.message : undefined;
+  if (own !== undefined && (issue.code === 'custom' || issue.code === 'invalid_format')) return own;
   switch (issue.code) {
     case 'invalid_type':
       return `expected ${issue.expected}`;
