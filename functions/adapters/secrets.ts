@@ -3,7 +3,11 @@ import { type Config, loadConfig, type RawEnv } from '../core/config.js';
 import { ConfigError } from '../core/errors.js';
 
 /** Secret ARNs the stack passes to functions (CONTRACT §2); values never come from plain env. */
-const SECRET_ARNS = ['LIVEKIT_CREDENTIALS_SECRET_ARN', 'DISPATCH_KEYS_SECRET_ARN', 'STORAGE_KEYS_SECRET_ARN'] as const;
+const SECRET_ARNS = [
+  'LIVEKIT_CREDENTIALS_SECRET_ARN',
+  'DISPATCH_KEYS_SECRET_ARN',
+  'STORAGE_KEYS_SECRET_ARN',
+] as const;
 
 /** Which secrets a function reads; the admin function never sees the dispatch keyring. */
 export interface SecretNeeds {
@@ -39,7 +43,9 @@ export async function loadLambdaConfig(
       if (typeof value !== 'string') throw new Error('not a string secret');
       return value;
     } catch (cause) {
-      throw new ConfigError([`${label}: could not be read (${cause instanceof Error ? cause.name : 'error'})`]);
+      throw new ConfigError([
+        `${label}: could not be read (${cause instanceof Error ? cause.name : 'error'})`,
+      ]);
     }
   };
   const [livekit, dispatch, storage] = await Promise.all([
@@ -62,15 +68,10 @@ export async function loadLambdaConfig(
       ...env,
       LIVEKIT_API_KEY: creds.api_key as string,
       LIVEKIT_API_SECRET: creds.api_secret as string,
-      // The admin function seals nothing for workers; a throwaway ring keeps one config schema.
-      DISPATCH_KEYS: dispatch ?? placeholderKeyring(),
+      DISPATCH_KEYS: dispatch,
       STORAGE_KEYS: storage,
     },
     'lambda',
+    { needsDispatchKeys: needs.dispatchKeys },
   );
-}
-
-function placeholderKeyring(): string {
-  const key = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('base64url');
-  return JSON.stringify({ current: 'unused', keys: { unused: key } });
 }

@@ -74,7 +74,7 @@ const envSchema = object({
   LIVEKIT_API_SECRET: string(),
   TABLE_NAME: optional(string()),
   DYNAMODB_ENDPOINT: optional(urlWithSchemes(['http:', 'https:'])),
-  DISPATCH_KEYS: string(),
+  DISPATCH_KEYS: optional(string()),
   STORAGE_KEYS: string(),
   AUTH_JWKS_URL: urlWithSchemes(['http:', 'https:']),
   AUTH_ISSUER: string(),
@@ -123,7 +123,12 @@ export type Runtime = 'local' | 'lambda';
  * Parses the environment once. Throws one {@link ConfigError} listing every problem.
  * Values of secrets never appear in the messages.
  */
-export function loadConfig(env: RawEnv, runtime: Runtime = 'lambda'): Config {
+export function loadConfig(
+  env: RawEnv,
+  runtime: Runtime = 'lambda',
+  options: { needsDispatchKeys?: boolean } = {},
+): Config {
+  const needsDispatchKeys = options.needsDispatchKeys ?? true;
   const problems: string[] = [];
   const blanked: RawEnv = {};
   for (const [k, v] of Object.entries(env)) blanked[k] = v === '' ? undefined : v;
@@ -131,6 +136,10 @@ export function loadConfig(env: RawEnv, runtime: Runtime = 'lambda'): Config {
   // nor skips the cross-checks below (e.g. ALLOW_INSECURE_MCP_URLS in Lambda).
   const parsed: Partial<ParsedEnv> = {};
   for (const [name, schema] of Object.entries(envSchema.shape)) {
+    if (name === 'DISPATCH_KEYS' && needsDispatchKeys && blanked[name] === undefined) {
+      problems.push('DISPATCH_KEYS is required');
+      continue;
+    }
     const result = safeParse(schema, blanked[name]);
     if (result.success) {
       if (result.data !== undefined) (parsed as Record<string, unknown>)[name] = result.data;
@@ -182,7 +191,8 @@ export function loadConfig(env: RawEnv, runtime: Runtime = 'lambda'): Config {
     },
     tableName: p.TABLE_NAME ?? 'livekit-mcp-dispatch',
     dynamodbEndpoint: p.DYNAMODB_ENDPOINT,
-    dispatchKeys: dispatch.keyring!,
+    // A function that seals nothing for workers (admin) holds an empty ring: it cannot seal.
+    dispatchKeys: dispatch.keyring ?? { current: '', keys: new Map() },
     storageKeys: storage.keyring!,
     auth: {
       jwksUrl: p.AUTH_JWKS_URL,
