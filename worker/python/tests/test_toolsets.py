@@ -258,3 +258,29 @@ class TestLiveServer:
         assert isinstance(error, lkmd.McpConnectionError)
         assert "HTTP 307" in str(error)
         assert "not followed" in str(error)
+
+    def test_address_is_checked_again_on_every_request(self, mcp_server: dict[str, Any]) -> None:
+        # Prepare: the name resolves to loopback when built, to a private address when connecting.
+        answers = iter([["127.0.0.1"], ["10.0.0.7"], ["10.0.0.7"], ["10.0.0.7"]])
+        url = mcp_server["url"].replace("127.0.0.1", "localhost")
+        [toolset] = lkmd.build_mcp_toolsets(
+            _grant(_server(url, mcp_server["tokens"]["alice"])),
+            allow_loopback_for_tests=True,
+            resolver=lambda _host: next(answers),
+        )
+
+        async def go() -> BaseException:
+            try:
+                await toolset.setup()
+            except BaseException as error:  # noqa: BLE001
+                return error
+            finally:
+                await toolset.aclose()
+            raise AssertionError("setup connected to a host that now resolves to a private address")
+
+        # Act
+        error = self._run(go())
+
+        # Assess
+        assert isinstance(error, lkmd.UnsafeMcpUrlError)
+        assert str(error) == "MCP host localhost resolves to a private address"

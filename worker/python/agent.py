@@ -1,0 +1,124 @@
+"""Example livekit-agents (1.8) worker for livekit-mcp-dispatch.
+
+Each job opens its sealed dispatch metadata *before* the session starts, gets one MCP toolset per
+MCP server of its user (that user's URL and token, checked to resolve to public addresses), and
+serves only the participant the metadata names. A job whose metadata does not open is ended with
+one log line naming the reason code and nothing else.
+
+Environment:
+    LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET   as for any LiveKit agent worker
+    DISPATCH_KEYS      the dispatch keyring JSON (the same as the dispatch service's; CONTRACT §2)
+    LKMCP_AGENT_NAME   agent name to register (explicit dispatch), default "mcp-agent"
+    LKMCP_LLM          LLM, as a LiveKit Inference model string, default "openai/gpt-4.1-mini"
+    LKMCP_STT          STT model string, default "deepgram/nova-3"
+    LKMCP_TTS          TTS model string, default "cartesia/sonic-2"
+    LKMCP_INSTRUCTIONS system instructions for the agent (optional)
+
+The model strings go to ``AgentSession`` as they are, so any model LiveKit Inference serves can be
+chosen without code changes; to use a provider plugin instead (e.g. ``livekit-plugins-openai``),
+install it and replace the three strings in ``_session_models``.
+
+Run:  python agent.py dev   (or: start)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import Any
+
+from livekit.agents import Agent, AgentServer, AgentSession, JobContext, cli, room_io
+
+from livekit_mcp_dispatch import (
+    DispatchGrant,
+    DispatchMetadataError,
+    KeyringError,
+    McpConnectionError,
+    UnsafeMcpUrlError,
+    build_mcp_toolsets,
+    open_dispatch_metadata,
+)
+
+logger = logging.getLogger("lkmcp.agent")
+
+AGENT_NAME = os.environ.get("LKMCP_AGENT_NAME", "mcp-agent")
+INSTRUCTIONS = os.environ.get(
+    "LKMCP_INSTRUCTIONS",
+    "You are a helpful voice assistant. Use the tools you have to answer the user's questions.",
+)
+
+server = AgentServer()
+
+
+def open_job(ctx: JobContext, keyring_json: str, agent_name: str | None = None) -> DispatchGrant | None:
+    """Opens the job's metadata, or logs why not (code only, never claims) and returns None."""
+    try:
+        return open_dispatch_metadata(
+            ctx.job.metadata or "", keyring_json, agent_name or AGENT_NAME, ctx.job.room.name
+        )
+    except DispatchMetadataError as error:
+        logger.error(
+            "dispatch metadata refused: %s; ending job %s without serving anyone",
+            error.code,
+            ctx.job.id,
+        )
+        return None
+    except KeyringError as error:
+        # A configuration error of this worker, not the job's: the problems name no key material.
+        logger.error("DISPATCH_KEYS is not a valid keyring (%s); ending job %s", "; ".join(error.problems), ctx.job.id)
+        return None
+
+
+async def setup_toolsets(grant: DispatchGrant) -> list[Any]:
+    """Builds and connects the grant's toolsets; a server that fails is left out, with a log line."""
+    try:
+        toolsets = await asyncio.to_thread(build_mcp_toolsets, grant)
+    except UnsafeMcpUrlError as error:
+        logger.error("MCP URL refused: %s", error)
+        return []
+    ready = []
+    for toolset in toolsets:
+        try:
+            # MCPToolset.setup is idempotent: the session's own call later is a no-op.
+            await toolset.setup()
+            ready.append(toolset)
+        except (McpConnectionError, UnsafeMcpUrlError) as error:
+            logger.error("MCP toolset %s unavailable: %s", toolset.id, error)
+            await toolset.aclose()
+    return ready
+
+
+def _session_models() -> dict[str, str]:
+    return {
+        "llm": os.environ.get("LKMCP_LLM", "openai/gpt-4.1-mini"),
+        "stt": os.environ.get("LKMCP_STT", "deepgram/nova-3"),
+        "tts": os.environ.get("LKMCP_TTS", "cartesia/sonic-2"),
+    }
+
+
+@server.rtc_session(agent_name=AGENT_NAME)
+async def entrypoint(ctx: JobContext) -> None:
+    """One job: open the metadata, connect the user's MCP servers, serve participant ``pid``."""
+    grant = open_job(ctx, os.environ.get("DISPATCH_KEYS", ""))
+    if grant is None:
+        ctx.shutdown(reason="dispatch metadata refused")
+        return
+
+    toolsets = await setup_toolsets(grant)
+    session = AgentSession(**_session_models(), tools=toolsets)
+
+    async def close_toolsets() -> None:
+        await asyncio.gather(*(t.aclose() for t in toolsets), return_exceptions=True)
+
+    ctx.add_shutdown_callback(close_toolsets)
+    await session.start(
+        agent=Agent(instructions=INSTRUCTIONS),
+        room=ctx.room,
+        # Linked to this one participant: nobody else in the room is heard or answered.
+        room_options=room_io.RoomOptions(participant_identity=grant.participant_identity),
+    )
+
+
+if __name__ == "__main__":
+    cli.run_app(server)

@@ -1,0 +1,115 @@
+"""The example entrypoint's job handling: metadata opened before anything else, refusals logged
+with the code only, toolsets connected per user."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+import agent
+import livekit_mcp_dispatch as lkmd
+
+
+class FakeCtx:
+    def __init__(self, metadata: str, room: str) -> None:
+        self.job = SimpleNamespace(id="AJ_test", metadata=metadata, room=SimpleNamespace(name=room))
+        self.shutdowns: list[str] = []
+        self.connected = False
+
+    def shutdown(self, reason: str = "") -> None:
+        self.shutdowns.append(reason)
+
+    async def connect(self) -> None:  # pragma: no cover - must never be reached here
+        self.connected = True
+
+
+def _vector(vectors: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(v for v in vectors["vectors"] if v["name"] == name)
+
+
+class TestEntrypoint:
+    @pytest.mark.parametrize("name", ["wrong_agent", "flipped_tag_byte", "zip_header", "unknown_kid"])
+    def test_refused_metadata_ends_the_job_with_one_log_line_and_no_claims(
+        self, vectors: dict[str, Any], name: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Prepare
+        vector = _vector(vectors, name)
+        ctx = FakeCtx(vector["metadata"], vector.get("room_name", vectors["room_name"]))
+        monkeypatch.setenv("DISPATCH_KEYS", json.dumps(vectors["keyring"]))
+        monkeypatch.setattr(agent, "AGENT_NAME", vectors["agent_name"])
+        if "agent_name" in vector:
+            monkeypatch.setattr(agent, "AGENT_NAME", vector["agent_name"])
+
+        # Act
+        with caplog.at_level(logging.INFO, logger="lkmcp.agent"):
+            asyncio.run(agent.entrypoint(ctx))  # type: ignore[arg-type]
+
+        # Assess
+        assert ctx.shutdowns == ["dispatch metadata refused"]
+        assert ctx.connected is False
+        [record] = caplog.records
+        assert record.getMessage() == (
+            f"dispatch metadata refused: {vector['expect']['code']}; ending job AJ_test without serving anyone"
+        )
+        assert "alice" not in caplog.text and "tok-" not in caplog.text
+
+    def test_invalid_keyring_is_logged_without_key_material(
+        self, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        ctx = FakeCtx("x.y.z.w.v", "room")
+        monkeypatch.setenv("DISPATCH_KEYS", '{"current":"k1","keys":{"k1":"c2VjcmV0LWtleS1tYXRlcmlhbA"}}')
+        with caplog.at_level(logging.INFO, logger="lkmcp.agent"):
+            asyncio.run(agent.entrypoint(ctx))  # type: ignore[arg-type]
+        assert ctx.shutdowns == ["dispatch metadata refused"]
+        assert "DISPATCH_KEYS is not a valid keyring" in caplog.text
+        assert "c2VjcmV0LWtleS1tYXRlcmlhbA" not in caplog.text
+
+    def test_valid_metadata_opens_before_the_session(self, vectors: dict[str, Any]) -> None:
+        vector = _vector(vectors, "valid")
+        ctx = FakeCtx(vector["metadata"], vectors["room_name"])
+        grant = agent.open_job(ctx, json.dumps(vectors["keyring"]), vectors["agent_name"])  # type: ignore[arg-type]
+        assert grant is not None
+        assert grant.participant_identity == "alice"
+
+    def test_setup_toolsets_connects_the_users_server_and_drops_a_failing_one(
+        self, mcp_server: dict[str, Any], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        # Prepare: the example builds toolsets with production defaults; loopback needs the test flag.
+        real_build = lkmd.build_mcp_toolsets
+        monkeypatch.setattr(agent, "build_mcp_toolsets", lambda g: real_build(g, allow_loopback_for_tests=True))
+        grant = lkmd.DispatchGrant(
+            user_id="bob",
+            tenant_id="acme",
+            participant_identity="bob",
+            room_name="r",
+            agent_name="mcp-agent",
+            mcp_servers=(
+                lkmd.McpServerGrant("notes", mcp_server["url"], "streamable_http", {"Authorization": f"Bearer {mcp_server['tokens']['bob']}"}),
+                lkmd.McpServerGrant("broken", mcp_server["url"], "streamable_http", {"Authorization": "Bearer nope-secret"}),
+            ),
+            client=None,
+            expires_at=lkmd.datetime.now(),
+            jti="j",
+        )
+
+        async def go() -> list[str]:
+            toolsets = await agent.setup_toolsets(grant)
+            try:
+                return [t.id for t in toolsets]
+            finally:
+                for t in toolsets:
+                    await t.aclose()
+
+        # Act
+        with caplog.at_level(logging.INFO, logger="lkmcp.agent"):
+            ids = asyncio.run(go())
+
+        # Assess
+        assert ids == ["mcp_notes"]
+        assert 'MCP toolset mcp_broken unavailable: MCP server "broken" answered HTTP 401' in caplog.text
+        assert "nope-secret" not in caplog.text
