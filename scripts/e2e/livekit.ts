@@ -81,7 +81,7 @@ export function liveKitConfig(opts: {
     'turn: { enabled: false }',
     'keys:',
     `  ${JSON.stringify(opts.apiKey)}: ${JSON.stringify(opts.apiSecret)}`,
-    'room: { empty_timeout: 10, departure_timeout: 5 }',
+    'room: { empty_timeout: 10, departure_timeout: 2 }',
     'logging: { level: info, pion_level: error }',
   ];
   if (opts.webhookUrl) {
@@ -197,7 +197,12 @@ export async function startLiveKitServer(options: LiveKitServerOptions = {}): Pr
     apiKey,
     apiSecret,
     ports: { http: httpPort, udp: udpPort },
-    logTail: () => tail.slice(-50).join('\n'),
+    // SDP-laden lines run to tens of KiB; a failure report needs their start only.
+    logTail: () =>
+      tail
+        .slice(-50)
+        .map((l) => (l.length > 400 ? `${l.slice(0, 400)}…` : l))
+        .join('\n'),
     stop,
   };
 }

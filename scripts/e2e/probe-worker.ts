@@ -10,9 +10,17 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { AgentDispatchClient, RoomServiceClient } from 'livekit-server-sdk';
+import {
+  AccessToken,
+  AgentDispatchClient,
+  RoomAgentDispatch,
+  RoomConfiguration,
+  RoomServiceClient,
+} from 'livekit-server-sdk';
 import { type RunningLiveKitServer, startLiveKitServer } from './livekit.js';
+import { joinRoom } from './participant.js';
 import { type RunningWorker, spawnPythonWorker } from './python.js';
+import { startWebhookSink, type WebhookSink } from './webhook-sink.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const AGENT_NAME = 'probe-agent';
@@ -46,8 +54,10 @@ async function main() {
   const out = join(dir, 'jobs.jsonl');
   let livekit: RunningLiveKitServer | undefined;
   let worker: RunningWorker | undefined;
+  let sink: WebhookSink | undefined;
   try {
-    livekit = await startLiveKitServer({});
+    sink = await startWebhookSink('devkey', 'secret');
+    livekit = await startLiveKitServer({ webhookUrl: sink.url });
     const tLiveKit = performance.now();
     worker = spawnPythonWorker(
       join(here, 'probe_worker.py'),
@@ -91,6 +101,44 @@ async function main() {
     const all = readFileSync(out, 'utf8').split('\n').filter(Boolean);
     if (all.length !== 1) throw new Error(`worker took ${all.length} jobs, expected 1`);
     console.log('a dispatch for another agent name did not reach the worker');
+
+    // Token mode: the dispatch rides in the participant token; an app joins over loopback WebRTC.
+    const tokenRoom = `lk-mcp-probe-${randomBytes(4).toString('hex')}`;
+    const at = new AccessToken(livekit.apiKey, livekit.apiSecret, { identity: 'user-d', ttl: 600 });
+    at.addGrant({
+      roomJoin: true,
+      room: tokenRoom,
+      canPublish: true,
+      canSubscribe: true,
+      canPublishData: true,
+    });
+    at.roomConfig = new RoomConfiguration({
+      agents: [new RoomAgentDispatch({ agentName: AGENT_NAME, metadata: 'token-metadata' })],
+    });
+    const tJoin = performance.now();
+    const app = await joinRoom({ url: livekit.url, token: await at.toJwt(), label: 'user-d' });
+    console.log(
+      `app joined ${app.connected.room} (${app.connected.room_sid}) in ${Math.round(performance.now() - tJoin)} ms`,
+    );
+    await sink.waitFor((e) => e.event === 'participant_joined' && e.participant?.identity === 'user-d');
+    console.log('signed participant_joined webhook verified');
+    const records = await waitForRecords(out, 2, 30_000);
+    const tokenJob = records.find((r) => r.room === tokenRoom);
+    if (
+      !tokenJob ||
+      tokenJob.metadata_sha256 !== createHash('sha256').update('token-metadata').digest('hex')
+    ) {
+      throw new Error('token-mode dispatch did not reach the worker with its metadata');
+    }
+    console.log(
+      `token-mode job ${tokenJob.job_id} got its metadata in ${Math.round(performance.now() - tJoin)} ms`,
+    );
+    await app.leave();
+    await sink.waitFor((e) => e.event === 'room_finished' && e.room?.name === tokenRoom, 30_000);
+    console.log(
+      `room_finished after the last participant left: ${Math.round(performance.now() - tJoin)} ms after join`,
+    );
+    if (sink.rejected !== 0) throw new Error('a webhook failed verification');
     console.log(`ok: total ${Math.round(performance.now() - t0)} ms`);
   } catch (error) {
     if (worker) console.error(`--- worker log ---\n${worker.log().split('\n').slice(-60).join('\n')}`);
@@ -99,6 +147,7 @@ async function main() {
   } finally {
     await worker?.stop();
     await livekit?.stop();
+    await sink?.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -22,10 +22,17 @@ from livekit.agents import AgentServer, JobContext, cli
 AGENT_NAME = os.environ.get("PROBE_AGENT_NAME", "probe-agent")
 OUT = os.environ["PROBE_OUT"]
 
-# One idle process and no load-based throttling: the probe must start fast and take every job.
+# load_fnc: the default load is the machine's CPU use; on a busy CI box (or during the e2e's
+# own start-up) it reaches the threshold and the worker marks itself full, so LiveKit answers
+# "no worker available" and the job is lost. The probe always takes the job.
 # host/port: the worker's health HTTP server otherwise binds every interface, on 8081 in
 # `start` mode (a fixed port that parallel runs would fight over).
-server = AgentServer(num_idle_processes=1, load_threshold=1.0, host="127.0.0.1", port=0)
+server = AgentServer(
+    num_idle_processes=1,
+    load_fnc=lambda: 0.0,
+    host="127.0.0.1",
+    port=0,
+)
 
 
 @server.rtc_session(agent_name=AGENT_NAME)

@@ -38,7 +38,7 @@ export interface RunningWorker {
   child: ChildProcess;
   log(): string;
   /** Resolves when a log line matches (e.g. /registered worker/), rejects on exit or timeout. */
-  waitForLine(pattern: RegExp, timeoutMs?: number): Promise<string>;
+  waitForLine(pattern: RegExp | ((line: string) => boolean), timeoutMs?: number): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -50,7 +50,7 @@ export function spawnPythonWorker(
   script: string,
   args: string[],
   env: Record<string, string>,
-  opts: { verbose?: boolean; cwd?: string; label?: string } = {},
+  opts: { verbose?: boolean; cwd?: string; label?: string; stdin?: boolean } = {},
 ): RunningWorker {
   const verbose = opts.verbose ?? process.env.LKMCP_E2E_VERBOSE === '1';
   const label = opts.label ?? 'worker';
@@ -58,7 +58,7 @@ export function spawnPythonWorker(
   const child = spawn(venvPython(), [script, ...args], {
     cwd: opts.cwd,
     env: offlineWorkerEnv(env),
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: [opts.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
     detached: true,
   });
   children.add(child);
@@ -88,15 +88,16 @@ export function spawnPythonWorker(
     child,
     log: () => lines.join('\n'),
     waitForLine(pattern, timeoutMs = 30_000) {
+      const matches = typeof pattern === 'function' ? pattern : (line: string) => pattern.test(line);
       return new Promise((resolve, reject) => {
-        const found = lines.find((l) => pattern.test(l));
+        const found = lines.find(matches);
         if (found) return resolve(found);
         const timer = setTimeout(
           () => done(new Error(`${label}: no line matching ${pattern} in ${timeoutMs} ms`)),
           timeoutMs,
         );
         const listener = (line: string) => {
-          if (pattern.test(line)) done(undefined, line);
+          if (matches(line)) done(undefined, line);
         };
         const onExit = () =>
           done(new Error(`${label} exited (${child.exitCode ?? child.signalCode}) before ${pattern}`));
