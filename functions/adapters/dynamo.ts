@@ -7,7 +7,7 @@ export interface DynamoClientOptions {
   region?: string;
   /** A DynamoDB-compatible server of your own (`DYNAMODB_ENDPOINT`); dummy credentials are used for it. */
   endpoint?: string;
-  /** Per-attempt limit for one request and its response, in ms (default 3000). */
+  /** Per-attempt limit for one request and its response, in ms (default 2000). */
   requestTimeoutMs?: number;
   /** Limit for opening the connection, in ms (default 1000). */
   connectionTimeoutMs?: number;
@@ -36,7 +36,7 @@ export function createDynamoClient(options: DynamoClientOptions = {}): DynamoDBD
     // Constructor options of the SDK's NodeHttpHandler, which the client builds from them.
     requestHandler: {
       connectionTimeout: options.connectionTimeoutMs ?? 1000,
-      requestTimeout: options.requestTimeoutMs ?? 3000,
+      requestTimeout: options.requestTimeoutMs ?? 2000,
       throwOnRequestTimeout: true,
     },
   });

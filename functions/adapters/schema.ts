@@ -13,8 +13,11 @@ export const tableSchema = {
   indexes: {
     /** Lists per tenant: users, sessions, audit (sorted by gsi1sk); all tenants. */
     byTenant: { name: 'gsi1', partitionKey: 'gsi1pk', sortKey: 'gsi1sk' },
-    /** Sparse: only a session that is still active carries these keys (a user's live sessions). */
-    activeByUser: { name: 'gsi2', partitionKey: 'gsi2pk', sortKey: 'gsi2sk' },
+    /**
+     * Sparse: only a session that is still active carries these keys, so a tenant's (and, by
+     * sort-key prefix, a user's) live sessions are found without reading its history.
+     */
+    activeSessions: { name: 'gsi2', partitionKey: 'gsi2pk', sortKey: 'gsi2sk' },
   },
 } as const;
 
@@ -83,7 +86,11 @@ export const keys = {
   tenantUsers: (tenantId: string) => key('TENANT', tenantId, 'USERS'),
   tenantSessions: (tenantId: string) => key('TENANT', tenantId, 'SESSIONS'),
   tenantAudit: (tenantId: string) => key('TENANT', tenantId, 'AUDIT'),
-  /** GSI2 partition of a user's active sessions. */
-  userActiveSessions: (userId: string) => key('USER', userId, 'ACTIVE'),
+  /** GSI2 partition of a tenant's active sessions. */
+  tenantActiveSessions: (tenantId: string) => key('TENANT', tenantId, 'ACTIVE'),
+  /** GSI2 sort key of an active session: user first, so one user's sessions share a prefix. */
+  activeSessionSort: (userId: string, createdAt: string) => `${escapeKeyPart(userId)}#${createdAt}`,
+  /** The GSI2 sort-key prefix of one user's active sessions (the escaped id holds no `#`). */
+  activeSessionUserPrefix: (userId: string) => `${escapeKeyPart(userId)}#`,
   allTenants: () => 'TENANTS',
 } as const;

@@ -576,7 +576,12 @@ export class DynamoStore {
       ...keys.session(record.room_name, record.agent_name, record.participant_identity),
       gsi1pk: keys.tenantSessions(record.tenant_id),
       gsi1sk: `${record.created_at}#${record.room_name}`,
-      ...(active ? { gsi2pk: keys.userActiveSessions(record.user_id), gsi2sk: record.created_at } : {}),
+      ...(active
+        ? {
+            gsi2pk: keys.tenantActiveSessions(record.tenant_id),
+            gsi2sk: keys.activeSessionSort(record.user_id, record.created_at),
+          }
+        : {}),
       [tableSchema.ttlAttribute]: seconds(Date.parse(record.created_at)) + this.sessionRetentionSeconds,
     };
     await this.put(item, anyOf(itemAbsent(), sessionActive()), () =>
@@ -619,8 +624,8 @@ export class DynamoStore {
               ...active.names,
               '#endedAt': 'ended_at',
               '#duration': 'duration_seconds',
-              '#g2pk': tableSchema.indexes.activeByUser.partitionKey,
-              '#g2sk': tableSchema.indexes.activeByUser.sortKey,
+              '#g2pk': tableSchema.indexes.activeSessions.partitionKey,
+              '#g2sk': tableSchema.indexes.activeSessions.sortKey,
             },
             ExpressionAttributeValues: {
               ...active.values,
@@ -649,16 +654,14 @@ export class DynamoStore {
     );
   }
 
+  /** The tenant's active sessions (sparse index, eventually consistent), e.g. to end them on suspension. */
+  async activeSessionsOfTenant(tenantId: string): Promise<SessionRecord[]> {
+    return this.activeSessions(tenantId);
+  }
+
   /** The user's active sessions (sparse index, eventually consistent), e.g. to revoke them. */
-  async activeSessionsOfUser(userId: string): Promise<SessionRecord[]> {
-    const index = tableSchema.indexes.activeByUser;
-    const items = await this.queryAll({
-      IndexName: index.name,
-      KeyConditionExpression: '#pk = :pk',
-      ExpressionAttributeNames: { '#pk': index.partitionKey },
-      ExpressionAttributeValues: { ':pk': keys.userActiveSessions(userId) },
-    });
-    return items.map((i) => stripKeys<SessionRecord>(i)).filter((s) => s.status === 'active');
+  async activeSessionsOfUser(tenantId: string, userId: string): Promise<SessionRecord[]> {
+    return this.activeSessions(tenantId, keys.activeSessionUserPrefix(userId));
   }
 
   // Audit
@@ -694,6 +697,24 @@ export class DynamoStore {
   }
 
   // Building blocks
+
+  private async activeSessions(tenantId: string, sortPrefix?: string): Promise<SessionRecord[]> {
+    const index = tableSchema.indexes.activeSessions;
+    const items = await this.queryAll({
+      IndexName: index.name,
+      KeyConditionExpression:
+        sortPrefix === undefined ? '#pk = :pk' : '#pk = :pk AND begins_with(#sk, :prefix)',
+      ExpressionAttributeNames: {
+        '#pk': index.partitionKey,
+        ...(sortPrefix === undefined ? {} : { '#sk': index.sortKey }),
+      },
+      ExpressionAttributeValues: {
+        ':pk': keys.tenantActiveSessions(tenantId),
+        ...(sortPrefix === undefined ? {} : { ':prefix': sortPrefix }),
+      },
+    });
+    return items.map((i) => stripKeys<SessionRecord>(i)).filter((s) => s.status === 'active');
+  }
 
   private tenantItem(record: TenantRecord) {
     return {

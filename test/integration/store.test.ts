@@ -555,7 +555,9 @@ describe('DynamoStore sessions', () => {
     const s = session({ user_id: uid('u'), tenant_id: uid('t') });
     await store.putSession(s);
     await store.putSession(s);
-    expect(await store.activeSessionsOfUser(s.user_id)).toEqual([s]);
+    expect(await store.activeSessionsOfUser(s.tenant_id, s.user_id)).toEqual([s]);
+    expect(await store.activeSessionsOfUser(s.tenant_id, `${s.user_id}x`)).toEqual([]);
+    expect(await store.activeSessionsOfTenant(s.tenant_id)).toEqual([s]);
 
     // Act
     const ended = await store.endSession(s, new Date(T0 + 95_400));
@@ -569,8 +571,27 @@ describe('DynamoStore sessions', () => {
     });
     expect(again).toBeUndefined();
     expect(await store.roomSessions(s.room_name)).toEqual([ended]);
-    expect(await store.activeSessionsOfUser(s.user_id)).toEqual([]);
+    expect(await store.activeSessionsOfUser(s.tenant_id, s.user_id)).toEqual([]);
+    expect(await store.activeSessionsOfTenant(s.tenant_id)).toEqual([]);
     expect(await conflictCode(store.putSession(s))).toBe(StoreConflict.sessionEnded);
+  });
+
+  it('finds a user’s active sessions by exact user id, even with # in ids', async () => {
+    // Prepare
+    const tenantId = uid('t');
+    const a = session({ tenant_id: tenantId, user_id: 'a', participant_identity: 'a' });
+    const ab = session({ tenant_id: tenantId, user_id: 'a#b', participant_identity: 'a#b' });
+    await store.putSession(a);
+    await store.putSession(ab);
+
+    // Act
+    const ofA = await store.activeSessionsOfUser(tenantId, 'a');
+    const ofAb = await store.activeSessionsOfUser(tenantId, 'a#b');
+
+    // Assess
+    expect(ofA).toEqual([a]);
+    expect(ofAb).toEqual([ab]);
+    expect(await store.activeSessionsOfTenant(tenantId)).toHaveLength(2);
   });
 
   it('keeps every participant’s session of a room and lists a tenant’s sessions newest first', async () => {
