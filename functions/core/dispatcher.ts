@@ -113,6 +113,12 @@ export interface DispatchRequest {
   /** `api`: CreateDispatch now; `token`: the caller embeds the metadata in a participant token. */
   mode: DispatchMode;
   origin: SessionOrigin;
+  /**
+   * Last check before anything is created, run once the claim and lease are held (the session
+   * function's rate limit). When it throws, the claim and lease are released and the error
+   * propagates, so a refused request leaves nothing behind.
+   */
+  admit?: () => Promise<void>;
 }
 
 /** What {@link Dispatcher.dispatch} did. */
@@ -276,6 +282,15 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       // the next attempt lists the room's dispatches before creating one.
       if (cleaned) await releaseClaim();
     };
+
+    if (req.admit !== undefined) {
+      try {
+        await req.admit();
+      } catch (err) {
+        await rollback(false);
+        throw err;
+      }
+    }
 
     let dispatchId: string | null = null;
     if (req.mode === 'api') {

@@ -231,9 +231,6 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
       }
 
       try {
-        if (!(await store.hitRate(input.userId, config.sessionRateLimitPerMinute))) {
-          throw new DomainError('rate_limited', 'Too many sessions started; retry in a minute.');
-        }
         const roomName = newRoomName(config.webhookRoomPrefix, tenant.tenant_id, random);
         const result = await dispatcher.dispatch({
           tenant,
@@ -246,6 +243,11 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
           ...(input.agentMetadata === undefined ? {} : { client: input.agentMetadata }),
           mode,
           origin: 'session',
+          admit: async () => {
+            if (!(await store.hitRate(input.userId, config.sessionRateLimitPerMinute))) {
+              throw new DomainError('rate_limited', 'Too many sessions started; retry in a minute.');
+            }
+          },
         });
         // A fresh random room cannot have been claimed by anyone else.
         if (result.status !== 'dispatched') throw new Error('a new room was already claimed');

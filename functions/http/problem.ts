@@ -80,7 +80,20 @@ export function problem(
   extra?: Record<string, unknown>,
   headers?: Record<string, string>,
 ): Response {
-  const status = statusFor(code);
+  return problemWithStatus(statusFor(code), code, detail, extra, headers);
+}
+
+/**
+ * A problem+json response with an explicit status, for a caller whose status for a code
+ * differs from the table's (the webhook answers LiveKit failures 503 so LiveKit retries).
+ */
+export function problemWithStatus(
+  status: number,
+  code: string,
+  detail: string,
+  extra?: Record<string, unknown>,
+  headers?: Record<string, string>,
+): Response {
   const body: Problem = {
     type: `https://livekit-mcp-dispatch.dev/problems/${code}`,
     title: TITLE[status] ?? 'Error',

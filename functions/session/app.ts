@@ -1,0 +1,217 @@
+import { createHash } from 'node:crypto';
+import { Hono } from 'hono';
+import { cors } from 'hono/cors';
+import {
+  array,
+  type infer as Infer,
+  looseObject,
+  maxLength,
+  nullish,
+  record,
+  refine,
+  string,
+} from 'zod/mini';
+import type { Config } from '../core/config.js';
+import { createDispatcher, type DispatchApi, type DispatchStore } from '../core/dispatcher.js';
+import { DomainError, ValidationError } from '../core/errors.js';
+import { type Log, silentLog } from '../core/log.js';
+import { cryptoRandom } from '../core/rooms.js';
+import type { DispatchSealer, SecretBox } from '../core/sealing.js';
+import { createSessionService, type ParticipantTokens } from '../core/sessions.js';
+import { bodyLimitProblem } from '../http/body-limit.js';
+import { withProblemHandling } from '../http/problem.js';
+import { readJson, validate } from '../http/validate.js';
+
+/** Everything the session function is composed from. */
+export interface SessionAppDeps {
+  /** `DynamoStore`. */
+  store: DispatchStore;
+  /** The LiveKit gateway: dispatch calls and participant tokens. */
+  livekit: DispatchApi & ParticipantTokens;
+  /** Sealer of dispatch metadata (dispatch keyring). */
+  sealer: DispatchSealer;
+  /** Opens stored MCP tokens and headers (storage keyring). */
+  secretBox: Pick<SecretBox, 'open'>;
+  /** Verifies the app user's bearer JWT. */
+  verifier: {
+    verify(authorizationHeader: string | undefined): Promise<{ sub: string; tenantId: string | undefined }>;
+  };
+  config: Pick<
+    Config,
+    | 'defaultAgentName'
+    | 'sessionDispatchMode'
+    | 'sessionTokenTtlSeconds'
+    | 'sessionRateLimitPerMinute'
+    | 'metadataTtlSeconds'
+    | 'webhookRoomPrefix'
+    | 'corsOrigins'
+  > & { livekit: Pick<Config['livekit'], 'wsUrl'> };
+  clock?: () => Date;
+  log?: Log;
+  /** Random bytes for room names; the platform CSPRNG when omitted. */
+  random?: (n: number) => Uint8Array;
+}
+
+/** Largest request body (CONTRACT §7). */
+export const SESSION_BODY_LIMIT = 64 * 1024;
+const MAX_NAME = 128;
+const MAX_METADATA_BYTES = 4096;
+const MAX_ATTRIBUTES = 32;
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
+
+const utf8Bytes = (max: number) =>
+  refine<string>((v) => Buffer.byteLength(v, 'utf8') <= max, { message: `at most ${max} bytes` });
+
+/** What LiveKit client SDKs' `TokenSource.endpoint` sends; unknown fields are ignored. */
+const sessionRequest = looseObject({
+  room_name: nullish(string()),
+  participant_name: nullish(string().check(maxLength(MAX_NAME))),
+  participant_identity: nullish(string()),
+  participant_metadata: nullish(string().check(utf8Bytes(MAX_METADATA_BYTES))),
+  participant_attributes: nullish(
+    record(string(), string()).check(
+      refine((v) => Object.keys(v).length <= MAX_ATTRIBUTES, {
+        message: `at most ${MAX_ATTRIBUTES} attributes`,
+      }),
+    ),
+  ),
+  room_config: nullish(
+    looseObject({
+      agents: nullish(
+        array(
+          looseObject({
+            agent_name: nullish(string()),
+            metadata: nullish(string().check(utf8Bytes(MAX_METADATA_BYTES))),
+            deployment: nullish(string()),
+          }),
+        ).check(maxLength(1, { message: 'at most one agent' })),
+      ),
+    }),
+  ),
+});
+
+type SessionRequest = Infer<typeof sessionRequest>;
+
+/**
+ * The session function: `POST /v1/sessions`, a LiveKit token endpoint (CONTRACT §4) that also
+ * dispatches the user's agent with their sealed MCP configuration.
+ */
+export function createSessionApp(deps: SessionAppDeps) {
+  const log = deps.log ?? silentLog;
+  const clock = deps.clock ?? (() => new Date());
+  const { config } = deps;
+  const dispatcher = createDispatcher({
+    store: deps.store,
+    livekit: deps.livekit,
+    sealer: deps.sealer,
+    secretBox: deps.secretBox,
+    clock,
+    log,
+    config,
+  });
+  const sessions = createSessionService({
+    store: deps.store,
+    dispatcher,
+    tokens: deps.livekit,
+    sealer: deps.sealer,
+    secretBox: deps.secretBox,
+    random: deps.random ?? cryptoRandom,
+    log,
+    config,
+  });
+
+  const app = withProblemHandling(new Hono(), (message, meta) => log.error(message, meta));
+  if (config.corsOrigins.length > 0) {
+    app.use(
+      '/v1/sessions',
+      cors({
+        origin: config.corsOrigins,
+        allowMethods: ['POST', 'OPTIONS'],
+        allowHeaders: ['Authorization', 'Content-Type', 'Idempotency-Key'],
+        exposeHeaders: ['Retry-After'],
+        maxAge: 600,
+      }),
+    );
+  }
+
+  app.post('/v1/sessions', bodyLimitProblem(SESSION_BODY_LIMIT), async (c) => {
+    const principal = await deps.verifier.verify(c.req.header('authorization'));
+    const body = validate(sessionRequest, await readJson(c, { emptyAs: {} }));
+    refuseClientChosenFields(body);
+    if (body.participant_identity != null && body.participant_identity !== principal.sub) {
+      throw new DomainError('identity_mismatch', 'participant_identity must be the token subject.');
+    }
+    const idempotencyKey = c.req.header('idempotency-key');
+    if (idempotencyKey !== undefined && !IDEMPOTENCY_KEY.test(idempotencyKey)) {
+      throw new ValidationError('The Idempotency-Key header is invalid.', {
+        details: {
+          errors: [{ path: 'Idempotency-Key', message: 'must be 1 to 255 visible ASCII characters' }],
+        },
+      });
+    }
+
+    const agent = body.room_config?.agents?.[0];
+    const started = await sessions.start({
+      userId: principal.sub,
+      tenantClaim: principal.tenantId,
+      ...(body.participant_name == null ? {} : { participantName: body.participant_name }),
+      ...(body.participant_metadata == null ? {} : { participantMetadata: body.participant_metadata }),
+      ...(body.participant_attributes == null ? {} : { participantAttributes: body.participant_attributes }),
+      ...(agent?.agent_name == null ? {} : { agentName: agent.agent_name }),
+      ...(agent?.metadata == null ? {} : { agentMetadata: agent.metadata }),
+      ...(idempotencyKey === undefined
+        ? {}
+        : { idempotency: { key: idempotencyKey, requestHash: hashOf(body) } }),
+    });
+
+    c.header('cache-control', 'no-store');
+    return c.json(
+      {
+        server_url: config.livekit.wsUrl,
+        participant_token: started.participantToken,
+        room_name: started.roomName,
+        participant_identity: started.participantIdentity,
+        agent_name: started.agentName,
+        dispatch_id: started.dispatchId,
+        expires_at: started.expiresAt.toISOString().replace(/\.\d{3}Z$/, 'Z'),
+      },
+      201,
+    );
+  });
+
+  return app;
+}
+
+/** `room_name` and reserved attribute keys are the server's to set (400 `field_not_allowed`). */
+function refuseClientChosenFields(body: SessionRequest): void {
+  if (body.room_name != null && body.room_name !== '') {
+    throw new DomainError('field_not_allowed', 'room_name is chosen by the server.', {
+      details: { fields: ['room_name'] },
+    });
+  }
+  const reserved = Object.keys(body.participant_attributes ?? {}).filter(
+    (k) => k.startsWith('lk.') || k.startsWith('sip.'),
+  );
+  if (reserved.length > 0) {
+    throw new DomainError('field_not_allowed', 'Attribute keys starting with lk. or sip. are reserved.', {
+      details: { fields: reserved.map((k) => `participant_attributes.${k.slice(0, 64)}`) },
+    });
+  }
+}
+
+/** A hash of what the request asks for (known fields only, key order ignored). */
+function hashOf(body: SessionRequest): string {
+  const agent = body.room_config?.agents?.[0];
+  const canonical = {
+    participant_name: body.participant_name ?? null,
+    participant_identity: body.participant_identity ?? null,
+    participant_metadata: body.participant_metadata ?? null,
+    participant_attributes: Object.fromEntries(
+      Object.entries(body.participant_attributes ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+    ),
+    agent_name: agent?.agent_name ?? null,
+    agent_metadata: agent?.metadata ?? null,
+    agent_deployment: agent?.deployment ?? null,
+  };
+  return createHash('sha256').update(JSON.stringify(canonical)).digest('hex');
+}

@@ -1,0 +1,141 @@
+import { Hono } from 'hono';
+import { type WebhookEvent, WebhookReceiver } from 'livekit-server-sdk';
+import { keys } from '../adapters/schema.js';
+import type { Config } from '../core/config.js';
+import { createDispatcher, type DispatchApi, type DispatchStore } from '../core/dispatcher.js';
+import { DomainError, LiveKitUnavailableError } from '../core/errors.js';
+import { type Log, silentLog } from '../core/log.js';
+import { isServiceParticipant } from '../core/rooms.js';
+import type { DispatchSealer, SecretBox } from '../core/sealing.js';
+import { bodyLimitProblem } from '../http/body-limit.js';
+import { problem, problemWithStatus, toProblem, withProblemHandling } from '../http/problem.js';
+
+/** Everything the webhook function is composed from. */
+export interface WebhookAppDeps {
+  /** `DynamoStore`. */
+  store: DispatchStore;
+  /** The LiveKit gateway (dispatch calls). */
+  livekit: DispatchApi;
+  /** Sealer of dispatch metadata (dispatch keyring). */
+  sealer: DispatchSealer;
+  /** Opens stored MCP tokens and headers (storage keyring). */
+  secretBox: Pick<SecretBox, 'open'>;
+  config: Pick<Config, 'defaultAgentName' | 'metadataTtlSeconds' | 'webhookRoomPrefix'> & {
+    livekit: Pick<Config['livekit'], 'apiKey' | 'apiSecret'>;
+  };
+  clock?: () => Date;
+  log?: Log;
+}
+
+/** Largest webhook body (CONTRACT §5: LiveKit events carry room and participant metadata). */
+export const WEBHOOK_BODY_LIMIT = 1024 * 1024;
+/** How long a processed event id is remembered: far beyond LiveKit's retries. */
+export const EVENT_CLAIM_TTL_SECONDS = 24 * 3600;
+/** How long a delivery being processed holds its event id before a retry may take over. */
+export const EVENT_CLAIM_HOLD_SECONDS = 60;
+
+/** The `action` of a 200 answer (CONTRACT §5). */
+export type WebhookAction =
+  | 'dispatched'
+  | 'already_dispatched'
+  | 'duplicate_event'
+  | 'ended'
+  | 'ignored'
+  | 'quota_exceeded';
+
+/**
+ * The webhook function: `POST /v1/livekit/webhook`, LiveKit's webhook target (CONTRACT §5).
+ * The signature is checked against the raw body before anything is parsed, read or written.
+ */
+export function createWebhookApp(deps: WebhookAppDeps) {
+  const log = deps.log ?? silentLog;
+  const { store, config } = deps;
+  const receiver = new WebhookReceiver(config.livekit.apiKey, config.livekit.apiSecret);
+  const dispatcher = createDispatcher({
+    store,
+    livekit: deps.livekit,
+    sealer: deps.sealer,
+    secretBox: deps.secretBox,
+    clock: deps.clock ?? (() => new Date()),
+    log,
+    config,
+  });
+
+  /** Runs `work` for an event id at most once; a failed attempt leaves no claim behind. */
+  async function once(eventId: string, work: () => Promise<WebhookAction>): Promise<WebhookAction> {
+    if (eventId === '') return work();
+    const key = keys.eventClaim(eventId);
+    const claim = await store.tryClaim(key, {
+      ttlSeconds: EVENT_CLAIM_TTL_SECONDS,
+      holdSeconds: EVENT_CLAIM_HOLD_SECONDS,
+    });
+    if (!claim.won) {
+      if (claim.current.state === 'completed') return 'duplicate_event';
+      throw new DomainError('event_in_progress', 'This event is being processed; retry later.');
+    }
+    let action: WebhookAction;
+    try {
+      action = await work();
+    } catch (err) {
+      await store.releaseClaim(key, claim.owner).catch((e: unknown) => {
+        log.warn('event claim release failed', { error: e instanceof Error ? e.name : typeof e });
+      });
+      throw err;
+    }
+    await store.completeClaim(key, claim.owner, { action }, EVENT_CLAIM_TTL_SECONDS);
+    return action;
+  }
+
+  async function handle(event: WebhookEvent): Promise<WebhookAction> {
+    const room = event.room;
+    switch (event.event) {
+      case 'participant_joined': {
+        const participant = event.participant;
+        if (!room?.name || !participant?.identity) return 'ignored';
+        if (isServiceParticipant(participant.kind)) return 'ignored';
+        return once(event.id, () =>
+          dispatcher.participantJoined({
+            roomName: room.name,
+            roomSid: room.sid,
+            identity: participant.identity,
+            kind: participant.kind,
+            attributes: { ...participant.attributes },
+          }),
+        );
+      }
+      case 'room_finished': {
+        if (!room?.name) return 'ignored';
+        return once(event.id, async () =>
+          (await dispatcher.finishRoom(room.name, room.sid || undefined)) > 0 ? 'ended' : 'ignored',
+        );
+      }
+      default:
+        return 'ignored';
+    }
+  }
+
+  const app = withProblemHandling(new Hono(), (message, meta) => log.error(message, meta));
+  // LiveKit retries a delivery answered 5xx: a LiveKit failure is worth a retry, so 503, not 502.
+  app.onError((err) =>
+    err instanceof LiveKitUnavailableError
+      ? problemWithStatus(503, err.code, err.message, undefined, { 'retry-after': '1' })
+      : toProblem(err, (message, meta) => log.error(message, meta)),
+  );
+
+  app.post('/v1/livekit/webhook', bodyLimitProblem(WEBHOOK_BODY_LIMIT), async (c) => {
+    const body = await c.req.text();
+    let event: WebhookEvent;
+    try {
+      event = await receiver.receive(body, c.req.header('authorization'));
+    } catch (err) {
+      log.warn('webhook refused', { reason: err instanceof Error ? err.message.slice(0, 120) : typeof err });
+      return problem('invalid_signature', 'The webhook signature is missing or invalid.');
+    }
+    const eventLog = log.child({ event: event.event, event_id: event.id, room: event.room?.name });
+    const action = await handle(event);
+    eventLog.info('webhook handled', { action });
+    return c.json({ ok: true, action }, 200);
+  });
+
+  return app;
+}
