@@ -5,7 +5,10 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 export interface DynamoClientOptions {
   /** AWS region; defaults to the SDK's own resolution (`AWS_REGION` in Lambda), else `us-east-1` for a custom endpoint. */
   region?: string;
-  /** A DynamoDB-compatible server of your own (`DYNAMODB_ENDPOINT`); dummy credentials are used for it. */
+  /**
+   * A DynamoDB-compatible server of your own (`DYNAMODB_ENDPOINT`). A loopback one gets dummy
+   * credentials (real ones are never sent to it); any other host uses the default chain.
+   */
   endpoint?: string;
   /** Per-attempt limit for one request and its response, in ms (default 2000). */
   requestTimeoutMs?: number;
@@ -21,15 +24,12 @@ export interface DynamoClientOptions {
  * `removeUndefinedValues` so optional record fields can simply be left undefined.
  */
 export function createDynamoClient(options: DynamoClientOptions = {}): DynamoDBDocumentClient {
-  const local = options.endpoint !== undefined;
+  const custom = options.endpoint !== undefined;
   const client = new DynamoDBClient({
-    ...(options.region !== undefined || local ? { region: options.region ?? 'us-east-1' } : {}),
-    ...(local
-      ? {
-          endpoint: options.endpoint,
-          // A local server accepts any signature; real credentials must never be sent to it.
-          credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-        }
+    ...(options.region !== undefined || custom ? { region: options.region ?? 'us-east-1' } : {}),
+    ...(custom ? { endpoint: options.endpoint } : {}),
+    ...(custom && isLoopback(options.endpoint!)
+      ? { credentials: { accessKeyId: 'local', secretAccessKey: 'local' } }
       : {}),
     retryMode: 'standard',
     maxAttempts: options.maxAttempts ?? 3,
@@ -43,4 +43,9 @@ export function createDynamoClient(options: DynamoClientOptions = {}): DynamoDBD
   return DynamoDBDocumentClient.from(client, {
     marshallOptions: { removeUndefinedValues: true },
   });
+}
+
+function isLoopback(endpoint: string): boolean {
+  const host = new URL(endpoint).hostname;
+  return host === 'localhost' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
