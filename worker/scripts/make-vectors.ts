@@ -103,7 +103,9 @@ function rawSeal(
   cipher.setAAD(Buffer.from(headerSegment, 'ascii'));
   const plaintext = typeof payload === 'string' ? payload : JSON.stringify(payload);
   const ciphertext = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
-  return [headerSegment, tweak.encryptedKey ?? '', b64(iv), b64(ciphertext), b64(cipher.getAuthTag())].join('.');
+  return [headerSegment, tweak.encryptedKey ?? '', b64(iv), b64(ciphertext), b64(cipher.getAuthTag())].join(
+    '.',
+  );
 }
 
 function flip(metadata: string, segment: number): string {
@@ -117,7 +119,12 @@ function flip(metadata: string, segment: number): string {
 async function build(): Promise<Vector[]> {
   const key = keyringJson.keys['k2026-11'];
   const valid = await seal(keyringJson);
-  const bad = (name: string, metadata: string, code: DispatchErrorCode, extra: Partial<Vector> = {}): Vector => ({
+  const bad = (
+    name: string,
+    metadata: string,
+    code: DispatchErrorCode,
+    extra: Partial<Vector> = {},
+  ): Vector => ({
     name,
     metadata,
     expect: { code },
@@ -130,11 +137,18 @@ async function build(): Promise<Vector[]> {
     ok('valid_previous_key', await seal({ current: 'k2026-05', keys: keyringJson.keys })),
     ok('valid_exp_within_leeway', await seal(keyringJson, { issuedAt: now - 80, ttlSeconds: 60 })),
     ok('valid_hand_built', withHeader(HEADER)),
-    ok('valid_header_members_reordered', withHeader({ typ: HEADER.typ, kid: HEADER.kid, enc: 'A256GCM', alg: 'dir' })),
+    ok(
+      'valid_header_members_reordered',
+      withHeader({ typ: HEADER.typ, kid: HEADER.kid, enc: 'A256GCM', alg: 'dir' }),
+    ),
     bad('wrong_room', valid, 'wrong_room', { room_name: 'lk-mcp-acme-otherroom' }),
     bad('wrong_agent', valid, 'wrong_audience', { agent_name: 'other-agent' }),
     bad('expired', await seal(keyringJson, { issuedAt: now - 3600, ttlSeconds: 600 }), 'expired'),
-    bad('expired_just_past_leeway', await seal(keyringJson, { issuedAt: now - 100, ttlSeconds: 60 }), 'expired'),
+    bad(
+      'expired_just_past_leeway',
+      await seal(keyringJson, { issuedAt: now - 100, ttlSeconds: 60 }),
+      'expired',
+    ),
     bad('unknown_kid', await seal(strangerKeyringJson), 'unknown_kid'),
     bad('wrong_key_same_kid', await seal(otherKeyringJson), 'decrypt_failed'),
     bad('flipped_ciphertext_byte', flip(valid, 3), 'decrypt_failed'),
@@ -159,7 +173,11 @@ async function build(): Promise<Vector[]> {
     bad('kid_not_string', withHeader({ ...HEADER, kid: 7 }), 'bad_header'),
     bad('empty_string', '', 'malformed'),
     bad('four_segments', valid.split('.').slice(0, 4).join('.'), 'malformed'),
-    bad('encrypted_key_present', rawSeal(HEADER, claimsBase, key, { encryptedKey: b64(randomBytes(32)) }), 'malformed'),
+    bad(
+      'encrypted_key_present',
+      rawSeal(HEADER, claimsBase, key, { encryptedKey: b64(randomBytes(32)) }),
+      'malformed',
+    ),
     bad('ciphertext_padded_base64', `${valid}=`, 'malformed'),
     bad('payload_not_json', rawSeal(HEADER, 'not json', key), 'malformed'),
     bad('payload_json_array', rawSeal(HEADER, '[1,2]', key), 'malformed'),
@@ -202,9 +220,11 @@ async function main(): Promise<void> {
   for (const vector of vectors) {
     const expected = 'ok' in vector.expect ? 'ok' : vector.expect.code;
     const actual = await outcome(vector);
-    if (actual !== expected) mismatches.push(`${vector.name}: expected ${expected}, TypeScript opener gave ${actual}`);
+    if (actual !== expected)
+      mismatches.push(`${vector.name}: expected ${expected}, TypeScript opener gave ${actual}`);
   }
-  if (mismatches.length > 0) throw new Error(`vectors disagree with the TypeScript opener:\n${mismatches.join('\n')}`);
+  if (mismatches.length > 0)
+    throw new Error(`vectors disagree with the TypeScript opener:\n${mismatches.join('\n')}`);
   mkdirSync(outdir, { recursive: true });
   const file = join(outdir, 'dispatch-vectors.json');
   const expected_grant = {

@@ -13,6 +13,7 @@ import {
   assertPublicHost,
   assertPublicUrl,
   type LookupFn,
+  UnsafeMcpUrlError,
 } from './address-guard.js';
 import type { McpServerGrant } from './format.js';
 
@@ -57,8 +58,8 @@ function toolsetId(name: string): string {
   return `mcp_${name.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 48) || 'server'}`;
 }
 
-function describeFailure(serverName: string, error: unknown): McpConnectionError {
-  if (error instanceof McpConnectionError) return error;
+function describeFailure(serverName: string, error: unknown): McpConnectionError | UnsafeMcpUrlError {
+  if (error instanceof McpConnectionError || error instanceof UnsafeMcpUrlError) return error;
   const status = (error as { code?: unknown })?.code;
   if (typeof status === 'number' && status >= 400 && status < 600) {
     const hint =

@@ -229,3 +229,22 @@ describe('createMcpToolset refusals', () => {
     expect(mcp.seenTokens.length).toBe(before);
   });
 });
+
+describe('createMcpToolset address re-check', () => {
+  it('checks the address again on every request, so a name that turns private is refused', async () => {
+    // Prepare: the first lookup (setup's URL check) says loopback, the request's own says private.
+    const answers = [[{ address: '127.0.0.1', family: 4 }], [{ address: '10.0.0.7', family: 4 }]];
+    const lookup = async () => answers.shift() ?? [{ address: '10.0.0.7', family: 4 }];
+    const before = mcp.seenTokens.length;
+    const url = mcp.url.replace('127.0.0.1', 'localhost');
+    const toolset = createMcpToolset(grantServer(tokenA, { url }), { ...testOnly, lookup });
+
+    // Act
+    const error = await toolset.setup().catch((e: unknown) => e);
+
+    // Assess
+    expect(error).toBeInstanceOf(UnsafeMcpUrlError);
+    expect((error as Error).message).toBe('MCP host localhost resolves to a private address');
+    expect(mcp.seenTokens.length).toBe(before);
+  });
+});
