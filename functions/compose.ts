@@ -1,0 +1,67 @@
+import { lookup } from 'node:dns/promises';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { JWTVerifyGetKey } from 'jose';
+import { createJwtVerifier, type JwtVerifier } from './adapters/auth.js';
+import { createDynamoClient } from './adapters/dynamo.js';
+import { createLiveKitGateway, type LiveKitGateway } from './adapters/livekit.js';
+import { DynamoStore } from './adapters/store.js';
+import type { Config } from './core/config.js';
+import type { Log } from './core/log.js';
+import {
+  createDispatchSealer,
+  createSecretBox,
+  type DispatchSealer,
+  type SecretBox,
+} from './core/sealing.js';
+import type { HostResolver } from './core/url-guard.js';
+
+/** Everything the three apps are composed from; each app takes the part it needs. */
+export interface Services {
+  config: Config;
+  store: DynamoStore;
+  livekit: LiveKitGateway;
+  sealer: DispatchSealer;
+  secretBox: SecretBox;
+  verifier: JwtVerifier;
+  resolveHost: HostResolver;
+  clock: () => Date;
+  log: Log;
+}
+
+/** Overrides for local runs and tests (a dynalite client, the dev issuer's keys). */
+export interface ServiceOverrides {
+  dynamo?: DynamoDBDocumentClient;
+  getKey?: JWTVerifyGetKey;
+  resolveHost?: HostResolver;
+}
+
+/** Resolves every address of a host, as the URL guard needs (A and AAAA). */
+export const dnsResolveHost: HostResolver = async (host) => lookup(host, { all: true, verbatim: true });
+
+/**
+ * The one composition root: builds the adapters from a validated config. Nothing here talks to
+ * the network until a request needs it.
+ */
+export function createServices(config: Config, log: Log, overrides: ServiceOverrides = {}): Services {
+  const client = overrides.dynamo ?? createDynamoClient({ endpoint: config.dynamodbEndpoint });
+  return {
+    config,
+    store: new DynamoStore({ client, tableName: config.tableName }),
+    livekit: createLiveKitGateway({
+      httpUrl: config.livekit.httpUrl,
+      apiKey: config.livekit.apiKey,
+      apiSecret: config.livekit.apiSecret,
+    }),
+    sealer: createDispatchSealer(config.dispatchKeys),
+    secretBox: createSecretBox(config.storageKeys),
+    verifier: createJwtVerifier({
+      ...(overrides.getKey ? { getKey: overrides.getKey } : { jwksUrl: config.auth.jwksUrl }),
+      issuer: config.auth.issuer,
+      audience: config.auth.audience,
+      tenantClaim: config.auth.tenantClaim,
+    }),
+    resolveHost: overrides.resolveHost ?? dnsResolveHost,
+    clock: () => new Date(),
+    log,
+  };
+}

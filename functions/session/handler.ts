@@ -1,0 +1,6 @@
+import { handle } from 'hono/aws-lambda';
+import { lambdaServices } from '../lambda.js';
+import { createSessionApp } from './app.js';
+
+/** API Gateway HTTP API (payload v2) entry of the session function. */
+export const handler = handle(createSessionApp(await lambdaServices('session')));
