@@ -109,7 +109,10 @@ export function problemWithStatus(
 }
 
 /** Turns a thrown error into problem+json; unknown errors become a bare 500 with no detail. */
-export function toProblem(err: unknown, log?: (message: string, meta: Record<string, unknown>) => void): Response {
+export function toProblem(
+  err: unknown,
+  log?: (message: string, meta: Record<string, unknown>) => void,
+): Response {
   if (err instanceof DomainError) {
     const status = statusFor(err.code);
     if (status >= 500) log?.('request failed', { code: err.code, error: err.name });

@@ -121,7 +121,7 @@ const dispatchCalls = () =>
   h.livekitServer.calls.filter((c) => c.rpc === 'AgentDispatchService/CreateDispatch');
 
 /** The table and the stand-in must look the same after a refused request. */
-async function expectNoSideEffects(run: () => Promise<Response>, status: number, code: string) {
+async function expectNoSideEffects(run: () => Response | Promise<Response>, status: number, code: string) {
   const before = await h.db.scan();
   const callsBefore = h.livekitServer.calls.length;
   const res = await run();
