@@ -314,6 +314,28 @@ describe('DynamoStore users', () => {
     expect((await store.userByPhoneNumber(p3))?.user_id).toBe(bob.user_id);
   });
 
+  it('gives a phone number to exactly one of 5 concurrent creators', async () => {
+    // Prepare
+    const t = await store.createTenant(tenant());
+    const phone = `+1415556${++seq}`;
+
+    // Act
+    const results = await Promise.allSettled(
+      Array.from({ length: 5 }, () => store.createUser(user(t.tenant_id, { phone_numbers: [phone] }))),
+    );
+
+    // Assess
+    const winners = results.filter((r) => r.status === 'fulfilled');
+    expect(winners).toHaveLength(1);
+    for (const r of results) {
+      if (r.status === 'rejected')
+        expect((r.reason as ConditionFailedError).code).toBe(StoreConflict.phoneNumberTaken);
+    }
+    expect((await store.userByPhoneNumber(phone))?.user_id).toBe(
+      winners[0]?.status === 'fulfilled' && winners[0].value.user_id,
+    );
+  });
+
   it('takes over an orphaned phone claim only after the grace period', async () => {
     // Prepare: a claim whose owner never listed the number (a write that died midway).
     const t = await store.createTenant(tenant());
