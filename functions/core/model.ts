@@ -22,6 +22,11 @@ export interface StoredMcp {
   /** Compact JWE of the headers JSON object, bound to (tenant, user, "headers"). */
   headers_sealed?: string;
   header_names?: string[];
+  /**
+   * Origin (`https://host[:port]`) of the URL the token and headers were set for. They are
+   * sent only to that origin, so a secret never follows a URL it was not set with.
+   */
+  credentials_origin?: string;
 }
 
 export interface TenantRecord {
