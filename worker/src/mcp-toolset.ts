@@ -124,7 +124,11 @@ export class McpToolset extends llm.Toolset {
   /** Connects and lists the tools; the LiveKit runtime calls it once when the agent activates. */
   override async setup(ctx?: llm.ToolsetContext): Promise<void> {
     if (this.#closed) throw new McpConnectionError(`MCP server "${this.#server.name}" toolset is closed`);
-    if (this.#client) return;
+    if (this.#client) {
+      // Already connected (e.g. by the entrypoint, to drop a failing server): hand the runtime the list.
+      ctx?.updateTools(this.tools);
+      return;
+    }
     const guard: AddressGuardOptions = {
       allowLoopbackForTests: this.#options.allowLoopbackForTests === true,
       ...(this.#options.lookup ? { lookup: this.#options.lookup } : {}),

@@ -1,0 +1,140 @@
+/**
+ * Example `@livekit/agents` (1.9) worker for livekit-mcp-dispatch.
+ *
+ * Each job opens its sealed dispatch metadata before anything else, connects one MCP toolset per
+ * MCP server of its user (that user's URL and token; addresses checked to be public), and serves
+ * only the participant the metadata names. A job whose metadata does not open is ended with one
+ * log line naming the reason code and nothing else.
+ *
+ * Environment: `LIVEKIT_URL`, `LIVEKIT_API_KEY`, `LIVEKIT_API_SECRET` (as for any worker);
+ * `DISPATCH_KEYS` (the dispatch keyring JSON); `LKMCP_AGENT_NAME` (default `mcp-agent`);
+ * `LKMCP_LLM`, `LKMCP_STT`, `LKMCP_TTS` (LiveKit Inference model strings, defaults
+ * `openai/gpt-4.1-mini`, `deepgram/nova-3`, `cartesia/sonic-2`); `LKMCP_INSTRUCTIONS`.
+ *
+ * Run: `npx tsx src/agent.ts dev` (or `start`). Importing this module starts nothing and makes no
+ * network call; only running it as the main module starts the worker CLI.
+ */
+import { fileURLToPath } from 'node:url';
+import { cli, defineAgent, type JobContext, log, ServerOptions, voice } from '@livekit/agents';
+import { UnsafeMcpUrlError } from './address-guard.js';
+import type { McpServerGrant } from './format.js';
+import {
+  createMcpToolset,
+  McpConnectionError,
+  type McpToolset,
+  type McpToolsetOptions,
+} from './mcp-toolset.js';
+import { type DispatchGrant, DispatchMetadataError, KeyringError, openDispatchMetadata } from './open.js';
+
+/** Where the example writes its log lines (pino's `(object, message)` shape). */
+export interface JobLogger {
+  error(fields: Record<string, unknown>, message: string): void;
+}
+
+/** The part of `JobContext` the job handling reads. */
+export type JobLike = Pick<JobContext, 'job' | 'shutdown'>;
+
+/** The agent name this worker registers under (explicit dispatch). */
+export function agentName(env: NodeJS.ProcessEnv = process.env): string {
+  return env.LKMCP_AGENT_NAME ?? 'mcp-agent';
+}
+
+/**
+ * Opens the job's metadata, or logs why not (the reason code and job id only, never claims)
+ * and returns undefined.
+ */
+export async function openJob(
+  ctx: JobLike,
+  keyring: string,
+  name: string,
+  logger: JobLogger,
+): Promise<DispatchGrant | undefined> {
+  try {
+    return await openDispatchMetadata(ctx.job.metadata ?? '', {
+      keyring,
+      agentName: name,
+      roomName: ctx.job.room?.name ?? '',
+    });
+  } catch (error) {
+    if (error instanceof DispatchMetadataError) {
+      logger.error(
+        { code: error.code, jobId: ctx.job.id },
+        `dispatch metadata refused: ${error.code}; ending job ${ctx.job.id} without serving anyone`,
+      );
+      return undefined;
+    }
+    if (error instanceof KeyringError) {
+      // The worker's own configuration is wrong; the problems name no key material.
+      logger.error(
+        { jobId: ctx.job.id },
+        `DISPATCH_KEYS is not a valid keyring: ${error.problems.join('; ')}`,
+      );
+      return undefined;
+    }
+    throw error;
+  }
+}
+
+/** Connects one toolset per server; a server that fails is left out with a log line (no secrets). */
+export async function connectToolsets(
+  servers: readonly McpServerGrant[],
+  logger: JobLogger,
+  options: McpToolsetOptions = {},
+): Promise<McpToolset[]> {
+  const toolsets = servers.map((server) => createMcpToolset(server, options));
+  const outcomes = await Promise.allSettled(toolsets.map((toolset) => toolset.setup()));
+  const ready: McpToolset[] = [];
+  outcomes.forEach((outcome, i) => {
+    const toolset = toolsets[i] as McpToolset;
+    if (outcome.status === 'fulfilled') {
+      ready.push(toolset);
+      return;
+    }
+    const reason = outcome.reason;
+    const message =
+      reason instanceof McpConnectionError || reason instanceof UnsafeMcpUrlError
+        ? reason.message
+        : 'setup failed';
+    logger.error({ toolset: toolset.id }, `MCP toolset ${toolset.id} unavailable: ${message}`);
+  });
+  return ready;
+}
+
+function sessionModels(env: NodeJS.ProcessEnv = process.env) {
+  return {
+    llm: env.LKMCP_LLM ?? 'openai/gpt-4.1-mini',
+    stt: env.LKMCP_STT ?? 'deepgram/nova-3',
+    tts: env.LKMCP_TTS ?? 'cartesia/sonic-2',
+  };
+}
+
+const INSTRUCTIONS =
+  "You are a helpful voice assistant. Use the tools you have to answer the user's questions.";
+
+export default defineAgent({
+  entry: async (ctx: JobContext) => {
+    const logger = log();
+    const grant = await openJob(ctx, process.env.DISPATCH_KEYS ?? '', agentName(), logger);
+    if (!grant) {
+      ctx.shutdown('dispatch metadata refused');
+      return;
+    }
+    const toolsets = await connectToolsets(grant.mcpServers, logger);
+    ctx.addShutdownCallback(async () => {
+      await Promise.allSettled(toolsets.map((toolset) => toolset.aclose()));
+    });
+
+    await ctx.connect();
+    const session = new voice.AgentSession({ ...sessionModels(), tools: toolsets });
+    await session.start({
+      agent: new voice.Agent({ instructions: process.env.LKMCP_INSTRUCTIONS ?? INSTRUCTIONS }),
+      room: ctx.room,
+      // Linked to this one participant: nobody else in the room is heard or answered.
+      inputOptions: { participantIdentity: grant.participantIdentity },
+    });
+  },
+});
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  cli.runApp(new ServerOptions({ agent: fileURLToPath(import.meta.url), agentName: agentName() }));
+}

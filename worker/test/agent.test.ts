@@ -1,0 +1,136 @@
+import { initializeLogger, type JobContext } from '@livekit/agents';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import agent, { connectToolsets, type JobLike, type JobLogger, openJob } from '../src/agent.js';
+import { startTestMcpServer, type TestMcpServer, testToken } from './support/mcp-server.js';
+import { sealForTest, testKeyring } from './support/seal.js';
+
+const AGENT = 'mcp-agent';
+const ROOM = 'lk-mcp-acme-room9';
+const keyring = testKeyring();
+const keyringText = JSON.stringify(keyring);
+const token = testToken();
+let mcp: TestMcpServer;
+
+beforeAll(async () => {
+  mcp = await startTestMcpServer({ [token]: { id: 'carol', notes: [] } });
+});
+
+afterAll(async () => {
+  await mcp?.close();
+});
+
+function fakeJob(metadata: string, room = ROOM) {
+  const shutdowns: string[] = [];
+  const ctx = {
+    job: { id: 'AJ_test', metadata, room: { name: room } },
+    shutdown: (reason?: string) => shutdowns.push(reason ?? ''),
+  } as unknown as JobLike;
+  return { ctx, shutdowns };
+}
+
+function recordingLogger() {
+  const lines: string[] = [];
+  const logger: JobLogger = {
+    error: (fields, message) => lines.push(`${message} ${JSON.stringify(fields)}`),
+  };
+  return { logger, lines };
+}
+
+describe('openJob', () => {
+  it('returns the grant of metadata sealed for this agent and room', async () => {
+    const metadata = await sealForTest(keyring, {
+      agentName: AGENT,
+      roomName: ROOM,
+      userId: 'carol',
+      mcpServers: [],
+    });
+    const { ctx } = fakeJob(metadata);
+    const { logger, lines } = recordingLogger();
+
+    const grant = await openJob(ctx, keyringText, AGENT, logger);
+
+    expect(grant?.participantIdentity).toBe('carol');
+    expect(lines).toEqual([]);
+  });
+
+  it('logs one line with the code only when the metadata is for another room', async () => {
+    // Prepare
+    const metadata = await sealForTest(keyring, {
+      agentName: AGENT,
+      roomName: 'lk-mcp-acme-other',
+      userId: 'carol',
+      mcpServers: [
+        {
+          name: 'n',
+          url: mcp.url,
+          transport: 'streamable_http',
+          headers: { Authorization: `Bearer ${token}` },
+        },
+      ],
+    });
+    const { ctx } = fakeJob(metadata);
+    const { logger, lines } = recordingLogger();
+
+    // Act
+    const grant = await openJob(ctx, keyringText, AGENT, logger);
+
+    // Assess
+    expect(grant).toBeUndefined();
+    expect(lines).toEqual([
+      'dispatch metadata refused: wrong_room; ending job AJ_test without serving anyone {"code":"wrong_room","jobId":"AJ_test"}',
+    ]);
+    expect(lines.join()).not.toContain(token);
+    expect(lines.join()).not.toContain('carol');
+  });
+});
+
+describe('agent entry', () => {
+  it('ends a job whose metadata does not open, before connecting to the room', async () => {
+    // Prepare
+    initializeLogger({ pretty: false, level: 'silent' });
+    const { ctx, shutdowns } = fakeJob('not-a-jwe');
+    let connected = false;
+    (ctx as unknown as { connect: () => Promise<void> }).connect = async () => {
+      connected = true;
+    };
+    process.env.DISPATCH_KEYS = keyringText;
+
+    // Act
+    await agent.entry(ctx as JobContext);
+
+    // Assess
+    expect(shutdowns).toEqual(['dispatch metadata refused']);
+    expect(connected).toBe(false);
+  });
+});
+
+describe('connectToolsets', () => {
+  it('connects the user’s server and leaves out one that refuses its token', async () => {
+    // Prepare
+    const { logger, lines } = recordingLogger();
+    const servers = [
+      {
+        name: 'good',
+        url: mcp.url,
+        transport: 'streamable_http' as const,
+        headers: { Authorization: `Bearer ${token}` },
+      },
+      {
+        name: 'bad',
+        url: mcp.url,
+        transport: 'streamable_http' as const,
+        headers: { Authorization: 'Bearer nope' },
+      },
+    ];
+
+    // Act
+    const toolsets = await connectToolsets(servers, logger, { allowLoopbackForTests: true });
+
+    // Assess
+    expect(toolsets.map((t) => t.id)).toEqual(['mcp_good']);
+    expect(lines).toEqual([
+      'MCP toolset mcp_bad unavailable: MCP server "bad" answered HTTP 401: it refused the credentials (check the user’s MCP token) {"toolset":"mcp_bad"}',
+    ]);
+    await Promise.all(toolsets.map((t) => t.aclose()));
+  });
+});
