@@ -3,7 +3,7 @@ import { DomainError } from './errors.js';
 /**
  * Where an IP address belongs, for the MCP URL guard. Anything but `public` is refused.
  *
- * The worker package keeps its own copy of this classifier (worker/…/url-guard); the rules
+ * The worker package keeps its own copy of this classifier (worker/src/address-guard.ts); the rules
  * must stay identical, so change both together and keep their test tables in step.
  */
 export type AddressClass =

@@ -7,8 +7,9 @@ import { parseKeyring } from '../../functions/core/keyring.js';
 import type { Log } from '../../functions/core/log.js';
 import type { SessionRecord } from '../../functions/core/model.js';
 import { effectiveMcpConfig } from '../../functions/core/resolve.js';
-import { createSecretBox } from '../../functions/core/sealing.js';
+import { createDispatchSealer, createSecretBox } from '../../functions/core/sealing.js';
 import type { HostResolver } from '../../functions/core/url-guard.js';
+import { createSessionApp } from '../../functions/session/app.js';
 import { startDynalite, type TestDynamo } from '../support/dynalite.js';
 import { type JwksServer, startJwksServer } from '../support/jwks-server.js';
 import { type LiveKitStandIn, startLiveKitStandIn } from '../support/livekit-standin.js';
@@ -742,6 +743,45 @@ describe('admin API: revoke, suspension, sessions, audit', () => {
     );
     expect(byRoom['lk-mcp-rev-t-1']).toMatchObject({ status: 'ended', duration_seconds: expect.any(Number) });
     expect(byRoom['lk-mcp-rev-t-3']).toMatchObject({ status: 'active', ended_at: null });
+
+    // Act + Assess: the session API now refuses the user
+    const sessionApp = createSessionApp({
+      store,
+      livekit: createLiveKitGateway({ httpUrl: livekit.url, ...LK }),
+      sealer: createDispatchSealer(
+        parseKeyring('DISPATCH_KEYS', {
+          current: 'd1',
+          keys: { d1: Buffer.alloc(32, 9).toString('base64url') },
+        }).keyring!,
+      ),
+      secretBox: createSecretBox(storageKeys),
+      verifier: createJwtVerifier({
+        jwksUrl: jwks.jwksUrl,
+        issuer: jwks.issuer,
+        audience: jwks.audience,
+        tenantClaim: 'tenant_id',
+      }),
+      config: {
+        defaultAgentName: 'mcp-agent',
+        sessionDispatchMode: 'api',
+        sessionTokenTtlSeconds: 900,
+        sessionRateLimitPerMinute: 10,
+        metadataTtlSeconds: 7200,
+        webhookRoomPrefix: 'lk-mcp-',
+        corsOrigins: [],
+        livekit: { wsUrl: 'ws://127.0.0.1:7880' },
+      },
+    });
+    const newSession = await sessionApp.request('/v1/sessions', {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${await jwks.mint({ sub: 'ivan', tenant_id: 'rev-t' })}`,
+        'content-type': 'application/json',
+      },
+      body: '{}',
+    });
+    expect(newSession.status).toBe(403);
+    expect(((await newSession.json()) as { code: string }).code).toBe('user_suspended');
 
     // Act: a later PUT that omits status keeps the suspension
     const edited = await send('PUT', '/v1/admin/tenants/rev-t/users/ivan', {
