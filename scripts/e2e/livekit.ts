@@ -178,10 +178,14 @@ export async function startLiveKitServer(options: LiveKitServerOptions = {}): Pr
   const httpUrl = `http://127.0.0.1:${httpPort}`;
   const stop = async () => {
     if (child.exitCode !== null || child.signalCode !== null) return;
+    // The first signal drains: it polls every 5 s until no participant is left. A second
+    // one forces the stop, which is what a test teardown wants.
     child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+    const force = setTimeout(() => child.kill('SIGTERM'), 300);
+    const kill = setTimeout(() => child.kill('SIGKILL'), 5000);
     await exited;
-    clearTimeout(timer);
+    clearTimeout(force);
+    clearTimeout(kill);
   };
 
   try {

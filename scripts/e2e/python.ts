@@ -115,7 +115,7 @@ export function spawnPythonWorker(
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;
       killGroup(child, 'SIGTERM');
-      const timer = setTimeout(() => killGroup(child, 'SIGKILL'), 8000);
+      const timer = setTimeout(() => killGroup(child, 'SIGKILL'), 3000);
       await exited;
       clearTimeout(timer);
       // Job processes may outlive the main one for a moment.

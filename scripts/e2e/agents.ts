@@ -1,0 +1,99 @@
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { RunningLiveKitServer } from './livekit.js';
+import { type RunningWorker, spawnPythonWorker } from './python.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+/** One job as the e2e agent reports it (scripts/e2e/e2e_agent.py). No secrets in it. */
+export type AgentReport =
+  | {
+      event: 'served';
+      job_id: string;
+      room: string;
+      agent_name: string;
+      user_id: string;
+      tenant_id: string;
+      participant_identity: string;
+      tools: string[];
+      whoami: { user_id: string; data: unknown }[];
+      errors: string[];
+      at: number;
+    }
+  | { event: 'refused'; job_id: string; room: string; agent_name: string; code: string; at: number };
+
+/** A running e2e agent worker and the jobs it reported. */
+export interface RunningAgent {
+  worker: RunningWorker;
+  agentName: string;
+  reports(): AgentReport[];
+  /** Waits until `count` reports satisfy `predicate`. */
+  waitForReports(
+    predicate: (r: AgentReport) => boolean,
+    count?: number,
+    timeoutMs?: number,
+  ): Promise<AgentReport[]>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the LLM-free Python e2e agent (worker/python's opener and toolsets) against `livekit`,
+ * registered under `agentName` (explicit dispatch), and waits until LiveKit has registered it.
+ */
+export async function startPythonAgent(opts: {
+  livekit: RunningLiveKitServer;
+  agentName: string;
+  dispatchKeys: string;
+  reportFile: string;
+  label?: string;
+}): Promise<RunningAgent> {
+  const worker = spawnPythonWorker(
+    join(here, 'e2e_agent.py'),
+    ['start', '--log-level', 'INFO'],
+    {
+      LIVEKIT_URL: opts.livekit.url,
+      LIVEKIT_API_KEY: opts.livekit.apiKey,
+      LIVEKIT_API_SECRET: opts.livekit.apiSecret,
+      LKMCP_AGENT_NAME: opts.agentName,
+      DISPATCH_KEYS: opts.dispatchKeys,
+      LKMCP_E2E_REPORT: opts.reportFile,
+    },
+    { label: opts.label ?? 'py-agent' },
+  );
+  try {
+    await worker.waitForLine(/registered worker/, 60_000);
+  } catch (error) {
+    await worker.stop();
+    throw new Error(`${(error as Error).message}\n${worker.log().split('\n').slice(-30).join('\n')}`);
+  }
+  const reports = (): AgentReport[] => {
+    try {
+      return readFileSync(opts.reportFile, 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as AgentReport);
+    } catch {
+      return [];
+    }
+  };
+  return {
+    worker,
+    agentName: opts.agentName,
+    reports,
+    async waitForReports(predicate, count = 1, timeoutMs = 30_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const matching = reports().filter(predicate);
+        if (matching.length >= count) return matching;
+        if (Date.now() > deadline) {
+          throw new Error(
+            `expected ${count} matching agent reports within ${timeoutMs} ms, got ${matching.length}`,
+          );
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    },
+    stop: () => worker.stop(),
+  };
+}
