@@ -175,21 +175,21 @@ export class LiveKitMcpDispatchStack extends Stack {
       projectionType: ProjectionType.ALL,
     });
 
-    const seeder = new SecretSeeder(this, 'SecretSeeder', { logRetention: props.logRetention });
+    let seeder: SecretSeeder | undefined;
     const seeded: SeededSecret[] = [];
     const secret = (
       name: string,
       existingArn: string | undefined,
-      seed: ConstructorParameters<typeof SeededSecret>[2],
+      seed: Omit<ConstructorParameters<typeof SeededSecret>[2], 'seeder'>,
     ): ISecret => {
       if (existingArn) return Secret.fromSecretCompleteArn(this, name, existingArn);
-      const created = new SeededSecret(this, name, seed);
+      seeder ??= new SecretSeeder(this, 'SecretSeeder', { logRetention: props.logRetention });
+      const created = new SeededSecret(this, name, { ...seed, seeder });
       seeded.push(created);
       return created.secret;
     };
     this.secrets = {
       livekitCredentials: secret('LiveKitCredentials', props.existingSecrets?.livekitCredentialsArn, {
-        seeder,
         seed: 'livekit-credentials',
         description:
           'LiveKit API credentials {"api_key","api_secret"}; created empty-valued, the operator puts the real ones',
@@ -198,7 +198,6 @@ export class LiveKitMcpDispatchStack extends Stack {
           'LiveKit API keys are issued and rotated in LiveKit (Cloud project or server config); the operator puts the new pair here, no Secrets Manager rotation Lambda can create one.',
       }),
       dispatchKeys: secret('DispatchKeys', props.existingSecrets?.dispatchKeysArn, {
-        seeder,
         seed: 'keyring',
         description:
           'DISPATCH_KEYS keyring: seals dispatch metadata; read by session, webhook and the agent worker fleet',
@@ -207,7 +206,6 @@ export class LiveKitMcpDispatchStack extends Stack {
       }),
       // Losing the storage keyring makes every stored MCP token unopenable: kept like the table.
       storageKeys: secret('StorageKeys', props.existingSecrets?.storageKeysArn, {
-        seeder,
         seed: 'keyring',
         description: 'STORAGE_KEYS keyring: seals MCP tokens and headers at rest; never given to workers',
         removalPolicy: RemovalPolicy.RETAIN,

@@ -40,6 +40,7 @@ const CONTEXT: Record<string, unknown> = {
   adminBurstLimit: 10,
   adminTimeoutSeconds: 25,
   webhookMemoryMb: 1024,
+  webhookReservedConcurrency: 50,
   logRetentionDays: 90,
   mcpAllowedPorts: '8443',
   alarmTopicArn: 'arn:aws:sns:eu-west-1:123456789012:ops-alarms',
@@ -141,6 +142,13 @@ describe('LiveKitMcpDispatchStack functions', () => {
       });
     },
   );
+
+  it('reserves concurrency for the webhook only, when asked', () => {
+    // Assess
+    expect(functionResource('webhook').Properties!.ReservedConcurrentExecutions).toBe(50);
+    expect(functionResource('session').Properties!.ReservedConcurrentExecutions).toBeUndefined();
+    expect(functionResource('admin').Properties!.ReservedConcurrentExecutions).toBeUndefined();
+  });
 
   it('takes memory and timeout from context, with the defaults elsewhere', () => {
     // Assess
