@@ -1,0 +1,371 @@
+import { describe, expect, it } from 'vitest';
+import {
+  type ClaimAttempt,
+  type ClaimKey,
+  type ClaimView,
+  createDispatcher,
+  type DispatchApi,
+  type DispatchRequest,
+  type DispatchStore,
+  QuotaExceededError,
+} from '../../functions/core/dispatcher.js';
+import { DomainError, LiveKitUnavailableError, StoreUnavailableError } from '../../functions/core/errors.js';
+import { silentLog } from '../../functions/core/log.js';
+import type { SessionRecord, TenantRecord, UserRecord } from '../../functions/core/model.js';
+import { newRoomName, normalizeE164, roomTenantCandidates } from '../../functions/core/rooms.js';
+import { createDispatchSealer } from '../../functions/core/sealing.js';
+import { testKeyring } from '../support/fixtures.js';
+
+/** An in-memory store with the same claim, lease and session semantics as DynamoStore. */
+class MemoryStore implements DispatchStore {
+  tenants = new Map<string, TenantRecord>();
+  users = new Map<string, UserRecord>();
+  claims = new Map<string, ClaimView & { holdUntil: number }>();
+  leases = new Map<string, string>();
+  sessions = new Map<string, SessionRecord>();
+  failPutSession = false;
+  private n = 0;
+
+  async getTenant(id: string) {
+    return this.tenants.get(id);
+  }
+  async getUser(id: string) {
+    return this.users.get(id);
+  }
+  async tenantBySipTrunk(trunk: string) {
+    return [...this.tenants.values()].find((t) => t.sip_trunk_ids.includes(trunk));
+  }
+  async userByPhoneNumber(e164: string) {
+    return [...this.users.values()].find((u) => u.phone_numbers.includes(e164));
+  }
+  async tryClaim(
+    key: ClaimKey,
+    options: { holdSeconds?: number; attrs?: Record<string, unknown> },
+  ): Promise<ClaimAttempt> {
+    const k = `${key.pk}|${key.sk}`;
+    const current = this.claims.get(k);
+    const stale = current !== undefined && current.state === 'in_progress' && current.holdUntil < Date.now();
+    if (current !== undefined && !stale) return { won: false, current };
+    this.n += 1;
+    const owner = `owner-${this.n}`;
+    this.claims.set(k, {
+      owner,
+      state: 'in_progress',
+      attrs: options.attrs ?? {},
+      stale: false,
+      holdUntil: Date.now() + (options.holdSeconds ?? 30) * 1000,
+    });
+    return { won: true, owner, previous: current === undefined ? undefined : { ...current, stale } };
+  }
+  async getClaim(key: ClaimKey) {
+    return this.claims.get(`${key.pk}|${key.sk}`);
+  }
+  async completeClaim(key: ClaimKey, owner: string, attrs: Record<string, unknown>) {
+    const c = this.claims.get(`${key.pk}|${key.sk}`);
+    if (c?.owner !== owner) throw new DomainError('claim_lost', 'lost');
+    c.state = 'completed';
+    c.attrs = { ...c.attrs, ...attrs };
+  }
+  async releaseClaim(key: ClaimKey, owner: string) {
+    const k = `${key.pk}|${key.sk}`;
+    if (this.claims.get(k)?.owner !== owner) return false;
+    return this.claims.delete(k);
+  }
+  async acquireLease(tenantId: string, max: number, holder: string) {
+    for (let slot = 0; slot < max; slot++) {
+      if (!this.leases.has(`${tenantId}#${slot}`)) {
+        this.leases.set(`${tenantId}#${slot}`, holder);
+        return slot;
+      }
+    }
+    return null;
+  }
+  async releaseLease(tenantId: string, slot: number, holder: string) {
+    if (this.leases.get(`${tenantId}#${slot}`) !== holder) return false;
+    return this.leases.delete(`${tenantId}#${slot}`);
+  }
+  async hitRate() {
+    return true;
+  }
+  async putSession(record: SessionRecord) {
+    if (this.failPutSession) throw new StoreUnavailableError();
+    this.sessions.set(`${record.room_name}|${record.agent_name}|${record.participant_identity}`, {
+      ...record,
+    });
+  }
+  async roomSessions(room: string) {
+    return [...this.sessions.values()].filter((s) => s.room_name === room);
+  }
+  async endSession(session: SessionRecord, endedAt = new Date()) {
+    const s = this.sessions.get(`${session.room_name}|${session.agent_name}|${session.participant_identity}`);
+    if (s?.status !== 'active') return undefined;
+    s.status = 'ended';
+    s.ended_at = endedAt.toISOString();
+    s.duration_seconds = Math.round((endedAt.getTime() - Date.parse(s.created_at)) / 1000);
+    return s;
+  }
+}
+
+/** An in-memory LiveKit whose calls can be made to fail. */
+class MemoryLiveKit implements DispatchApi {
+  dispatches: { id: string; room: string; agentName: string; metadata: string }[] = [];
+  failCreate: 'before' | 'after' | undefined;
+  failList = false;
+  private n = 0;
+
+  async createDispatch(room: string, agentName: string, metadata: string) {
+    if (this.failCreate === 'before') throw new LiveKitUnavailableError();
+    this.n += 1;
+    const id = `AD_${this.n}`;
+    this.dispatches.push({ id, room, agentName, metadata });
+    if (this.failCreate === 'after') throw new LiveKitUnavailableError();
+    return { dispatchId: id };
+  }
+  async listDispatches(room: string) {
+    if (this.failList) throw new LiveKitUnavailableError();
+    return this.dispatches.filter((d) => d.room === room);
+  }
+  async deleteDispatch(id: string) {
+    this.dispatches = this.dispatches.filter((d) => d.id !== id);
+  }
+}
+
+function tenant(overrides: Partial<TenantRecord> = {}): TenantRecord {
+  return {
+    tenant_id: 'acme',
+    name: 'Acme',
+    dispatch_policy: 'per_room',
+    agent_names: [],
+    status: 'active',
+    webhook_dispatch: true,
+    sip_trunk_ids: [],
+    version: 1,
+    created_at: '2026-11-29T00:00:00Z',
+    updated_at: '2026-11-29T00:00:00Z',
+    ...overrides,
+  };
+}
+
+function setup() {
+  const store = new MemoryStore();
+  const livekit = new MemoryLiveKit();
+  const dispatcher = createDispatcher({
+    store,
+    livekit,
+    sealer: createDispatchSealer(testKeyring('d1')),
+    secretBox: { open: async () => 'never' },
+    clock: () => new Date(),
+    log: silentLog,
+    config: { metadataTtlSeconds: 7200, defaultAgentName: 'mcp-agent', webhookRoomPrefix: 'lk-mcp-' },
+  });
+  return { store, livekit, dispatcher };
+}
+
+function request(overrides: Partial<DispatchRequest> = {}): DispatchRequest {
+  return {
+    tenant: tenant({ max_concurrent_sessions: 2 }),
+    userId: 'alice',
+    participantIdentity: 'alice',
+    agentName: 'mcp-agent',
+    roomName: 'lk-mcp-acme-room',
+    roomSid: 'RM_1',
+    perParticipant: false,
+    mcpServers: [{ name: 'mcp', url: 'https://mcp.example.com', transport: 'streamable_http', headers: {} }],
+    mode: 'api',
+    origin: 'webhook',
+    ...overrides,
+  };
+}
+
+describe('dispatcher.dispatch', () => {
+  it('creates one dispatch and one session, then reports already_dispatched', async () => {
+    const { store, livekit, dispatcher } = setup();
+
+    const first = await dispatcher.dispatch(request());
+    const second = await dispatcher.dispatch(request({ userId: 'bob', participantIdentity: 'bob' }));
+
+    expect(first.status).toBe('dispatched');
+    expect(second.status).toBe('already_dispatched');
+    expect(livekit.dispatches).toHaveLength(1);
+    expect(store.sessions.size).toBe(1);
+    expect(store.leases.size).toBe(1);
+  });
+
+  it('LiveKit failed after creating: the dispatch is removed, claim and lease released', async () => {
+    const { store, livekit, dispatcher } = setup();
+    livekit.failCreate = 'after';
+
+    await expect(dispatcher.dispatch(request())).rejects.toBeInstanceOf(LiveKitUnavailableError);
+
+    expect(livekit.dispatches).toHaveLength(0);
+    expect(store.claims.size).toBe(0);
+    expect(store.leases.size).toBe(0);
+    expect(store.sessions.size).toBe(0);
+  });
+
+  it('cleanup impossible: the claim stays (in progress) so no retry adds a second agent blindly', async () => {
+    const { store, livekit, dispatcher } = setup();
+    livekit.failCreate = 'after';
+    livekit.failList = true;
+
+    await expect(dispatcher.dispatch(request())).rejects.toBeInstanceOf(LiveKitUnavailableError);
+
+    expect(store.leases.size).toBe(0);
+    expect([...store.claims.values()].map((c) => c.state)).toEqual(['in_progress']);
+  });
+
+  it('session write failed: the dispatch is removed and nothing stays', async () => {
+    const { store, livekit, dispatcher } = setup();
+    store.failPutSession = true;
+
+    await expect(dispatcher.dispatch(request())).rejects.toBeInstanceOf(StoreUnavailableError);
+
+    expect(livekit.dispatches).toHaveLength(0);
+    expect(store.claims.size).toBe(0);
+    expect(store.leases.size).toBe(0);
+  });
+
+  it('admit refusing: nothing created, claim and lease released', async () => {
+    const { store, livekit, dispatcher } = setup();
+    const refusal = new DomainError('rate_limited', 'slow down');
+
+    await expect(
+      dispatcher.dispatch(
+        request({
+          admit: async () => {
+            throw refusal;
+          },
+        }),
+      ),
+    ).rejects.toBe(refusal);
+
+    expect(livekit.dispatches).toHaveLength(0);
+    expect(store.claims.size).toBe(0);
+    expect(store.leases.size).toBe(0);
+  });
+
+  it('quota: the claim is released and QuotaExceededError thrown', async () => {
+    const { store, dispatcher } = setup();
+    const limited = tenant({ max_concurrent_sessions: 1 });
+    await dispatcher.dispatch(request({ tenant: limited }));
+
+    await expect(
+      dispatcher.dispatch(request({ tenant: limited, roomName: 'lk-mcp-acme-two', roomSid: 'RM_2' })),
+    ).rejects.toBeInstanceOf(QuotaExceededError);
+
+    expect(store.claims.size).toBe(1);
+  });
+
+  it('token mode records the session with no LiveKit call', async () => {
+    const { store, livekit, dispatcher } = setup();
+
+    const result = await dispatcher.dispatch(
+      request({ mode: 'token', origin: 'session', roomSid: undefined }),
+    );
+
+    expect(result.status).toBe('dispatched');
+    expect(livekit.dispatches).toHaveLength(0);
+    expect([...store.sessions.values()][0]).toMatchObject({ mode: 'token', dispatch_id: null });
+  });
+
+  it('per participant, an abandoned claim adopts only its own dispatch', async () => {
+    const { store, livekit, dispatcher } = setup();
+    // Bob's dispatch exists; Alice's attempt died after CreateDispatch, before recording it.
+    await dispatcher.dispatch(request({ userId: 'bob', participantIdentity: 'bob', perParticipant: true }));
+    livekit.failCreate = 'after';
+    livekit.failList = true;
+    await expect(dispatcher.dispatch(request({ perParticipant: true }))).rejects.toBeInstanceOf(
+      LiveKitUnavailableError,
+    );
+    for (const c of store.claims.values()) c.holdUntil = 0;
+    livekit.failCreate = undefined;
+    livekit.failList = false;
+
+    const retry = await dispatcher.dispatch(request({ perParticipant: true }));
+
+    expect(retry.status).toBe('dispatched');
+    expect(livekit.dispatches).toHaveLength(2);
+    const alice = [...store.sessions.values()].find((s) => s.participant_identity === 'alice');
+    const bob = [...store.sessions.values()].find((s) => s.participant_identity === 'bob');
+    expect(alice?.dispatch_id).not.toBe(bob?.dispatch_id);
+    expect(livekit.dispatches.map((d) => d.id)).toContain(alice?.dispatch_id);
+  });
+});
+
+describe('dispatcher.finishRoom', () => {
+  it('ends the sessions of that room incarnation, releasing leases and claims', async () => {
+    const { store, dispatcher } = setup();
+    await dispatcher.dispatch(request());
+    await dispatcher.dispatch(request({ roomSid: 'RM_old', userId: 'bob', participantIdentity: 'bob' }));
+
+    expect(await dispatcher.finishRoom('lk-mcp-acme-room', 'RM_1')).toBe(1);
+    expect(await dispatcher.finishRoom('lk-mcp-acme-room', 'RM_1')).toBe(0);
+
+    const ended = [...store.sessions.values()].filter((s) => s.status === 'ended');
+    expect(ended).toHaveLength(1);
+    expect(ended[0]?.participant_identity).toBe('alice');
+    expect(ended[0]?.duration_seconds).toBeGreaterThanOrEqual(0);
+    // Only the other incarnation's session still holds a lease and a claim.
+    expect([...store.leases.values()]).toEqual([JSON.stringify(['lk-mcp-acme-room', 'mcp-agent', 'bob'])]);
+    expect([...store.claims.keys()]).toEqual([expect.stringContaining('RM_old')]);
+  });
+});
+
+describe('dispatcher.participantJoined', () => {
+  it('refuses a room whose name belongs to a longer tenant id', async () => {
+    const { store, livekit, dispatcher } = setup();
+    store.tenants.set('acme', tenant());
+    store.tenants.set('acme-corp', tenant({ tenant_id: 'acme-corp' }));
+    store.users.set('alice', {
+      tenant_id: 'acme',
+      user_id: 'alice',
+      phone_numbers: [],
+      status: 'active',
+      mcp: { url: 'https://mcp.example.com' },
+      version: 1,
+      created_at: '',
+      updated_at: '',
+    });
+    const join = (roomName: string) =>
+      dispatcher.participantJoined({
+        roomName,
+        roomSid: `RM_${roomName}`,
+        identity: 'alice',
+        kind: 0,
+        attributes: {},
+      });
+
+    expect(await join('lk-mcp-acme-corp-x')).toBe('ignored');
+    expect(await join('lk-mcp-acme-x')).toBe('dispatched');
+    expect(await join('lk-mcp-free-form')).toBe('dispatched');
+    expect(livekit.dispatches).toHaveLength(2);
+  });
+});
+
+describe('rooms', () => {
+  it('names rooms <prefix><tenant>-<120 random bits, no hyphen>', () => {
+    const names = new Set(
+      Array.from({ length: 200 }, () =>
+        newRoomName('lk-mcp-', 'acme-corp', (n) => crypto.getRandomValues(new Uint8Array(n))),
+      ),
+    );
+    expect(names.size).toBe(200);
+    for (const name of names) expect(name).toMatch(/^lk-mcp-acme-corp-[a-z2-7]{24}$/);
+    expect(roomTenantCandidates([...names][0]!, 'lk-mcp-')).toEqual(['acme-corp', 'acme']);
+  });
+
+  it('lists tenant candidates longest first, only valid ids, only under the prefix', () => {
+    expect(roomTenantCandidates('lk-mcp-a-b-c-d', 'lk-mcp-')).toEqual(['a-b-c', 'a-b']);
+    expect(roomTenantCandidates('other-acme-x', 'lk-mcp-')).toEqual([]);
+    expect(roomTenantCandidates('lk-mcp-Acme-x', 'lk-mcp-')).toEqual([]);
+  });
+
+  it('normalises SIP numbers to E.164', () => {
+    expect(normalizeE164('+15551234567')).toBe('+15551234567');
+    expect(normalizeE164('15551234567')).toBe('+15551234567');
+    expect(normalizeE164(' +1 (555) 123-4567 ')).toBe('+15551234567');
+    expect(normalizeE164('abc')).toBeUndefined();
+    expect(normalizeE164('+0123')).toBeUndefined();
+    expect(normalizeE164(undefined)).toBeUndefined();
+  });
+});
