@@ -426,10 +426,20 @@ export function createAdminApp(deps: AdminAppDeps): Hono<Env> {
   });
 
   /** 404 for a tenant the caller may not see, exactly as for one that does not exist. */
-  function tenantAccess(c: Context<Env>): { actor: Actor; tenantId: string } {
+  function tenantAccess(
+    c: Context<Env>,
+    options: { creating?: boolean } = {},
+  ): { actor: Actor; tenantId: string } {
     const actor = c.get('actor');
     const tenantId = c.req.param('tenantId') ?? '';
-    if (!TENANT_ID.test(tenantId) || (!actor.superadmin && actor.tenantId !== tenantId)) {
+    if (!actor.superadmin && actor.tenantId !== tenantId) throw notFound('tenant_not_found');
+    if (!TENANT_ID.test(tenantId)) {
+      // Only a superadmin creating a tenant learns why the id is refused.
+      if (options.creating && actor.superadmin) {
+        throw fieldErrors('The tenant id is invalid.', [
+          { path: 'tenantId', message: 'must match [a-z0-9][a-z0-9-]{1,62}' },
+        ]);
+      }
       throw notFound('tenant_not_found');
     }
     return { actor, tenantId };
@@ -607,7 +617,7 @@ export function createAdminApp(deps: AdminAppDeps): Hono<Env> {
   });
 
   app.put('/v1/admin/tenants/:tenantId', async (c) => {
-    const { actor, tenantId } = tenantAccess(c);
+    const { actor, tenantId } = tenantAccess(c, { creating: true });
     const pre = preconditionOf(c);
     const raw = (await readJson(c)) as Record<string, unknown>;
     const restricted = SUPERADMIN_FIELDS.filter((f) => Object.hasOwn(raw, f));

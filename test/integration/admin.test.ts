@@ -311,6 +311,22 @@ describe('admin API: tenants', () => {
   });
 });
 
+describe('admin API: ids', () => {
+  it('tells a superadmin why a tenant id is refused, and everyone else 404', async () => {
+    // Act
+    const asSuper = await send('PUT', '/v1/admin/tenants/Bad_Id', {
+      token: tokens.super,
+      body: { name: 'x' },
+    });
+    const asAdmin = await send('GET', '/v1/admin/tenants/Bad_Id', { token: tokens.adminA });
+
+    // Assess
+    expect(asSuper.status).toBe(422);
+    expect(asSuper.json.errors).toEqual([{ path: 'tenantId', message: expect.any(String) }]);
+    expect(asAdmin.status).toBe(404);
+  });
+});
+
 describe('admin API: preconditions and versions', () => {
   it('answers 428 without a precondition, 412 on a stale one, 412 on create-only over an existing one', async () => {
     // Prepare
@@ -842,6 +858,38 @@ describe('admin API: revoke, suspension, sessions, audit', () => {
     expect(update.new_token_fingerprint).toMatch(/^fp_/);
     expect(update.old_token_fingerprint).not.toBe(update.new_token_fingerprint);
     expect(res.json.items[0]).toMatchObject({ changed_fields: ['status'] });
+  });
+
+  it('repairs an audit gap left by a write whose audit step was lost', async () => {
+    // Prepare: a user written straight to the store, as if the audit step had failed
+    await createTenant('gap-t');
+    const now = new Date().toISOString();
+    await store.createUser({
+      tenant_id: 'gap-t',
+      user_id: 'gap-user',
+      phone_numbers: [],
+      status: 'active',
+      version: 1,
+      created_at: now,
+      updated_at: now,
+    });
+
+    // Act
+    const res = await send('PUT', '/v1/admin/tenants/gap-t/users/gap-user', {
+      token: tokens.super,
+      headers: { 'if-match': '"1"' },
+      body: { display_name: 'Gap' },
+    });
+    const audit = await send('GET', '/v1/admin/tenants/gap-t/audit', { token: tokens.super });
+
+    // Assess
+    expect(res.status).toBe(200);
+    const userEntries = audit.json.items.filter((a: { target: string }) => a.target.includes('gap-user'));
+    expect(userEntries.map((a: { version: number; actor: string }) => [a.version, a.actor])).toEqual([
+      [2, 'operator'],
+      [1, 'unknown'],
+    ]);
+    expect(logLines.some((l) => l.includes('audit gap repaired'))).toBe(true);
   });
 
   it('deletes a tenant with users only with ?cascade=true, in resumable pages', async () => {
