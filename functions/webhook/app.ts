@@ -5,7 +5,7 @@ import type { Config } from '../core/config.js';
 import { createDispatcher, type DispatchApi, type DispatchStore } from '../core/dispatcher.js';
 import { DomainError, LiveKitUnavailableError } from '../core/errors.js';
 import { type Log, silentLog } from '../core/log.js';
-import { isServiceParticipant } from '../core/rooms.js';
+import { isServiceParticipant, ParticipantKind } from '../core/rooms.js';
 import type { DispatchSealer, SecretBox } from '../core/sealing.js';
 import { bodyLimitProblem } from '../http/body-limit.js';
 import { problem, problemWithStatus, toProblem, withProblemHandling } from '../http/problem.js';
@@ -93,6 +93,10 @@ export function createWebhookApp(deps: WebhookAppDeps) {
         const participant = event.participant;
         if (!room?.name || !participant?.identity) return 'ignored';
         if (isServiceParticipant(participant.kind)) return 'ignored';
+        // Cheap refusals first, so most events of unrelated rooms cost no write.
+        if (participant.kind !== ParticipantKind.SIP && !room.name.startsWith(config.webhookRoomPrefix)) {
+          return 'ignored';
+        }
         return once(event.id, () =>
           dispatcher.participantJoined({
             roomName: room.name,
