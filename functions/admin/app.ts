@@ -679,10 +679,9 @@ export function createAdminApp(deps: AdminAppDeps): Hono<Env> {
       at: now,
     });
     log.info('tenant written', { tenant_id: tenantId, version: stored.version });
-    let endedSessions = 0;
-    if (existing !== undefined && existing.status !== 'suspended' && stored.status === 'suspended') {
-      endedSessions = await endTenantSessions(tenantId);
-    }
+    // Every write that leaves the tenant suspended ends what is still live, so repeating a
+    // write whose LiveKit step failed finishes the job.
+    const endedSessions = stored.status === 'suspended' ? await endTenantSessions(tenantId) : 0;
     c.header('etag', etag(stored.version));
     if (existing === undefined) c.header('location', `/v1/admin/${tenantPath(tenantId)}`);
     return c.json(
@@ -850,10 +849,10 @@ export function createAdminApp(deps: AdminAppDeps): Hono<Env> {
       at: now,
     });
     log.info('user written', { tenant_id: tenantId, version: stored.version });
-    let endedSessions = 0;
-    if (existing !== undefined && existing.status !== 'suspended' && stored.status === 'suspended') {
-      endedSessions = await endSessions(await store.activeSessionsOfUser(tenantId, userId));
-    }
+    const endedSessions =
+      stored.status === 'suspended'
+        ? await endSessions(await store.activeSessionsOfUser(tenantId, userId))
+        : 0;
     c.header('etag', etag(stored.version));
     if (existing === undefined) c.header('location', `/v1/admin/${userPath(tenantId, userId)}`);
     return c.json(

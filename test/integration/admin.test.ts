@@ -829,6 +829,32 @@ describe('admin API: revoke, suspension, sessions, audit', () => {
     expect(await store.activeSessionsOfTenant('susp-t')).toEqual([]);
   });
 
+  it('finishes a suspension whose LiveKit step failed when the write is repeated', async () => {
+    // Prepare
+    await createTenant('flaky-t');
+    await createUser('flaky-t', 'nina');
+    livekit.addRoom('lk-mcp-flaky-t-1');
+    await store.putSession(session('flaky-t', 'nina', 'lk-mcp-flaky-t-1'));
+    livekit.failNext(1, '503');
+    const suspend = (version: number) =>
+      send('PUT', '/v1/admin/tenants/flaky-t/users/nina', {
+        token: tokens.super,
+        headers: { 'if-match': `"${version}"` },
+        body: { status: 'suspended' },
+      });
+
+    // Act
+    const failed = await suspend(1);
+    const repeated = await suspend(2);
+
+    // Assess
+    expect(failed.status).toBe(502);
+    expect(failed.json.code).toBe('livekit_unavailable');
+    expect(repeated.status, repeated.text).toBe(200);
+    expect(repeated.json.ended_sessions).toBe(1);
+    expect(livekit.rooms).toEqual([]);
+  });
+
   it('records an audit entry per write, newest first, with fingerprints but no secret values', async () => {
     // Prepare
     await createTenant('audit-t');
