@@ -50,7 +50,7 @@ const SECRET_ARN = /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+-[
  * Keys: `livekitUrl`, `authJwksUrl`, `authIssuer`, `authAudience` (required); `authTenantClaim`,
  * `defaultAgentName`, `sessionDispatchMode`, `webhookRoomPrefix`, `corsOrigins`,
  * `sessionTokenTtlSeconds`, `sessionRateLimitPerMinute`, `metadataTtlSeconds`, `mcpAllowedPorts`,
- * `logLevel`, `{sessions,webhook,admin}{RateLimit,BurstLimit}`, `{session,webhook,admin}{MemoryMb,TimeoutSeconds}`,
+ * `logLevel`, `secretsRevision`, `stackName` (read in app.ts), `{sessions,webhook,admin}{RateLimit,BurstLimit}`, `{session,webhook,admin}{MemoryMb,TimeoutSeconds}`,
  * `webhookReservedConcurrency`, `logRetentionDays`, `alarmTopicArn`, `functionsDir`,
  * `livekitCredentialsSecretArn`, `dispatchKeysSecretArn`, `storageKeysSecretArn`.
  */
@@ -120,6 +120,15 @@ export function stackPropsFromContext(get: ContextGetter): LiveKitMcpDispatchSta
     return v;
   };
 
+  const revision = (): string | undefined => {
+    const v = raw('secretsRevision');
+    if (v === undefined) return undefined;
+    const text = String(v).trim();
+    if (!/^[A-Za-z0-9._:-]{1,64}$/.test(text))
+      problems.push('secretsRevision must be 1-64 characters [A-Za-z0-9._:-]');
+    return text;
+  };
+
   const livekitUrl = required('livekitUrl');
   url('livekitUrl', ['wss:', 'https:'], livekitUrl);
   const jwksUrl = required('authJwksUrl');
@@ -180,6 +189,7 @@ export function stackPropsFromContext(get: ContextGetter): LiveKitMcpDispatchSta
     sessionRateLimitPerMinute: int('sessionRateLimitPerMinute', 1, 10_000),
     metadataTtlSeconds: int('metadataTtlSeconds', 60, 7 * 86_400),
     mcpAllowedPorts,
+    secretsRevision: revision(),
     logLevel: oneOf('logLevel', ['DEBUG', 'INFO', 'WARN', 'ERROR'] as const, 'INFO'),
     throttles: { sessions: throttle('sessions'), webhook: throttle('webhook'), admin: throttle('admin') },
     functions: Object.fromEntries(functionNames.map((n) => [n, sizing(n)])) as Record<

@@ -78,6 +78,11 @@ export interface LiveKitMcpDispatchStackProps extends StackProps {
   readonly metadataTtlSeconds?: number;
   readonly mcpAllowedPorts?: readonly number[];
   readonly logLevel?: 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
+  /**
+   * Any new value makes every function start fresh (new execution environments) and so re-read
+   * its secrets: the step after changing the LiveKit credentials or a keyring (infra/README.md).
+   */
+  readonly secretsRevision?: string;
   /** Route throttles; the webhook has its own so app traffic cannot starve LiveKit's deliveries. */
   readonly throttles: Readonly<Record<'sessions' | 'webhook' | 'admin', RouteThrottle>>;
   readonly functions: Readonly<Record<FunctionName, FunctionSizing>>;
@@ -119,6 +124,7 @@ export function plainEnvironment(props: LiveKitMcpDispatchStackProps): Record<st
   if (props.sessionRateLimitPerMinute !== undefined) {
     env.SESSION_RATE_LIMIT_PER_MINUTE = String(props.sessionRateLimitPerMinute);
   }
+  if (props.secretsRevision !== undefined) env.SECRETS_REVISION = props.secretsRevision;
   if (props.metadataTtlSeconds !== undefined) env.METADATA_TTL_SECONDS = String(props.metadataTtlSeconds);
   if (props.mcpAllowedPorts !== undefined && props.mcpAllowedPorts.length > 0) {
     env.MCP_ALLOWED_PORTS = props.mcpAllowedPorts.join(',');

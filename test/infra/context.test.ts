@@ -56,6 +56,7 @@ describe('stackPropsFromContext', () => {
           webhookBurstLimit: 500,
           corsOrigins: ['https://app.example.com'],
           mcpAllowedPorts: '8443, 9443',
+          secretsRevision: 20261129,
         })[key],
     );
 
@@ -63,6 +64,7 @@ describe('stackPropsFromContext', () => {
     expect(props.throttles.webhook).toEqual({ rateLimit: 250, burstLimit: 500 });
     expect(props.corsOrigins).toEqual(['https://app.example.com']);
     expect(props.mcpAllowedPorts).toEqual([8443, 9443]);
+    expect(props.secretsRevision).toBe('20261129');
   });
 
   it('lists every problem at once', () => {
