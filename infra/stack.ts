@@ -223,7 +223,8 @@ export class LiveKitMcpDispatchStack extends Stack {
     const make = (name: FunctionName, description: string, reservedConcurrency?: number): HouseFunction => {
       const sizing = props.functions[name];
       const fn = new HouseFunction(this, `${name[0]!.toUpperCase()}${name.slice(1)}`, {
-        code: Code.fromAsset(join(props.functionsDir, name)),
+        // The bundle and its source map; the esbuild metafile stays out of the package.
+        code: Code.fromAsset(join(props.functionsDir, name), { exclude: ['meta.json'] }),
         description,
         memoryMb: sizing.memoryMb,
         timeout: Duration.seconds(sizing.timeoutSeconds),

@@ -1,6 +1,8 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { loadLambdaConfig } from '../../functions/adapters/secrets.js';
+import { ConfigError } from '../../functions/core/errors.js';
 import { parseKeyring } from '../../functions/core/keyring.js';
 import {
   type CustomResourceEvent,
@@ -9,6 +11,7 @@ import {
   onEvent,
   respondTo,
   type SeedSecrets,
+  seedValue,
 } from '../../infra/secret-seeder/index.mjs';
 
 /** Secrets Manager as the seeder sees it: which secrets have a value, and what was put. */
@@ -229,5 +232,53 @@ describe('secret seeder', () => {
     // Assess
     expect(keyIdFor(new Date('2027-01-01T00:30:00Z'))).toBe('k2027-01');
     expect(keyIdFor(new Date('2026-12-31T23:59:59Z'))).toBe('k2026-12');
+  });
+
+  describe('seeds as the functions read them at cold start', () => {
+    const env = {
+      LIVEKIT_URL: 'wss://livekit.example.com',
+      AUTH_JWKS_URL: 'https://id.example.com/.well-known/jwks.json',
+      AUTH_ISSUER: 'https://id.example.com/',
+      AUTH_AUDIENCE: 'livekit-mcp-dispatch',
+      TABLE_NAME: 'table',
+      LIVEKIT_CREDENTIALS_SECRET_ARN: 'arn:livekit',
+      DISPATCH_KEYS_SECRET_ARN: 'arn:dispatch',
+      STORAGE_KEYS_SECRET_ARN: 'arn:storage',
+    };
+    const provider = (values: Record<string, string>) => ({ get: async (arn: string) => values[arn] });
+
+    it('two seeded keyrings are accepted (and share no key material)', async () => {
+      // Prepare
+      const values = {
+        'arn:livekit': JSON.stringify({ api_key: 'APIkey', api_secret: 'secret' }),
+        'arn:dispatch': seedValue('keyring', NOW),
+        'arn:storage': seedValue('keyring', NOW),
+      };
+
+      // Act
+      const config = await loadLambdaConfig(env, { dispatchKeys: true }, provider(values) as never);
+
+      // Assess
+      expect(config.dispatchKeys.current).toBe('k2026-11');
+      expect(config.storageKeys.current).toBe('k2026-11');
+    });
+
+    it('the LiveKit placeholder keeps the functions from starting until the operator puts the pair', async () => {
+      // Prepare
+      const values = {
+        'arn:livekit': seedValue('livekit-credentials', NOW),
+        'arn:dispatch': seedValue('keyring', NOW),
+        'arn:storage': seedValue('keyring', NOW),
+      };
+
+      // Act
+      const failure = await loadLambdaConfig(env, { dispatchKeys: true }, provider(values) as never).catch(
+        (error: unknown) => error,
+      );
+
+      // Assess
+      expect(failure).toBeInstanceOf(ConfigError);
+      expect((failure as ConfigError).problems.join('\n')).toMatch(/LIVEKIT_API_KEY/);
+    });
   });
 });
