@@ -11,7 +11,7 @@ import type {
 } from './model.js';
 import { effectiveMcpConfig } from './resolve.js';
 import { isServiceParticipant, normalizeE164, ParticipantKind, roomTenantCandidates } from './rooms.js';
-import type { DispatchSealer, SecretBox } from './sealing.js';
+import { type DispatchSealer, type SecretBox, SecretBoxError } from './sealing.js';
 
 /** The tenant's leases are all taken (429 `quota_exceeded`; the webhook answers 200). */
 export class QuotaExceededError extends DomainError {
@@ -406,7 +406,19 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       ) {
         return 'already_dispatched';
       }
-      const grant = await effectiveMcpConfig(tenant, user, secretBox);
+      let grant: McpServerGrant | null;
+      try {
+        grant = await effectiveMcpConfig(tenant, user, secretBox);
+      } catch (err) {
+        // A stored secret that does not open will not open on LiveKit's retry either.
+        if (!(err instanceof SecretBoxError)) throw err;
+        log.error('participant ignored', {
+          room: p.roomName,
+          reason: err.reason,
+          tenant_id: tenant.tenant_id,
+        });
+        return 'ignored';
+      }
       if (grant === null) {
         log.info('participant ignored', {
           room: p.roomName,

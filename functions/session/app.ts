@@ -138,7 +138,11 @@ export function createSessionApp(deps: SessionAppDeps) {
     const principal = await deps.verifier.verify(c.req.header('authorization'));
     const body = validate(sessionRequest, await readJson(c, { emptyAs: {} }));
     refuseClientChosenFields(body);
-    if (body.participant_identity != null && body.participant_identity !== principal.sub) {
+    if (
+      body.participant_identity != null &&
+      body.participant_identity !== '' &&
+      body.participant_identity !== principal.sub
+    ) {
       throw new DomainError('identity_mismatch', 'participant_identity must be the token subject.');
     }
     const idempotencyKey = c.req.header('idempotency-key');

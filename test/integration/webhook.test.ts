@@ -1,3 +1,4 @@
+import { handle } from 'hono/aws-lambda';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { keys } from '../../functions/adapters/schema.js';
 import type { TenantRecord, UserRecord } from '../../functions/core/model.js';
@@ -198,6 +199,53 @@ describe('webhook: signature checked before anything else', () => {
     expect(tooBig.status).toBe(413);
     const big = await send(padded(600 * 1024));
     expect(big).toMatchObject({ status: 200, action: 'dispatched' });
+  });
+});
+
+describe('webhook: through API Gateway', () => {
+  it('verifies and handles a base64-encoded body (HTTP API payload v2)', async () => {
+    // Prepare
+    const { tenant, users } = await webhookTenant();
+    const room = liveRoom(tenant.tenant_id);
+    const signed = await signWebhookBody(
+      participantJoined({ roomName: room, identity: users[0]!.user_id }),
+      TEST_LIVEKIT,
+    );
+    const event = {
+      version: '2.0',
+      routeKey: '$default',
+      rawPath: '/v1/livekit/webhook',
+      rawQueryString: '',
+      headers: { 'content-type': 'application/webhook+json', authorization: signed.authorization },
+      requestContext: {
+        accountId: '123456789012',
+        apiId: 'api',
+        domainName: 'api.execute-api.eu-west-1.amazonaws.com',
+        domainPrefix: 'api',
+        http: {
+          method: 'POST',
+          path: '/v1/livekit/webhook',
+          protocol: 'HTTP/1.1',
+          sourceIp: '127.0.0.1',
+          userAgent: 'Go-http-client/1.1',
+        },
+        requestId: 'req-1',
+        routeKey: '$default',
+        stage: '$default',
+        time: '29/Nov/2026:12:00:00 +0000',
+        timeEpoch: Date.now(),
+      },
+      body: Buffer.from(signed.body, 'utf8').toString('base64'),
+      isBase64Encoded: true,
+    };
+
+    // Act
+    const result = (await handle(app)(event as never, {} as never)) as { statusCode: number; body: string };
+
+    // Assess
+    expect(result.statusCode).toBe(200);
+    expect(JSON.parse(result.body)).toEqual({ ok: true, action: 'dispatched' });
+    expect(h.livekitServer.dispatches).toHaveLength(1);
   });
 });
 
