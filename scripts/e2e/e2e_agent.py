@@ -124,6 +124,8 @@ async def entrypoint(ctx: JobContext) -> None:
             answer = await call_tool(toolset, "whoami", "{}")
             if answer is not None:
                 whoami.append(answer)
+            # Ties this job's token to this job's room on the MCP server's call record.
+            await call_tool(toolset, "echo", json.dumps({"text": ctx.job.room.name}))
         except (McpConnectionError, UnsafeMcpUrlError) as error:
             errors.append(str(error))
         finally:

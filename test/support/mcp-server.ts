@@ -21,6 +21,8 @@ export interface McpCall {
   tokenFingerprint: string;
   userId: string;
   tool: string;
+  /** The call's arguments (test data; the e2e agent echoes its room name to tie calls to jobs). */
+  args: Record<string, unknown>;
   transport: 'streamable_http' | 'sse';
   at: Date;
 }
@@ -71,8 +73,8 @@ function bearerToken(req: IncomingMessage): string | null {
 
 function buildServer(user: McpUser, fingerprint: string, transport: McpCall['transport'], calls: McpCall[]) {
   const server = new McpServer({ name: 'lk-mcp-test-server', version: '1.0.0' });
-  const record = (tool: string) => {
-    calls.push({ tokenFingerprint: fingerprint, userId: user.userId, tool, transport, at: new Date() });
+  const record = (tool: string, args: Record<string, unknown> = {}) => {
+    calls.push({ tokenFingerprint: fingerprint, userId: user.userId, tool, args, transport, at: new Date() });
   };
   server.registerTool(
     'whoami',
@@ -88,7 +90,7 @@ function buildServer(user: McpUser, fingerprint: string, transport: McpCall['tra
     'echo',
     { description: 'Echoes the given text back.', inputSchema: { text: string() } },
     async ({ text }) => {
-      record('echo');
+      record('echo', { text });
       return { content: [{ type: 'text', text }] };
     },
   );
