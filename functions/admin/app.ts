@@ -18,9 +18,11 @@ import {
 } from 'zod/mini';
 import type { JwtVerifier } from '../adapters/auth.js';
 import type { LiveKitGateway } from '../adapters/livekit.js';
+import { keys } from '../adapters/schema.js';
 import type { DynamoStore, PageRequest } from '../adapters/store.js';
 import type { Config } from '../core/config.js';
 import { createCursorCodec } from '../core/cursor.js';
+import { holderOf } from '../core/dispatcher.js';
 import { ConditionFailedError, DomainError, ValidationError } from '../core/errors.js';
 import { type Log, silentLog } from '../core/log.js';
 import type {
@@ -70,6 +72,9 @@ export type AdminStore = Pick<
   | 'activeSessionsOfUser'
   | 'activeSessionsOfTenant'
   | 'endSession'
+  | 'releaseLease'
+  | 'getClaim'
+  | 'releaseClaim'
   | 'putAudit'
   | 'getAudit'
   | 'listAudit'
@@ -591,7 +596,27 @@ export function createAdminApp(deps: AdminAppDeps): Hono<Env> {
     for (const room of new Set(active.map((s) => s.room_name))) await livekit.deleteRoom(room);
     let ended = 0;
     const at = clock();
-    for (const s of active) if ((await store.endSession(s, at)) !== undefined) ended += 1;
+    for (const s of active) {
+      if ((await store.endSession(s, at)) === undefined) continue;
+      ended += 1;
+      // Release what room_finished would have: that event now finds the sessions ended and
+      // leaves them alone, so without this the tenant's lease stays taken until it expires.
+      if (s.lease_slot !== undefined) {
+        await store.releaseLease(
+          s.tenant_id,
+          s.lease_slot,
+          holderOf(s.room_name, s.agent_name, s.participant_identity),
+        );
+      }
+      const claimRoom = s.room_sid ?? s.room_name;
+      for (const key of [
+        keys.dispatchClaim(claimRoom, s.agent_name),
+        keys.dispatchClaim(claimRoom, s.agent_name, s.participant_identity),
+      ]) {
+        const claim = await store.getClaim(key);
+        if (claim !== undefined) await store.releaseClaim(key, claim.owner);
+      }
+    }
     return ended;
   }
 

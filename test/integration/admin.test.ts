@@ -3,6 +3,7 @@ import { createJwtVerifier } from '../../functions/adapters/auth.js';
 import { createLiveKitGateway } from '../../functions/adapters/livekit.js';
 import { DynamoStore } from '../../functions/adapters/store.js';
 import { createAdminApp } from '../../functions/admin/app.js';
+import { holderOf } from '../../functions/core/dispatcher.js';
 import { parseKeyring } from '../../functions/core/keyring.js';
 import type { Log } from '../../functions/core/log.js';
 import type { SessionRecord } from '../../functions/core/model.js';
@@ -806,6 +807,23 @@ describe('admin API: revoke, suspension, sessions, audit', () => {
       body: { display_name: 'Ivan' },
     });
     expect(edited.json.status).toBe('suspended');
+  });
+
+  it("frees the tenant's quota lease of a revoked session", async () => {
+    // Prepare
+    await createTenant('lease-t', { max_concurrent_sessions: 1 });
+    await createUser('lease-t', 'olga');
+    const holder = holderOf('lk-mcp-lease-t-1', 'mcp-agent', 'olga');
+    const slot = await store.acquireLease('lease-t', 1, holder, 600);
+    expect(slot).toBe(0);
+    await store.putSession({ ...session('lease-t', 'olga', 'lk-mcp-lease-t-1'), lease_slot: 0 });
+
+    // Act
+    const res = await send('POST', '/v1/admin/tenants/lease-t/users/olga/revoke', { token: tokens.super });
+
+    // Assess
+    expect(res.json.ended_sessions).toBe(1);
+    expect(await store.acquireLease('lease-t', 1, 'next-holder', 600)).toBe(0);
   });
 
   it('suspending a tenant deletes the rooms of all its active sessions', async () => {
