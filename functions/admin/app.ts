@@ -109,6 +109,8 @@ interface Actor {
 type Env = { Variables: { actor: Actor } };
 
 const TENANT_ID = /^[a-z0-9][a-z0-9-]{1,62}$/;
+/** How old a write must be before its missing audit entry counts as lost (ms). */
+const AUDIT_REPAIR_GRACE_MS = 60_000;
 /** Users deleted per page of a cascading tenant delete. */
 const CASCADE_PAGE = 25;
 // 1–255 printable characters: no control characters and no lone surrogates.
@@ -570,13 +572,15 @@ export function createAdminApp(deps: AdminAppDeps): Hono<Env> {
 
   /**
    * Repairs a gap left by a write whose audit step was lost: the record's current version gets
-   * an audit entry saying a write happened, by an unknown actor.
+   * an audit entry saying a write happened, by an unknown actor. A write younger than the grace
+   * period may still be writing its own entry (which would then lose to the repair), so it is left.
    */
   async function repairAuditGap(
     tenantId: string,
     target: string,
     current: { version: number; updated_at: string },
   ) {
+    if (clock().getTime() - Date.parse(current.updated_at) < AUDIT_REPAIR_GRACE_MS) return;
     if ((await store.getAudit(target, current.version)) !== undefined) return;
     log.warn('audit gap repaired', { target, version: current.version });
     await audit({

@@ -907,7 +907,7 @@ describe('admin API: revoke, suspension, sessions, audit', () => {
   it('repairs an audit gap left by a write whose audit step was lost', async () => {
     // Prepare: a user written straight to the store, as if the audit step had failed
     await createTenant('gap-t');
-    const now = new Date().toISOString();
+    const now = new Date(Date.now() - 10 * 60_000).toISOString();
     await store.createUser({
       tenant_id: 'gap-t',
       user_id: 'gap-user',
