@@ -18,7 +18,6 @@ export const TABLE_READ = [
   'dynamodb:BatchGetItem',
   'dynamodb:Query',
   'dynamodb:ConditionCheckItem',
-  'dynamodb:DescribeTable',
 ] as const;
 /** Item writes. */
 export const TABLE_WRITE = [
@@ -97,7 +96,8 @@ export class HouseFunction extends Construct implements IGrantable {
 
   /**
    * Passes the table name as `envName` and grants item reads (and writes) on it and its indexes:
-   * no Scan, no stream reads (the stream is for audit consumers), no table administration.
+   * no Scan, no stream reads (the stream is for audit consumers), no table description or
+   * administration (only `npm start` creates a table).
    */
   bindTable(table: ITable, access: 'read' | 'readWrite', envName = 'TABLE_NAME'): this {
     this.addEnvironment(envName, table.tableName);
