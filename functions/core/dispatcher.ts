@@ -20,6 +20,16 @@ export class QuotaExceededError extends DomainError {
   }
 }
 
+/**
+ * Another attempt is making this dispatch right now (503, retryable): if it fails, the retry
+ * must find no claim and dispatch, so this is never reported as already dispatched.
+ */
+export class DispatchInProgressError extends DomainError {
+  constructor() {
+    super('dispatch_in_progress', 'This dispatch is being made by another request; retry shortly.');
+  }
+}
+
 /** The primary key of a claim item (built by `keys.*` of the key schema). */
 export interface ClaimKey {
   pk: string;
@@ -62,6 +72,13 @@ export interface DispatchStore {
     ttlSeconds: number,
   ): Promise<void>;
   releaseClaim(key: ClaimKey, owner: string): Promise<boolean>;
+  /** Merges `attrs` into a held claim and, with `holdSeconds`, sets its hold from now. */
+  updateClaim(
+    key: ClaimKey,
+    owner: string,
+    attrs: Record<string, unknown>,
+    holdSeconds?: number,
+  ): Promise<void>;
   acquireLease(tenantId: string, max: number, holder: string, ttlSeconds: number): Promise<number | null>;
   releaseLease(tenantId: string, slot: number, holder: string): Promise<boolean>;
   hitRate(userId: string, limitPerMinute: number): Promise<boolean>;
@@ -160,7 +177,7 @@ export interface Dispatcher {
 }
 
 /** Seconds an in-progress dispatch claim holds: longer than one attempt can take. */
-export const DEFAULT_CLAIM_HOLD_SECONDS = 60;
+export const DEFAULT_CLAIM_HOLD_SECONDS = 30;
 
 /** Creates the {@link Dispatcher}. */
 export function createDispatcher(deps: DispatcherDeps): Dispatcher {
@@ -169,19 +186,21 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
 
   /**
    * Removes the dispatches this attempt may have created (a timed-out CreateDispatch may still
-   * have succeeded). Matches the exact sealed metadata, so another participant's dispatch of
-   * the same agent is never touched. Returns false when LiveKit could not be asked.
+   * have succeeded) or adopted. Matches the exact sealed metadata (or the adopted id), so
+   * another participant's dispatch of the same agent is never touched. Returns false when
+   * LiveKit could not be asked.
    */
   async function removeOwnDispatches(
     roomName: string,
     agentName: string,
     metadata: string,
+    adoptedId: string | undefined,
   ): Promise<boolean> {
     try {
       const existing = await livekit.listDispatches(roomName);
       for (const d of existing) {
-        if (d.agentName === agentName && d.metadata === metadata)
-          await livekit.deleteDispatch(d.id, roomName);
+        const ours = d.id === adoptedId || (d.agentName === agentName && d.metadata === metadata);
+        if (ours) await livekit.deleteDispatch(d.id, roomName);
       }
       return true;
     } catch (err) {
@@ -224,9 +243,15 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       holdSeconds,
       attrs: { metadata_sha256: metadataHash },
     });
-    if (!claim.won) return { status: 'already_dispatched' };
+    if (!claim.won) {
+      if (claim.current.state === 'completed') return { status: 'already_dispatched' };
+      throw new DispatchInProgressError();
+    }
     const owner = claim.owner;
     const releaseClaim = () => quietly('claim release', () => store.releaseClaim(claimKey, owner));
+    // A dispatch may exist that nothing records: keep the claim but end its hold now, so the
+    // next attempt takes it over and lists the room's dispatches before creating one.
+    const abandonClaim = () => quietly('claim abandon', () => store.updateClaim(claimKey, owner, {}, 0));
 
     // An earlier attempt died mid-call: its dispatch may exist although nothing recorded it.
     let adopted: string | undefined;
@@ -236,7 +261,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       try {
         existing = await livekit.listDispatches(req.roomName);
       } catch (err) {
-        await releaseClaim();
+        await abandonClaim();
         throw asLiveKitError(err);
       }
       for (const d of existing) {
@@ -254,40 +279,38 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
 
     const holder = holderOf(req.roomName, req.agentName, req.participantIdentity);
     let leaseSlot: number | undefined;
+    const rollback = async (dispatchMayExist: boolean) => {
+      const cleaned = dispatchMayExist
+        ? await removeOwnDispatches(req.roomName, req.agentName, sealed.metadata, adopted)
+        : true;
+      if (leaseSlot !== undefined) {
+        const slot = leaseSlot;
+        await quietly('lease release', () => store.releaseLease(req.tenant.tenant_id, slot, holder));
+      }
+      await (cleaned ? releaseClaim() : abandonClaim());
+    };
+
     const max = req.tenant.max_concurrent_sessions;
     if (typeof max === 'number') {
       let slot: number | null;
       try {
         slot = await store.acquireLease(req.tenant.tenant_id, max, holder, config.metadataTtlSeconds);
       } catch (err) {
-        await releaseClaim();
+        await rollback(adopted !== undefined);
         throw err;
       }
       if (slot === null) {
-        await releaseClaim();
+        await rollback(adopted !== undefined);
         throw new QuotaExceededError();
       }
       leaseSlot = slot;
     }
 
-    const rollback = async (dispatchMayExist: boolean) => {
-      const cleaned = dispatchMayExist
-        ? await removeOwnDispatches(req.roomName, req.agentName, sealed.metadata)
-        : true;
-      if (leaseSlot !== undefined) {
-        const slot = leaseSlot;
-        await quietly('lease release', () => store.releaseLease(req.tenant.tenant_id, slot, holder));
-      }
-      // If cleanup failed a dispatch may remain: the claim then stays until its hold ends, and
-      // the next attempt lists the room's dispatches before creating one.
-      if (cleaned) await releaseClaim();
-    };
-
     if (req.admit !== undefined) {
       try {
         await req.admit();
       } catch (err) {
-        await rollback(false);
+        await rollback(adopted !== undefined);
         throw err;
       }
     }

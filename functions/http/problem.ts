@@ -38,6 +38,7 @@ const STATUS: Record<string, number> = {
   livekit_unavailable: 502,
   store_unavailable: 503,
   event_in_progress: 503,
+  dispatch_in_progress: 503,
 };
 
 const TITLE: Record<number, string> = {

@@ -374,6 +374,29 @@ describe('webhook: participant_joined', () => {
     expect(session?.dispatch_id).toBe(dispatchId);
   });
 
+  it('per_room: a join while the first dispatch is in flight is retried, never lost', async () => {
+    // Prepare: the first participant's CreateDispatch hangs until the 1 s timeout.
+    const { tenant, users } = await webhookTenant({}, 2);
+    const room = liveRoom(tenant.tenant_id);
+    const second = participantJoined({ roomName: room, identity: users[1]!.user_id });
+    h.livekitServer.failNext(1, 'hang');
+    const first = send(participantJoined({ roomName: room, identity: users[0]!.user_id }));
+    while (creates().length === 0) await new Promise((r) => setTimeout(r, 10));
+
+    // Act
+    const during = await send(second);
+    const firstResult = await first;
+    const retried = await send(second);
+
+    // Assess
+    expect(during).toMatchObject({ status: 503, code: 'dispatch_in_progress' });
+    expect(firstResult).toMatchObject({ status: 503, code: 'livekit_unavailable' });
+    expect(retried).toMatchObject({ status: 200, action: 'dispatched' });
+    expect(h.livekitServer.dispatches).toHaveLength(1);
+    const grant = await grantOf(h.livekitServer.dispatches[0]!.metadata, room);
+    expect(grant.participantIdentity).toBe(users[1]!.user_id);
+  });
+
   it('quota_exceeded is a 200 and nothing is dispatched', async () => {
     const { tenant, users } = await webhookTenant({ max_concurrent_sessions: 1 }, 2);
     const room1 = liveRoom(tenant.tenant_id);

@@ -1,10 +1,12 @@
 import { describe, expect, it } from 'vitest';
+import { keys } from '../../functions/adapters/schema.js';
 import {
   type ClaimAttempt,
   type ClaimKey,
   type ClaimView,
   createDispatcher,
   type DispatchApi,
+  DispatchInProgressError,
   type DispatchRequest,
   type DispatchStore,
   QuotaExceededError,
@@ -65,6 +67,12 @@ class MemoryStore implements DispatchStore {
     if (c?.owner !== owner) throw new DomainError('claim_lost', 'lost');
     c.state = 'completed';
     c.attrs = { ...c.attrs, ...attrs };
+  }
+  async updateClaim(key: ClaimKey, owner: string, attrs: Record<string, unknown>, holdSeconds?: number) {
+    const c = this.claims.get(`${key.pk}|${key.sk}`);
+    if (c?.owner !== owner) throw new DomainError('claim_lost', 'lost');
+    c.attrs = { ...c.attrs, ...attrs };
+    if (holdSeconds !== undefined) c.holdUntil = Date.now() + holdSeconds * 1000 - 1;
   }
   async releaseClaim(key: ClaimKey, owner: string) {
     const k = `${key.pk}|${key.sk}`;
@@ -203,7 +211,7 @@ describe('dispatcher.dispatch', () => {
     expect(store.sessions.size).toBe(0);
   });
 
-  it('cleanup impossible: the claim stays (in progress) so no retry adds a second agent blindly', async () => {
+  it('cleanup impossible: the claim stays, abandoned, and the retry adopts instead of adding an agent', async () => {
     const { store, livekit, dispatcher } = setup();
     livekit.failCreate = 'after';
     livekit.failList = true;
@@ -211,7 +219,24 @@ describe('dispatcher.dispatch', () => {
     await expect(dispatcher.dispatch(request())).rejects.toBeInstanceOf(LiveKitUnavailableError);
 
     expect(store.leases.size).toBe(0);
-    expect([...store.claims.values()].map((c) => c.state)).toEqual(['in_progress']);
+    const [claim] = [...store.claims.values()];
+    expect(claim?.state).toBe('in_progress');
+    expect(claim!.holdUntil).toBeLessThan(Date.now());
+
+    livekit.failCreate = undefined;
+    livekit.failList = false;
+    const retry = await dispatcher.dispatch(request());
+
+    expect(retry.status).toBe('dispatched');
+    expect(livekit.dispatches).toHaveLength(1);
+    expect([...store.sessions.values()][0]?.dispatch_id).toBe(livekit.dispatches[0]?.id);
+  });
+
+  it('a claim another attempt is still holding is retryable, never already_dispatched', async () => {
+    const { store, dispatcher } = setup();
+    await store.tryClaim(keys.dispatchClaim('RM_1', 'mcp-agent'), { holdSeconds: 30 });
+
+    await expect(dispatcher.dispatch(request())).rejects.toBeInstanceOf(DispatchInProgressError);
   });
 
   it('session write failed: the dispatch is removed and nothing stays', async () => {
