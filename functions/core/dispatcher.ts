@@ -343,8 +343,10 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       created_at: clock().toISOString(),
       ...(leaseSlot === undefined ? {} : { lease_slot: leaseSlot }),
     };
+    let recorded = false;
     try {
       await store.putSession(session);
+      recorded = true;
       await store.completeClaim(
         claimKey,
         owner,
@@ -352,6 +354,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
         config.metadataTtlSeconds,
       );
     } catch (err) {
+      if (recorded) await quietly('session end', () => store.endSession(session, clock()));
       await rollback(req.mode === 'api');
       throw err;
     }

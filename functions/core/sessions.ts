@@ -10,7 +10,7 @@ import type { DispatchSealer, SecretBox } from './sealing.js';
 /** How long an Idempotency-Key is remembered (CONTRACT §4: 10 minutes). */
 export const IDEMPOTENCY_WINDOW_SECONDS = 600;
 /** How long a first request holds its key before a repeat may take over (it died). */
-export const IDEMPOTENCY_HOLD_SECONDS = 60;
+export const IDEMPOTENCY_HOLD_SECONDS = 30;
 
 /** Signs participant tokens (the LiveKit gateway implements it). */
 export interface ParticipantTokens {

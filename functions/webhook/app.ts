@@ -32,7 +32,7 @@ export const WEBHOOK_BODY_LIMIT = 1024 * 1024;
 /** How long a processed event id is remembered: far beyond LiveKit's retries. */
 export const EVENT_CLAIM_TTL_SECONDS = 24 * 3600;
 /** How long a delivery being processed holds its event id before a retry may take over. */
-export const EVENT_CLAIM_HOLD_SECONDS = 60;
+export const EVENT_CLAIM_HOLD_SECONDS = 30;
 
 /** The `action` of a 200 answer (CONTRACT §5). */
 export type WebhookAction =
