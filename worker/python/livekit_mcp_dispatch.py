@@ -265,7 +265,7 @@ def _check_header(segment: str) -> str:
     if data is not None:
         try:
             text = data.decode("utf-8")
-            header = json.loads(text, object_pairs_hook=_no_duplicates)
+            header = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
         except (UnicodeDecodeError, ValueError):
             header = None
     if not isinstance(header, dict) or set(header) != set(_HEADER_KEYS):
@@ -281,6 +281,11 @@ def _check_header(segment: str) -> str:
     ):
         raise BadHeaderError("Sealed dispatch metadata has an unexpected protected header.")
     return header["kid"]
+
+
+def _reject_constant(name: str) -> Any:
+    # NaN / Infinity are not JSON; JavaScript's JSON.parse refuses them too.
+    raise ValueError(f"not JSON: {name}")
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -318,7 +323,7 @@ def _parse_server(server: Any) -> McpServerGrant | None:
     if not isinstance(server, dict):
         return None
     name, url, transport = server.get("name"), server.get("url"), server.get("transport")
-    headers, allowed = server.get("headers"), server.get("allowed_tools")
+    headers, allowed = server.get("headers"), server.get("allowed_tools", _MISSING)
     if not isinstance(name, str) or not name or not isinstance(url, str) or not url:
         return None
     if transport not in _MCP_TRANSPORTS:
@@ -327,20 +332,20 @@ def _parse_server(server: Any) -> McpServerGrant | None:
         isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
     ):
         return None
-    if allowed is not None and not (isinstance(allowed, list) and all(isinstance(t, str) for t in allowed)):
+    if allowed is not _MISSING and not (isinstance(allowed, list) and all(isinstance(t, str) for t in allowed)):
         return None
     return McpServerGrant(
         name=name,
         url=url,
         transport=transport,
         headers=dict(headers),
-        allowed_tools=tuple(allowed) if allowed is not None else None,
+        allowed_tools=tuple(allowed) if isinstance(allowed, list) else None,
     )
 
 
 def _parse_claims(plaintext: bytes) -> dict[str, Any]:
     try:
-        value = json.loads(plaintext.decode("utf-8"))
+        value = json.loads(plaintext.decode("utf-8"), parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError):
         value = _INVALID
     if value is _INVALID:
@@ -356,7 +361,7 @@ def _parse_claims(plaintext: bytes) -> dict[str, Any]:
         v = value.get(name)
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
             raise _malformed(name)
-    if value.get("client") is not None and not isinstance(value["client"], str):
+    if "client" in value and not isinstance(value["client"], str):
         raise _malformed("client")
     servers = value.get("mcp_servers")
     if not isinstance(servers, list):
@@ -372,6 +377,7 @@ def _parse_claims(plaintext: bytes) -> dict[str, Any]:
 
 
 _INVALID = object()
+_MISSING = object()
 
 
 def open_dispatch_metadata(

@@ -194,6 +194,18 @@ async function build(): Promise<Vector[]> {
       rawSeal(HEADER, { ...claimsBase, mcp_servers: [{ ...servers[0], headers: { 'X-N': 1 } }] }, key),
       'malformed',
     ),
+    bad('client_null', rawSeal(HEADER, { ...claimsBase, client: null }, key), 'malformed'),
+    bad(
+      'allowed_tools_null',
+      rawSeal(HEADER, { ...claimsBase, mcp_servers: [{ ...servers[0], allowed_tools: null }] }, key),
+      'malformed',
+    ),
+    bad(
+      'payload_nan_literal',
+      rawSeal(HEADER, JSON.stringify(claimsBase).replace('{', '{"x":NaN,'), key),
+      'malformed',
+    ),
+    bad('payload_lone_surrogate', rawSeal(HEADER, '\ud800', key), 'malformed'),
   ];
 }
 
