@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { RunningLiveKitServer } from './livekit.js';
-import { type RunningWorker, spawnPythonWorker } from './python.js';
+import { offlineWorkerEnv, type RunningWorker, spawnPythonWorker, spawnWorker } from './python.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -37,30 +37,60 @@ export interface RunningAgent {
   stop(): Promise<void>;
 }
 
-/**
- * Starts the LLM-free Python e2e agent (worker/python's opener and toolsets) against `livekit`,
- * registered under `agentName` (explicit dispatch), and waits until LiveKit has registered it.
- */
-export async function startPythonAgent(opts: {
+/** Where and how an e2e agent worker runs. */
+export interface AgentOptions {
   livekit: RunningLiveKitServer;
+  /** Registered agent name (explicit dispatch). */
   agentName: string;
+  /** The dispatch keyring JSON, the same as the server's. */
   dispatchKeys: string;
+  /** JSON-lines file the agent appends one report per job to. */
   reportFile: string;
   label?: string;
-}): Promise<RunningAgent> {
+}
+
+function agentEnv(opts: AgentOptions): Record<string, string> {
+  return {
+    LIVEKIT_URL: opts.livekit.url,
+    LIVEKIT_API_KEY: opts.livekit.apiKey,
+    LIVEKIT_API_SECRET: opts.livekit.apiSecret,
+    LKMCP_AGENT_NAME: opts.agentName,
+    DISPATCH_KEYS: opts.dispatchKeys,
+    LKMCP_E2E_REPORT: opts.reportFile,
+  };
+}
+
+/**
+ * Starts the LLM-free Python e2e agent (worker/python's opener and toolsets) against `livekit`
+ * and waits until LiveKit has registered it.
+ */
+export async function startPythonAgent(opts: AgentOptions): Promise<RunningAgent> {
   const worker = spawnPythonWorker(
     join(here, 'e2e_agent.py'),
     ['start', '--log-level', 'INFO'],
+    agentEnv(opts),
     {
-      LIVEKIT_URL: opts.livekit.url,
-      LIVEKIT_API_KEY: opts.livekit.apiKey,
-      LIVEKIT_API_SECRET: opts.livekit.apiSecret,
-      LKMCP_AGENT_NAME: opts.agentName,
-      DISPATCH_KEYS: opts.dispatchKeys,
-      LKMCP_E2E_REPORT: opts.reportFile,
+      label: opts.label ?? 'py-agent',
     },
-    { label: opts.label ?? 'py-agent' },
   );
+  return watchAgent(worker, opts);
+}
+
+/**
+ * Starts the LLM-free TypeScript e2e agent (`@livekit/agents` + worker/src's opener and MCP
+ * bridge) like {@link startPythonAgent}; same report format.
+ */
+export async function startTypeScriptAgent(opts: AgentOptions): Promise<RunningAgent> {
+  const worker = spawnWorker(
+    process.execPath,
+    ['--import', 'tsx', join(here, 'ts-e2e-agent.ts'), 'start', '--log-level', 'info'],
+    offlineWorkerEnv(agentEnv(opts)),
+    { label: opts.label ?? 'ts-agent' },
+  );
+  return watchAgent(worker, opts);
+}
+
+async function watchAgent(worker: RunningWorker, opts: AgentOptions): Promise<RunningAgent> {
   try {
     await worker.waitForLine(/registered worker/, 60_000);
   } catch (error) {

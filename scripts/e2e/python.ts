@@ -52,12 +52,22 @@ export function spawnPythonWorker(
   env: Record<string, string>,
   opts: { verbose?: boolean; cwd?: string; label?: string; stdin?: boolean } = {},
 ): RunningWorker {
+  return spawnWorker(venvPython(), [script, ...args], offlineWorkerEnv(env), opts);
+}
+
+/** Spawns any worker-like process with log collection, killed (with its group) on stop and on exit. */
+export function spawnWorker(
+  command: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  opts: { verbose?: boolean; cwd?: string; label?: string; stdin?: boolean } = {},
+): RunningWorker {
   const verbose = opts.verbose ?? process.env.LKMCP_E2E_VERBOSE === '1';
   const label = opts.label ?? 'worker';
   // detached: its own process group, so stop() also reaches the job subprocesses it forks.
-  const child = spawn(venvPython(), [script, ...args], {
+  const child = spawn(command, args, {
     cwd: opts.cwd,
-    env: offlineWorkerEnv(env),
+    env,
     stdio: [opts.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
     detached: true,
   });

@@ -20,7 +20,7 @@ import { generateKeyringJson, parseKeyring } from '../../functions/core/keyring.
 import { createDispatchSealer } from '../../functions/core/sealing.js';
 import { type LocalServer, startLocalServer } from '../../functions/local.js';
 import { type RunningMcpServer, startMcpServer, tokenFingerprint } from '../../test/support/mcp-server.js';
-import { type AgentReport, type RunningAgent, startPythonAgent } from './agents.js';
+import { type AgentReport, type RunningAgent, startPythonAgent, startTypeScriptAgent } from './agents.js';
 import { ensureLiveKitBinary, type RunningLiveKitServer, startLiveKitServer } from './livekit.js';
 import { type JoinedParticipant, joinRoom } from './participant.js';
 import { freeTcpPort } from './ports.js';
@@ -251,9 +251,10 @@ async function startSession(
   stack: Stack,
   who: Person,
   base = stack.server.url,
+  agentName = AGENT,
 ): Promise<Record<string, unknown>> {
   const { status, json } = await api(base, 'POST', '/v1/sessions', await userToken(stack, who), {
-    room_config: { agents: [{ agent_name: AGENT }] },
+    room_config: { agents: [{ agent_name: agentName }] },
   });
   check(status === 201, `POST /v1/sessions for ${who}: ${status} ${JSON.stringify(json)}`);
   return json;
@@ -492,19 +493,71 @@ const scenarios: Scenario[] = [
   {
     id: 6,
     title: 'as 1, with the TypeScript worker (@livekit/agents + the MCP bridge)',
-    async run() {
-      await startTypeScriptAgent();
+    async run(stack, state) {
+      const dir = String(state.get('dir'));
+      const tsName = 'mcp-agent-ts';
+      // A second agent name, allowed for acme and globex, so only the TypeScript worker gets these jobs.
+      for (const tenant of ['acme', 'globex']) {
+        const current = await api(stack.server.url, 'GET', `/v1/admin/tenants/${tenant}`, stack.superadmin);
+        await mustApi(
+          stack.server.url,
+          'PUT',
+          `/v1/admin/tenants/${tenant}`,
+          stack.superadmin,
+          { name: current.json.name, agent_names: [AGENT, tsName] },
+          { 'if-match': `"${current.json.version}"` },
+        );
+      }
+      const tsAgent = await startTypeScriptAgent({
+        livekit: stack.livekit,
+        agentName: tsName,
+        dispatchKeys: stack.dispatchKeys,
+        reportFile: join(dir, 'ts-agent-reports.jsonl'),
+      });
+      try {
+        const [a, b] = await Promise.all([
+          startSession(stack, 'a', stack.server.url, tsName),
+          startSession(stack, 'b', stack.server.url, tsName),
+        ]);
+        const roomA = String(a.room_name);
+        const roomB = String(b.room_name);
+        const reports = await tsAgent.waitForReports(
+          (r) => r.event === 'served' && (r.room === roomA || r.room === roomB),
+          2,
+          45_000,
+        );
+        const ra = reports.find((r) => r.room === roomA);
+        const rb = reports.find((r) => r.room === roomB);
+        check(
+          ra?.event === 'served' &&
+            ra.whoami[0] &&
+            (ra.whoami[0] as { user_id?: string }).user_id === 'user-a',
+          `A's TS job: ${JSON.stringify(ra)}`,
+        );
+        check(
+          rb?.event === 'served' && (rb.whoami[0] as { user_id?: string } | undefined)?.user_id === 'user-b',
+          `B's TS job: ${JSON.stringify(rb)}`,
+        );
+        const fpA = tokenFingerprint(stack.mcpTokens.a);
+        const fpB = tokenFingerprint(stack.mcpTokens.b);
+        check(
+          echoesFor(stack, roomA).length === 1 && echoesFor(stack, roomA)[0]?.tokenFingerprint === fpA,
+          "A's room: A's token only",
+        );
+        check(
+          echoesFor(stack, roomB).length === 1 && echoesFor(stack, roomB)[0]?.tokenFingerprint === fpB,
+          "B's room: B's token only",
+        );
+        check(
+          served(stack, roomA).length === 0 && served(stack, roomB).length === 0,
+          'the Python worker got none of these jobs',
+        );
+      } finally {
+        await tsAgent.stop();
+      }
     },
   },
 ];
-
-/**
- * The TypeScript e2e worker (worker/src + @livekit/agents). Not wired yet: it lands with the
- * worker's agent entry point.
- */
-async function startTypeScriptAgent(): Promise<never> {
-  throw new Error('not wired yet: the TypeScript worker entry point (worker/src/agent.ts) is pending');
-}
 
 // ---------------------------------------------------------------------------------------------
 
@@ -522,7 +575,7 @@ async function main(): Promise<number> {
   const results: { id: number; title: string; ms: number; error?: string }[] = [];
   try {
     stack = await startStack(verbose, dir);
-    const state = new Map<string, unknown>();
+    const state = new Map<string, unknown>([['dir', dir]]);
     for (const scenario of selected) {
       const t = performance.now();
       try {

@@ -1,0 +1,124 @@
+/**
+ * LLM-free e2e worker on `@livekit/agents` (Node): worker/src's `openJob` and `connectToolsets`
+ * (what worker/src/agent.ts runs before its AgentSession starts), then, instead of an LLM, the
+ * `whoami` and `echo` tools are called through the MCP toolset's own function tools with the
+ * arguments shape the runtime's tool executor passes. Reports each job as one JSON line to
+ * $LKMCP_E2E_REPORT, in the same shape as e2e_agent.py (never a token, header or metadata).
+ *
+ *   npx tsx scripts/e2e/ts-e2e-agent.ts start
+ *
+ * Environment: LIVEKIT_URL/LIVEKIT_API_KEY/LIVEKIT_API_SECRET, DISPATCH_KEYS, LKMCP_AGENT_NAME,
+ * LKMCP_E2E_REPORT, LKMCP_E2E_LINGER (seconds, default 3).
+ */
+import { appendFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+// The worker package has its own dependencies; this file lives outside it, so it names them by path.
+import {
+  cli,
+  defineAgent,
+  type JobContext,
+  type llm,
+  ServerOptions,
+} from '../../worker/node_modules/@livekit/agents/dist/index.js';
+import { agentName, connectToolsets, openJob } from '../../worker/src/agent.js';
+
+const REPORT = process.env.LKMCP_E2E_REPORT ?? '';
+const LINGER_MS = Number(process.env.LKMCP_E2E_LINGER ?? '3') * 1000;
+
+function report(fields: Record<string, unknown>): void {
+  appendFileSync(REPORT, `${JSON.stringify({ ...fields, at: Date.now() / 1000 })}\n`);
+}
+
+/** Records refusals with their code (openJob logs the code; the e2e also needs it in the report). */
+function codeCatcher() {
+  let code = 'unknown';
+  return {
+    logger: {
+      error(fields: Record<string, unknown>, message: string) {
+        if (typeof fields.code === 'string') code = fields.code;
+        console.error(message);
+      },
+    },
+    code: () => code,
+  };
+}
+
+async function callTool(toolset: llm.Toolset, name: string, args: Record<string, unknown>): Promise<unknown> {
+  const tool = toolset.tools.find((t) => (t as { name?: string }).name === name) as
+    | llm.FunctionTool
+    | undefined;
+  if (!tool) return undefined;
+  const execute = tool.execute as (a: unknown, o: unknown) => Promise<unknown>;
+  const text = String(
+    await execute(args, { toolCallId: `e2e-${name}`, abortSignal: new AbortController().signal }),
+  );
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+async function waitForParticipantToLeave(ctx: JobContext, identity: string): Promise<void> {
+  const present = () => [...ctx.room.remoteParticipants.values()].some((p) => p.identity === identity);
+  const deadline = Date.now() + LINGER_MS;
+  while (!present() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  while (present()) await new Promise((r) => setTimeout(r, 200));
+}
+
+export default defineAgent({
+  entry: async (ctx: JobContext) => {
+    const name = agentName();
+    const job = { job_id: ctx.job.id, room: ctx.job.room?.name ?? '', agent_name: name };
+    const catcher = codeCatcher();
+    const grant = await openJob(ctx, process.env.DISPATCH_KEYS ?? '', name, catcher.logger);
+    if (!grant) {
+      report({ event: 'refused', code: catcher.code(), ...job });
+      ctx.shutdown('dispatch metadata refused');
+      return;
+    }
+    const errors: string[] = [];
+    const toolsets = await connectToolsets(
+      grant.mcpServers,
+      { error: (_fields, message) => errors.push(message) },
+      { allowLoopbackForTests: true },
+    );
+    const tools: string[] = [];
+    const whoami: unknown[] = [];
+    for (const toolset of toolsets) {
+      tools.push(...toolset.tools.map((t) => String((t as { name?: string }).name)));
+      const answer = await callTool(toolset, 'whoami', {});
+      if (answer !== undefined) whoami.push(answer);
+      // Ties this job's token to this job's room on the MCP server's call record.
+      await callTool(toolset, 'echo', { text: job.room });
+      await toolset.aclose();
+    }
+    report({
+      event: 'served',
+      user_id: grant.userId,
+      tenant_id: grant.tenantId,
+      participant_identity: grant.participantIdentity,
+      tools: tools.sort(),
+      whoami,
+      errors,
+      ...job,
+    });
+    await ctx.connect();
+    await waitForParticipantToLeave(ctx, grant.participantIdentity);
+    ctx.shutdown('participant left');
+  },
+});
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  cli.runApp(
+    new ServerOptions({
+      agent: fileURLToPath(import.meta.url),
+      agentName: agentName(),
+      // Same reasons as e2e_agent.py: never "full" on a busy box; health server on loopback.
+      loadFunc: async () => 0,
+      numIdleProcesses: 1,
+      host: '127.0.0.1',
+      port: 0,
+    }),
+  );
+}
