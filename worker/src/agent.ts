@@ -81,7 +81,13 @@ export async function connectToolsets(
   logger: JobLogger,
   options: McpToolsetOptions = {},
 ): Promise<McpToolset[]> {
-  const toolsets = servers.map((server) => createMcpToolset(server, options));
+  // With more than one server, prefix tool names so two servers' `search` tools cannot collide.
+  const toolsets = servers.map((server) =>
+    createMcpToolset(server, {
+      ...options,
+      ...(servers.length > 1 ? { toolNamePrefix: `${server.name}_` } : {}),
+    }),
+  );
   const outcomes = await Promise.allSettled(toolsets.map((toolset) => toolset.setup()));
   const ready: McpToolset[] = [];
   outcomes.forEach((outcome, i) => {

@@ -28,6 +28,11 @@ export interface McpToolsetOptions {
   lookup?: LookupFn;
   /** Timeout of each MCP request (connect, list, call), in milliseconds. Default 15000. */
   timeoutMs?: number;
+  /**
+   * Put before every tool name the LLM sees (e.g. `notes_`), so two servers' tools with one name
+   * do not collide in the agent's tool context. The MCP server is still called with its own name.
+   */
+  toolNamePrefix?: string;
   /** Client name and version announced to the MCP server. */
   clientInfo?: { name: string; version: string };
 }
@@ -54,6 +59,11 @@ const DEFAULT_TIMEOUT_MS = 15_000;
 const MAX_RESULT_CHARS = 64 * 1024;
 
 /** A toolset id LiveKit accepts and a person can read: `mcp_<server name>`. */
+/** The name the LLM sees: `[A-Za-z0-9_-]{1,64}`, as function-calling APIs require. */
+export function llmToolName(prefix: string, name: string): string {
+  return `${prefix}${name}`.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 64) || 'tool';
+}
+
 function toolsetId(name: string): string {
   return `mcp_${name.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 48) || 'server'}`;
 }
@@ -238,7 +248,7 @@ export class McpToolset extends llm.Toolset {
     const parameters = { type: 'object', properties: {}, ...mcpTool.inputSchema } as JsonObject;
     const timeout = this.#timeout();
     return llm.tool({
-      name: mcpTool.name,
+      name: llmToolName(this.#options.toolNamePrefix ?? '', mcpTool.name),
       description: mcpTool.description ?? mcpTool.title ?? `${mcpTool.name} (MCP server ${serverName})`,
       parameters,
       execute: async (args: JsonObject, opts?: { abortSignal?: AbortSignal }): Promise<string> => {

@@ -143,6 +143,23 @@ describe('createMcpToolset with jobs for two users', () => {
     await toolset.aclose();
   });
 
+  it('prefixes the names the LLM sees when asked, and still calls the server by its own name', async () => {
+    // Prepare
+    const toolset = createMcpToolset(grantServer(tokenA, { allowed_tools: ['whoami'] }), {
+      ...testOnly,
+      toolNamePrefix: 'notes.v2_',
+    });
+
+    // Act
+    await toolset.setup();
+    const who = await call(toolset, 'notes_v2_whoami');
+
+    // Assess
+    expect(Object.keys(functionTools(toolset))).toEqual(['notes_v2_whoami']);
+    expect(who).toBe('user:alice');
+    await toolset.aclose();
+  });
+
   it('works over the legacy SSE transport when the grant says so', async () => {
     // Prepare
     const toolset = createMcpToolset(grantServer(tokenB, { url: mcp.sseUrl, transport: 'sse' }), testOnly);
