@@ -12,6 +12,7 @@ import { createSessionApp, type SessionAppDeps } from '../../functions/session/a
 import { openDispatchMetadata } from '../../worker/src/open.js';
 import {
   type Harness,
+  recordingLog,
   type SeedMcp,
   seedTenant,
   seedUser,
@@ -273,6 +274,35 @@ describe('POST /v1/sessions, api mode', () => {
   });
 });
 
+describe('POST /v1/sessions, secrets', () => {
+  it('never puts the MCP token in a log line, a response or the LiveKit call log in clear', async () => {
+    // Prepare
+    const secret = `tok-SECRET-${uid('s')}`;
+    const { token } = await tenantWithUser({}, { url: 'https://mcp.example.com/s', token: secret });
+    const { log, lines } = recordingLog();
+    const app = appWith({ log });
+
+    // Act
+    const ok = await post(app, tokenSourceBody(), { token });
+    h.livekitServer.failNext(1, '503');
+    const failed = await post(app, tokenSourceBody(), { token });
+
+    // Assess
+    expect(ok.status).toBe(201);
+    expect(failed.status).toBe(502);
+    expect(lines.length).toBeGreaterThan(0);
+    for (const text of [
+      ...lines,
+      await ok.text(),
+      await failed.text(),
+      JSON.stringify(h.livekitServer.calls),
+    ]) {
+      expect(text).not.toContain(secret);
+    }
+    expect(JSON.stringify(await h.db.scan())).not.toContain(secret);
+  });
+});
+
 describe('POST /v1/sessions, token mode', () => {
   it('embeds the sealed dispatch in the participant token and records the session, no LiveKit call', async () => {
     // Prepare
@@ -347,11 +377,13 @@ describe('POST /v1/sessions, refusals leave nothing behind', () => {
     const expired = await h.jwks.mint(claims, { expiresIn: '-1h' });
     const foreign = await h.jwks.mint(claims, { signWithForeignKey: true });
     const otherAudience = await h.jwks.mint({ ...claims, aud: 'someone-else' });
+    const otherIssuer = await h.jwks.mint({ ...claims, iss: 'https://issuer.example.org/' });
     await expectNoSideEffects(() => post(app, {}), 401, 'unauthenticated');
     await expectNoSideEffects(() => post(app, {}, { token: 'not.a.jwt' }), 401, 'unauthenticated');
     await expectNoSideEffects(() => post(app, {}, { token: expired }), 401, 'unauthenticated');
     await expectNoSideEffects(() => post(app, {}, { token: foreign }), 401, 'unauthenticated');
     await expectNoSideEffects(() => post(app, {}, { token: otherAudience }), 401, 'unauthenticated');
+    await expectNoSideEffects(() => post(app, {}, { token: otherIssuer }), 401, 'unauthenticated');
   });
 
   it('403 identity_mismatch, tenant_mismatch, agent_not_allowed', async () => {

@@ -4,6 +4,7 @@ import { AccessToken, WebhookEvent } from 'livekit-server-sdk';
 import { createLiveKitGateway, type LiveKitGateway } from '../../functions/adapters/livekit.js';
 import { DynamoStore } from '../../functions/adapters/store.js';
 import { generateKeyringJson, type Keyring, parseKeyring } from '../../functions/core/keyring.js';
+import type { Log } from '../../functions/core/log.js';
 import type {
   DispatchPolicy,
   Status,
@@ -291,4 +292,22 @@ function eventJson(json: Record<string, unknown>): string {
     { ignoreUnknownFields: false },
   );
   return event.toJsonString();
+}
+
+/** A log that keeps every line (message and metadata), to assert that no secret is ever logged. */
+export function recordingLog(): { log: Log; lines: string[] } {
+  const lines: string[] = [];
+  const make = (keys: Record<string, unknown>): Log => {
+    const write = (level: string) => (message: string, meta?: Record<string, unknown>) => {
+      lines.push(JSON.stringify({ level, message, ...keys, ...meta }));
+    };
+    return {
+      debug: write('debug'),
+      info: write('info'),
+      warn: write('warn'),
+      error: write('error'),
+      child: (more) => make({ ...keys, ...more }),
+    };
+  };
+  return { log: make({}), lines };
 }
