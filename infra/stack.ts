@@ -173,13 +173,14 @@ export class LiveKitMcpDispatchStack extends Stack {
       stream: StreamViewType.NEW_AND_OLD_IMAGES,
       removalPolicy: RemovalPolicy.RETAIN,
     });
-    const byTenant = tableSchema.indexes.byTenant;
-    this.table.addGlobalSecondaryIndex({
-      indexName: byTenant.name,
-      partitionKey: { name: byTenant.partitionKey, type: AttributeType.STRING },
-      sortKey: { name: byTenant.sortKey, type: AttributeType.STRING },
-      projectionType: ProjectionType.ALL,
-    });
+    for (const index of Object.values(tableSchema.indexes)) {
+      this.table.addGlobalSecondaryIndex({
+        indexName: index.name,
+        partitionKey: { name: index.partitionKey, type: AttributeType.STRING },
+        sortKey: { name: index.sortKey, type: AttributeType.STRING },
+        projectionType: ProjectionType.ALL,
+      });
+    }
 
     let seeder: SecretSeeder | undefined;
     const seeded: SeededSecret[] = [];

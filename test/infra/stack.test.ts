@@ -103,16 +103,15 @@ describe('LiveKitMcpDispatchStack table', () => {
       DeletionProtectionEnabled: true,
       TimeToLiveSpecification: { AttributeName: tableSchema.ttlAttribute, Enabled: true },
       StreamSpecification: { StreamViewType: 'NEW_AND_OLD_IMAGES' },
-      GlobalSecondaryIndexes: [
-        {
-          IndexName: tableSchema.indexes.byTenant.name,
-          KeySchema: [
-            { AttributeName: tableSchema.indexes.byTenant.partitionKey, KeyType: 'HASH' },
-            { AttributeName: tableSchema.indexes.byTenant.sortKey, KeyType: 'RANGE' },
-          ],
-          Projection: { ProjectionType: 'ALL' },
-        },
-      ],
+      // Every index the store queries exists in AWS too (the schema module is the one source).
+      GlobalSecondaryIndexes: Object.values(tableSchema.indexes).map((index) => ({
+        IndexName: index.name,
+        KeySchema: [
+          { AttributeName: index.partitionKey, KeyType: 'HASH' },
+          { AttributeName: index.sortKey, KeyType: 'RANGE' },
+        ],
+        Projection: { ProjectionType: 'ALL' },
+      })),
     });
     template.resourceCountIs('AWS::DynamoDB::Table', 1);
     template.hasResource('AWS::DynamoDB::Table', { DeletionPolicy: 'Retain', UpdateReplacePolicy: 'Retain' });
