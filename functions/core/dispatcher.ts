@@ -225,7 +225,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
 
   async function dispatch(req: DispatchRequest): Promise<DispatchResult> {
     const participant = req.perParticipant ? req.participantIdentity : undefined;
-    const claimKey = keys.dispatchClaim(req.roomSid ?? req.roomName, req.agentName, participant);
+    const claimKey = keys.dispatchClaim(req.roomSid || req.roomName, req.agentName, participant);
     const sealed = await sealer.seal({
       agentName: req.agentName,
       userId: req.userId,
@@ -331,7 +331,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
 
     const session: SessionRecord = {
       room_name: req.roomName,
-      ...(req.roomSid === undefined ? {} : { room_sid: req.roomSid }),
+      ...(req.roomSid ? { room_sid: req.roomSid } : {}),
       tenant_id: req.tenant.tenant_id,
       user_id: req.userId,
       participant_identity: req.participantIdentity,
@@ -420,7 +420,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
         return 'ignored';
       }
       const sessions = (await store.roomSessions(p.roomName)).filter(
-        (s) => s.status === 'active' && (s.room_sid === undefined || s.room_sid === p.roomSid),
+        (s) => s.status === 'active' && (s.room_sid === undefined || !p.roomSid || s.room_sid === p.roomSid),
       );
       if (sessions.some((s) => s.tenant_id !== tenant.tenant_id)) {
         log.info('participant ignored', { room: p.roomName, reason: "another tenant's room" });
