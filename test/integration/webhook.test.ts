@@ -8,6 +8,7 @@ import {
   type Harness,
   otherEvent,
   participantJoined,
+  recordingLog,
   roomFinished,
   roomSidOf,
   type SeedTenant,
@@ -409,6 +410,47 @@ describe('webhook: participant_joined', () => {
 
     expect(full).toMatchObject({ status: 200, action: 'quota_exceeded' });
     expect(h.livekitServer.dispatches.filter((d) => d.room === room2)).toHaveLength(0);
+  });
+});
+
+describe('webhook: logging', () => {
+  it('logs why a participant is ignored and never logs a secret', async () => {
+    // Prepare
+    const { log, lines } = recordingLog();
+    const logged = createWebhookApp({
+      store: h.store,
+      livekit: h.gateway,
+      sealer: h.sealer,
+      secretBox: h.secretBox,
+      config: CONFIG,
+      log,
+    });
+    const { tenant, users, tokens } = await webhookTenant();
+    const suspended = await seedUser(h.store, h.secretBox, {
+      tenant_id: tenant.tenant_id,
+      status: 'suspended',
+    });
+    const room = liveRoom(tenant.tenant_id);
+    const deliverTo = async (body: string) => {
+      const signed = await signWebhookBody(body, TEST_LIVEKIT);
+      const res = await logged.request('/v1/livekit/webhook', {
+        method: 'POST',
+        headers: { authorization: signed.authorization },
+        body: signed.body,
+      });
+      return (await res.json()) as { action: string };
+    };
+
+    // Act
+    const unknown = await deliverTo(participantJoined({ roomName: room, identity: uid('nobody') }));
+    const off = await deliverTo(participantJoined({ roomName: room, identity: suspended.user_id }));
+    const ok = await deliverTo(participantJoined({ roomName: room, identity: users[0]!.user_id }));
+
+    // Assess
+    expect([unknown.action, off.action, ok.action]).toEqual(['ignored', 'ignored', 'dispatched']);
+    expect(lines.some((l) => l.includes('unknown user'))).toBe(true);
+    expect(lines.some((l) => l.includes('suspended'))).toBe(true);
+    for (const line of lines) expect(line).not.toContain(tokens[0]);
   });
 });
 
