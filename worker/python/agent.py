@@ -13,6 +13,8 @@ Environment:
     LKMCP_STT          STT model string, default "deepgram/nova-3"
     LKMCP_TTS          TTS model string, default "cartesia/sonic-2"
     LKMCP_INSTRUCTIONS system instructions for the agent (optional)
+    ALLOW_INSECURE_MCP_URLS  dev only, as on the server: "true" also allows http and loopback MCP
+                       URLs (a local MCP server); never set it in production
 
 The model strings go to ``AgentSession`` as they are, so any model LiveKit Inference serves can be
 chosen without code changes; to use a provider plugin instead (e.g. ``livekit-plugins-openai``),
@@ -70,10 +72,18 @@ def open_job(ctx: JobContext, keyring_json: str, agent_name: str | None = None) 
         return None
 
 
+def insecure_mcp_urls_allowed() -> bool:
+    """Dev only (``ALLOW_INSECURE_MCP_URLS=true``, the server's variable): allow loopback MCP URLs."""
+    return os.environ.get("ALLOW_INSECURE_MCP_URLS", "").lower() == "true"
+
+
 async def setup_toolsets(grant: DispatchGrant) -> list[Any]:
     """Builds and connects the grant's toolsets; a server that fails is left out, with a log line."""
+    insecure = insecure_mcp_urls_allowed()
+    if insecure:
+        logger.warning("ALLOW_INSECURE_MCP_URLS=true: loopback MCP URLs allowed (dev only)")
     try:
-        toolsets = await asyncio.to_thread(build_mcp_toolsets, grant)
+        toolsets = await asyncio.to_thread(build_mcp_toolsets, grant, allow_loopback_for_tests=insecure)
     except UnsafeMcpUrlError as error:
         logger.error("MCP URL refused: %s", error)
         return []

@@ -9,7 +9,9 @@
  * Environment: `LIVEKIT_URL`, `LIVEKIT_API_KEY`, `LIVEKIT_API_SECRET` (as for any worker);
  * `DISPATCH_KEYS` (the dispatch keyring JSON); `LKMCP_AGENT_NAME` (default `mcp-agent`);
  * `LKMCP_LLM`, `LKMCP_STT`, `LKMCP_TTS` (LiveKit Inference model strings, defaults
- * `openai/gpt-4.1-mini`, `deepgram/nova-3`, `cartesia/sonic-2`); `LKMCP_INSTRUCTIONS`.
+ * `openai/gpt-4.1-mini`, `deepgram/nova-3`, `cartesia/sonic-2`); `LKMCP_INSTRUCTIONS`;
+ * `ALLOW_INSECURE_MCP_URLS=true` (dev only, the server's variable: also allow http and loopback
+ * MCP URLs, e.g. a local MCP server; never in production).
  *
  * Run: `npx tsx src/agent.ts dev` (or `start`). Importing this module starts nothing and makes no
  * network call; only running it as the main module starts the worker CLI.
@@ -106,6 +108,11 @@ export async function connectToolsets(
   return ready;
 }
 
+/** Dev only (`ALLOW_INSECURE_MCP_URLS=true`, the server's variable): allow loopback MCP URLs. */
+export function insecureMcpUrlsAllowed(env: NodeJS.ProcessEnv = process.env): boolean {
+  return env.ALLOW_INSECURE_MCP_URLS?.toLowerCase() === 'true';
+}
+
 function sessionModels(env: NodeJS.ProcessEnv = process.env) {
   return {
     llm: env.LKMCP_LLM ?? 'openai/gpt-4.1-mini',
@@ -125,7 +132,9 @@ export default defineAgent({
       ctx.shutdown('dispatch metadata refused');
       return;
     }
-    const toolsets = await connectToolsets(grant.mcpServers, logger);
+    const insecure = insecureMcpUrlsAllowed();
+    if (insecure) logger.warn('ALLOW_INSECURE_MCP_URLS=true: loopback MCP URLs allowed (dev only)');
+    const toolsets = await connectToolsets(grant.mcpServers, logger, { allowLoopbackForTests: insecure });
     ctx.addShutdownCallback(async () => {
       await Promise.allSettled(toolsets.map((toolset) => toolset.aclose()));
     });

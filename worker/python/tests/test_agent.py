@@ -33,6 +33,25 @@ def _vector(vectors: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 class TestEntrypoint:
+    def test_loopback_mcp_urls_are_refused_without_the_dev_switch(
+        self, mcp_server: dict[str, Any], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        monkeypatch.delenv("ALLOW_INSECURE_MCP_URLS", raising=False)
+        grant = lkmd.DispatchGrant(
+            user_id="bob",
+            tenant_id="acme",
+            participant_identity="bob",
+            room_name="r",
+            agent_name="mcp-agent",
+            mcp_servers=(lkmd.McpServerGrant("notes", mcp_server["url"], "streamable_http", {"Authorization": "Bearer x"}),),
+            client=None,
+            expires_at=lkmd.datetime.now(),
+            jti="j",
+        )
+        with caplog.at_level(logging.INFO, logger="lkmcp.agent"):
+            assert asyncio.run(agent.setup_toolsets(grant)) == []
+        assert "MCP URL refused: MCP URL scheme http: is not allowed (https only)" in caplog.text
+
     @pytest.mark.parametrize("name", ["wrong_agent", "flipped_tag_byte", "zip_header", "unknown_kid"])
     def test_refused_metadata_ends_the_job_with_one_log_line_and_no_claims(
         self, vectors: dict[str, Any], name: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
@@ -79,9 +98,8 @@ class TestEntrypoint:
     def test_setup_toolsets_connects_the_users_server_and_drops_a_failing_one(
         self, mcp_server: dict[str, Any], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
     ) -> None:
-        # Prepare: the example builds toolsets with production defaults; loopback needs the test flag.
-        real_build = lkmd.build_mcp_toolsets
-        monkeypatch.setattr(agent, "build_mcp_toolsets", lambda g: real_build(g, allow_loopback_for_tests=True))
+        # Prepare: loopback MCP URLs only through the dev switch.
+        monkeypatch.setenv("ALLOW_INSECURE_MCP_URLS", "true")
         grant = lkmd.DispatchGrant(
             user_id="bob",
             tenant_id="acme",
