@@ -6,6 +6,7 @@ import { createDynamoClient } from './adapters/dynamo.js';
 import { createLiveKitGateway, type LiveKitGateway } from './adapters/livekit.js';
 import { DynamoStore } from './adapters/store.js';
 import type { Config } from './core/config.js';
+import { ConfigError } from './core/errors.js';
 import type { Log } from './core/log.js';
 import {
   createDispatchSealer,
@@ -39,6 +40,16 @@ export interface ServiceOverrides {
 export const dnsResolveHost: HostResolver = async (host) => lookup(host, { all: true, verbatim: true });
 
 /**
+ * The sealer of a function that holds no dispatch keyring (admin, CONTRACT §2): building a real
+ * one from the empty ring would throw at cold start, and the admin function never seals.
+ */
+const noDispatchKeys: DispatchSealer = {
+  seal: async () => {
+    throw new ConfigError(['DISPATCH_KEYS is not available to this function']);
+  },
+};
+
+/**
  * The one composition root: builds the adapters from a validated config. Nothing here talks to
  * the network until a request needs it.
  */
@@ -52,7 +63,7 @@ export function createServices(config: Config, log: Log, overrides: ServiceOverr
       apiKey: config.livekit.apiKey,
       apiSecret: config.livekit.apiSecret,
     }),
-    sealer: createDispatchSealer(config.dispatchKeys),
+    sealer: config.dispatchKeys.keys.size > 0 ? createDispatchSealer(config.dispatchKeys) : noDispatchKeys,
     secretBox: createSecretBox(config.storageKeys),
     verifier: createJwtVerifier({
       ...(overrides.getKey ? { getKey: overrides.getKey } : { jwksUrl: config.auth.jwksUrl }),
