@@ -22,8 +22,13 @@ export interface SecretNeeds {
 export async function loadLambdaConfig(
   env: RawEnv,
   needs: SecretNeeds,
+  // Without throwOnRequestTimeout the SDK only warns when requestTimeout passes, and a hung call
+  // would eat the whole cold start; 3 attempts × 2 s stay inside Lambda's 10 s init limit.
   provider: Pick<SecretsProvider, 'get'> = new SecretsProvider({
-    clientConfig: { maxAttempts: 3, requestHandler: { connectionTimeout: 1000, requestTimeout: 3000 } },
+    clientConfig: {
+      maxAttempts: 3,
+      requestHandler: { connectionTimeout: 1000, requestTimeout: 2000, throwOnRequestTimeout: true },
+    },
   }),
 ): Promise<Config> {
   const problems: string[] = [];
