@@ -21,6 +21,8 @@ export interface FaultRule {
   bodyIncludes?: string;
   /** Matching requests to let through before the first failure (default 0). */
   after?: number;
+  /** Applies only while this returns true (e.g. once LiveKit has seen a CreateDispatch). */
+  when?: () => boolean;
 }
 
 /** One request the proxy saw. */
@@ -49,9 +51,10 @@ export interface FaultProxy {
   stop(): Promise<void>;
 }
 
-interface ActiveRule extends Required<Omit<FaultRule, 'operations' | 'bodyIncludes'>> {
+interface ActiveRule extends Required<Omit<FaultRule, 'operations' | 'bodyIncludes' | 'when'>> {
   operations: string[] | undefined;
   bodyIncludes: string | undefined;
+  when: (() => boolean) | undefined;
 }
 
 const THROTTLE_TYPE = 'com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException';
@@ -121,6 +124,7 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
 
   function matches(rule: ActiveRule, operation: string, body: Buffer): boolean {
     if (rule.times <= 0) return false;
+    if (rule.when !== undefined && !rule.when()) return false;
     if (rule.operations !== undefined && !rule.operations.includes(operation)) return false;
     if (rule.bodyIncludes !== undefined && !body.toString('utf8').includes(rule.bodyIncludes)) return false;
     return true;
@@ -162,6 +166,7 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
         after: rule.after ?? 0,
         operations: rule.operations,
         bodyIncludes: rule.bodyIncludes,
+        when: rule.when,
       });
     },
     clear() {
