@@ -87,7 +87,8 @@ export async function startLocalServer(envIn: RawEnv = process.env): Promise<Loc
 
   const embedded = env.DYNAMODB_ENDPOINT ? undefined : await startEmbeddedDynalite(join(dataDir, 'dynamo'));
   if (embedded) env.DYNAMODB_ENDPOINT = embedded.endpoint;
-  const config = loadConfig(env, 'local');
+  // PORT 0 (tests: any free port) is a listen option, not configuration.
+  const config = loadConfig(port === 0 ? { ...env, PORT: undefined } : env, 'local');
   const log = createLog({ service: 'livekit-mcp-dispatch-local', level: config.logLevel });
   const dynamo = createDynamoClient({ endpoint: config.dynamodbEndpoint });
   await createTable(dynamo, config.tableName);

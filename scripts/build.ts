@@ -16,3 +16,15 @@ for (const name of functionNames) {
   const bundle = result.metafile?.outputs[`${outdir}/index.mjs`];
   console.log(`${outdir}/index.mjs  ${((bundle?.bytes ?? 0) / 1024).toFixed(0)} KiB`);
 }
+
+// The admin CLI, for installs without tsx (bin/livekit-mcp-dispatch.mjs prefers the source).
+await build({
+  entryPoints: ['cli/main.ts'],
+  outfile: 'dist/cli/index.mjs',
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
+  logLevel: 'warning',
+});
+console.log('dist/cli/index.mjs');
