@@ -1,7 +1,29 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { cacheDir } from './livekit.js';
+
+const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/**
+ * Creates or reuses the worker virtualenv (worker/python/setup-venv.sh: a no-op when its pinned
+ * requirements are unchanged; the first run installs from PyPI) and returns its Python.
+ */
+export async function ensureVenv(): Promise<string> {
+  await promisify(execFile)('bash', [join(repoRoot, 'worker', 'python', 'setup-venv.sh')], {
+    maxBuffer: 16 * 1024 * 1024,
+  });
+  return venvPython();
+}
+
+/** Fails early, with the fix, when the worker package's own dependencies are not installed. */
+export function assertWorkerPackageInstalled(): void {
+  if (!existsSync(join(repoRoot, 'worker', 'node_modules', '@livekit', 'agents', 'package.json'))) {
+    throw new Error('worker/node_modules is missing: run `npm ci --prefix worker`');
+  }
+}
 
 /** The Python of the worker virtualenv (worker/python/setup-venv.sh creates it). */
 export function venvPython(env: NodeJS.ProcessEnv = process.env): string {

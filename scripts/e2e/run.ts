@@ -24,8 +24,11 @@ import { type AgentReport, type RunningAgent, startPythonAgent, startTypeScriptA
 import { ensureLiveKitBinary, type RunningLiveKitServer, startLiveKitServer } from './livekit.js';
 import { type JoinedParticipant, joinRoom } from './participant.js';
 import { freeTcpPort } from './ports.js';
+import { assertWorkerPackageInstalled, ensureVenv } from './python.js';
 
 const AGENT = 'mcp-agent';
+/** The TypeScript worker's agent name: acme and globex allow it, so scenario 6 can route to it. */
+const TS_AGENT = 'mcp-agent-ts';
 const PREFIX = 'lk-mcp-';
 
 /** The people of the scenarios: tenant, MCP bearer token (random per run), whoami data. */
@@ -46,6 +49,8 @@ interface Stack {
   /** token dispatch mode, same store and keys. */
   tokenServer: LocalServer;
   agent: RunningAgent;
+  /** Started only when scenario 6 runs. */
+  tsAgent?: RunningAgent;
   dispatchKeys: string;
   mcpTokens: Record<Person, string>;
   superadmin: string;
@@ -93,8 +98,8 @@ async function mustApi(...args: Parameters<typeof api>): Promise<Record<string, 
 async function seed(stack: Stack): Promise<void> {
   const { server, superadmin, mcp, mcpTokens } = stack;
   const tenants: Record<string, Record<string, unknown>> = {
-    acme: { name: 'Acme', agent_names: [AGENT] },
-    globex: { name: 'Globex', agent_names: [AGENT] },
+    acme: { name: 'Acme', agent_names: [AGENT, TS_AGENT] },
+    globex: { name: 'Globex', agent_names: [AGENT, TS_AGENT] },
     webco: { name: 'Webco', agent_names: [AGENT], webhook_dispatch: true, dispatch_policy: 'per_room' },
     tokco: { name: 'Tokco', agent_names: [AGENT] },
   };
@@ -122,13 +127,16 @@ async function seed(stack: Stack): Promise<void> {
   }
 }
 
-async function startStack(verbose: boolean, dir: string): Promise<Stack> {
+async function startStack(verbose: boolean, dir: string, withTsAgent: boolean): Promise<Stack> {
   const t0 = performance.now();
   const timings: string[] = [];
   const mark = (what: string, since: number) =>
     timings.push(`${what} ${Math.round(performance.now() - since)} ms`);
 
-  const binary = await ensureLiveKitBinary();
+  assertWorkerPackageInstalled();
+  let t = performance.now();
+  const [binary] = await Promise.all([ensureLiveKitBinary(), ensureVenv()]);
+  mark('livekit binary + venv', t);
   const mcpTokens = Object.fromEntries(
     (Object.keys(PEOPLE) as Person[]).map((k) => [k, `mcp-${k}-${randomBytes(16).toString('hex')}`]),
   ) as Record<Person, string>;
@@ -137,7 +145,7 @@ async function startStack(verbose: boolean, dir: string): Promise<Stack> {
 
   // Our server's port is chosen first: LiveKit needs the webhook URL at start.
   const port = await freeTcpPort();
-  let t = performance.now();
+  t = performance.now();
   const [livekit, mcp] = await Promise.all([
     startLiveKitServer({ binary, webhookUrl: `http://127.0.0.1:${port}/v1/livekit/webhook`, verbose }),
     startMcpServer({
@@ -183,14 +191,21 @@ async function startStack(verbose: boolean, dir: string): Promise<Stack> {
     mark('local servers', t);
 
     t = performance.now();
-    const agent = await startPythonAgent({
-      livekit,
-      agentName: AGENT,
-      dispatchKeys,
-      reportFile: join(dir, 'agent-reports.jsonl'),
-    });
+    // Both workers start together: their start-up (Python imports, tsx) is most of the set-up time.
+    const agentOptions = { livekit, dispatchKeys };
+    const [agent, tsAgent] = await Promise.all([
+      startPythonAgent({ ...agentOptions, agentName: AGENT, reportFile: join(dir, 'agent-reports.jsonl') }),
+      withTsAgent
+        ? startTypeScriptAgent({
+            ...agentOptions,
+            agentName: TS_AGENT,
+            reportFile: join(dir, 'ts-agent-reports.jsonl'),
+          })
+        : undefined,
+    ]);
     partial.agent = agent;
-    mark('python agent', t);
+    partial.tsAgent = tsAgent;
+    mark(withTsAgent ? 'agents (Python, TypeScript)' : 'Python agent', t);
 
     check(server.mintToken, 'the local server runs its dev issuer');
     const stack: Stack = {
@@ -199,6 +214,7 @@ async function startStack(verbose: boolean, dir: string): Promise<Stack> {
       server,
       tokenServer,
       agent,
+      tsAgent,
       dispatchKeys,
       mcpTokens,
       superadmin: await server.mintToken({ user: 'e2e-root', superadmin: true }),
@@ -224,6 +240,7 @@ async function stopStack(stack: Partial<Stack>): Promise<void> {
       () => p.leave(),
     ]),
     ['agent', stack.agent?.stop],
+    ['TypeScript agent', stack.tsAgent?.stop],
     ['token server', stack.tokenServer?.stop],
     ['server', stack.server?.stop],
     ['livekit', stack.livekit?.stop],
@@ -493,68 +510,44 @@ const scenarios: Scenario[] = [
   {
     id: 6,
     title: 'as 1, with the TypeScript worker (@livekit/agents + the MCP bridge)',
-    async run(stack, state) {
-      const dir = String(state.get('dir'));
-      const tsName = 'mcp-agent-ts';
-      // A second agent name, allowed for acme and globex, so only the TypeScript worker gets these jobs.
-      for (const tenant of ['acme', 'globex']) {
-        const current = await api(stack.server.url, 'GET', `/v1/admin/tenants/${tenant}`, stack.superadmin);
-        await mustApi(
-          stack.server.url,
-          'PUT',
-          `/v1/admin/tenants/${tenant}`,
-          stack.superadmin,
-          { name: current.json.name, agent_names: [AGENT, tsName] },
-          { 'if-match': `"${current.json.version}"` },
-        );
-      }
-      const tsAgent = await startTypeScriptAgent({
-        livekit: stack.livekit,
-        agentName: tsName,
-        dispatchKeys: stack.dispatchKeys,
-        reportFile: join(dir, 'ts-agent-reports.jsonl'),
-      });
-      try {
-        const [a, b] = await Promise.all([
-          startSession(stack, 'a', stack.server.url, tsName),
-          startSession(stack, 'b', stack.server.url, tsName),
-        ]);
-        const roomA = String(a.room_name);
-        const roomB = String(b.room_name);
-        const reports = await tsAgent.waitForReports(
-          (r) => r.event === 'served' && (r.room === roomA || r.room === roomB),
-          2,
-          45_000,
-        );
-        const ra = reports.find((r) => r.room === roomA);
-        const rb = reports.find((r) => r.room === roomB);
-        check(
-          ra?.event === 'served' &&
-            ra.whoami[0] &&
-            (ra.whoami[0] as { user_id?: string }).user_id === 'user-a',
-          `A's TS job: ${JSON.stringify(ra)}`,
-        );
-        check(
-          rb?.event === 'served' && (rb.whoami[0] as { user_id?: string } | undefined)?.user_id === 'user-b',
-          `B's TS job: ${JSON.stringify(rb)}`,
-        );
-        const fpA = tokenFingerprint(stack.mcpTokens.a);
-        const fpB = tokenFingerprint(stack.mcpTokens.b);
-        check(
-          echoesFor(stack, roomA).length === 1 && echoesFor(stack, roomA)[0]?.tokenFingerprint === fpA,
-          "A's room: A's token only",
-        );
-        check(
-          echoesFor(stack, roomB).length === 1 && echoesFor(stack, roomB)[0]?.tokenFingerprint === fpB,
-          "B's room: B's token only",
-        );
-        check(
-          served(stack, roomA).length === 0 && served(stack, roomB).length === 0,
-          'the Python worker got none of these jobs',
-        );
-      } finally {
-        await tsAgent.stop();
-      }
+    async run(stack) {
+      const tsAgent = stack.tsAgent;
+      check(tsAgent, 'the TypeScript agent was started');
+      const [a, b] = await Promise.all([
+        startSession(stack, 'a', stack.server.url, TS_AGENT),
+        startSession(stack, 'b', stack.server.url, TS_AGENT),
+      ]);
+      const roomA = String(a.room_name);
+      const roomB = String(b.room_name);
+      const reports = await tsAgent.waitForReports(
+        (r) => r.event === 'served' && (r.room === roomA || r.room === roomB),
+        2,
+      );
+      const ra = reports.find((r) => r.room === roomA);
+      const rb = reports.find((r) => r.room === roomB);
+      check(
+        ra?.event === 'served' && ra.whoami[0]?.user_id === 'user-a',
+        `A's TS job: ${JSON.stringify(ra)}`,
+      );
+      check(
+        rb?.event === 'served' && rb.whoami[0]?.user_id === 'user-b',
+        `B's TS job: ${JSON.stringify(rb)}`,
+      );
+      check(ra.tools.join() === 'echo,whoami', `allowed_tools hides secret_tool: ${ra.tools}`);
+      const fpA = tokenFingerprint(stack.mcpTokens.a);
+      const fpB = tokenFingerprint(stack.mcpTokens.b);
+      check(
+        echoesFor(stack, roomA).length === 1 && echoesFor(stack, roomA)[0]?.tokenFingerprint === fpA,
+        "A's room: A's token only",
+      );
+      check(
+        echoesFor(stack, roomB).length === 1 && echoesFor(stack, roomB)[0]?.tokenFingerprint === fpB,
+        "B's room: B's token only",
+      );
+      check(
+        served(stack, roomA).length === 0 && served(stack, roomB).length === 0,
+        'the Python worker got none',
+      );
     },
   },
 ];
@@ -574,8 +567,12 @@ async function main(): Promise<number> {
   let stack: Stack | undefined;
   const results: { id: number; title: string; ms: number; error?: string }[] = [];
   try {
-    stack = await startStack(verbose, dir);
-    const state = new Map<string, unknown>([['dir', dir]]);
+    stack = await startStack(
+      verbose,
+      dir,
+      selected.some((s) => s.id === 6),
+    );
+    const state = new Map<string, unknown>();
     for (const scenario of selected) {
       const t = performance.now();
       try {
