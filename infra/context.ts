@@ -28,8 +28,11 @@ export const contextDefaults = {
     admin: { rateLimit: 10, burstLimit: 20 },
   },
   functions: {
-    session: { memoryMb: 512, timeoutSeconds: 10 },
-    webhook: { memoryMb: 512, timeoutSeconds: 10 },
+    // Session and webhook: a failed CreateDispatch is cleaned up with up to four LiveKit calls of
+    // 4 s each (create, ListRooms, ListDispatch, DeleteDispatch), plus store retries; 25 s holds
+    // that inside API Gateway's 30 s so cleanup is never cut off mid-way.
+    session: { memoryMb: 512, timeoutSeconds: 25 },
+    webhook: { memoryMb: 512, timeoutSeconds: 25 },
     admin: { memoryMb: 512, timeoutSeconds: 20 },
   },
 } as const satisfies {
