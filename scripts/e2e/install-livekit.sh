@@ -25,8 +25,9 @@ trap 'rm -rf "$TMP_BIN"' EXIT
 
 start=$(date +%s)
 echo "building github.com/livekit/livekit-server/cmd/server@$LIVEKIT_VERSION ..." >&2
-# GOFLAGS=-mod=mod: a module built with `go install pkg@version` must not need a vendor dir;
-# GOTOOLCHAIN=local: never download another Go toolchain behind the user's back.
+# GOTOOLCHAIN=local: never download another Go toolchain behind the user's back (v1.13.5's
+# go.mod says `go 1.26`; an older local Go fails here with that message; set GOTOOLCHAIN=auto to
+# let Go fetch the toolchain from the module proxy instead).
 GOBIN="$TMP_BIN" GOTOOLCHAIN="${GOTOOLCHAIN:-local}" \
   go install "github.com/livekit/livekit-server/cmd/server@$LIVEKIT_VERSION"
 mv -f "$TMP_BIN/server" "$BIN"
