@@ -152,8 +152,8 @@ describe('LiveKitMcpDispatchStack functions', () => {
   it('takes memory and timeout from context, with the defaults elsewhere', () => {
     // Assess
     expect(props.functions).toEqual({
-      session: { memoryMb: 512, timeoutSeconds: 10 },
-      webhook: { memoryMb: 1024, timeoutSeconds: 10 },
+      session: { memoryMb: 512, timeoutSeconds: 25 },
+      webhook: { memoryMb: 1024, timeoutSeconds: 25 },
       admin: { memoryMb: 512, timeoutSeconds: 25 },
     });
   });
