@@ -129,3 +129,45 @@ class TestKeyring:
     def test_keyring_not_json(self) -> None:
         with pytest.raises(lkmd.KeyringError):
             lkmd.open_dispatch_metadata("a.b.c.d.e", "{not json", "agent", "room")
+
+
+class TestWithoutLivekit:
+    def test_the_opener_works_without_livekit_agents_installed(self, vectors: dict[str, Any]) -> None:
+        # Prepare: a fresh interpreter in which importing livekit fails.
+        import subprocess
+        import sys
+        from pathlib import Path
+
+        vector = next(v for v in vectors["vectors"] if v["name"] == "valid")
+        code = (
+            "import json, sys\n"
+            "sys.modules['livekit'] = None\n"
+            "import livekit_mcp_dispatch as m\n"
+            "d = json.loads(sys.stdin.read())\n"
+            "g = m.open_dispatch_metadata(d['metadata'], d['keyring'], d['agent'], d['room'], now=d['now'])\n"
+            "print(g.user_id)\n"
+        )
+        payload = json.dumps(
+            {
+                "metadata": vector["metadata"],
+                "keyring": vectors["keyring"],
+                "agent": vectors["agent_name"],
+                "room": vectors["room_name"],
+                "now": vectors["now"],
+            }
+        )
+
+        # Act
+        done = subprocess.run(
+            [sys.executable, "-c", code],
+            input=payload,
+            capture_output=True,
+            text=True,
+            cwd=Path(lkmd.__file__).parent,
+            timeout=60,
+            check=False,
+        )
+
+        # Assess
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert done.stdout.strip() == "alice"
