@@ -614,6 +614,15 @@ async function main(): Promise<number> {
   return failures === 0 ? 0 : 1;
 }
 
+// Interrupted (Ctrl-C, CI timeout): exit through process.exit so the launchers' exit hooks kill
+// the LiveKit server and the workers' process groups instead of leaving them holding ports.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    console.error(`e2e: ${signal}, killing the stack`);
+    process.exit(130);
+  });
+}
+
 main().then(
   (code) => process.exit(code),
   (error: unknown) => {
