@@ -206,6 +206,9 @@ async function build(): Promise<Vector[]> {
       'malformed',
     ),
     bad('payload_lone_surrogate', rawSeal(HEADER, '\ud800', key), 'malformed'),
+    // A UTF-8 byte order mark is not JSON: Python's json refuses it, so TextDecoder must keep it.
+    bad('header_leading_bom', withHeader(`\ufeff${JSON.stringify(HEADER)}`), 'bad_header'),
+    bad('payload_leading_bom', rawSeal(HEADER, `\ufeff${JSON.stringify(claimsBase)}`, key), 'malformed'),
   ];
 }
 

@@ -95,7 +95,9 @@ const B64URL = /^[A-Za-z0-9_-]*$/;
 const KEY_BYTES = 32;
 const IV_BYTES = 12;
 const TAG_BYTES = 16;
-const utf8 = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM keeps a leading U+FEFF in the text (the default strips it), so JSON.parse refuses
+// it as Python's json does: both openers must give the same code for the same bytes.
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /**
  * Parses and validates keyring JSON (text or object). Throws a {@link KeyringError} listing every
