@@ -1,0 +1,162 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type LocalServer, startLocalServer } from '../../functions/local.js';
+import { SeedError, type SeededDemo, seedDemo } from '../../scripts/seed-demo.js';
+import { openDispatchMetadata } from '../../worker/src/open.js';
+import { TEST_LIVEKIT } from '../support/fixtures.js';
+import { type LiveKitStandIn, startLiveKitStandIn } from '../support/livekit-standin.js';
+
+let dataDir: string;
+let livekit: LiveKitStandIn;
+let local: LocalServer;
+let base: string;
+const running: SeededDemo[] = [];
+
+/** Opens the sealed metadata of the stand-in's dispatch for `room` as a worker would. */
+async function grantOf(room: string) {
+  const dispatch = livekit.dispatches.find((d) => d.room === room);
+  expect(dispatch).toBeDefined();
+  const keys = JSON.parse(readFileSync(join(dataDir, 'keys.json'), 'utf8'));
+  return openDispatchMetadata(dispatch!.metadata, {
+    keyring: keys.dispatch,
+    agentName: dispatch!.agentName,
+    roomName: room,
+  });
+}
+
+async function whoami(url: string, authorization: string): Promise<unknown> {
+  const client = new Client({ name: 'seed-demo-test', version: '1.0.0' });
+  await client.connect(
+    new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers: { authorization } } }),
+  );
+  try {
+    const result = await client.callTool({ name: 'whoami', arguments: {} });
+    return JSON.parse((result.content as { text: string }[])[0]!.text);
+  } finally {
+    await client.close();
+  }
+}
+
+async function startSession(userToken: string) {
+  const res = await fetch(`${base}/v1/sessions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${userToken}`, 'content-type': 'application/json' },
+    body: '{}',
+  });
+  return { status: res.status, body: (await res.json()) as { room_name: string; dispatch_id: string } };
+}
+
+beforeAll(async () => {
+  dataDir = mkdtempSync(join(tmpdir(), 'lkmcp-seed-'));
+  livekit = await startLiveKitStandIn(TEST_LIVEKIT);
+  local = await startLocalServer({
+    PORT: '0',
+    DATA_DIR: dataDir,
+    LIVEKIT_URL: livekit.url,
+    LIVEKIT_API_KEY: TEST_LIVEKIT.apiKey,
+    LIVEKIT_API_SECRET: TEST_LIVEKIT.apiSecret,
+    LOG_LEVEL: 'error',
+  });
+  base = `http://127.0.0.1:${local.port}`;
+});
+
+afterAll(async () => {
+  for (const demo of running) await demo.mcp.stop();
+  await local?.stop();
+  await livekit?.stop();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+describe('seedDemo', () => {
+  it("seeds a user whose session's agent gets the demo MCP server and that user's token", async () => {
+    // Act
+    const demo = await seedDemo({ url: base, dataDir, mcpPort: 0 });
+    running.push(demo);
+    const session = await startSession(demo.userToken);
+
+    // Assess
+    expect(session.status).toBe(201);
+    const grant = await grantOf(session.body.room_name);
+    expect(grant).toMatchObject({ userId: 'demo-user', tenantId: 'demo' });
+    expect(grant.mcpServers).toHaveLength(1);
+    const server = grant.mcpServers[0]!;
+    expect(server.url).toBe(demo.mcp.url);
+    expect(await whoami(server.url, server.headers.Authorization!)).toMatchObject({ user_id: 'demo-user' });
+  });
+
+  it('runs again: the same tenant and user, now with the new MCP server and token', async () => {
+    // Act
+    const again = await seedDemo({ url: base, dataDir, mcpPort: 0 });
+    running.push(again);
+    const session = await startSession(again.userToken);
+
+    // Assess
+    expect(session.status).toBe(201);
+    const grant = await grantOf(session.body.room_name);
+    expect(grant.mcpServers[0]!.url).toBe(again.mcp.url);
+    expect(grant.mcpServers[0]!.headers.Authorization).toBe(`Bearer ${again.mcp.token}`);
+  });
+
+  it('says to start the server first when none is running', async () => {
+    // Act
+    const attempt = seedDemo({ url: 'http://127.0.0.1:1', dataDir, mcpPort: 0 });
+
+    // Assess
+    await expect(attempt).rejects.toThrow(SeedError);
+    await expect(attempt).rejects.toThrow('start it first with `npm start`');
+  });
+
+  it('refuses a server that signs with another DATA_DIR', async () => {
+    // Prepare
+    const otherDir = mkdtempSync(join(tmpdir(), 'lkmcp-seed-other-'));
+
+    // Act
+    const attempt = seedDemo({ url: base, dataDir: otherDir, mcpPort: 0 });
+
+    // Assess
+    await expect(attempt).rejects.toThrow('same DATA_DIR as npm start');
+    rmSync(otherDir, { recursive: true, force: true });
+  });
+});
+
+describe('npm run seed:demo', () => {
+  it('prints a user token and a curl command that starts a session', async () => {
+    // Prepare
+    let child: ChildProcess | undefined;
+    try {
+      child = spawn('npm', ['run', '--silent', 'seed:demo', '--', '--mcp-port', '0'], {
+        env: { ...process.env, LKMCP_URL: base, DATA_DIR: dataDir },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '';
+      let err = '';
+      child.stderr!.on('data', (d) => {
+        err += d;
+      });
+
+      // Act
+      await new Promise<void>((resolve, reject) => {
+        child!.stdout!.on('data', (d) => {
+          out += d;
+          if (out.includes('Ctrl-C')) resolve();
+        });
+        child!.once('exit', (code) => reject(new Error(`seed:demo exited ${code}: ${err}`)));
+      });
+      const command = /^(curl [\s\S]*?-d '\{\}')$/m.exec(out)?.[1];
+      expect(command).toBeDefined();
+      const { stdout } = await promisify(execFile)('sh', ['-c', command!]);
+
+      // Assess
+      expect(out).toMatch(/^User token for demo-user \(1 hour\):\n[\w-]+\.[\w-]+\.[\w-]+$/m);
+      expect(JSON.parse(stdout)).toMatchObject({ room_name: expect.stringMatching(/^lk-mcp-demo-/) });
+    } finally {
+      child?.kill('SIGTERM');
+    }
+  });
+});
