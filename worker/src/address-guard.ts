@@ -38,8 +38,8 @@ export class UnsafeMcpUrlError extends Error {
 /**
  * Where an IP address belongs, for the MCP URL guard. Anything but `public` is refused.
  *
- * A copy of the server's classifier (functions/core/url-guard.ts): the rules must stay
- * identical, which test/address-guard.test.ts checks against the server's copy.
+ * The one classifier of the project: the server's admin URL check (functions/core/url-guard.ts)
+ * imports it from here, so this module must stay free of dependencies besides node built-ins.
  */
 export type AddressClass =
   | 'public'
@@ -280,7 +280,12 @@ function allowedClass(cls: AddressClass, options: AddressGuardOptions): boolean 
 
 const systemLookup: LookupFn = (hostname) => dnsLookup(hostname, { all: true, verbatim: true });
 
-async function resolveWithTimeout(lookup: LookupFn, host: string, ms: number) {
+/** Runs `lookup(host)`, rejecting when it takes longer than `ms` (the timer is always cleared). */
+export async function resolveWithTimeout(
+  lookup: LookupFn,
+  host: string,
+  ms: number,
+): Promise<readonly ResolvedAddress[]> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error('resolver timed out')), ms);
