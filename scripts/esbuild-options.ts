@@ -9,6 +9,9 @@ export const lambdaBuildOptions: BuildOptions = {
   minify: true,
   sourcemap: 'linked',
   treeShaking: true,
+  // Minified class names would turn error names into `Lt`: Lambda's init-failure errorType and every
+  // logged `error: err.name` need the real ones (ConfigError, …).
+  keepNames: true,
   legalComments: 'none',
   metafile: true,
   mainFields: ['module', 'main'],
