@@ -154,7 +154,17 @@ export interface JoinedParticipant {
 }
 
 /** What the webhook reports for a `participant_joined` event. */
-export type JoinOutcome = 'dispatched' | 'already_dispatched' | 'ignored' | 'quota_exceeded';
+export type JoinOutcome =
+  | 'dispatched'
+  | 'already_dispatched'
+  | 'ignored'
+  | 'quota_exceeded'
+  /**
+   * The room is one the session API named and its session has ended: whoever is back in it
+   * holds an old participant token (in token mode, LiveKit dispatches the agent again from the
+   * token's sealed metadata), so the caller deletes the room.
+   */
+  | 'session_ended';
 
 /** One dispatch per (room, agent[, participant]); the sessions that follow from it. */
 export interface Dispatcher {
@@ -405,6 +415,16 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
 
     async participantJoined(p) {
       if (isServiceParticipant(p.kind)) return 'ignored';
+      const roomSessions = await store.roomSessions(p.roomName);
+      // Rooms the session API names are random and never reused: once none of their sessions is
+      // active, a participant back in one is replaying a participant token.
+      if (
+        !roomSessions.some((s) => s.status === 'active') &&
+        roomSessions.some((s) => s.origin === 'session')
+      ) {
+        log.info('participant in a room whose session ended', { room: p.roomName });
+        return 'session_ended';
+      }
       const who = await whoJoined(p);
       if ('ignored' in who) {
         log.info('participant ignored', { room: p.roomName, reason: who.ignored });
@@ -419,7 +439,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
         });
         return 'ignored';
       }
-      const sessions = (await store.roomSessions(p.roomName)).filter(
+      const sessions = roomSessions.filter(
         (s) => s.status === 'active' && (s.room_sid === undefined || !p.roomSid || s.room_sid === p.roomSid),
       );
       if (sessions.some((s) => s.tenant_id !== tenant.tenant_id)) {
@@ -431,6 +451,22 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
         perParticipant ? sessions.some((s) => s.participant_identity === p.identity) : sessions.length > 0
       ) {
         return 'already_dispatched';
+      }
+      const agentName = tenant.agent_names[0] ?? config.defaultAgentName;
+      // The session record this dispatch would write (room, agent, participant) ended in an
+      // earlier incarnation of the room, and the store never reopens an ended session: a dispatch
+      // would only be created and deleted again, on every retry of LiveKit's.
+      if (
+        roomSessions.some(
+          (s) => s.status !== 'active' && s.agent_name === agentName && s.participant_identity === p.identity,
+        )
+      ) {
+        log.info('participant ignored', {
+          room: p.roomName,
+          reason: 'their session in this room has ended',
+          tenant_id: tenant.tenant_id,
+        });
+        return 'ignored';
       }
       let grant: McpServerGrant | null;
       try {
@@ -458,7 +494,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
           tenant,
           userId: user.user_id,
           participantIdentity: p.identity,
-          agentName: tenant.agent_names[0] ?? config.defaultAgentName,
+          agentName,
           roomName: p.roomName,
           roomSid: p.roomSid,
           perParticipant,

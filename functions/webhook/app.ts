@@ -14,8 +14,8 @@ import { problem, problemWithStatus, toProblem, withProblemHandling } from '../h
 export interface WebhookAppDeps {
   /** `DynamoStore`. */
   store: DispatchStore;
-  /** The LiveKit gateway (dispatch calls). */
-  livekit: DispatchApi;
+  /** The LiveKit gateway (dispatch calls; deleting a room whose session ended). */
+  livekit: DispatchApi & { deleteRoom(room: string): Promise<void> };
   /** Sealer of dispatch metadata (dispatch keyring). */
   sealer: DispatchSealer;
   /** Opens stored MCP tokens and headers (storage keyring). */
@@ -97,15 +97,20 @@ export function createWebhookApp(deps: WebhookAppDeps) {
         if (participant.kind !== ParticipantKind.SIP && !room.name.startsWith(config.webhookRoomPrefix)) {
           return 'ignored';
         }
-        return once(event.id, () =>
-          dispatcher.participantJoined({
+        return once(event.id, async () => {
+          const outcome = await dispatcher.participantJoined({
             roomName: room.name,
             roomSid: room.sid,
             identity: participant.identity,
             kind: participant.kind,
             attributes: { ...participant.attributes },
-          }),
-        );
+          });
+          if (outcome !== 'session_ended') return outcome;
+          // A replayed participant token must not bring the agent (and its old sealed metadata)
+          // back: the room goes, and everyone in it with it.
+          await deps.livekit.deleteRoom(room.name);
+          return 'ended';
+        });
       }
       case 'room_finished': {
         if (!room?.name) return 'ignored';
