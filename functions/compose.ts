@@ -4,10 +4,12 @@ import type { JWTVerifyGetKey } from 'jose';
 import { createJwtVerifier, type JwtVerifier } from './adapters/auth.js';
 import { createDynamoClient } from './adapters/dynamo.js';
 import { createLiveKitGateway, type LiveKitGateway } from './adapters/livekit.js';
+import { createEmfMetrics } from './adapters/metrics.js';
 import { DynamoStore } from './adapters/store.js';
 import type { Config } from './core/config.js';
-import { ConfigError } from './core/errors.js';
+import { ConfigError, LiveKitUnavailableError } from './core/errors.js';
 import type { Log } from './core/log.js';
+import type { Metrics } from './core/metrics.js';
 import {
   createDispatchSealer,
   createSecretBox,
@@ -27,6 +29,7 @@ export interface Services {
   resolveHost: HostResolver;
   clock: () => Date;
   log: Log;
+  metrics: Metrics;
 }
 
 /** Overrides for local runs and tests (a dynalite client, the dev issuer's keys). */
@@ -34,6 +37,10 @@ export interface ServiceOverrides {
   dynamo?: DynamoDBDocumentClient;
   getKey?: JWTVerifyGetKey;
   resolveHost?: HostResolver;
+  /** Where counts go; CloudWatch EMF (Powertools) when unset. */
+  metrics?: Metrics;
+  /** The `service` dimension of the EMF metrics (the function's name). */
+  service?: string;
 }
 
 /** Resolves every address of a host, as the URL guard needs (A and AAAA). */
@@ -55,14 +62,19 @@ const noDispatchKeys: DispatchSealer = {
  */
 export function createServices(config: Config, log: Log, overrides: ServiceOverrides = {}): Services {
   const client = overrides.dynamo ?? createDynamoClient({ endpoint: config.dynamodbEndpoint });
+  const metrics =
+    overrides.metrics ?? createEmfMetrics({ service: overrides.service ?? 'livekit-mcp-dispatch' });
   return {
     config,
     store: new DynamoStore({ client, tableName: config.tableName }),
-    livekit: createLiveKitGateway({
-      httpUrl: config.livekit.httpUrl,
-      apiKey: config.livekit.apiKey,
-      apiSecret: config.livekit.apiSecret,
-    }),
+    livekit: countingFailures(
+      createLiveKitGateway({
+        httpUrl: config.livekit.httpUrl,
+        apiKey: config.livekit.apiKey,
+        apiSecret: config.livekit.apiSecret,
+      }),
+      metrics,
+    ),
     sealer: config.dispatchKeys.keys.size > 0 ? createDispatchSealer(config.dispatchKeys) : noDispatchKeys,
     secretBox: createSecretBox(config.storageKeys),
     verifier: createJwtVerifier({
@@ -74,5 +86,27 @@ export function createServices(config: Config, log: Log, overrides: ServiceOverr
     resolveHost: overrides.resolveHost ?? dnsResolveHost,
     clock: () => new Date(),
     log,
+    metrics,
+  };
+}
+
+/** The gateway, counting every LiveKit call that fails (`LiveKitFailures`), whichever app made it. */
+function countingFailures(gateway: LiveKitGateway, metrics: Metrics): LiveKitGateway {
+  const counted =
+    <A extends unknown[], R>(call: (...args: A) => Promise<R>) =>
+    async (...args: A): Promise<R> => {
+      try {
+        return await call(...args);
+      } catch (err) {
+        if (err instanceof LiveKitUnavailableError) metrics.count('LiveKitFailures');
+        throw err;
+      }
+    };
+  return {
+    createDispatch: counted(gateway.createDispatch.bind(gateway)),
+    listDispatches: counted(gateway.listDispatches.bind(gateway)),
+    deleteDispatch: counted(gateway.deleteDispatch.bind(gateway)),
+    deleteRoom: counted(gateway.deleteRoom.bind(gateway)),
+    participantToken: gateway.participantToken.bind(gateway),
   };
 }

@@ -9,8 +9,6 @@ import { createServices, type Services } from './compose.js';
  */
 export async function lambdaServices(service: 'session' | 'webhook' | 'admin'): Promise<Services> {
   const config = await loadLambdaConfig(process.env, { dispatchKeys: service !== 'admin' });
-  return createServices(
-    config,
-    createLog({ service: `livekit-mcp-dispatch-${service}`, level: config.logLevel }),
-  );
+  const name = `livekit-mcp-dispatch-${service}`;
+  return createServices(config, createLog({ service: name, level: config.logLevel }), { service: name });
 }

@@ -8,6 +8,7 @@ import { DEV_AUDIENCE, DEV_ISSUER, DEV_JWKS_PATH, loadOrCreateDevIssuer } from '
 import { createDynamoClient } from './adapters/dynamo.js';
 import { startEmbeddedDynalite } from './adapters/embedded-dynamo.js';
 import { createLog } from './adapters/logger.js';
+import { createLogMetrics } from './adapters/metrics.js';
 import { createTable } from './adapters/table.js';
 import { createAdminApp } from './admin/app.js';
 import { createServices, type ServiceOverrides, type Services } from './compose.js';
@@ -93,7 +94,7 @@ export async function startLocalServer(envIn: RawEnv = process.env): Promise<Loc
   const dynamo = createDynamoClient({ endpoint: config.dynamodbEndpoint });
   await createTable(dynamo, config.tableName);
 
-  const overrides: ServiceOverrides = { dynamo };
+  const overrides: ServiceOverrides = { dynamo, metrics: createLogMetrics(log) };
   if (devIssuer) overrides.getKey = devIssuer.getKey;
   const services = createServices(config, log, overrides);
 

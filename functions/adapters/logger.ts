@@ -1,8 +1,9 @@
 import { Logger } from '@aws-lambda-powertools/logger';
-import type { Log } from '../core/log.js';
+import { currentLogContext, type Log } from '../core/log.js';
 
 /** Keys whose values are never written, wherever they appear in a log line's metadata. */
-const REDACTED_KEYS = /^(authorization|token|.*_token|secret|.*secret.*|headers|metadata|password|cookie|jwt|key|keys)$/i;
+const REDACTED_KEYS =
+  /^(authorization|token|.*_token|secret|.*secret.*|headers|metadata|password|cookie|jwt|key|keys)$/i;
 
 function redact(meta: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
   if (!meta) return meta;
@@ -11,12 +12,18 @@ function redact(meta: Record<string, unknown> | undefined): Record<string, unkno
   return out;
 }
 
+/** The request's context keys (request id, room, tenant, ...) under the line's own metadata. */
+function withContext(meta: Record<string, unknown> | undefined): Record<string, unknown> {
+  const context = currentLogContext();
+  return redact(context === undefined ? meta : { ...context, ...meta }) ?? {};
+}
+
 function wrap(logger: Logger): Log {
   return {
-    debug: (m, meta) => logger.debug(m, redact(meta) ?? {}),
-    info: (m, meta) => logger.info(m, redact(meta) ?? {}),
-    warn: (m, meta) => logger.warn(m, redact(meta) ?? {}),
-    error: (m, meta) => logger.error(m, redact(meta) ?? {}),
+    debug: (m, meta) => logger.debug(m, withContext(meta)),
+    info: (m, meta) => logger.info(m, withContext(meta)),
+    warn: (m, meta) => logger.warn(m, withContext(meta)),
+    error: (m, meta) => logger.error(m, withContext(meta)),
     child: (keys) => {
       const child = logger.createChild();
       child.appendPersistentKeys(redact(keys) ?? {});
@@ -26,8 +33,10 @@ function wrap(logger: Logger): Log {
 }
 
 /**
- * Structured JSON logs through Powertools Logger. Metadata keys that name secrets are redacted
- * by construction; the event is never logged (`logEvent` stays off).
+ * Structured JSON logs through Powertools Logger. Every line carries the current request's
+ * context (`request_id`, and `room`, `event_id`, `tenant_id`, `dispatch_id` once known; see
+ * {@link runWithLogContext}). Metadata keys that name secrets are redacted by construction; the
+ * event is never logged (`logEvent` stays off).
  */
 export function createLog(options: { service: string; level: string }): Log {
   const logger = new Logger({

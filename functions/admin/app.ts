@@ -24,7 +24,7 @@ import type { Config } from '../core/config.js';
 import { createCursorCodec } from '../core/cursor.js';
 import { holderOf } from '../core/dispatcher.js';
 import { ConditionFailedError, DomainError, ValidationError } from '../core/errors.js';
-import { type Log, silentLog } from '../core/log.js';
+import { addLogContext, type Log, silentLog } from '../core/log.js';
 import type {
   AuditRecord,
   SessionRecord,
@@ -38,7 +38,9 @@ import type { SecretBox } from '../core/sealing.js';
 import { checkMcpUrl, type HostResolver, MAX_MCP_URL_LENGTH } from '../core/url-guard.js';
 import { bodyLimitProblem, DEFAULT_BODY_LIMIT } from '../http/body-limit.js';
 import { withProblemHandling } from '../http/problem.js';
+import { requestContext } from '../http/request-context.js';
 import { type FieldError, readJson, validate } from '../http/validate.js';
+import openApiDocument from '../openapi/openapi.json' with { type: 'json' };
 
 /** Scope of a tenant admin (with the tenant claim naming the tenant). */
 export const ADMIN_SCOPE = 'dispatch:admin';
@@ -149,7 +151,8 @@ const tenantMcpSchema = strictObject({ url: bounded(1, MAX_MCP_URL_LENGTH), ...m
 /** A user's MCP settings may leave out `url` to use the tenant's server with the user's own token. */
 const userMcpSchema = strictObject({ url: optional(bounded(1, MAX_MCP_URL_LENGTH)), ...mcpFields });
 
-const tenantBodySchema = strictObject({
+/** Body of `PUT /v1/admin/tenants/{tenantId}` (also the OpenAPI request schema). */
+export const tenantBodySchema = strictObject({
   name: printable(200),
   mcp: optional(nullable(tenantMcpSchema)),
   dispatch_policy: optional(enumOf(['per_room', 'per_participant'])),
@@ -168,7 +171,8 @@ const tenantBodySchema = strictObject({
   ),
 });
 
-const userBodySchema = strictObject({
+/** Body of `PUT /v1/admin/tenants/{tenantId}/users/{userId}` (also the OpenAPI request schema). */
+export const userBodySchema = strictObject({
   display_name: optional(nullable(printable(200))),
   phone_numbers: optional(
     array(string().check(regex(/^\+[1-9][0-9]{1,14}$/, 'must be an E.164 number (+ and 2-15 digits)'))).check(
@@ -179,7 +183,8 @@ const userBodySchema = strictObject({
   status: optional(statusSchema),
 });
 
-const listQuerySchema = strictObject({
+/** Query of the admin list routes (also the OpenAPI parameters). */
+export const listQuerySchema = strictObject({
   limit: optional(string().check(regex(/^(100|[1-9][0-9]?)$/, 'must be an integer from 1 to 100'))),
   cursor: optional(bounded(1, 2048)),
 });
@@ -420,6 +425,13 @@ export function createAdminApp(deps: AdminAppDeps): Hono<Env> {
   // withProblemHandling only installs onError/notFound, which do not depend on the Env type.
   withProblemHandling(app as unknown as Hono, (message, meta) => log.error(message, meta));
 
+  // Public: the document describes the API, not any tenant. In AWS, GET /openapi.json routes here.
+  app.get('/openapi.json', (c) => {
+    c.header('cache-control', 'public, max-age=300');
+    return c.json(openApiDocument);
+  });
+
+  app.use('/v1/admin/*', requestContext());
   app.use('/v1/admin/*', bodyLimitProblem(DEFAULT_BODY_LIMIT));
   app.use('/v1/admin/*', async (c, next) => {
     const principal = await verifier.verify(c.req.header('authorization'));
@@ -440,6 +452,7 @@ export function createAdminApp(deps: AdminAppDeps): Hono<Env> {
     const actor = c.get('actor');
     const tenantId = c.req.param('tenantId') ?? '';
     if (!actor.superadmin && actor.tenantId !== tenantId) throw notFound('tenant_not_found');
+    addLogContext({ tenant_id: tenantId });
     if (!TENANT_ID.test(tenantId)) {
       // Only a superadmin creating a tenant learns why the id is refused.
       if (options.creating && actor.superadmin) {

@@ -1,3 +1,5 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+
 /**
  * The logging port the domain writes to. Implementations must be structured (JSON); callers
  * pass only non-secret metadata (ids, codes, counts) — never tokens, header values or claims.
@@ -21,3 +23,28 @@ export const silentLog: Log = {
     return silentLog;
   },
 };
+
+// One store per request: the request-context middleware opens it, the domain adds ids as it learns
+// them, and the log adapter writes its keys on every line of that request (concurrent requests of
+// the local server included).
+const requestContext = new AsyncLocalStorage<Record<string, unknown>>();
+
+/** Runs `fn` with a fresh log context holding `keys` (the request id); used once per request. */
+export function runWithLogContext<T>(keys: Record<string, unknown>, fn: () => T): T {
+  return requestContext.run({ ...keys }, fn);
+}
+
+/**
+ * Adds non-secret ids (`room`, `tenant_id`, `dispatch_id`, `event_id`) to every later line of the
+ * current request. Outside a request it does nothing.
+ */
+export function addLogContext(keys: Record<string, unknown>): void {
+  const store = requestContext.getStore();
+  if (store === undefined) return;
+  for (const [k, v] of Object.entries(keys)) if (v !== undefined && v !== null && v !== '') store[k] = v;
+}
+
+/** The current request's log keys, if any. */
+export function currentLogContext(): Readonly<Record<string, unknown>> | undefined {
+  return requestContext.getStore();
+}
