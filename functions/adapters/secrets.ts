@@ -39,7 +39,7 @@ export async function loadLambdaConfig(
     if (name === 'DISPATCH_KEYS_SECRET_ARN' && !needs.dispatchKeys) continue;
     if (!env[name]) problems.push(`${name} is required`);
   }
-  if (problems.length > 0) throw new ConfigError(problems);
+  if (problems.length > 0) throw new ConfigError([...problems, ...plainSettingProblems(env)]);
 
   const read = async (arn: string | undefined, label: string): Promise<string | undefined> => {
     if (!arn) return undefined;
@@ -48,9 +48,8 @@ export async function loadLambdaConfig(
       if (typeof value !== 'string') throw new Error('not a string secret');
       return value;
     } catch (cause) {
-      throw new ConfigError([
-        `${label}: could not be read (${cause instanceof Error ? cause.name : 'error'})`,
-      ]);
+      problems.push(`${label}: could not be read (${cause instanceof Error ? cause.name : 'error'})`);
+      return undefined;
     }
   };
   const [livekit, dispatch, storage] = await Promise.all([
@@ -59,15 +58,17 @@ export async function loadLambdaConfig(
     read(env.STORAGE_KEYS_SECRET_ARN, 'STORAGE_KEYS_SECRET_ARN'),
   ]);
   let creds: { api_key?: unknown; api_secret?: unknown } = {};
-  try {
-    creds = JSON.parse(livekit ?? '{}');
-  } catch {
-    problems.push('LIVEKIT_CREDENTIALS_SECRET_ARN: secret is not JSON {"api_key","api_secret"}');
+  if (livekit !== undefined) {
+    try {
+      creds = JSON.parse(livekit);
+    } catch {
+      problems.push('LIVEKIT_CREDENTIALS_SECRET_ARN: secret is not JSON {"api_key","api_secret"}');
+    }
+    if (typeof creds.api_key !== 'string' || typeof creds.api_secret !== 'string') {
+      problems.push('LIVEKIT_CREDENTIALS_SECRET_ARN: secret must hold string "api_key" and "api_secret"');
+    }
   }
-  if (typeof creds.api_key !== 'string' || typeof creds.api_secret !== 'string') {
-    problems.push('LIVEKIT_CREDENTIALS_SECRET_ARN: secret must hold string "api_key" and "api_secret"');
-  }
-  if (problems.length > 0) throw new ConfigError(problems);
+  if (problems.length > 0) throw new ConfigError([...problems, ...plainSettingProblems(env)]);
   return loadConfig(
     {
       ...env,
@@ -79,4 +80,29 @@ export async function loadLambdaConfig(
     'lambda',
     { needsDispatchKeys: needs.dispatchKeys },
   );
+}
+
+/**
+ * Problems of the plain settings (everything but the secrets), so that a start refused for a
+ * secret still lists every problem in its one message (CONTRACT §2).
+ */
+function plainSettingProblems(env: RawEnv): string[] {
+  try {
+    loadConfig(
+      {
+        ...env,
+        LIVEKIT_API_KEY: 'unchecked',
+        LIVEKIT_API_SECRET: 'unchecked',
+        DISPATCH_KEYS: undefined,
+        STORAGE_KEYS: undefined,
+      },
+      'lambda',
+      { needsDispatchKeys: false },
+    );
+    return [];
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    // The storage keyring is a secret; its absence is already reported above.
+    return err.problems.filter((p) => !p.startsWith('STORAGE_KEYS '));
+  }
 }

@@ -146,7 +146,13 @@ export function loadConfig(
       continue;
     }
     for (const issue of result.error.issues) {
-      const message = blanked[name] === undefined ? 'is required' : issue.message;
+      // zod/mini ships no messages ("Invalid input"): name the allowed values of an enum.
+      const message =
+        blanked[name] === undefined
+          ? 'is required'
+          : issue.code === 'invalid_value'
+            ? `must be one of ${issue.values.join(', ')}`
+            : issue.message;
       problems.push(`${[name, ...issue.path].join('.')} ${message}`);
     }
   }
