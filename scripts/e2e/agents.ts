@@ -5,8 +5,9 @@ import type { RunningLiveKitServer } from './livekit.js';
 import { offlineWorkerEnv, type RunningWorker, spawnPythonWorker, spawnWorker } from './python.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
+const workerDir = join(here, '..', '..', 'worker');
 
-/** One job as the e2e agent reports it (scripts/e2e/e2e_agent.py). No secrets in it. */
+/** One job as the e2e agents report it (scripts/e2e/e2e_agent.py, worker/scripts/e2e-agent.ts). No secrets in it. */
 export type AgentReport =
   | {
       event: 'served';
@@ -49,15 +50,34 @@ export interface AgentOptions {
   label?: string;
 }
 
-function agentEnv(opts: AgentOptions): Record<string, string> {
+/**
+ * The example agents' own environment switches (worker/README.md), as the e2e and
+ * `npm run stack` need them: the MCP server is on loopback (dev only), the machine may be a busy
+ * CI box (the CPU-based load would mark the worker full and LiveKit would drop the job), and the
+ * health server stays on loopback at a free port.
+ */
+export function localWorkerEnv(opts: {
+  livekit: RunningLiveKitServer;
+  agentName: string;
+  dispatchKeys: string;
+  idleProcesses?: number;
+}): Record<string, string> {
   return {
     LIVEKIT_URL: opts.livekit.url,
     LIVEKIT_API_KEY: opts.livekit.apiKey,
     LIVEKIT_API_SECRET: opts.livekit.apiSecret,
     LKMCP_AGENT_NAME: opts.agentName,
     DISPATCH_KEYS: opts.dispatchKeys,
-    LKMCP_E2E_REPORT: opts.reportFile,
+    ALLOW_INSECURE_MCP_URLS: 'true',
+    LKMCP_WORKER_LOAD: 'ignore',
+    LKMCP_HEALTH_HOST: '127.0.0.1',
+    LKMCP_HEALTH_PORT: '0',
+    LKMCP_IDLE_PROCESSES: String(opts.idleProcesses ?? 2),
   };
+}
+
+function agentEnv(opts: AgentOptions, idleProcesses: number): Record<string, string> {
+  return { ...localWorkerEnv({ ...opts, idleProcesses }), LKMCP_E2E_REPORT: opts.reportFile };
 }
 
 /**
@@ -68,10 +88,8 @@ export async function startPythonAgent(opts: AgentOptions): Promise<RunningAgent
   const worker = spawnPythonWorker(
     join(here, 'e2e_agent.py'),
     ['start', '--log-level', 'INFO'],
-    agentEnv(opts),
-    {
-      label: opts.label ?? 'py-agent',
-    },
+    agentEnv(opts, 2),
+    { label: opts.label ?? 'py-agent' },
   );
   return watchAgent(worker, opts);
 }
@@ -83,8 +101,8 @@ export async function startPythonAgent(opts: AgentOptions): Promise<RunningAgent
 export async function startTypeScriptAgent(opts: AgentOptions): Promise<RunningAgent> {
   const worker = spawnWorker(
     process.execPath,
-    ['--import', 'tsx', join(here, 'ts-e2e-agent.ts'), 'start', '--log-level', 'info'],
-    offlineWorkerEnv(agentEnv(opts)),
+    ['--import', 'tsx', join(workerDir, 'scripts', 'e2e-agent.ts'), 'start', '--log-level', 'info'],
+    offlineWorkerEnv(agentEnv(opts, 1)),
     { label: opts.label ?? 'ts-agent' },
   );
   return watchAgent(worker, opts);

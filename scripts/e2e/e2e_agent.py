@@ -1,21 +1,24 @@
-"""LLM-free e2e worker: worker/python's opener and toolsets, a tool called as an LLM would.
+"""LLM-free e2e worker: worker/python/agent.py itself, with its session replaced by tool calls.
 
-Per job it does what worker/python/agent.py does before its AgentSession starts, with the same
-functions (``open_dispatch_metadata``, ``build_mcp_toolsets``), then, instead of an LLM, calls the
-``whoami`` tool through the MCPToolset's own function tool (``prepare_function_arguments`` + the
-tool callable: the path an LLM tool call takes). No STT/TTS/LLM, no network beyond loopback.
+The worker is agent.py's: the same ``AgentServer`` options (``server_options()``, from the
+environment: LKMCP_WORKER_LOAD, LKMCP_HEALTH_HOST/PORT, LKMCP_IDLE_PROCESSES) and, per job, the
+same ``prepare_job`` (``open_dispatch_metadata``, ``build_mcp_toolsets`` through
+``setup_toolsets``, ALLOW_INSECURE_MCP_URLS for the loopback MCP server). Only the part after it
+differs: instead of ``AgentSession`` and an LLM (there is no network), the ``whoami`` and ``echo``
+tools are called through the MCPToolset's own function tools (``prepare_function_arguments`` +
+the tool callable: the path an LLM tool call takes).
 
 Each job appends one JSON line to $LKMCP_E2E_REPORT (never a token, header or the metadata):
   {"event":"served","job_id","room","agent_name","user_id","tenant_id","participant_identity",
    "tools":[...],"whoami":{...},"errors":[...]}
   {"event":"refused","job_id","room","agent_name","code"}
+``code`` and ``errors`` come from agent.py's own log records (logger ``lkmcp.agent``).
 
 The job joins the room, stays while its participant (``pid``) is there, and leaves when that
 participant leaves (or after LKMCP_E2E_LINGER seconds if it never shows up), so the room can
 finish.
 
-Environment: LIVEKIT_URL/LIVEKIT_API_KEY/LIVEKIT_API_SECRET, DISPATCH_KEYS, LKMCP_AGENT_NAME,
-LKMCP_E2E_REPORT, LKMCP_E2E_LINGER (default 3).
+Environment: agent.py's, plus LKMCP_E2E_REPORT and LKMCP_E2E_LINGER (default 3).
 
     python scripts/e2e/e2e_agent.py start
 """
@@ -33,33 +36,35 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "worker" / "python"))
 
+import agent  # noqa: E402  (worker/python/agent.py)
 from livekit import rtc  # noqa: E402
 from livekit.agents import AgentServer, AutoSubscribe, JobContext, cli  # noqa: E402
 from livekit.agents.llm.utils import prepare_function_arguments  # noqa: E402
-from livekit_mcp_dispatch import (  # noqa: E402
-    DispatchMetadataError,
-    KeyringError,
-    McpConnectionError,
-    UnsafeMcpUrlError,
-    build_mcp_toolsets,
-    open_dispatch_metadata,
-)
 
-logger = logging.getLogger("lkmcp.e2e")
-
-AGENT_NAME = os.environ.get("LKMCP_AGENT_NAME", "mcp-agent")
 REPORT = os.environ["LKMCP_E2E_REPORT"]
 LINGER = float(os.environ.get("LKMCP_E2E_LINGER", "3"))
 
-# load_fnc: the default load is machine CPU; a busy CI box marks the worker full and LiveKit
-# drops the job ("no worker available"). host/port: keep the health server on loopback and off
-# the fixed 8081 of `start` mode.
-server = AgentServer(num_idle_processes=2, load_fnc=lambda: 0.0, host="127.0.0.1", port=0)
+# agent.py's module-level server already holds agent.py's entrypoint (one per server), so this
+# one is built the same way and gets the LLM-free entrypoint below.
+server = AgentServer(**agent.server_options())
 
 
 def report(**fields: Any) -> None:
     with open(REPORT, "a", encoding="utf-8") as out:
         out.write(json.dumps({**fields, "at": time.time()}) + "\n")
+
+
+class JobLog(logging.Handler):
+    """Collects agent.py's error records of one job: the refusal code and the messages."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.ERROR)
+        self.code: str | None = None
+        self.errors: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.code = getattr(record, "code", None) or self.code
+        self.errors.append(record.getMessage())
 
 
 async def call_tool(toolset: Any, name: str, arguments: str) -> Any:
@@ -92,44 +97,29 @@ async def wait_for_participant_to_leave(ctx: JobContext, identity: str) -> None:
     await gone.wait()
 
 
-@server.rtc_session(agent_name=AGENT_NAME)
+@server.rtc_session(agent_name=agent.AGENT_NAME)
 async def entrypoint(ctx: JobContext) -> None:
-    job = {"job_id": ctx.job.id, "room": ctx.job.room.name, "agent_name": AGENT_NAME}
+    job = {"job_id": ctx.job.id, "room": ctx.job.room.name, "agent_name": agent.AGENT_NAME}
+    log = JobLog()
+    logging.getLogger("lkmcp.agent").addHandler(log)
     try:
-        grant = open_dispatch_metadata(
-            ctx.job.metadata or "", os.environ.get("DISPATCH_KEYS", ""), AGENT_NAME, ctx.job.room.name
-        )
-    except DispatchMetadataError as error:
-        logger.error("dispatch metadata refused: %s", error.code)
-        report(event="refused", code=error.code, **job)
-        ctx.shutdown(reason="dispatch metadata refused")
+        prepared = await agent.prepare_job(ctx)
+    finally:
+        logging.getLogger("lkmcp.agent").removeHandler(log)
+    if prepared is None:
+        report(event="refused", code=log.code or "unknown", **job)
         return
-    except KeyringError:
-        report(event="refused", code="bad_keyring", **job)
-        ctx.shutdown(reason="bad keyring")
-        return
+    grant, toolsets = prepared
 
-    errors: list[str] = []
     tools: list[str] = []
     whoami: list[Any] = []
-    try:
-        toolsets = await asyncio.to_thread(build_mcp_toolsets, grant, allow_loopback_for_tests=True)
-    except UnsafeMcpUrlError as error:
-        toolsets = []
-        errors.append(f"unsafe_mcp_url: {error}")
     for toolset in toolsets:
-        try:
-            await toolset.setup()
-            tools.extend(t.info.name for t in toolset.tools)
-            answer = await call_tool(toolset, "whoami", "{}")
-            if answer is not None:
-                whoami.append(answer)
-            # Ties this job's token to this job's room on the MCP server's call record.
-            await call_tool(toolset, "echo", json.dumps({"text": ctx.job.room.name}))
-        except (McpConnectionError, UnsafeMcpUrlError) as error:
-            errors.append(str(error))
-        finally:
-            await toolset.aclose()
+        tools.extend(t.info.name for t in toolset.tools)
+        answer = await call_tool(toolset, "whoami", "{}")
+        if answer is not None:
+            whoami.append(answer)
+        # Ties this job's token to this job's room on the MCP server's call record.
+        await call_tool(toolset, "echo", json.dumps({"text": ctx.job.room.name}))
 
     report(
         event="served",
@@ -138,7 +128,7 @@ async def entrypoint(ctx: JobContext) -> None:
         participant_identity=grant.participant_identity,
         tools=sorted(tools),
         whoami=whoami,
-        errors=errors,
+        errors=log.errors,
         **job,
     )
     await ctx.connect(auto_subscribe=AutoSubscribe.SUBSCRIBE_NONE)

@@ -15,6 +15,14 @@ Environment:
     LKMCP_INSTRUCTIONS system instructions for the agent (optional)
     ALLOW_INSECURE_MCP_URLS  dev only, as on the server: "true" also allows http and loopback MCP
                        URLs (a local MCP server); never set it in production
+    LKMCP_WORKER_LOAD  "cpu" (default: livekit-agents' own CPU-based load) or "ignore" (always
+                       report 0.0; for a busy CI box or a dev machine, see worker/README.md)
+    LKMCP_HEALTH_HOST  address of the worker's health/status HTTP server (default: livekit-agents'
+                       default, all interfaces); "127.0.0.1" keeps it on loopback
+    LKMCP_HEALTH_PORT  its port (default: livekit-agents' default, 8081 in `start` mode); 0 = a
+                       free port, so several workers can run on one machine
+    LKMCP_IDLE_PROCESSES  job processes kept warm (default: livekit-agents' default, one per CPU
+                       in `start` mode)
 
 The model strings go to ``AgentSession`` as they are, so any model LiveKit Inference serves can be
 chosen without code changes; to use a provider plugin instead (e.g. ``livekit-plugins-openai``),
@@ -28,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Mapping
 from typing import Any
 
 from livekit.agents import Agent, AgentServer, AgentSession, JobContext, cli, room_io
@@ -50,7 +59,44 @@ INSTRUCTIONS = os.environ.get(
     "You are a helpful voice assistant. Use the tools you have to answer the user's questions.",
 )
 
-server = AgentServer()
+
+
+def server_options(env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """``AgentServer`` keyword arguments from the environment; livekit-agents' defaults when unset.
+
+    Raises ``ValueError`` naming every variable that is set to something unusable.
+    """
+    env = os.environ if env is None else env
+    options: dict[str, Any] = {}
+    problems: list[str] = []
+    load = env.get("LKMCP_WORKER_LOAD", "").strip().lower()
+    if load == "ignore":
+        # The default load is this machine's CPU use; on a busy 2-core box it crosses the 0.7
+        # threshold of `start` mode, the worker reports itself full and LiveKit drops the job.
+        options["load_fnc"] = _no_load
+    elif load not in ("", "cpu"):
+        problems.append('LKMCP_WORKER_LOAD must be "cpu" or "ignore"')
+    host = env.get("LKMCP_HEALTH_HOST", "").strip()
+    if host:
+        options["host"] = host
+    for name, key, most in (("LKMCP_HEALTH_PORT", "port", 65535), ("LKMCP_IDLE_PROCESSES", "num_idle_processes", 64)):
+        text = env.get(name, "").strip()
+        if not text:
+            continue
+        if not text.isdigit() or int(text) > most:
+            problems.append(f"{name} must be a whole number from 0 to {most}")
+            continue
+        options[key] = int(text)
+    if problems:
+        raise ValueError("; ".join(problems))
+    return options
+
+
+def _no_load() -> float:
+    return 0.0
+
+
+server = AgentServer(**server_options())
 
 
 def open_job(ctx: JobContext, keyring_json: str, agent_name: str | None = None) -> DispatchGrant | None:
@@ -64,11 +110,17 @@ def open_job(ctx: JobContext, keyring_json: str, agent_name: str | None = None) 
             "dispatch metadata refused: %s; ending job %s without serving anyone",
             error.code,
             ctx.job.id,
+            extra={"code": error.code},
         )
         return None
     except KeyringError as error:
         # A configuration error of this worker, not the job's: the problems name no key material.
-        logger.error("DISPATCH_KEYS is not a valid keyring (%s); ending job %s", "; ".join(error.problems), ctx.job.id)
+        logger.error(
+            "DISPATCH_KEYS is not a valid keyring (%s); ending job %s",
+            "; ".join(error.problems),
+            ctx.job.id,
+            extra={"code": "bad_keyring"},
+        )
         return None
 
 
@@ -107,21 +159,31 @@ def _session_models() -> dict[str, str]:
     }
 
 
-@server.rtc_session(agent_name=AGENT_NAME)
-async def entrypoint(ctx: JobContext) -> None:
-    """One job: open the metadata, connect the user's MCP servers, serve participant ``pid``."""
+async def prepare_job(ctx: JobContext) -> tuple[DispatchGrant, list[Any]] | None:
+    """Everything a job does before its session: open the metadata (or end the job and return
+    None), connect the user's MCP toolsets, and close them when the job shuts down."""
     grant = open_job(ctx, os.environ.get("DISPATCH_KEYS", ""))
     if grant is None:
         ctx.shutdown(reason="dispatch metadata refused")
-        return
+        return None
 
     toolsets = await setup_toolsets(grant)
-    session = AgentSession(**_session_models(), tools=toolsets)
 
     async def close_toolsets() -> None:
         await asyncio.gather(*(t.aclose() for t in toolsets), return_exceptions=True)
 
     ctx.add_shutdown_callback(close_toolsets)
+    return grant, toolsets
+
+
+@server.rtc_session(agent_name=AGENT_NAME)
+async def entrypoint(ctx: JobContext) -> None:
+    """One job: open the metadata, connect the user's MCP servers, serve participant ``pid``."""
+    prepared = await prepare_job(ctx)
+    if prepared is None:
+        return
+    grant, toolsets = prepared
+    session = AgentSession(**_session_models(), tools=toolsets)
     await session.start(
         agent=Agent(instructions=INSTRUCTIONS),
         room=ctx.room,

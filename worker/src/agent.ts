@@ -11,7 +11,8 @@
  * `LKMCP_LLM`, `LKMCP_STT`, `LKMCP_TTS` (LiveKit Inference model strings, defaults
  * `openai/gpt-4.1-mini`, `deepgram/nova-3`, `cartesia/sonic-2`); `LKMCP_INSTRUCTIONS`;
  * `ALLOW_INSECURE_MCP_URLS=true` (dev only, the server's variable: also allow http and loopback
- * MCP URLs, e.g. a local MCP server; never in production).
+ * MCP URLs, e.g. a local MCP server; never in production); `LKMCP_WORKER_LOAD`,
+ * `LKMCP_HEALTH_HOST`, `LKMCP_HEALTH_PORT`, `LKMCP_IDLE_PROCESSES` (see {@link serverOptions}).
  *
  * Run: `npx tsx src/agent.ts dev` (or `start`). Importing this module starts nothing and makes no
  * network call; only running it as the main module starts the worker CLI.
@@ -108,6 +109,46 @@ export async function connectToolsets(
   return ready;
 }
 
+/** The worker options {@link serverOptions} reads from the environment. */
+export interface WorkerEnvOptions {
+  loadFunc?: () => Promise<number>;
+  host?: string;
+  port?: number;
+  numIdleProcesses?: number;
+}
+
+/**
+ * `ServerOptions` fields from the environment, the same variables as python/agent.py; the
+ * library's defaults where unset. `LKMCP_WORKER_LOAD=ignore` reports a load of 0 (the default
+ * is the machine's CPU use, which on a busy CI box marks the worker full so LiveKit drops the
+ * job); `LKMCP_HEALTH_HOST` / `LKMCP_HEALTH_PORT` place the health server (port 0: a free one);
+ * `LKMCP_IDLE_PROCESSES` sets the warm job processes. Throws one error naming every bad value.
+ */
+export function serverOptions(env: NodeJS.ProcessEnv = process.env): WorkerEnvOptions {
+  const options: WorkerEnvOptions = {};
+  const problems: string[] = [];
+  const load = (env.LKMCP_WORKER_LOAD ?? '').trim().toLowerCase();
+  if (load === 'ignore') options.loadFunc = async () => 0;
+  else if (load !== '' && load !== 'cpu') problems.push('LKMCP_WORKER_LOAD must be "cpu" or "ignore"');
+  const host = (env.LKMCP_HEALTH_HOST ?? '').trim();
+  if (host !== '') options.host = host;
+  const numbers = [
+    ['LKMCP_HEALTH_PORT', 'port', 65535],
+    ['LKMCP_IDLE_PROCESSES', 'numIdleProcesses', 64],
+  ] as const;
+  for (const [name, key, most] of numbers) {
+    const text = (env[name] ?? '').trim();
+    if (text === '') continue;
+    if (!/^\d+$/.test(text) || Number(text) > most) {
+      problems.push(`${name} must be a whole number from 0 to ${most}`);
+      continue;
+    }
+    options[key] = Number(text);
+  }
+  if (problems.length > 0) throw new Error(problems.join('; '));
+  return options;
+}
+
 /** Dev only (`ALLOW_INSECURE_MCP_URLS=true`, the server's variable): allow loopback MCP URLs. */
 export function insecureMcpUrlsAllowed(env: NodeJS.ProcessEnv = process.env): boolean {
   return env.ALLOW_INSECURE_MCP_URLS?.toLowerCase() === 'true';
@@ -151,5 +192,7 @@ export default defineAgent({
 });
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  cli.runApp(new ServerOptions({ agent: fileURLToPath(import.meta.url), agentName: agentName() }));
+  cli.runApp(
+    new ServerOptions({ agent: fileURLToPath(import.meta.url), agentName: agentName(), ...serverOptions() }),
+  );
 }

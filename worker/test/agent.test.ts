@@ -1,6 +1,12 @@
 import { initializeLogger, type JobContext } from '@livekit/agents';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import agent, { connectToolsets, type JobLike, type JobLogger, openJob } from '../src/agent.js';
+import agent, {
+  connectToolsets,
+  type JobLike,
+  type JobLogger,
+  openJob,
+  serverOptions,
+} from '../src/agent.js';
 import { startTestMcpServer, type TestMcpServer, testToken } from './support/mcp-server.js';
 import { sealForTest, testKeyring } from './support/seal.js';
 
@@ -132,5 +138,41 @@ describe('connectToolsets', () => {
       'MCP toolset mcp_bad unavailable: MCP server "bad" answered HTTP 401: it refused the credentials (check the user’s MCP token) {"toolset":"mcp_bad"}',
     ]);
     await Promise.all(toolsets.map((t) => t.aclose()));
+  });
+});
+
+describe('serverOptions', () => {
+  it('leaves the library defaults when nothing is set', () => {
+    expect(serverOptions({})).toEqual({});
+  });
+
+  it('reports no load with LKMCP_WORKER_LOAD=ignore and places the health server', async () => {
+    // Prepare
+    const env = {
+      LKMCP_WORKER_LOAD: 'ignore',
+      LKMCP_HEALTH_HOST: '127.0.0.1',
+      LKMCP_HEALTH_PORT: '0',
+      LKMCP_IDLE_PROCESSES: '1',
+    };
+
+    // Act
+    const options = serverOptions(env);
+
+    // Assess
+    await expect(options.loadFunc?.()).resolves.toBe(0);
+    expect({ ...options, loadFunc: undefined }).toEqual({
+      loadFunc: undefined,
+      host: '127.0.0.1',
+      port: 0,
+      numIdleProcesses: 1,
+    });
+  });
+
+  it('names every bad value in one error, like python/agent.py', () => {
+    expect(() =>
+      serverOptions({ LKMCP_WORKER_LOAD: 'none', LKMCP_HEALTH_PORT: '80a', LKMCP_IDLE_PROCESSES: '-1' }),
+    ).toThrow(
+      'LKMCP_WORKER_LOAD must be "cpu" or "ignore"; LKMCP_HEALTH_PORT must be a whole number from 0 to 65535; LKMCP_IDLE_PROCESSES must be a whole number from 0 to 64',
+    );
   });
 });

@@ -131,3 +131,35 @@ class TestEntrypoint:
         assert ids == ["mcp_notes"]
         assert 'MCP toolset mcp_broken unavailable: MCP server "broken" answered HTTP 401' in caplog.text
         assert "nope-secret" not in caplog.text
+
+
+class TestServerOptions:
+    def test_unset_means_the_library_defaults(self) -> None:
+        assert agent.server_options({}) == {}
+
+    def test_ignore_reports_no_load_and_the_health_server_goes_where_asked(self) -> None:
+        # Prepare
+        env = {
+            "LKMCP_WORKER_LOAD": "ignore",
+            "LKMCP_HEALTH_HOST": "127.0.0.1",
+            "LKMCP_HEALTH_PORT": "0",
+            "LKMCP_IDLE_PROCESSES": "2",
+        }
+
+        # Act
+        options = agent.server_options(env)
+
+        # Assess
+        assert options["load_fnc"]() == 0.0
+        assert (options["host"], options["port"], options["num_idle_processes"]) == ("127.0.0.1", 0, 2)
+
+    def test_cpu_keeps_the_default_load(self) -> None:
+        assert "load_fnc" not in agent.server_options({"LKMCP_WORKER_LOAD": "cpu"})
+
+    def test_every_bad_value_is_named_at_once(self) -> None:
+        with pytest.raises(ValueError) as caught:
+            agent.server_options({"LKMCP_WORKER_LOAD": "none", "LKMCP_HEALTH_PORT": "80a", "LKMCP_IDLE_PROCESSES": "-1"})
+        message = str(caught.value)
+        assert 'LKMCP_WORKER_LOAD must be "cpu" or "ignore"' in message
+        assert "LKMCP_HEALTH_PORT must be a whole number from 0 to 65535" in message
+        assert "LKMCP_IDLE_PROCESSES must be a whole number from 0 to 64" in message

@@ -3,24 +3,18 @@
  * (what worker/src/agent.ts runs before its AgentSession starts), then, instead of an LLM, the
  * `whoami` and `echo` tools are called through the MCP toolset's own function tools with the
  * arguments shape the runtime's tool executor passes. Reports each job as one JSON line to
- * $LKMCP_E2E_REPORT, in the same shape as e2e_agent.py (never a token, header or metadata).
+ * $LKMCP_E2E_REPORT, in the same shape as scripts/e2e/e2e_agent.py (never a token, header or metadata).
  *
- *   npx tsx scripts/e2e/ts-e2e-agent.ts start
+ *   npx tsx worker/scripts/e2e-agent.ts start      (scripts/e2e/run.ts starts it)
  *
- * Environment: LIVEKIT_URL/LIVEKIT_API_KEY/LIVEKIT_API_SECRET, DISPATCH_KEYS, LKMCP_AGENT_NAME,
- * LKMCP_E2E_REPORT, LKMCP_E2E_LINGER (seconds, default 3).
+ * Environment: src/agent.ts's (LIVEKIT_*, DISPATCH_KEYS, LKMCP_AGENT_NAME, ALLOW_INSECURE_MCP_URLS,
+ * LKMCP_WORKER_LOAD, LKMCP_HEALTH_HOST/PORT, LKMCP_IDLE_PROCESSES), plus LKMCP_E2E_REPORT and
+ * LKMCP_E2E_LINGER (seconds, default 3).
  */
 import { appendFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-// The worker package has its own dependencies; this file lives outside it, so it names them by path.
-import {
-  cli,
-  defineAgent,
-  type JobContext,
-  type llm,
-  ServerOptions,
-} from '../../worker/node_modules/@livekit/agents/dist/index.js';
-import { agentName, connectToolsets, openJob } from '../../worker/src/agent.js';
+import { cli, defineAgent, type JobContext, type llm, ServerOptions } from '@livekit/agents';
+import { agentName, connectToolsets, insecureMcpUrlsAllowed, openJob, serverOptions } from '../src/agent.js';
 
 const REPORT = process.env.LKMCP_E2E_REPORT ?? '';
 const LINGER_MS = Number(process.env.LKMCP_E2E_LINGER ?? '3') * 1000;
@@ -81,7 +75,7 @@ export default defineAgent({
     const toolsets = await connectToolsets(
       grant.mcpServers,
       { error: (_fields, message) => errors.push(message) },
-      { allowLoopbackForTests: true },
+      { allowLoopbackForTests: insecureMcpUrlsAllowed() },
     );
     const tools: string[] = [];
     const whoami: unknown[] = [];
@@ -111,14 +105,7 @@ export default defineAgent({
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   cli.runApp(
-    new ServerOptions({
-      agent: fileURLToPath(import.meta.url),
-      agentName: agentName(),
-      // Same reasons as e2e_agent.py: never "full" on a busy box; health server on loopback.
-      loadFunc: async () => 0,
-      numIdleProcesses: 1,
-      host: '127.0.0.1',
-      port: 0,
-    }),
+    // src/agent.ts's own options: run.ts sets LKMCP_WORKER_LOAD=ignore and a loopback health server.
+    new ServerOptions({ agent: fileURLToPath(import.meta.url), agentName: agentName(), ...serverOptions() }),
   );
 }
