@@ -1,6 +1,6 @@
 import { Hono } from 'hono';
 import { type WebhookEvent, WebhookReceiver } from 'livekit-server-sdk';
-import { keys } from '../adapters/schema.js';
+import { escapeKeyPart, keys } from '../adapters/schema.js';
 import type { Config } from '../core/config.js';
 import { createDispatcher, type DispatchApi, type DispatchStore } from '../core/dispatcher.js';
 import { DomainError, LiveKitUnavailableError } from '../core/errors.js';
@@ -33,6 +33,13 @@ export const WEBHOOK_BODY_LIMIT = 1024 * 1024;
 export const EVENT_CLAIM_TTL_SECONDS = 24 * 3600;
 /** How long a delivery being processed holds its event id before a retry may take over. */
 export const EVENT_CLAIM_HOLD_SECONDS = 30;
+
+// Table keys are at most 2048 (partition) and 1024 (sort) bytes: an event whose ids would not fit
+// can name no room, user or event of ours, and a DynamoDB ValidationException is no reason for a 5xx.
+const MAX_ID_BYTES = 512;
+const MAX_IDENTITY_BYTES = 768;
+const fits = (value: string | undefined, max: number) =>
+  value === undefined || Buffer.byteLength(escapeKeyPart(value), 'utf8') <= max;
 
 /** The `action` of a 200 answer (CONTRACT §5). */
 export type WebhookAction =
@@ -88,6 +95,15 @@ export function createWebhookApp(deps: WebhookAppDeps) {
 
   async function handle(event: WebhookEvent): Promise<WebhookAction> {
     const room = event.room;
+    if (
+      !fits(event.id, MAX_ID_BYTES) ||
+      !fits(room?.name, MAX_ID_BYTES) ||
+      !fits(room?.sid, MAX_ID_BYTES) ||
+      !fits(event.participant?.identity, MAX_IDENTITY_BYTES) ||
+      !fits(event.participant?.attributes['sip.trunkID'], MAX_ID_BYTES)
+    ) {
+      return 'ignored';
+    }
     switch (event.event) {
       case 'participant_joined': {
         const participant = event.participant;
