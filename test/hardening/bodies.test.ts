@@ -60,14 +60,22 @@ const ROUTES: Route[] = [
     method: 'PUT',
     path: () => `/v1/admin/tenants/${tenantId}`,
     limit: 64 * KIB,
-    headers: async () => ({ authorization: `Bearer ${adminJwt}`, 'content-type': 'application/json', 'if-match': '"1"' }),
+    headers: async () => ({
+      authorization: `Bearer ${adminJwt}`,
+      'content-type': 'application/json',
+      'if-match': '"1"',
+    }),
   },
   {
     name: 'PUT /v1/admin/tenants/{id}/users/{id}',
     method: 'PUT',
     path: () => `/v1/admin/tenants/${tenantId}/users/${userId}`,
     limit: 64 * KIB,
-    headers: async () => ({ authorization: `Bearer ${adminJwt}`, 'content-type': 'application/json', 'if-match': '"1"' }),
+    headers: async () => ({
+      authorization: `Bearer ${adminJwt}`,
+      'content-type': 'application/json',
+      'if-match': '"1"',
+    }),
   },
   {
     name: 'POST /v1/admin/tenants/{id}/users/{id}/revoke',
@@ -216,10 +224,9 @@ describe.each(ROUTES)('body limits over a real socket: $name', (route) => {
     const before = await s.db.scan();
 
     // Act
-    const res = await rawExchange(
-      headOf(route, { ...(await route.headers(body)), 'content-length': '24' }),
-      [Buffer.from(body)],
-    );
+    const res = await rawExchange(headOf(route, { ...(await route.headers(body)), 'content-length': '24' }), [
+      Buffer.from(body),
+    ]);
 
     // Assess
     expect(res.status, res.raw.slice(0, 300)).toBeGreaterThanOrEqual(400);

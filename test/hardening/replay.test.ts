@@ -66,7 +66,10 @@ describe('replay: a captured webhook', () => {
     // And a fresh event (new id) under an expired token: refused before its id is looked at.
     const fresh = await deliver(
       api,
-      await signExpiredWebhookBody(participantJoined({ roomName: room, identity: user.user_id }), TEST_LIVEKIT),
+      await signExpiredWebhookBody(
+        participantJoined({ roomName: room, identity: user.user_id }),
+        TEST_LIVEKIT,
+      ),
     );
 
     // Assess
@@ -82,7 +85,10 @@ describe('replay: a captured webhook', () => {
     const { tenant, user } = await userOf(api, { webhook_dispatch: true });
     const room = `lk-mcp-${tenant.tenant_id}-${uid('r')}`;
     api.livekit.addRoom(room);
-    const captured = await signWebhookBody(participantJoined({ roomName: room, identity: user.user_id }), TEST_LIVEKIT);
+    const captured = await signWebhookBody(
+      participantJoined({ roomName: room, identity: user.user_id }),
+      TEST_LIVEKIT,
+    );
 
     // Act
     const first = await deliver(api, captured);
@@ -91,7 +97,11 @@ describe('replay: a captured webhook', () => {
 
     // Assess
     expect(first.json.action).toBe('dispatched');
-    expect(replays.map((r) => r.json.action)).toEqual(['duplicate_event', 'duplicate_event', 'duplicate_event']);
+    expect(replays.map((r) => r.json.action)).toEqual([
+      'duplicate_event',
+      'duplicate_event',
+      'duplicate_event',
+    ]);
     expect(creates(api)).toHaveLength(1);
     expect(api.livekit.dispatches.filter((d) => d.room === room)).toHaveLength(1);
   });
@@ -109,7 +119,9 @@ describe('replay: a participant token reused after its session ended', () => {
     };
     const agent = claims.roomConfig?.agents?.[0];
     expect(agent?.metadata).toBeTruthy();
-    expect((await send(token, roomFinished({ roomName: room, roomSid: 'RM_first' }))).json.action).toBe('ended');
+    expect((await send(token, roomFinished({ roomName: room, roomSid: 'RM_first' }))).json.action).toBe(
+      'ended',
+    );
     // The participant joins again with the same token: LiveKit creates the room anew and applies
     // the token's room configuration, dispatching the agent with the old sealed metadata.
     await token.server.services.livekit.createDispatch(room, agent!.agentName, agent!.metadata);
@@ -135,19 +147,27 @@ describe('replay: a participant token reused after its session ended', () => {
     const { tenant, user, jwt } = await userOf(token);
     const started = await postJson(`${token.url}/v1/sessions`, {}, { authorization: `Bearer ${jwt}` });
     const room = started.json.room_name as string;
-    const agent = (decodeJwt(started.json.participant_token as string) as {
-      roomConfig: { agents: { agentName: string; metadata: string }[] };
-    }).roomConfig.agents[0]!;
+    const agent = (
+      decodeJwt(started.json.participant_token as string) as {
+        roomConfig: { agents: { agentName: string; metadata: string }[] };
+      }
+    ).roomConfig.agents[0]!;
     const admin = await token.adminToken(tenant.tenant_id);
-    const revoked = await fetch(`${token.url}/v1/admin/tenants/${tenant.tenant_id}/users/${user.user_id}/revoke`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${admin}` },
-    });
+    const revoked = await fetch(
+      `${token.url}/v1/admin/tenants/${tenant.tenant_id}/users/${user.user_id}/revoke`,
+      {
+        method: 'POST',
+        headers: { authorization: `Bearer ${admin}` },
+      },
+    );
     expect(revoked.status).toBeLessThan(300);
     await token.server.services.livekit.createDispatch(room, agent.agentName, agent.metadata);
 
     // Act
-    const joined = await send(token, participantJoined({ roomName: room, roomSid: 'RM_again', identity: user.user_id }));
+    const joined = await send(
+      token,
+      participantJoined({ roomName: room, roomSid: 'RM_again', identity: user.user_id }),
+    );
 
     // Assess
     expect(joined.status, joined.text).toBe(200);
@@ -161,15 +181,23 @@ describe('replay: a participant token reused after its session ended', () => {
     const started = await postJson(`${api.url}/v1/sessions`, {}, { authorization: `Bearer ${jwt}` });
     expect(started.status, started.text).toBe(201);
     const room = started.json.room_name as string;
-    expect((await send(api, roomFinished({ roomName: room, roomSid: 'RM_first' }))).json.action).toBe('ended');
+    expect((await send(api, roomFinished({ roomName: room, roomSid: 'RM_first' }))).json.action).toBe(
+      'ended',
+    );
     expect(api.livekit.dispatches.filter((d) => d.room === room)).toHaveLength(1);
     // LiveKit drops a finished room's dispatches; the reused token makes a new, empty room.
     api.livekit.reset();
     api.livekit.addRoom(room);
 
     // Act
-    const joined = await send(api, participantJoined({ roomName: room, roomSid: 'RM_second', identity: user.user_id }));
-    const again = await send(api, participantJoined({ roomName: room, roomSid: 'RM_second', identity: user.user_id }));
+    const joined = await send(
+      api,
+      participantJoined({ roomName: room, roomSid: 'RM_second', identity: user.user_id }),
+    );
+    const again = await send(
+      api,
+      participantJoined({ roomName: room, roomSid: 'RM_second', identity: user.user_id }),
+    );
 
     // Assess
     expect(joined.status, joined.text).toBe(200);
@@ -184,13 +212,19 @@ describe('replay: a participant token reused after its session ended', () => {
     const { tenant, user } = await userOf(api, { webhook_dispatch: true });
     const room = `lk-mcp-${tenant.tenant_id}-daily`;
     api.livekit.addRoom(room);
-    expect((await send(api, participantJoined({ roomName: room, roomSid: 'RM_mon', identity: user.user_id }))).json.action).toBe('dispatched');
+    expect(
+      (await send(api, participantJoined({ roomName: room, roomSid: 'RM_mon', identity: user.user_id }))).json
+        .action,
+    ).toBe('dispatched');
     expect((await send(api, roomFinished({ roomName: room, roomSid: 'RM_mon' }))).json.action).toBe('ended');
     api.livekit.reset();
     api.livekit.addRoom(room);
 
     // Act
-    const tuesday = await send(api, participantJoined({ roomName: room, roomSid: 'RM_tue', identity: user.user_id }));
+    const tuesday = await send(
+      api,
+      participantJoined({ roomName: room, roomSid: 'RM_tue', identity: user.user_id }),
+    );
 
     // Assess
     expect(tuesday.status, tuesday.text).toBe(200);

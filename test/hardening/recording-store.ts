@@ -1,0 +1,47 @@
+import type { DynamoStore } from '../../functions/adapters/store.js';
+
+/** Store methods that write (or may write) the table. */
+export const WRITE_METHODS = new Set([
+  'createTenant',
+  'updateTenant',
+  'deleteTenant',
+  'createUser',
+  'updateUser',
+  'deleteUser',
+  'tryClaim',
+  'completeClaim',
+  'updateClaim',
+  'releaseClaim',
+  'acquireLease',
+  'releaseLease',
+  'hitRate',
+  'putSession',
+  'endSession',
+  'putAudit',
+]);
+
+/** One write call: the method and its first argument (a key or a record). */
+export interface WriteCall {
+  method: string;
+  first: unknown;
+}
+
+/**
+ * Wraps a {@link DynamoStore} so every write call is recorded (cheaper than scanning the table
+ * after each of thousands of requests). `writes` is cleared by the caller between requests.
+ */
+export function recordingStore(store: DynamoStore): { store: DynamoStore; writes: WriteCall[] } {
+  const writes: WriteCall[] = [];
+  const proxy = new Proxy(store, {
+    get(target, prop, receiver) {
+      const value = Reflect.get(target, prop, receiver);
+      if (typeof prop !== 'string' || typeof value !== 'function') return value;
+      if (!WRITE_METHODS.has(prop)) return value.bind(target);
+      return (...args: unknown[]) => {
+        writes.push({ method: prop, first: args[0] });
+        return value.apply(target, args);
+      };
+    },
+  });
+  return { store: proxy, writes };
+}
