@@ -99,6 +99,12 @@ export async function startLocalServer(envIn: RawEnv = process.env): Promise<Loc
   const services = createServices(config, log, overrides);
 
   const app = new Hono();
+  // A refused body is left unread: close the connection, as the 413 says, so that a keep-alive
+  // client's next request does not meet the unread rest (or a reset) on the same socket.
+  app.use('*', async (c, next) => {
+    await next();
+    if (c.res.status === 413) c.header('connection', 'close');
+  });
   app.get('/healthz', (c) => c.json({ ok: true }));
   if (devIssuer) app.get(DEV_JWKS_PATH, (c) => c.json(devIssuer.jwks()));
   app.route('/', createSessionApp(services));
