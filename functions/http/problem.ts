@@ -120,6 +120,8 @@ export function toProblem(
     const headers: Record<string, string> = {};
     if (err.code === 'rate_limited' || err.code === 'quota_exceeded') headers['retry-after'] = '60';
     if (status === 503 || err.code === 'idempotency_key_in_flight') headers['retry-after'] = '1';
+    // RFC 9110 §11.6.1: a 401 carries a challenge; the APIs take bearer JWTs (RFC 6750).
+    if (err.code === 'unauthenticated') headers['www-authenticate'] = 'Bearer';
     return problem(err.code, err.message, err.details, headers);
   }
   log?.('unhandled error', { error: err instanceof Error ? err.name : typeof err });

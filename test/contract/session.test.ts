@@ -268,3 +268,14 @@ describe('POST /v1/sessions: refusals', () => {
     expectProblem(other, 422, 'idempotency_key_reused');
   });
 });
+
+describe('401 challenge', () => {
+  it('a 401 unauthenticated carries WWW-Authenticate: Bearer (RFC 9110 §11.6.1, RFC 6750)', async () => {
+    const session = await stack.call('POST', '/v1/sessions', { body: {} });
+    const adminApi = await stack.call('GET', '/v1/admin/tenants/acme', { token: 'x.y.z' });
+    for (const answer of [session, adminApi]) {
+      expect(answer.status).toBe(401);
+      expect(answer.headers.get('www-authenticate')).toMatch(/^Bearer\b/);
+    }
+  });
+});
