@@ -25,6 +25,8 @@ export interface LiveKitServerOptions {
   verbose?: boolean;
   /** How long to wait for the server to answer (default 30 s). */
   readyTimeoutMs?: number;
+  /** Seconds a room lives with nobody in it (default 10: the e2e's rooms finish quickly). */
+  emptyTimeoutSeconds?: number;
 }
 
 /** A running LiveKit server on loopback. */
@@ -67,6 +69,7 @@ export function liveKitConfig(opts: {
   apiKey: string;
   apiSecret: string;
   webhookUrl?: string;
+  emptyTimeoutSeconds?: number;
 }): string {
   const lines = [
     `port: ${opts.httpPort}`,
@@ -81,7 +84,7 @@ export function liveKitConfig(opts: {
     'turn: { enabled: false }',
     'keys:',
     `  ${JSON.stringify(opts.apiKey)}: ${JSON.stringify(opts.apiSecret)}`,
-    'room: { empty_timeout: 10, departure_timeout: 2 }',
+    `room: { empty_timeout: ${opts.emptyTimeoutSeconds ?? 10}, departure_timeout: 2 }`,
     'logging: { level: info, pion_level: error }',
   ];
   if (opts.webhookUrl) {
@@ -150,7 +153,14 @@ export async function startLiveKitServer(options: LiveKitServerOptions = {}): Pr
   const verbose = options.verbose ?? process.env.LKMCP_E2E_VERBOSE === '1';
   const httpPort = await freeTcpPort();
   const udpPort = await freeUdpPort();
-  const config = liveKitConfig({ httpPort, udpPort, apiKey, apiSecret, webhookUrl: options.webhookUrl });
+  const config = liveKitConfig({
+    httpPort,
+    udpPort,
+    apiKey,
+    apiSecret,
+    webhookUrl: options.webhookUrl,
+    emptyTimeoutSeconds: options.emptyTimeoutSeconds,
+  });
 
   const child = spawn(
     binary,

@@ -72,9 +72,20 @@ export function spawnPythonWorker(
   script: string,
   args: string[],
   env: Record<string, string>,
-  opts: { verbose?: boolean; cwd?: string; label?: string; stdin?: boolean } = {},
+  opts: WorkerSpawnOptions = {},
 ): RunningWorker {
   return spawnWorker(venvPython(), [script, ...args], offlineWorkerEnv(env), opts);
+}
+
+/** How a worker process is spawned and where its output goes. */
+export interface WorkerSpawnOptions {
+  /** Echo every line to stderr, prefixed with the label (default: LKMCP_E2E_VERBOSE=1). */
+  verbose?: boolean;
+  cwd?: string;
+  label?: string;
+  stdin?: boolean;
+  /** Called with every output line (stdout and stderr), e.g. to show some of them. */
+  onLine?: (line: string) => void;
 }
 
 /** Spawns any worker-like process with log collection, killed (with its group) on stop and on exit. */
@@ -82,7 +93,7 @@ export function spawnWorker(
   command: string,
   args: string[],
   env: NodeJS.ProcessEnv,
-  opts: { verbose?: boolean; cwd?: string; label?: string; stdin?: boolean } = {},
+  opts: WorkerSpawnOptions = {},
 ): RunningWorker {
   const verbose = opts.verbose ?? process.env.LKMCP_E2E_VERBOSE === '1';
   const label = opts.label ?? 'worker';
@@ -102,17 +113,24 @@ export function spawnWorker(
   }
   const lines: string[] = [];
   const listeners = new Set<(line: string) => void>();
-  const collect = (chunk: Buffer) => {
-    for (const line of chunk.toString('utf8').split('\n')) {
-      if (!line) continue;
-      if (verbose) process.stderr.write(`[${label}] ${line}\n`);
-      lines.push(line);
-      for (const listener of listeners) listener(line);
-    }
-    if (lines.length > 2000) lines.splice(0, lines.length - 2000);
+  // One collector per stream: a chunk may end mid-line, so the rest waits for the next chunk.
+  const collector = () => {
+    let rest = '';
+    return (chunk: string) => {
+      const parts = (rest + chunk).split('\n');
+      rest = parts.pop() ?? '';
+      for (const line of parts) {
+        if (!line) continue;
+        if (verbose) process.stderr.write(`[${label}] ${line}\n`);
+        lines.push(line);
+        opts.onLine?.(line);
+        for (const listener of listeners) listener(line);
+      }
+      if (lines.length > 2000) lines.splice(0, lines.length - 2000);
+    };
   };
-  child.stdout?.on('data', collect);
-  child.stderr?.on('data', collect);
+  child.stdout?.setEncoding('utf8').on('data', collector());
+  child.stderr?.setEncoding('utf8').on('data', collector());
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   exited.then(() => children.delete(child));
 

@@ -145,6 +145,9 @@ async def setup_toolsets(grant: DispatchGrant) -> list[Any]:
             # MCPToolset.setup is idempotent: the session's own call later is a no-op.
             await toolset.setup()
             ready.append(toolset)
+            # Tool names only: never the URL's query, a header or a token.
+            names = ", ".join(sorted(t.info.name for t in toolset.tools)) or "none"
+            logger.info("MCP toolset %s ready, tools: %s", toolset.id, names)
         except (McpConnectionError, UnsafeMcpUrlError) as error:
             logger.error("MCP toolset %s unavailable: %s", toolset.id, error)
             await toolset.aclose()
@@ -184,6 +187,9 @@ async def entrypoint(ctx: JobContext) -> None:
         return
     grant, toolsets = prepared
     session = AgentSession(**_session_models(), tools=toolsets)
+    # Connected first: with a participant_identity, livekit-agents 1.8's RoomIO reads the local
+    # participant while it starts, which fails on a room that is not connected yet.
+    await ctx.connect()
     await session.start(
         agent=Agent(instructions=INSTRUCTIONS),
         room=ctx.room,

@@ -129,6 +129,8 @@ class TestEntrypoint:
 
         # Assess
         assert ids == ["mcp_notes"]
+        [ready] = [r.getMessage() for r in caplog.records if "ready, tools:" in r.getMessage()]
+        assert ready.startswith("MCP toolset mcp_notes ready, tools: ") and "whoami" in ready
         assert 'MCP toolset mcp_broken unavailable: MCP server "broken" answered HTTP 401' in caplog.text
         assert "nope-secret" not in caplog.text
 
