@@ -279,3 +279,73 @@ describe('401 challenge', () => {
     }
   });
 });
+
+describe('POST /v1/sessions: the remaining table rows', () => {
+  let superadmin: string;
+
+  beforeAll(async () => {
+    superadmin = await stack.token({ user: 'ops', superadmin: true });
+    await stack.call('PUT', '/v1/admin/tenants/rows', {
+      token: superadmin,
+      body: { name: 'Rows', max_concurrent_sessions: 1, mcp: { url: 'http://localhost:9/mcp' } },
+    });
+    for (const id of ['rows-a', 'rows-b', 'rows-c']) {
+      await stack.call('PUT', `/v1/admin/tenants/rows/users/${id}`, { token: superadmin, body: {} });
+    }
+    await stack.call('PUT', '/v1/admin/tenants/acme/users/to-revoke', {
+      token: superadmin,
+      body: { mcp: { url: 'http://localhost:9/mcp' } },
+    });
+  });
+
+  it('409 mcp_not_configured for a user with no MCP URL anywhere', async () => {
+    await stack.call('PUT', '/v1/admin/tenants/bare', { token: superadmin, body: { name: 'Bare' } });
+    await stack.call('PUT', '/v1/admin/tenants/bare/users/bare-user', { token: superadmin, body: {} });
+    const token = await stack.token({ user: 'bare-user', tenant: 'bare' });
+    expectProblem(await stack.call('POST', '/v1/sessions', { token, body: {} }), 409, 'mcp_not_configured');
+  });
+
+  it('502 livekit_unavailable, and 409 idempotency_key_in_flight (Retry-After) while the first still runs', async () => {
+    // Prepare
+    const token = await stack.token({ user: 'rows-a', tenant: 'rows' });
+    const headers = { 'idempotency-key': 'in-flight-1' };
+    stack.livekit.failNext(1, 'hang');
+
+    // Act
+    const first = stack.call('POST', '/v1/sessions', { token, body: {}, headers });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const repeat = await stack.call('POST', '/v1/sessions', { token, body: {}, headers });
+    const failed = await first;
+
+    // Assess
+    expectProblem(repeat, 409, 'idempotency_key_in_flight');
+    expect(repeat.headers.get('retry-after')).toMatch(/^\d+$/);
+    expectProblem(failed, 502, 'livekit_unavailable');
+  });
+
+  it('429 quota_exceeded when the tenant leases are all taken', async () => {
+    const a = await stack.token({ user: 'rows-b', tenant: 'rows' });
+    const b = await stack.token({ user: 'rows-c', tenant: 'rows' });
+    expect((await stack.call('POST', '/v1/sessions', { token: a, body: {} })).status).toBe(201);
+    const refused = await stack.call('POST', '/v1/sessions', { token: b, body: {} });
+    expectProblem(refused, 429, 'quota_exceeded');
+    expect(refused.headers.get('retry-after')).toMatch(/^\d+$/);
+  });
+
+  it('403 user_suspended after revoke, and tenant_suspended', async () => {
+    const token = await stack.token({ user: 'to-revoke', tenant: 'acme' });
+    await stack.call('POST', '/v1/admin/tenants/acme/users/to-revoke/revoke', { token: superadmin });
+    expectProblem(await stack.call('POST', '/v1/sessions', { token, body: {} }), 403, 'user_suspended');
+    await stack.call('PUT', '/v1/admin/tenants/bare', {
+      token: superadmin,
+      body: { name: 'Bare', status: 'suspended' },
+      headers: { 'if-match': '*' },
+    });
+    const bare = await stack.token({ user: 'bare-user', tenant: 'bare' });
+    expectProblem(
+      await stack.call('POST', '/v1/sessions', { token: bare, body: {} }),
+      403,
+      'tenant_suspended',
+    );
+  });
+});
