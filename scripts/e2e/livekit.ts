@@ -174,14 +174,22 @@ export async function startLiveKitServer(options: LiveKitServerOptions = {}): Pr
   installExitHook();
 
   const tail: string[] = [];
-  const collect = (chunk: Buffer) => {
-    const text = chunk.toString('utf8');
-    if (verbose) process.stderr.write(text.replace(/^/gm, '[livekit] '));
-    tail.push(...text.split('\n').filter(Boolean));
-    if (tail.length > 200) tail.splice(0, tail.length - 200);
+  // Whole lines only (per stream): a chunk may end mid-line, and a verbose run interleaves
+  // these lines with the workers' on one stderr.
+  const collector = () => {
+    let rest = '';
+    return (chunk: string) => {
+      const lines = (rest + chunk).split('\n');
+      rest = lines.pop() ?? '';
+      for (const line of lines.filter(Boolean)) {
+        if (verbose) process.stderr.write(`[livekit] ${line}\n`);
+        tail.push(line);
+      }
+      if (tail.length > 200) tail.splice(0, tail.length - 200);
+    };
   };
-  child.stdout?.on('data', collect);
-  child.stderr?.on('data', collect);
+  child.stdout?.setEncoding('utf8').on('data', collector());
+  child.stderr?.setEncoding('utf8').on('data', collector());
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   exited.then(() => running.delete(child));
 
