@@ -72,20 +72,27 @@ export const hostileValue: fc.Arbitrary<unknown> = fc.letrec((tie) => ({
 /** An object shaped like `fields` describes, with hostile values and extra hostile keys. */
 export function shaped(
   fields: Record<string, fc.Arbitrary<unknown>>,
-  options: { wellTypedWeight?: number } = {},
+  options: { wellTypedWeight?: number; extraKeysFreq?: number; required?: string[] } = {},
 ): fc.Arbitrary<Record<string, unknown>> {
   // Mostly well-typed values, so most requests get past the schema to the code behind it.
   const weight = options.wellTypedWeight ?? 12;
-  const entries = Object.entries(fields).map(([k, arb]) =>
-    fc
-      .option(fc.oneof({ weight, arbitrary: arb }, { weight: 1, arbitrary: hostileValue }), {
-        nil: undefined,
-        freq: 3,
-      })
-      .map((v) => [k, v] as const),
-  );
+  const entries = Object.entries(fields).map(([k, arb]) => {
+    const value = fc.oneof({ weight, arbitrary: arb }, { weight: 1, arbitrary: hostileValue });
+    const present = options.required?.includes(k)
+      ? fc.option(value, { nil: undefined, freq: 20 })
+      : fc.option(value, { nil: undefined, freq: 3 });
+    return present.map((v) => [k, v] as const);
+  });
   return fc
-    .tuple(fc.tuple(...entries), fc.dictionary(hostileKey, hostileValue, { maxKeys: 2 }))
+    .tuple(
+      fc.tuple(...entries),
+      fc
+        .option(fc.dictionary(hostileKey, hostileValue, { minKeys: 1, maxKeys: 2 }), {
+          nil: {},
+          freq: options.extraKeysFreq ?? 1,
+        })
+        .map((extra) => extra ?? {}),
+    )
     .map(([known, extra]) => {
       const out: Record<string, unknown> = {};
       // defineProperty, so a `__proto__` key becomes an own property, as JSON.parse makes it.
@@ -132,9 +139,12 @@ export const malformedJson = fc.oneof(
 );
 
 /** A request body: malformed text, deep nesting, or a hostile shaped object serialised. */
-export function bodyText(shape: fc.Arbitrary<Record<string, unknown>>): fc.Arbitrary<string> {
+export function bodyText(
+  shape: fc.Arbitrary<Record<string, unknown>>,
+  shapedWeight = 6,
+): fc.Arbitrary<string> {
   return fc.oneof(
-    { weight: 6, arbitrary: shape.map((o) => JSON.stringify(o)) },
+    { weight: shapedWeight, arbitrary: shape.map((o) => JSON.stringify(o)) },
     { weight: 2, arbitrary: malformedJson },
     { weight: 1, arbitrary: deepNesting },
     { weight: 1, arbitrary: hostileValue.map((v) => JSON.stringify(v) ?? 'undefined') },

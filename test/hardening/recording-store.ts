@@ -24,6 +24,8 @@ export const WRITE_METHODS = new Set([
 export interface WriteCall {
   method: string;
   first: unknown;
+  /** `true` once it resolved, `false` once it rejected, `undefined` while pending. */
+  ok?: boolean;
 }
 
 /**
@@ -37,9 +39,17 @@ export function recordingStore(store: DynamoStore): { store: DynamoStore; writes
       const value = Reflect.get(target, prop, receiver);
       if (typeof prop !== 'string' || typeof value !== 'function') return value;
       if (!WRITE_METHODS.has(prop)) return value.bind(target);
-      return (...args: unknown[]) => {
-        writes.push({ method: prop, first: args[0] });
-        return value.apply(target, args);
+      return async (...args: unknown[]) => {
+        const call: WriteCall = { method: prop, first: args[0] };
+        writes.push(call);
+        try {
+          const result = await value.apply(target, args);
+          call.ok = true;
+          return result;
+        } catch (err) {
+          call.ok = false;
+          throw err;
+        }
       };
     },
   });
