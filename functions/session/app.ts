@@ -58,6 +58,8 @@ const MAX_NAME = 128;
 const MAX_METADATA_BYTES = 4096;
 const MAX_ATTRIBUTES = 32;
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
+const MAX_USER_ID = 255;
+const USER_ID = /^[^\p{Cc}\p{Cs}]+$/u;
 
 const utf8Bytes = (max: number) =>
   refine<string>((v) => Buffer.byteLength(v, 'utf8') <= max, { message: `at most ${max} bytes` });
@@ -136,6 +138,11 @@ export function createSessionApp(deps: SessionAppDeps) {
 
   app.post('/v1/sessions', bodyLimitProblem(SESSION_BODY_LIMIT), async (c) => {
     const principal = await deps.verifier.verify(c.req.header('authorization'));
+    // User ids are 1-255 printable characters (CONTRACT §6): any other `sub` has no record, and a
+    // long one would not even fit a table key (DynamoDB's ValidationException is no 5xx).
+    if ([...principal.sub].length > MAX_USER_ID || !USER_ID.test(principal.sub)) {
+      throw new DomainError('user_not_found', 'No user record exists for this token.');
+    }
     const body = validate(sessionRequest, await readJson(c, { emptyAs: {} }));
     refuseClientChosenFields(body);
     if (
