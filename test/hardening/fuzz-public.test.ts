@@ -339,3 +339,49 @@ describe('webhook: ids too long for a table key', () => {
     }
   });
 });
+
+describe('sessions: a JWT subject no user id can be', () => {
+  it('a 4 KB or control-character `sub` → 4xx, nothing written', async () => {
+    // Prepare
+    const app = createSessionApp({
+      store: rec.store,
+      livekit: h.gateway,
+      sealer: h.sealer,
+      secretBox: h.secretBox,
+      verifier: createJwtVerifier({
+        jwksUrl: h.jwks.jwksUrl,
+        issuer: h.jwks.issuer,
+        audience: h.jwks.audience,
+        tenantClaim: 'tenant_id',
+      }),
+      log: errorLog,
+      config: {
+        defaultAgentName: 'mcp-agent',
+        sessionDispatchMode: 'api',
+        sessionTokenTtlSeconds: 900,
+        sessionRateLimitPerMinute: 10,
+        metadataTtlSeconds: 7200,
+        webhookRoomPrefix: 'lk-mcp-',
+        corsOrigins: [],
+        livekit: { wsUrl: 'wss://livekit.example.test' },
+      },
+    });
+
+    for (const sub of ['x'.repeat(4000), '🙂'.repeat(600), 'a\u0000b', '\uD800']) {
+      // Act
+      rec.writes.length = 0;
+      const jwt = await h.jwks.mint({ sub, tenant_id: 'acme' });
+      const res = await app.request('/v1/sessions', {
+        method: 'POST',
+        headers: { authorization: `Bearer ${jwt}`, 'content-type': 'application/json' },
+        body: '{}',
+      });
+
+      // Assess
+      const text = await res.text();
+      problemOk(res.status, text);
+      expect(res.status, text).toBeGreaterThanOrEqual(400);
+      expect(rec.writes.filter((w) => w.ok === true)).toEqual([]);
+    }
+  });
+});
