@@ -1,0 +1,198 @@
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { build, type Metafile } from 'esbuild';
+import { generateKeyringJson } from '../functions/core/keyring.js';
+import { functionNames, lambdaBuildOptions } from '../scripts/esbuild-options.js';
+import { type SecretsStub, startSecretsStub } from './lib/secrets-stub.js';
+import { type Summary, shuffled, summarize } from './lib/stats.js';
+
+/** One measured bundle. */
+export interface BundleTarget {
+  name: string;
+  file: string;
+  metafile: Metafile;
+}
+
+/** Per bundle: import() times in fresh processes, and its size with top contributors. */
+export interface ColdStartResult {
+  name: string;
+  bytes: number;
+  /** `import()` of the bundle, ms: module evaluation plus (for ours) the Secrets Manager reads. */
+  importMs: Summary;
+  /** CPU time (user + system, all threads) of that `import()`, ms: less sensitive to neighbours. */
+  cpuMs: Summary;
+  /** Process start to handler ready, ms. */
+  readyMs: Summary;
+  /** Largest inputs by bytes in the output, grouped by package (or our folder). */
+  topContributors: { source: string; bytes: number }[];
+}
+
+interface Sample {
+  importMs: number;
+  cpuMs: number;
+  readyMs: number;
+}
+
+const CHILD = `
+const c0 = process.cpuUsage();
+const t0 = performance.now();
+const m = await import(process.env.BENCH_IMPORT);
+const t1 = performance.now();
+const c1 = process.cpuUsage(c0);
+if (typeof m.handler !== 'function') throw new Error('no handler export');
+process.stdout.write(JSON.stringify({ importMs: t1 - t0, cpuMs: (c1.user + c1.system) / 1000, readyMs: t1 }));
+process.exit(0);
+`;
+
+/** Builds the floor bundle with the one esbuild definition, into a temporary directory. */
+export async function buildFloor(dir: string): Promise<BundleTarget> {
+  const result = await build({
+    ...lambdaBuildOptions,
+    entryPoints: { index: 'bench/floor/handler.ts' },
+    outdir: dir,
+    outExtension: { '.js': '.mjs' },
+  });
+  return { name: 'floor', file: join(dir, 'index.mjs'), metafile: result.metafile! };
+}
+
+/** The function bundles `npm run build` wrote. */
+export async function distTargets(): Promise<BundleTarget[]> {
+  return Promise.all(
+    functionNames.map(async (name) => ({
+      name,
+      file: resolve(`dist/functions/${name}/index.mjs`),
+      metafile: JSON.parse(await readFile(`dist/functions/${name}/meta.json`, 'utf8')) as Metafile,
+    })),
+  );
+}
+
+/** Bytes of the `.mjs` output and the inputs that fill it, grouped by package. */
+export function sizeOf(target: BundleTarget, top = 8): Pick<ColdStartResult, 'bytes' | 'topContributors'> {
+  const output = Object.entries(target.metafile.outputs).find(([path]) => path.endsWith('.mjs'));
+  if (!output) throw new Error(`no .mjs output in the metafile of ${target.name}`);
+  const groups = new Map<string, number>();
+  for (const [path, input] of Object.entries(output[1].inputs)) {
+    const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(path)?.[1];
+    const source = pkg ?? path.split('/').slice(0, 2).join('/');
+    groups.set(source, (groups.get(source) ?? 0) + input.bytesInOutput);
+  }
+  return {
+    bytes: output[1].bytes,
+    topContributors: [...groups]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, top)
+      .map(([source, bytes]) => ({ source, bytes })),
+  };
+}
+
+function runChild(file: string, env: NodeJS.ProcessEnv): Promise<Sample> {
+  return new Promise((ok, fail) => {
+    const child = spawn(process.execPath, ['--input-type=module', '-e', CHILD], {
+      env: { ...env, BENCH_IMPORT: pathToFileURL(file).href },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (c: Buffer) => {
+      out += c.toString();
+    });
+    child.stderr.on('data', (c: Buffer) => {
+      err += c.toString();
+    });
+    child.on('error', fail);
+    child.on('close', (code) => {
+      if (code !== 0) fail(new Error(`import of ${file} failed (${code}): ${err.slice(-1500)}`));
+      else ok(JSON.parse(out.slice(out.lastIndexOf('{'))));
+    });
+  });
+}
+
+/**
+ * A Lambda-like environment for a bundle's cold start: the settings the stack passes, dummy
+ * credentials, and a loopback Secrets Manager stub holding the three secrets. `dir` is a scratch
+ * directory (the AWS config files point into it and do not exist).
+ */
+export async function startLambdaEnv(dir: string): Promise<{ env: NodeJS.ProcessEnv; stub: SecretsStub }> {
+  const arn = (name: string) => `arn:aws:secretsmanager:us-east-1:123456789012:secret:bench-${name}-AbCdEf`;
+  const stub = await startSecretsStub({
+    [arn('livekit')]: JSON.stringify({
+      api_key: 'APIbench',
+      api_secret: 'bench-secret-0123456789abcdef0123',
+    }),
+    [arn('dispatch')]: JSON.stringify(generateKeyringJson('bench-dispatch')),
+    [arn('storage')]: JSON.stringify(generateKeyringJson('bench-storage')),
+  });
+  // A clean, Lambda-like environment: nothing of the caller's AWS setup leaks in.
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    TZ: 'UTC',
+    AWS_REGION: 'us-east-1',
+    AWS_DEFAULT_REGION: 'us-east-1',
+    AWS_ACCESS_KEY_ID: 'AKIABENCHBENCHBENCH0',
+    AWS_SECRET_ACCESS_KEY: 'bench/bench/bench/bench/bench/bench/bench0',
+    AWS_SESSION_TOKEN: 'bench',
+    AWS_EC2_METADATA_DISABLED: 'true',
+    AWS_CONFIG_FILE: join(dir, 'no-aws-config'),
+    AWS_SHARED_CREDENTIALS_FILE: join(dir, 'no-aws-credentials'),
+    AWS_ENDPOINT_URL_SECRETS_MANAGER: stub.endpoint,
+    AWS_LAMBDA_FUNCTION_NAME: 'bench',
+    AWS_LAMBDA_FUNCTION_MEMORY_SIZE: '512',
+    TABLE_NAME: 'livekit-mcp-dispatch',
+    LIVEKIT_URL: 'wss://bench.livekit.cloud',
+    LIVEKIT_CREDENTIALS_SECRET_ARN: arn('livekit'),
+    DISPATCH_KEYS_SECRET_ARN: arn('dispatch'),
+    STORAGE_KEYS_SECRET_ARN: arn('storage'),
+    AUTH_JWKS_URL: 'https://issuer.example.com/.well-known/jwks.json',
+    AUTH_ISSUER: 'https://issuer.example.com/',
+    AUTH_AUDIENCE: 'livekit-mcp-dispatch',
+  };
+  return { env, stub };
+}
+
+/**
+ * Measures cold start: `runs` rounds, each importing every bundle once in a fresh Node process,
+ * in a shuffled order (so drift on a noisy machine hits all bundles alike). The functions' top-level
+ * await reads their three secrets from a loopback Secrets Manager stub with dummy credentials.
+ */
+export async function measureColdStart(options: {
+  runs: number;
+  floorDir?: string;
+  /** More bundles to measure in the same rounds (experiments). */
+  extraTargets?: BundleTarget[];
+}): Promise<{
+  results: ColdStartResult[];
+  secretsCalls: number;
+}> {
+  const dir = options.floorDir ?? (await mkdtemp(join(tmpdir(), 'lkmcp-floor-')));
+  const floor = await buildFloor(dir);
+  const targets = [floor, ...(await distTargets()), ...(options.extraTargets ?? [])];
+  const lambda = await startLambdaEnv(dir);
+  const env = lambda.env;
+  try {
+    // One discarded round warms the page cache and proves every bundle starts.
+    for (const t of targets) await runChild(t.file, env);
+    const samples = new Map(targets.map((t) => [t.name, [] as Sample[]]));
+    for (let i = 0; i < options.runs; i++) {
+      for (const t of shuffled(targets)) samples.get(t.name)!.push(await runChild(t.file, env));
+    }
+    return {
+      secretsCalls: lambda.stub.calls,
+      results: targets.map((t) => {
+        const s = samples.get(t.name)!;
+        return {
+          name: t.name,
+          ...sizeOf(t),
+          importMs: summarize(s.map((x) => x.importMs)),
+          cpuMs: summarize(s.map((x) => x.cpuMs)),
+          readyMs: summarize(s.map((x) => x.readyMs)),
+        };
+      }),
+    };
+  } finally {
+    await lambda.stub.stop();
+    if (!options.floorDir) await rm(dir, { recursive: true, force: true });
+  }
+}

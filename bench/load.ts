@@ -1,0 +1,428 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { DynamoStore } from '../functions/adapters/store.js';
+import { effectiveMcpConfig } from '../functions/core/resolve.js';
+import type { SecretBox } from '../functions/core/sealing.js';
+import { type LocalServer, startLocalServer } from '../functions/local.js';
+import {
+  otherEvent,
+  participantJoined,
+  roomFinished,
+  seedTenant,
+  seedUser,
+  signWebhookBody,
+  TEST_LIVEKIT,
+} from '../test/support/fixtures.js';
+import {
+  type Downstream,
+  diffSnapshots,
+  livekitCalls,
+  type Snapshot,
+  startDownstream,
+} from './lib/downstream-client.js';
+import { pool, type Summary, summarize } from './lib/stats.js';
+
+/** How much load to apply. */
+export interface LoadOptions {
+  /** Session requests measured (and as many baseline operations). */
+  sessions: number;
+  /** Distinct `participant_joined` events measured (and as many baseline operations). */
+  webhookEvents: number;
+  concurrency: number;
+  /** Requests per accounting scenario (serial, capacity counted). */
+  accountingSamples: number;
+  /** Serial requests timed for the Lambda duration estimate. */
+  serialSamples: number;
+}
+
+/** Requests and capacity of one scenario, per request (averaged over its samples). */
+export interface PerRequestCost {
+  scenario: string;
+  samples: number;
+  dynamoRequests: number;
+  conditionalWrites: number;
+  ops: Record<string, number>;
+  rru: number;
+  wru: number;
+  wruIndexes: number;
+  livekitCalls: number;
+  livekit: Record<string, number>;
+  /** What the function answered (`201`, or the webhook's `action`). */
+  outcome: string;
+}
+
+/** Everything the load phases measured. */
+export interface LoadResult {
+  session: {
+    concurrency: number;
+    requestMs: Summary;
+    baselineMs: Summary;
+    requestsPerSecond: number;
+    baselinePerSecond: number;
+    /** One request at a time (what one Lambda instance sees), ms. */
+    serialMs: Summary;
+    serialBaselineMs: Summary;
+  };
+  webhook: {
+    concurrency: number;
+    eventMs: Summary;
+    baselineMs: Summary;
+    eventsPerSecond: number;
+    baselinePerSecond: number;
+    serialMs: Summary;
+    duplicateMs: Summary;
+  };
+  costs: PerRequestCost[];
+}
+
+const MCP = { url: 'https://mcp.example.com/mcp', token: 'bench-mcp-token-0123456789' };
+
+interface Caller {
+  userId: string;
+  tenantId: string;
+  token: string;
+}
+
+async function seedCallers(
+  local: LocalServer,
+  tenant: { tenant_id: string; webhook_dispatch?: boolean; max_concurrent_sessions?: number },
+  count: number,
+): Promise<Caller[]> {
+  const { store, secretBox } = local.services;
+  await seedTenant(store, secretBox, tenant);
+  const callers: Caller[] = [];
+  for (let i = 0; i < count; i++) {
+    const userId = `${tenant.tenant_id}-u${i}`;
+    await seedUser(store, secretBox, { tenant_id: tenant.tenant_id, user_id: userId, mcp: MCP });
+    callers.push({
+      userId,
+      tenantId: tenant.tenant_id,
+      token: await local.mintToken!({ user: userId, tenant: tenant.tenant_id }),
+    });
+  }
+  return callers;
+}
+
+async function timed(fn: () => Promise<void>): Promise<number> {
+  const t0 = performance.now();
+  await fn();
+  return performance.now() - t0;
+}
+
+/**
+ * The bare downstream work of one session, done directly with the same adapters the server
+ * uses: both store reads (in parallel, as the service does), opening the stored MCP token,
+ * sealing the metadata, CreateDispatch and signing the participant token. With `token` false
+ * it is the webhook's bare work (no participant token).
+ */
+async function bareWork(local: LocalServer, caller: Caller, token: boolean): Promise<void> {
+  const { store, secretBox, sealer, livekit } = local.services as {
+    store: DynamoStore;
+    secretBox: SecretBox;
+    sealer: LocalServer['services']['sealer'];
+    livekit: LocalServer['services']['livekit'];
+  };
+  const [user, tenant] = await Promise.all([store.getUser(caller.userId), store.getTenant(caller.tenantId)]);
+  if (!user || !tenant) throw new Error('seeded records missing');
+  const grant = await effectiveMcpConfig(tenant, user, secretBox);
+  if (!grant) throw new Error('no MCP grant');
+  const room = `lk-mcp-${tenant.tenant_id}-${randomBytes(12).toString('base64url')}`;
+  const sealed = await sealer.seal({
+    agentName: 'mcp-agent',
+    userId: user.user_id,
+    tenantId: tenant.tenant_id,
+    roomName: room,
+    participantIdentity: user.user_id,
+    mcpServers: [grant],
+    ttlSeconds: 7200,
+  });
+  await livekit.createDispatch(room, 'mcp-agent', sealed.metadata);
+  if (token) await livekit.participantToken({ identity: user.user_id, room, ttlSeconds: 900 });
+}
+
+async function postSession(
+  url: string,
+  caller: Caller,
+  extraHeaders: Record<string, string> = {},
+): Promise<{ status: number; body: { room_name?: string } }> {
+  const res = await fetch(`${url}/v1/sessions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${caller.token}`, 'content-type': 'application/json', ...extraHeaders },
+    body: JSON.stringify({ participant_name: 'Bench User' }),
+  });
+  return { status: res.status, body: (await res.json()) as { room_name?: string } };
+}
+
+async function postWebhook(url: string, signed: { body: string; authorization: string }): Promise<string> {
+  const res = await fetch(`${url}/v1/livekit/webhook`, {
+    method: 'POST',
+    headers: { authorization: signed.authorization, 'content-type': 'application/webhook+json' },
+    body: signed.body,
+  });
+  const json = (await res.json()) as { action?: string; code?: string };
+  if (res.status !== 200) throw new Error(`webhook answered ${res.status} ${json.code ?? ''}`);
+  return json.action ?? '?';
+}
+
+/** Runs `count` operations at `concurrency`; returns latencies and throughput. */
+async function load(
+  count: number,
+  concurrency: number,
+  op: (i: number) => Promise<void>,
+): Promise<{ ms: number[]; perSecond: number }> {
+  const ms: number[] = [];
+  const t0 = performance.now();
+  await pool(count, concurrency, async (i) => {
+    ms.push(await timed(() => op(i)));
+  });
+  return { ms, perSecond: (count * 1000) / (performance.now() - t0) };
+}
+
+/** Alternates blocks of two loads so drift on a noisy machine hits both alike. */
+async function interleaved(
+  count: number,
+  concurrency: number,
+  blocks: number,
+  a: (i: number) => Promise<void>,
+  b: (i: number) => Promise<void>,
+): Promise<[{ ms: number[]; seconds: number }, { ms: number[]; seconds: number }]> {
+  const acc: [{ ms: number[]; seconds: number }, { ms: number[]; seconds: number }] = [
+    { ms: [], seconds: 0 },
+    { ms: [], seconds: 0 },
+  ];
+  const per = Math.ceil(count / blocks);
+  let offset = 0;
+  for (let k = 0; k < blocks; k++) {
+    const n = Math.min(per, count - offset);
+    if (n <= 0) break;
+    const order: [0 | 1, (i: number) => Promise<void>][] =
+      k % 2 === 0
+        ? [
+            [0, a],
+            [1, b],
+          ]
+        : [
+            [1, b],
+            [0, a],
+          ];
+    for (const [slot, op] of order) {
+      const base = offset;
+      const r = await load(n, concurrency, (i) => op(base + i));
+      acc[slot].ms.push(...r.ms);
+      acc[slot].seconds += n / r.perSecond;
+    }
+    offset += n;
+  }
+  return acc;
+}
+
+async function cost(
+  downstream: Downstream,
+  scenario: string,
+  samples: number,
+  op: (i: number) => Promise<string>,
+): Promise<PerRequestCost> {
+  await downstream.setAccounting(true);
+  const before: Snapshot = await downstream.snapshot();
+  const outcomes = new Set<string>();
+  for (let i = 0; i < samples; i++) outcomes.add(await op(i));
+  const d = diffSnapshots(await downstream.snapshot(), before);
+  await downstream.setAccounting(false);
+  const per = (v: number) => Math.round((v / samples) * 100) / 100;
+  const ops: Record<string, number> = {};
+  for (const [name, c] of Object.entries(d.dynamo.ops)) {
+    ops[name] = per(c.ok + c.conditionFailed + c.error);
+    if (c.conditionFailed > 0) ops[`${name} (condition failed)`] = per(c.conditionFailed);
+  }
+  const lk: Record<string, number> = {};
+  for (const [rpc, n] of Object.entries(d.livekit)) lk[rpc] = per(n);
+  return {
+    scenario,
+    samples,
+    dynamoRequests: per(d.dynamo.requests),
+    conditionalWrites: per(d.dynamo.conditionalWrites),
+    ops,
+    rru: per(d.dynamo.rru),
+    wru: per(d.dynamo.wru),
+    wruIndexes: per(d.dynamo.wruIndexes),
+    livekitCalls: per(livekitCalls(d)),
+    livekit: lk,
+    outcome: [...outcomes].join(','),
+  };
+}
+
+/**
+ * Session and webhook load against the local server (all three apps, the real adapters) with
+ * dynalite and the LiveKit stand-in in a child process, each figure next to the bare
+ * downstream work measured in the same run, plus per-request DynamoDB and LiveKit costs.
+ */
+export async function runLoad(options: LoadOptions): Promise<LoadResult> {
+  const downstream = await startDownstream(TEST_LIVEKIT);
+  const dataDir = await mkdtemp(join(tmpdir(), 'lkmcp-bench-'));
+  const local = await startLocalServer({
+    PORT: '0',
+    DATA_DIR: dataDir,
+    DYNAMODB_ENDPOINT: downstream.dynamoEndpoint,
+    TABLE_NAME: 'bench',
+    LIVEKIT_URL: downstream.livekitUrl,
+    LIVEKIT_API_KEY: TEST_LIVEKIT.apiKey,
+    LIVEKIT_API_SECRET: TEST_LIVEKIT.apiSecret,
+    SESSION_RATE_LIMIT_PER_MINUTE: '10000',
+    ALLOW_INSECURE_MCP_URLS: 'false',
+    LOG_LEVEL: 'ERROR',
+  });
+  try {
+    const c = options.concurrency;
+    const sessionCallers = await seedCallers(local, { tenant_id: 'bench-s' }, c);
+    const quotaCallers = await seedCallers(
+      local,
+      { tenant_id: 'bench-q', max_concurrent_sessions: 100_000 },
+      4,
+    );
+    const hookCallers = await seedCallers(local, { tenant_id: 'bench-w', webhook_dispatch: true }, c);
+    const pick = (list: Caller[], i: number) => list[i % list.length]!;
+
+    const session = async (i: number) => {
+      const r = await postSession(local.url, pick(sessionCallers, i));
+      if (r.status !== 201) throw new Error(`session answered ${r.status} ${JSON.stringify(r.body)}`);
+    };
+    const sessionBare = (i: number) => bareWork(local, pick(sessionCallers, i), true);
+
+    // Warm both paths (JIT, connection pools), then measure in alternating blocks.
+    await load(c * 2, c, session);
+    await load(c * 2, c, sessionBare);
+    const [sReq, sBase] = await interleaved(options.sessions, c, 4, session, sessionBare);
+    const sSerial = await load(options.serialSamples, 1, session);
+    const sSerialBase = await load(options.serialSamples, 1, sessionBare);
+
+    // Webhook: distinct participant_joined events into fresh rooms of a webhook tenant.
+    const total = options.webhookEvents + c * 2 + options.serialSamples;
+    const events = await Promise.all(
+      Array.from({ length: total }, (_, i) =>
+        signWebhookBody(
+          participantJoined({
+            roomName: `lk-mcp-bench-w-${randomBytes(12).toString('base64url')}`,
+            identity: pick(hookCallers, i).userId,
+          }),
+          TEST_LIVEKIT,
+        ),
+      ),
+    );
+    const hook = async (i: number) => {
+      const action = await postWebhook(local.url, events[i]!);
+      if (action !== 'dispatched') throw new Error(`webhook action ${action}`);
+    };
+    const hookBare = (i: number) => bareWork(local, pick(hookCallers, i), false);
+    await load(c * 2, c, hook);
+    await load(c * 2, c, hookBare);
+    const offset = c * 2;
+    const [wReq, wBase] = await interleaved(options.webhookEvents, c, 4, (i) => hook(offset + i), hookBare);
+    const wSerial = await load(options.serialSamples, 1, (i) => hook(offset + options.webhookEvents + i));
+    const dup = await load(options.serialSamples, 1, async (i) => {
+      const action = await postWebhook(local.url, events[offset + i]!);
+      if (action !== 'duplicate_event') throw new Error(`duplicate answered ${action}`);
+    });
+
+    // Per-request costs, one request at a time with capacity accounting on.
+    const n = options.accountingSamples;
+    const costs: PerRequestCost[] = [];
+    const sessionRooms: { room: string; caller: Caller }[] = [];
+    costs.push(
+      await cost(downstream, 'POST /v1/sessions', n, async (i) => {
+        const caller = pick(sessionCallers, i);
+        const r = await postSession(local.url, caller);
+        sessionRooms.push({ room: r.body.room_name!, caller });
+        return String(r.status);
+      }),
+    );
+    costs.push(
+      await cost(downstream, 'POST /v1/sessions + Idempotency-Key', n, async (i) => {
+        const r = await postSession(local.url, pick(sessionCallers, i), {
+          'idempotency-key': randomBytes(12).toString('hex'),
+        });
+        return String(r.status);
+      }),
+    );
+    costs.push(
+      await cost(downstream, 'POST /v1/sessions, tenant with a session limit', n, async (i) => {
+        const r = await postSession(local.url, pick(quotaCallers, i));
+        return String(r.status);
+      }),
+    );
+    const fresh = await Promise.all(
+      Array.from({ length: n }, (_, i) =>
+        signWebhookBody(
+          participantJoined({
+            roomName: `lk-mcp-bench-w-${randomBytes(12).toString('base64url')}`,
+            identity: pick(hookCallers, i).userId,
+          }),
+          TEST_LIVEKIT,
+        ),
+      ),
+    );
+    costs.push(
+      await cost(downstream, 'webhook participant_joined, dispatches', n, (i) =>
+        postWebhook(local.url, fresh[i]!),
+      ),
+    );
+    costs.push(
+      await cost(downstream, 'webhook duplicate delivery', n, (i) => postWebhook(local.url, fresh[i]!)),
+    );
+    const joinSessionRoom = await Promise.all(
+      sessionRooms.map((s) =>
+        signWebhookBody(participantJoined({ roomName: s.room, identity: s.caller.userId }), TEST_LIVEKIT),
+      ),
+    );
+    costs.push(
+      await cost(downstream, 'webhook participant_joined, room of an app session', n, (i) =>
+        postWebhook(local.url, joinSessionRoom[i]!),
+      ),
+    );
+    const others = await Promise.all(
+      sessionRooms.map((s) =>
+        signWebhookBody(otherEvent('track_published', { roomName: s.room }), TEST_LIVEKIT),
+      ),
+    );
+    costs.push(
+      await cost(downstream, 'webhook other event (track_published)', n, (i) =>
+        postWebhook(local.url, others[i]!),
+      ),
+    );
+    const finished = await Promise.all(
+      sessionRooms.map((s) => signWebhookBody(roomFinished({ roomName: s.room }), TEST_LIVEKIT)),
+    );
+    costs.push(
+      await cost(downstream, 'webhook room_finished (1 session)', n, (i) =>
+        postWebhook(local.url, finished[i]!),
+      ),
+    );
+
+    return {
+      session: {
+        concurrency: c,
+        requestMs: summarize(sReq.ms),
+        baselineMs: summarize(sBase.ms),
+        requestsPerSecond: sReq.ms.length / sReq.seconds,
+        baselinePerSecond: sBase.ms.length / sBase.seconds,
+        serialMs: summarize(sSerial.ms),
+        serialBaselineMs: summarize(sSerialBase.ms),
+      },
+      webhook: {
+        concurrency: c,
+        eventMs: summarize(wReq.ms),
+        baselineMs: summarize(wBase.ms),
+        eventsPerSecond: wReq.ms.length / wReq.seconds,
+        baselinePerSecond: wBase.ms.length / wBase.seconds,
+        serialMs: summarize(wSerial.ms),
+        duplicateMs: summarize(dup.ms),
+      },
+      costs,
+    };
+  } finally {
+    await local.stop();
+    await downstream.stop();
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}
