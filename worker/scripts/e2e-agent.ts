@@ -1,6 +1,6 @@
 /**
- * LLM-free e2e worker on `@livekit/agents` (Node): worker/src's `openJob` and `connectToolsets`
- * (what worker/src/agent.ts runs before its AgentSession starts), then, instead of an LLM, the
+ * LLM-free e2e worker on `@livekit/agents` (Node): worker/src/agent.ts's `prepareJob` (what its
+ * entry runs before the AgentSession starts: `openJob`, `connectToolsets`), then, instead of an LLM, the
  * `whoami` and `echo` tools are called through the MCP toolset's own function tools with the
  * arguments shape the runtime's tool executor passes. Reports each job as one JSON line to
  * $LKMCP_E2E_REPORT, in the same shape as scripts/e2e/e2e_agent.py (never a token, header or metadata).
@@ -14,7 +14,7 @@
 import { appendFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { cli, defineAgent, type JobContext, type llm, ServerOptions } from '@livekit/agents';
-import { agentName, connectToolsets, insecureMcpUrlsAllowed, openJob, serverOptions } from '../src/agent.js';
+import { agentName, type JobLogger, prepareJob, serverOptions } from '../src/agent.js';
 
 const REPORT = process.env.LKMCP_E2E_REPORT ?? '';
 const LINGER_MS = Number(process.env.LKMCP_E2E_LINGER ?? '3') * 1000;
@@ -23,18 +23,24 @@ function report(fields: Record<string, unknown>): void {
   appendFileSync(REPORT, `${JSON.stringify({ ...fields, at: Date.now() / 1000 })}\n`);
 }
 
-/** Records refusals with their code (openJob logs the code; the e2e also needs it in the report). */
+/**
+ * The job's logger for prepareJob: prints every line, and keeps the refusal code (openJob logs
+ * it as a field) and the error messages, which the e2e report needs.
+ */
 function codeCatcher() {
   let code = 'unknown';
-  return {
-    logger: {
-      error(fields: Record<string, unknown>, message: string) {
-        if (typeof fields.code === 'string') code = fields.code;
-        console.error(message);
-      },
+  const errors: string[] = [];
+  const logger: JobLogger = {
+    error(fields, message) {
+      if (typeof fields.code === 'string') code = fields.code;
+      errors.push(message);
+      console.error(message);
     },
-    code: () => code,
+    warn(message) {
+      console.error(message);
+    },
   };
+  return { logger, errors, code: () => code };
 }
 
 async function callTool(toolset: llm.Toolset, name: string, args: Record<string, unknown>): Promise<unknown> {
@@ -65,18 +71,13 @@ export default defineAgent({
     const name = agentName();
     const job = { job_id: ctx.job.id, room: ctx.job.room?.name ?? '', agent_name: name };
     const catcher = codeCatcher();
-    const grant = await openJob(ctx, process.env.DISPATCH_KEYS ?? '', name, catcher.logger);
-    if (!grant) {
+    // src/agent.ts's own preparation: the same openJob and connectToolsets calls as its entry.
+    const prepared = await prepareJob(ctx, catcher.logger);
+    if (!prepared) {
       report({ event: 'refused', code: catcher.code(), ...job });
-      ctx.shutdown('dispatch metadata refused');
       return;
     }
-    const errors: string[] = [];
-    const toolsets = await connectToolsets(
-      grant.mcpServers,
-      { error: (_fields, message) => errors.push(message) },
-      { allowLoopbackForTests: insecureMcpUrlsAllowed() },
-    );
+    const { grant, toolsets } = prepared;
     const tools: string[] = [];
     const whoami: unknown[] = [];
     for (const toolset of toolsets) {
@@ -85,7 +86,6 @@ export default defineAgent({
       if (answer !== undefined) whoami.push(answer);
       // Ties this job's token to this job's room on the MCP server's call record.
       await callTool(toolset, 'echo', { text: job.room });
-      await toolset.aclose();
     }
     report({
       event: 'served',
@@ -94,7 +94,7 @@ export default defineAgent({
       participant_identity: grant.participantIdentity,
       tools: tools.sort(),
       whoami,
-      errors,
+      errors: catcher.errors,
       ...job,
     });
     await ctx.connect();

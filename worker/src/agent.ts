@@ -32,6 +32,7 @@ import { type DispatchGrant, DispatchMetadataError, KeyringError, openDispatchMe
 /** Where the example writes its log lines (pino's `(object, message)` shape). */
 export interface JobLogger {
   error(fields: Record<string, unknown>, message: string): void;
+  warn?(message: string): void;
 }
 
 /** The part of `JobContext` the job handling reads. */
@@ -165,20 +166,34 @@ function sessionModels(env: NodeJS.ProcessEnv = process.env) {
 const INSTRUCTIONS =
   "You are a helpful voice assistant. Use the tools you have to answer the user's questions.";
 
+/**
+ * Everything a job does before its session: open the metadata (or end the job and return
+ * undefined), connect the user's MCP toolsets, and close them when the job shuts down.
+ */
+export async function prepareJob(
+  ctx: JobLike & Pick<JobContext, 'addShutdownCallback'>,
+  logger: JobLogger,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<{ grant: DispatchGrant; toolsets: McpToolset[] } | undefined> {
+  const grant = await openJob(ctx, env.DISPATCH_KEYS ?? '', agentName(env), logger);
+  if (!grant) {
+    ctx.shutdown('dispatch metadata refused');
+    return undefined;
+  }
+  const insecure = insecureMcpUrlsAllowed(env);
+  if (insecure) logger.warn?.('ALLOW_INSECURE_MCP_URLS=true: loopback MCP URLs allowed (dev only)');
+  const toolsets = await connectToolsets(grant.mcpServers, logger, { allowLoopbackForTests: insecure });
+  ctx.addShutdownCallback(async () => {
+    await Promise.allSettled(toolsets.map((toolset) => toolset.aclose()));
+  });
+  return { grant, toolsets };
+}
+
 export default defineAgent({
   entry: async (ctx: JobContext) => {
-    const logger = log();
-    const grant = await openJob(ctx, process.env.DISPATCH_KEYS ?? '', agentName(), logger);
-    if (!grant) {
-      ctx.shutdown('dispatch metadata refused');
-      return;
-    }
-    const insecure = insecureMcpUrlsAllowed();
-    if (insecure) logger.warn('ALLOW_INSECURE_MCP_URLS=true: loopback MCP URLs allowed (dev only)');
-    const toolsets = await connectToolsets(grant.mcpServers, logger, { allowLoopbackForTests: insecure });
-    ctx.addShutdownCallback(async () => {
-      await Promise.allSettled(toolsets.map((toolset) => toolset.aclose()));
-    });
+    const prepared = await prepareJob(ctx, log());
+    if (!prepared) return;
+    const { grant, toolsets } = prepared;
 
     await ctx.connect();
     const session = new voice.AgentSession({ ...sessionModels(), tools: toolsets });

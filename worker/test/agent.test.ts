@@ -5,6 +5,7 @@ import agent, {
   type JobLike,
   type JobLogger,
   openJob,
+  prepareJob,
   serverOptions,
 } from '../src/agent.js';
 import { startTestMcpServer, type TestMcpServer, testToken } from './support/mcp-server.js';
@@ -174,5 +175,65 @@ describe('serverOptions', () => {
     ).toThrow(
       'LKMCP_WORKER_LOAD must be "cpu" or "ignore"; LKMCP_HEALTH_PORT must be a whole number from 0 to 65535; LKMCP_IDLE_PROCESSES must be a whole number from 0 to 64',
     );
+  });
+});
+
+describe('prepareJob', () => {
+  it('opens the grant, connects its toolsets with the dev switch, and closes them at shutdown', async () => {
+    // Prepare
+    const metadata = await sealForTest(keyring, {
+      agentName: AGENT,
+      roomName: ROOM,
+      userId: 'carol',
+      mcpServers: [
+        {
+          name: 'n',
+          url: mcp.url,
+          transport: 'streamable_http',
+          headers: { Authorization: `Bearer ${token}` },
+        },
+      ],
+    });
+    const { ctx, shutdowns } = fakeJob(metadata);
+    const callbacks: (() => Promise<void>)[] = [];
+    const job = Object.assign(ctx, { addShutdownCallback: (cb: () => Promise<void>) => callbacks.push(cb) });
+    const { logger, lines } = recordingLogger();
+    const env = { DISPATCH_KEYS: keyringText, LKMCP_AGENT_NAME: AGENT, ALLOW_INSECURE_MCP_URLS: 'true' };
+
+    // Act
+    const prepared = await prepareJob(job, logger, env);
+
+    // Assess
+    expect(prepared?.grant.participantIdentity).toBe('carol');
+    expect(prepared?.toolsets.map((t) => t.id)).toEqual(['mcp_n']);
+    expect(shutdowns).toEqual([]);
+    expect(lines).toEqual([]);
+    expect(callbacks).toHaveLength(1);
+    await callbacks[0]?.();
+  });
+
+  it('refuses a loopback MCP URL without ALLOW_INSECURE_MCP_URLS', async () => {
+    const metadata = await sealForTest(keyring, {
+      agentName: AGENT,
+      roomName: ROOM,
+      userId: 'carol',
+      mcpServers: [
+        {
+          name: 'n',
+          url: mcp.url,
+          transport: 'streamable_http',
+          headers: { Authorization: `Bearer ${token}` },
+        },
+      ],
+    });
+    const { ctx } = fakeJob(metadata);
+    const job = Object.assign(ctx, { addShutdownCallback: () => undefined });
+    const { logger, lines } = recordingLogger();
+
+    const prepared = await prepareJob(job, logger, { DISPATCH_KEYS: keyringText, LKMCP_AGENT_NAME: AGENT });
+
+    expect(prepared?.toolsets).toEqual([]);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^MCP toolset mcp_n unavailable: /);
   });
 });
