@@ -43,8 +43,16 @@ const INDEXES: IndexKeys = Object.values(tableSchema.indexes).map((i) => ({
   sortKey: i.sortKey,
 }));
 
-/** Starts the proxy on 127.0.0.1 in front of `upstream` (e.g. dynalite). */
-export async function startCountingProxy(upstream: string): Promise<CountingProxy> {
+/**
+ * Starts the proxy on 127.0.0.1 in front of `upstream` (e.g. dynalite). With
+ * `emulateReturnValues` (default on) it also answers `ReturnValuesOnConditionCheckFailure:
+ * ALL_OLD` as DynamoDB does, which dynalite does not implement.
+ */
+export async function startCountingProxy(
+  upstream: string,
+  options: { emulateReturnValues?: boolean } = {},
+): Promise<CountingProxy> {
+  const emulateReturnValues = options.emulateReturnValues ?? true;
   const target = new URL(upstream);
   const agent = new Agent({ keepAlive: true, maxSockets: 256 });
   let accounting = false;
@@ -131,8 +139,26 @@ export async function startCountingProxy(upstream: string): Promise<CountingProx
             ? await peek(req.headers, input.TableName as string, keyOf(op, input))
             : undefined;
         const out = await forward(req.headers, body);
-        const text = out.body.toString('utf8');
+        let text = out.body.toString('utf8');
         const conditionFailed = out.status === 400 && text.includes('ConditionalCheckFailedException');
+        if (
+          conditionFailed &&
+          emulateReturnValues &&
+          input.ReturnValuesOnConditionCheckFailure === 'ALL_OLD'
+        ) {
+          // dynalite ignores this parameter; DynamoDB returns the item with the error, inside
+          // the one (billed) write. Supply it the same way: this read is not counted.
+          const error = JSON.parse(text) as Record<string, unknown>;
+          if (error.Item === undefined && typeof input.TableName === 'string') {
+            const item = await peek(req.headers, input.TableName, keyOf(op, input));
+            if (item !== undefined) {
+              text = JSON.stringify({ ...error, Item: item });
+              out.body = Buffer.from(text);
+              out.headers['content-length'] = String(out.body.length);
+              delete out.headers['x-amz-crc32'];
+            }
+          }
+        }
         const c = opCounts(op);
         counts.requests += 1;
         if (out.status === 200) c.ok += 1;

@@ -401,6 +401,9 @@ export class DynamoStore {
               TableName: this.tableName,
               Item: item,
               ReturnValues: 'ALL_OLD',
+              // DynamoDB returns the item that failed the condition, so a lost claim (a
+              // duplicate webhook, a repeated Idempotency-Key) costs this one request.
+              ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
               ...condition(takeable),
             }),
           ),
@@ -412,7 +415,11 @@ export class DynamoStore {
         };
       } catch (error) {
         if (!(error instanceof ConditionFailedError)) throw error;
+        // The condition used `now`: the item it failed on is present, unexpired and not stale.
+        const failedOn = unmarshallItem((error.cause as { Item?: unknown } | undefined)?.Item);
+        if (failedOn !== undefined) return { won: false, current: this.toClaim(failedOn, now) };
       }
+      // Servers without ReturnValuesOnConditionCheckFailure (dynalite) need a read.
       const current = await this.getClaim(key);
       // Absent, expired or stale again by now (released or timed out in between): try again.
       if (current !== undefined && !current.stale) return { won: false, current };
@@ -1055,6 +1062,38 @@ export function translateError(error: unknown): unknown {
     return new StoreUnavailableError({ cause: error });
   }
   return error;
+}
+
+/**
+ * Converts a raw DynamoDB item (as carried by a ConditionalCheckFailedException) to plain
+ * values; undefined when absent or holding a type claims never store (sets, binary).
+ */
+export function unmarshallItem(raw: unknown): Record<string, unknown> | undefined {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return undefined;
+  const out: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(raw)) {
+    const plain = unmarshallValue(value);
+    if (plain === UNSUPPORTED) return undefined;
+    out[name] = plain;
+  }
+  return out;
+}
+
+const UNSUPPORTED = Symbol('unsupported');
+
+function unmarshallValue(value: unknown): unknown {
+  if (typeof value !== 'object' || value === null) return UNSUPPORTED;
+  const v = value as Record<string, unknown>;
+  if (typeof v.S === 'string') return v.S;
+  if (typeof v.N === 'string') return Number(v.N);
+  if (typeof v.BOOL === 'boolean') return v.BOOL;
+  if (v.NULL === true) return null;
+  if (Array.isArray(v.L)) {
+    const list = v.L.map(unmarshallValue);
+    return list.includes(UNSUPPORTED) ? UNSUPPORTED : list;
+  }
+  if (typeof v.M === 'object' && v.M !== null) return unmarshallItem(v.M) ?? UNSUPPORTED;
+  return UNSUPPORTED;
 }
 
 function seconds(ms: number): number {
