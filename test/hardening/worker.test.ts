@@ -4,11 +4,8 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateKeyringJson } from '../../functions/core/keyring.js';
-import {
-  type DispatchErrorCode,
-  DispatchMetadataError,
-  openDispatchMetadata,
-} from '../../worker/src/open.js';
+import type { DispatchErrorCode } from '../../worker/src/format.js';
+import { DispatchMetadataError, openDispatchMetadata } from '../../worker/src/open.js';
 import { seedTenant, seedUser, uid } from '../support/fixtures.js';
 import { postJson, type Stack, startStack } from './stack.js';
 
