@@ -57,14 +57,10 @@ let agent: string;
 let exp: number;
 
 beforeAll(async () => {
-  // The Python opener runs in the worker's venv; build it when this machine has none yet.
-  if (!existsSync(VENV_PYTHON)) {
-    const built = spawnSync('bash', [join(WORKER_PY, 'setup-venv.sh')], {
-      stdio: 'inherit',
-      timeout: 900_000,
-    });
-    if (built.status !== 0) throw new Error('worker/python/setup-venv.sh failed');
-  }
+  // The Python opener runs in the worker's venv; setup-venv.sh reuses an up-to-date one at once
+  // and builds (or rebuilds) a missing or stale one, so this never skips.
+  const built = spawnSync('bash', [join(WORKER_PY, 'setup-venv.sh')], { stdio: 'inherit', timeout: 900_000 });
+  if (built.status !== 0 || !existsSync(VENV_PYTHON)) throw new Error('worker/python/setup-venv.sh failed');
   s = await startStack();
   // Real metadata, as the session function seals it into a CreateDispatch.
   const { store, secretBox } = s.server.services;
