@@ -9,9 +9,11 @@ import {
 } from '../support/fixtures.js';
 import { itemsOfKind, postJson, type Stack, startStack } from './stack.js';
 
-// The session and webhook functions run with a 10 s Lambda timeout (infra/context.ts); the
-// LiveKit gateway's per-call timeout is 4 s (adapters/livekit.ts, as compose.ts builds it).
-const LAMBDA_TIMEOUT_MS = 10_000;
+// The session and webhook functions run with a 25 s Lambda timeout (infra/context.ts); the
+// LiveKit gateway's per-call timeout is 4 s (adapters/livekit.ts, as compose.ts builds it). One
+// hung call must be answered well inside 10 s; the worst double fault inside the Lambda timeout.
+const SINGLE_FAULT_BUDGET_MS = 10_000;
+const LAMBDA_TIMEOUT_MS = 25_000;
 const LIVEKIT_TIMEOUT_MS = 4_000;
 
 let s: Stack;
@@ -68,7 +70,7 @@ describe('deadlines: LiveKit hangs during POST /v1/sessions', () => {
     expect(res.status, res.text).toBe(502);
     expect(res.json.code).toBe('livekit_unavailable');
     expect(res.ms).toBeGreaterThanOrEqual(LIVEKIT_TIMEOUT_MS - 200);
-    expect(res.ms).toBeLessThan(LAMBDA_TIMEOUT_MS);
+    expect(res.ms).toBeLessThan(SINGLE_FAULT_BUDGET_MS);
     expect(s.livekit.dispatches).toEqual([]);
     const left = await leftovers(tenant.tenant_id);
     expect(left.activeSessions).toEqual([]);
@@ -89,7 +91,7 @@ describe('deadlines: LiveKit hangs during POST /v1/sessions', () => {
 
     // Assess
     expect(res.status, res.text).toBe(502);
-    expect(res.ms).toBeLessThan(LAMBDA_TIMEOUT_MS);
+    expect(res.ms).toBeLessThan(SINGLE_FAULT_BUDGET_MS);
     const created = s.livekit.calls.filter((c) => c.rpc === 'AgentDispatchService/CreateDispatch');
     expect(created).toHaveLength(1);
     expect(s.livekit.calls.map((c) => c.rpc)).toContain('AgentDispatchService/DeleteDispatch');
@@ -99,6 +101,31 @@ describe('deadlines: LiveKit hangs during POST /v1/sessions', () => {
     const again = await startSession(jwt);
     expect(again.status, again.text).toBe(201);
     expect(s.livekit.dispatches).toHaveLength(1);
+  });
+
+  it('CreateDispatch applied but unanswered, and the cleanup hangs too → 502 inside the Lambda timeout, lease free', async () => {
+    // Prepare
+    const { tenant, jwt } = await limitedTenant();
+    s.livekit.failNext(2, 'apply-then-hang');
+
+    // Act
+    const res = await startSession(jwt);
+
+    // Assess
+    expect(res.status, res.text).toBe(502);
+    expect(res.ms).toBeGreaterThanOrEqual(2 * LIVEKIT_TIMEOUT_MS - 200);
+    expect(res.ms).toBeLessThan(LAMBDA_TIMEOUT_MS);
+    const left = await leftovers(tenant.tenant_id);
+    expect(left.activeSessions).toEqual([]);
+    expect(left.leases).toEqual([]);
+    // The dispatch could not be listed, so its claim is kept but abandoned (hold ended): a retry
+    // of the same room would list and adopt it. A session room is never retried, so the one
+    // residual is an agent in an empty room until LiveKit closes it (see RELIABILITY.md).
+    for (const claim of left.claims.filter((c) => String(c.pk).includes(tenant.tenant_id))) {
+      expect(claim.claim_state).toBe('in_progress');
+      expect(Number(claim.lease_until)).toBeLessThanOrEqual(Date.now());
+    }
+    expect((await startSession(jwt)).status).toBe(201);
   });
 
   it('a reset connection or a garbage answer → 502 at once, nothing left', async () => {
@@ -151,7 +178,7 @@ describe('deadlines: LiveKit hangs during a participant_joined webhook', () => {
 
     // Assess
     expect(first.status, first.text).toBe(503);
-    expect(first.ms).toBeLessThan(LAMBDA_TIMEOUT_MS);
+    expect(first.ms).toBeLessThan(SINGLE_FAULT_BUDGET_MS);
     expect(itemsOfKind(afterFirst, 'EVENT').filter((i) => String(i.pk).includes(eventId))).toEqual([]);
     expect(itemsOfKind(afterFirst, 'DISPATCH').filter((i) => String(i.pk).includes(room))).toEqual([]);
     expect(itemsOfKind(afterFirst, 'LEASE').filter((i) => String(i.pk).includes(tenant.tenant_id))).toEqual(
