@@ -47,15 +47,26 @@ process.stdout.write(JSON.stringify({ importMs: t1 - t0, cpuMs: (c1.user + c1.sy
 process.exit(0);
 `;
 
-/** Builds the floor bundle with the one esbuild definition, into a temporary directory. */
-export async function buildFloor(dir: string): Promise<BundleTarget> {
+/** Builds a bench entry with the one esbuild definition, into `dir`/`name`. */
+export async function buildBenchEntry(dir: string, name: string, entry: string): Promise<BundleTarget> {
+  const outdir = join(dir, name);
   const result = await build({
     ...lambdaBuildOptions,
-    entryPoints: { index: 'bench/floor/handler.ts' },
-    outdir: dir,
+    entryPoints: { index: entry },
+    outdir,
     outExtension: { '.js': '.mjs' },
   });
-  return { name: 'floor', file: join(dir, 'index.mjs'), metafile: result.metafile! };
+  return { name, file: join(outdir, 'index.mjs'), metafile: result.metafile! };
+}
+
+/** The floor and the explanatory variants, built in this run. */
+export async function buildFloors(dir: string): Promise<{ floor: BundleTarget; variants: BundleTarget[] }> {
+  const [floor, ...variants] = await Promise.all([
+    buildBenchEntry(dir, 'floor', 'bench/floor/handler.ts'),
+    buildBenchEntry(dir, 'floor+secrets', 'bench/floor/floor-secrets.ts'),
+    buildBenchEntry(dir, 'session-injected', 'bench/floor/session-config-injected.ts'),
+  ]);
+  return { floor: floor!, variants };
 }
 
 /** The function bundles `npm run build` wrote. */
@@ -117,13 +128,17 @@ function runChild(file: string, env: NodeJS.ProcessEnv): Promise<Sample> {
  */
 export async function startLambdaEnv(dir: string): Promise<{ env: NodeJS.ProcessEnv; stub: SecretsStub }> {
   const arn = (name: string) => `arn:aws:secretsmanager:us-east-1:123456789012:secret:bench-${name}-AbCdEf`;
+  const secrets = {
+    dispatch: JSON.stringify(generateKeyringJson('bench-dispatch')),
+    storage: JSON.stringify(generateKeyringJson('bench-storage')),
+  };
   const stub = await startSecretsStub({
     [arn('livekit')]: JSON.stringify({
       api_key: 'APIbench',
       api_secret: 'bench-secret-0123456789abcdef0123',
     }),
-    [arn('dispatch')]: JSON.stringify(generateKeyringJson('bench-dispatch')),
-    [arn('storage')]: JSON.stringify(generateKeyringJson('bench-storage')),
+    [arn('dispatch')]: secrets.dispatch,
+    [arn('storage')]: secrets.storage,
   });
   // A clean, Lambda-like environment: nothing of the caller's AWS setup leaks in.
   const env: NodeJS.ProcessEnv = {
@@ -148,6 +163,9 @@ export async function startLambdaEnv(dir: string): Promise<{ env: NodeJS.Process
     AUTH_JWKS_URL: 'https://issuer.example.com/.well-known/jwks.json',
     AUTH_ISSUER: 'https://issuer.example.com/',
     AUTH_AUDIENCE: 'livekit-mcp-dispatch',
+    // Read only by the session-injected variant.
+    BENCH_DISPATCH_KEYS: secrets.dispatch,
+    BENCH_STORAGE_KEYS: secrets.storage,
   };
   return { env, stub };
 }
@@ -167,8 +185,8 @@ export async function measureColdStart(options: {
   secretsCalls: number;
 }> {
   const dir = options.floorDir ?? (await mkdtemp(join(tmpdir(), 'lkmcp-floor-')));
-  const floor = await buildFloor(dir);
-  const targets = [floor, ...(await distTargets()), ...(options.extraTargets ?? [])];
+  const { floor, variants } = await buildFloors(dir);
+  const targets = [floor, ...(await distTargets()), ...variants, ...(options.extraTargets ?? [])];
   const lambda = await startLambdaEnv(dir);
   const env = lambda.env;
   try {
