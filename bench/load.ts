@@ -35,6 +35,23 @@ export interface LoadOptions {
   accountingSamples: number;
   /** Serial requests timed for the Lambda duration estimate. */
   serialSamples: number;
+  /**
+   * A second session phase with modeled AWS round trips added to every DynamoDB request and
+   * LiveKit call (both sides alike); `sessions` requests.
+   */
+  modeled: { dynamoMs: number; livekitMs: number; sessions: number };
+}
+
+/** One session comparison: the function against the bare work, concurrent and serial. */
+export interface SessionComparison {
+  concurrency: number;
+  requestMs: Summary;
+  baselineMs: Summary;
+  requestsPerSecond: number;
+  baselinePerSecond: number;
+  /** One request at a time (what one Lambda instance sees), ms. */
+  serialMs: Summary;
+  serialBaselineMs: Summary;
 }
 
 /** Requests and capacity of one scenario, per request (averaged over its samples). */
@@ -55,16 +72,9 @@ export interface PerRequestCost {
 
 /** Everything the load phases measured. */
 export interface LoadResult {
-  session: {
-    concurrency: number;
-    requestMs: Summary;
-    baselineMs: Summary;
-    requestsPerSecond: number;
-    baselinePerSecond: number;
-    /** One request at a time (what one Lambda instance sees), ms. */
-    serialMs: Summary;
-    serialBaselineMs: Summary;
-  };
+  session: SessionComparison;
+  /** The same with modeled AWS round trips (`LoadOptions.modeled`). */
+  sessionModeled: SessionComparison & { dynamoMs: number; livekitMs: number };
   webhook: {
     concurrency: number;
     eventMs: Summary;
@@ -297,6 +307,16 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     const sSerial = await load(options.serialSamples, 1, session);
     const sSerialBase = await load(options.serialSamples, 1, sessionBare);
 
+    const { dynamoMs, livekitMs } = options.modeled;
+    await downstream.setLatency({ dynamoMs, livekitMs });
+    await load(c, c, session);
+    await load(c, c, sessionBare);
+    const [mReq, mBase] = await interleaved(options.modeled.sessions, c, 2, session, sessionBare);
+    const serialModeled = Math.ceil(options.serialSamples / 4);
+    const mSerial = await load(serialModeled, 1, session);
+    const mSerialBase = await load(serialModeled, 1, sessionBare);
+    await downstream.setLatency({ dynamoMs: 0, livekitMs: 0 });
+
     // Webhook: distinct participant_joined events into fresh rooms of a webhook tenant.
     const total = options.webhookEvents + c * 2 + options.serialSamples;
     const events = await Promise.all(
@@ -408,6 +428,17 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
         baselinePerSecond: sBase.ms.length / sBase.seconds,
         serialMs: summarize(sSerial.ms),
         serialBaselineMs: summarize(sSerialBase.ms),
+      },
+      sessionModeled: {
+        dynamoMs,
+        livekitMs,
+        concurrency: c,
+        requestMs: summarize(mReq.ms),
+        baselineMs: summarize(mBase.ms),
+        requestsPerSecond: mReq.ms.length / mReq.seconds,
+        baselinePerSecond: mBase.ms.length / mBase.seconds,
+        serialMs: summarize(mSerial.ms),
+        serialBaselineMs: summarize(mSerialBase.ms),
       },
       webhook: {
         concurrency: c,

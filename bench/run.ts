@@ -1,5 +1,6 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
+import { functionNames } from '../scripts/esbuild-options.js';
 import { type CapacityModel, capacityModel } from './capacity-model.js';
 import { type ColdStartResult, measureColdStart } from './cold-start.js';
 import { ratio, round } from './lib/stats.js';
@@ -16,6 +17,8 @@ const RUNS = QUICK ? 11 : 31;
 const LOAD = QUICK
   ? { sessions: 200, webhookEvents: 200, concurrency: 50, accountingSamples: 5, serialSamples: 30 }
   : { sessions: 800, webhookEvents: 800, concurrency: 50, accountingSamples: 20, serialSamples: 100 };
+/** Modeled AWS round trips for the second session phase (see bench/RESULTS.md). */
+const MODELED = { dynamoMs: 5, livekitMs: 40, sessions: QUICK ? 200 : 500 };
 
 /** The budgets of issue 9. */
 const BUDGET = { coldStartRatio: 1.15, bundleBytes: 800_000, sessionP50Ratio: 1.5 };
@@ -25,11 +28,11 @@ const load0 = loadavg()[0]!;
 console.log(`cold start: ${RUNS} rounds of fresh processes…`);
 const cold = await measureColdStart({ runs: RUNS });
 console.log('load: sessions and webhooks…');
-const load = await runLoad(LOAD);
+const load = await runLoad({ ...LOAD, modeled: MODELED });
 const model = capacityModel(load);
 
 const floor = cold.results.find((r) => r.name === 'floor')!;
-const fns = cold.results.filter((r) => r.name !== 'floor');
+const fns = cold.results.filter((r) => (functionNames as readonly string[]).includes(r.name));
 const coldRows = cold.results.map((r) => ({
   name: r.name,
   bytes: r.bytes,
@@ -41,6 +44,7 @@ const coldRows = cold.results.map((r) => ({
   cpuRatioP50: ratio(r.cpuMs.p50, floor.cpuMs.p50),
 }));
 const s = load.session;
+const sm = load.sessionModeled;
 const w = load.webhook;
 const dup = load.costs.find((c) => c.scenario === 'webhook duplicate delivery')!;
 const budgets = {
@@ -76,6 +80,12 @@ const result = {
     ratioP50: ratio(s.requestMs.p50, s.baselineMs.p50),
     ratioP99: ratio(s.requestMs.p99, s.baselineMs.p99),
     serialRatioP50: ratio(s.serialMs.p50, s.serialBaselineMs.p50),
+  },
+  sessionModeled: {
+    ...sm,
+    ratioP50: ratio(sm.requestMs.p50, sm.baselineMs.p50),
+    ratioP99: ratio(sm.requestMs.p99, sm.baselineMs.p99),
+    serialRatioP50: ratio(sm.serialMs.p50, sm.serialBaselineMs.p50),
   },
   webhook: { ...w, throughputRatio: ratio(w.eventsPerSecond, w.baselinePerSecond) },
   costs: load.costs,
@@ -158,6 +168,17 @@ function print(
         r.session.ratioP99,
       ],
       [
+        `POST /v1/sessions, +${l.sessionModeled.dynamoMs}/${l.sessionModeled.livekitMs} ms modeled`,
+        round(l.sessionModeled.requestMs.p50, 1),
+        round(l.sessionModeled.requestMs.p99, 1),
+        round(l.sessionModeled.requestsPerSecond, 1),
+        round(l.sessionModeled.baselineMs.p50, 1),
+        round(l.sessionModeled.baselineMs.p99, 1),
+        round(l.sessionModeled.baselinePerSecond, 1),
+        r.sessionModeled.ratioP50,
+        r.sessionModeled.ratioP99,
+      ],
+      [
         'webhook participant_joined',
         round(l.webhook.eventMs.p50, 1),
         round(l.webhook.eventMs.p99, 1),
@@ -171,7 +192,7 @@ function print(
     ]),
   );
   console.log(
-    `serial (1 client): session p50 ${round(l.session.serialMs.p50, 1)} ms vs bare ${round(l.session.serialBaselineMs.p50, 1)} ms (ratio ${r.session.serialRatioP50}); webhook p50 ${round(l.webhook.serialMs.p50, 1)} ms; duplicate p50 ${round(l.webhook.duplicateMs.p50, 1)} ms`,
+    `serial (1 client): session p50 ${round(l.session.serialMs.p50, 1)} ms vs bare ${round(l.session.serialBaselineMs.p50, 1)} ms (ratio ${r.session.serialRatioP50}); modeled ${round(l.sessionModeled.serialMs.p50, 1)} vs ${round(l.sessionModeled.serialBaselineMs.p50, 1)} ms (ratio ${r.sessionModeled.serialRatioP50}); webhook p50 ${round(l.webhook.serialMs.p50, 1)} ms; duplicate p50 ${round(l.webhook.duplicateMs.p50, 1)} ms`,
   );
   console.log('\n== per request (serial, counted at the DynamoDB proxy and the LiveKit stand-in) ==');
   console.log(

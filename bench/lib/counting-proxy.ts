@@ -34,6 +34,8 @@ export interface CountingProxy {
    * capacity units can be computed from the item before and after (slower; serial phases only).
    */
   setAccounting(on: boolean): void;
+  /** Holds every counted request this long before forwarding it (a modeled round trip). */
+  setDelay(ms: number): void;
   stop(): Promise<void>;
 }
 
@@ -56,6 +58,7 @@ export async function startCountingProxy(
   const target = new URL(upstream);
   const agent = new Agent({ keepAlive: true, maxSockets: 256 });
   let accounting = false;
+  let delay = 0;
   const counts: DynamoCounts = {
     requests: 0,
     ops: {},
@@ -138,6 +141,7 @@ export async function startCountingProxy(
           account && WRITES.has(op)
             ? await peek(req.headers, input.TableName as string, keyOf(op, input))
             : undefined;
+        if (delay > 0) await new Promise((ok) => setTimeout(ok, delay));
         const out = await forward(req.headers, body);
         let text = out.body.toString('utf8');
         const conditionFailed = out.status === 400 && text.includes('ConditionalCheckFailedException');
@@ -198,6 +202,9 @@ export async function startCountingProxy(
     snapshot: () => structuredClone(counts),
     setAccounting(on) {
       accounting = on;
+    },
+    setDelay(ms) {
+      delay = ms;
     },
     stop: () =>
       new Promise<void>((resolve) => {

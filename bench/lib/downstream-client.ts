@@ -15,6 +15,8 @@ export interface Downstream {
   livekitUrl: string;
   snapshot(): Promise<Snapshot>;
   setAccounting(on: boolean): Promise<void>;
+  /** Modeled round trips added to every DynamoDB request and LiveKit call (0 = loopback). */
+  setLatency(latency: { dynamoMs: number; livekitMs: number }): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -51,6 +53,9 @@ export async function startDownstream(livekit: { apiKey: string; apiSecret: stri
     snapshot: async () => (await call('snapshot')) as Snapshot,
     setAccounting: async (on) => {
       await call('accounting', { on });
+    },
+    setLatency: async (latency) => {
+      await call('latency', latency);
     },
     stop: async () => {
       child.removeAllListeners('exit');
