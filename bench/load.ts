@@ -1,11 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { serve } from '@hono/node-server';
 import type { DynamoStore } from '../functions/adapters/store.js';
+import { silentLog } from '../functions/core/log.js';
 import { effectiveMcpConfig } from '../functions/core/resolve.js';
 import type { SecretBox } from '../functions/core/sealing.js';
 import { type LocalServer, startLocalServer } from '../functions/local.js';
+import { createSessionApp } from '../functions/session/app.js';
 import {
   otherEvent,
   participantJoined,
@@ -23,6 +27,7 @@ import {
   startDownstream,
 } from './lib/downstream-client.js';
 import { pool, type Summary, summarize } from './lib/stats.js';
+import { leverStore } from './lib/what-if.js';
 
 /** How much load to apply. */
 export interface LoadOptions {
@@ -75,6 +80,8 @@ export interface LoadResult {
   session: SessionComparison;
   /** The same with modeled AWS round trips (`LoadOptions.modeled`). */
   sessionModeled: SessionComparison & { dynamoMs: number; livekitMs: number };
+  /** Modeled round trips, session app over {@link leverStore}: what two levers would give. */
+  sessionWhatIf: SessionComparison;
   webhook: {
     concurrency: number;
     eventMs: Summary;
@@ -315,6 +322,25 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     const serialModeled = Math.ceil(options.serialSamples / 4);
     const mSerial = await load(serialModeled, 1, session);
     const mSerialBase = await load(serialModeled, 1, sessionBare);
+
+    // What-if: the same session app over a store doing the I/O two levers would leave.
+    const leverApp = createSessionApp({
+      ...local.services,
+      store: leverStore(local.services.store),
+      log: silentLog,
+    });
+    const leverServer = serve({ fetch: leverApp.fetch, port: 0, hostname: '127.0.0.1' });
+    await new Promise<void>((ok) => leverServer.once('listening', ok));
+    const leverUrl = `http://127.0.0.1:${(leverServer.address() as AddressInfo).port}`;
+    const leverSession = async (i: number) => {
+      const r = await postSession(leverUrl, pick(sessionCallers, i));
+      if (r.status !== 201) throw new Error(`what-if session answered ${r.status} ${JSON.stringify(r.body)}`);
+    };
+    await load(c, c, leverSession);
+    const [wiReq, wiBase] = await interleaved(options.modeled.sessions, c, 2, leverSession, sessionBare);
+    const wiSerial = await load(serialModeled, 1, leverSession);
+    const wiSerialBase = await load(serialModeled, 1, sessionBare);
+    await new Promise<void>((ok) => leverServer.close(() => ok()));
     await downstream.setLatency({ dynamoMs: 0, livekitMs: 0 });
 
     // Webhook: distinct participant_joined events into fresh rooms of a webhook tenant.
@@ -439,6 +465,15 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
         baselinePerSecond: mBase.ms.length / mBase.seconds,
         serialMs: summarize(mSerial.ms),
         serialBaselineMs: summarize(mSerialBase.ms),
+      },
+      sessionWhatIf: {
+        concurrency: c,
+        requestMs: summarize(wiReq.ms),
+        baselineMs: summarize(wiBase.ms),
+        requestsPerSecond: wiReq.ms.length / wiReq.seconds,
+        baselinePerSecond: wiBase.ms.length / wiBase.seconds,
+        serialMs: summarize(wiSerial.ms),
+        serialBaselineMs: summarize(wiSerialBase.ms),
       },
       webhook: {
         concurrency: c,

@@ -81,6 +81,11 @@ const result = {
     ratioP99: ratio(s.requestMs.p99, s.baselineMs.p99),
     serialRatioP50: ratio(s.serialMs.p50, s.serialBaselineMs.p50),
   },
+  sessionWhatIf: {
+    ...load.sessionWhatIf,
+    ratioP50: ratio(load.sessionWhatIf.requestMs.p50, load.sessionWhatIf.baselineMs.p50),
+    serialRatioP50: ratio(load.sessionWhatIf.serialMs.p50, load.sessionWhatIf.serialBaselineMs.p50),
+  },
   sessionModeled: {
     ...sm,
     ratioP50: ratio(sm.requestMs.p50, sm.baselineMs.p50),
@@ -179,6 +184,17 @@ function print(
         r.sessionModeled.ratioP99,
       ],
       [
+        'what-if: no session dispatch claim, rate ‖ reads (modeled)',
+        round(l.sessionWhatIf.requestMs.p50, 1),
+        round(l.sessionWhatIf.requestMs.p99, 1),
+        round(l.sessionWhatIf.requestsPerSecond, 1),
+        round(l.sessionWhatIf.baselineMs.p50, 1),
+        round(l.sessionWhatIf.baselineMs.p99, 1),
+        round(l.sessionWhatIf.baselinePerSecond, 1),
+        r.sessionWhatIf.ratioP50,
+        ratio(l.sessionWhatIf.requestMs.p99, l.sessionWhatIf.baselineMs.p99),
+      ],
+      [
         'webhook participant_joined',
         round(l.webhook.eventMs.p50, 1),
         round(l.webhook.eventMs.p99, 1),
@@ -192,7 +208,7 @@ function print(
     ]),
   );
   console.log(
-    `serial (1 client): session p50 ${round(l.session.serialMs.p50, 1)} ms vs bare ${round(l.session.serialBaselineMs.p50, 1)} ms (ratio ${r.session.serialRatioP50}); modeled ${round(l.sessionModeled.serialMs.p50, 1)} vs ${round(l.sessionModeled.serialBaselineMs.p50, 1)} ms (ratio ${r.sessionModeled.serialRatioP50}); webhook p50 ${round(l.webhook.serialMs.p50, 1)} ms; duplicate p50 ${round(l.webhook.duplicateMs.p50, 1)} ms`,
+    `serial (1 client): session p50 ${round(l.session.serialMs.p50, 1)} ms vs bare ${round(l.session.serialBaselineMs.p50, 1)} ms (ratio ${r.session.serialRatioP50}); modeled ${round(l.sessionModeled.serialMs.p50, 1)} vs ${round(l.sessionModeled.serialBaselineMs.p50, 1)} ms (ratio ${r.sessionModeled.serialRatioP50}); what-if ${round(l.sessionWhatIf.serialMs.p50, 1)} vs ${round(l.sessionWhatIf.serialBaselineMs.p50, 1)} ms (ratio ${r.sessionWhatIf.serialRatioP50}); webhook p50 ${round(l.webhook.serialMs.p50, 1)} ms; duplicate p50 ${round(l.webhook.duplicateMs.p50, 1)} ms`,
   );
   console.log('\n== per request (serial, counted at the DynamoDB proxy and the LiveKit stand-in) ==');
   console.log(
