@@ -1,6 +1,6 @@
 import { keys } from '../adapters/schema.js';
 import { DomainError, LiveKitUnavailableError } from './errors.js';
-import type { Log } from './log.js';
+import { addLogContext, type Log } from './log.js';
 import type {
   DispatchMode,
   McpServerGrant,
@@ -234,6 +234,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   }
 
   async function dispatch(req: DispatchRequest): Promise<DispatchResult> {
+    addLogContext({ tenant_id: req.tenant.tenant_id, room: req.roomName });
     const participant = req.perParticipant ? req.participantIdentity : undefined;
     const claimKey = keys.dispatchClaim(req.roomSid || req.roomName, req.agentName, participant);
     const sealed = await sealer.seal({
@@ -332,6 +333,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       } else {
         try {
           ({ dispatchId } = await livekit.createDispatch(req.roomName, req.agentName, sealed.metadata));
+          addLogContext({ dispatch_id: dispatchId });
         } catch (err) {
           await rollback(true);
           throw asLiveKitError(err);

@@ -15,11 +15,13 @@ import type { Config } from '../core/config.js';
 import { createDispatcher, type DispatchApi, type DispatchStore } from '../core/dispatcher.js';
 import { DomainError, ValidationError } from '../core/errors.js';
 import { type Log, silentLog } from '../core/log.js';
+import { type Metrics, noMetrics } from '../core/metrics.js';
 import { cryptoRandom } from '../core/rooms.js';
 import type { DispatchSealer, SecretBox } from '../core/sealing.js';
 import { createSessionService, type ParticipantTokens } from '../core/sessions.js';
 import { bodyLimitProblem } from '../http/body-limit.js';
 import { withProblemHandling } from '../http/problem.js';
+import { requestContext } from '../http/request-context.js';
 import { readJson, validate } from '../http/validate.js';
 
 /** Everything the session function is composed from. */
@@ -48,6 +50,8 @@ export interface SessionAppDeps {
   > & { livekit: Pick<Config['livekit'], 'wsUrl'> };
   clock?: () => Date;
   log?: Log;
+  /** Counts sessions started, dispatches created, quota and rate refusals. */
+  metrics?: Metrics;
   /** Random bytes for room names; the platform CSPRNG when omitted. */
   random?: (n: number) => Uint8Array;
 }
@@ -64,8 +68,8 @@ const USER_ID = /^[^\p{Cc}\p{Cs}]+$/u;
 const utf8Bytes = (max: number) =>
   refine<string>((v) => Buffer.byteLength(v, 'utf8') <= max, { message: `at most ${max} bytes` });
 
-/** What LiveKit client SDKs' `TokenSource.endpoint` sends; unknown fields are ignored. */
-const sessionRequest = looseObject({
+/** What LiveKit client SDKs' `TokenSource.endpoint` sends; unknown fields are ignored (also the OpenAPI schema). */
+export const sessionRequest = looseObject({
   room_name: nullish(string()),
   participant_name: nullish(string().check(maxLength(MAX_NAME))),
   participant_identity: nullish(string()),
@@ -122,7 +126,9 @@ export function createSessionApp(deps: SessionAppDeps) {
     config,
   });
 
+  const metrics = deps.metrics ?? noMetrics;
   const app = withProblemHandling(new Hono(), (message, meta) => log.error(message, meta));
+  app.use('/v1/sessions', requestContext());
   if (config.corsOrigins.length > 0) {
     app.use(
       '/v1/sessions',
@@ -162,18 +168,26 @@ export function createSessionApp(deps: SessionAppDeps) {
     }
 
     const agent = body.room_config?.agents?.[0];
-    const started = await sessions.start({
-      userId: principal.sub,
-      tenantClaim: principal.tenantId,
-      ...(body.participant_name == null ? {} : { participantName: body.participant_name }),
-      ...(body.participant_metadata == null ? {} : { participantMetadata: body.participant_metadata }),
-      ...(body.participant_attributes == null ? {} : { participantAttributes: body.participant_attributes }),
-      ...(agent?.agent_name == null ? {} : { agentName: agent.agent_name }),
-      ...(agent?.metadata == null ? {} : { agentMetadata: agent.metadata }),
-      ...(idempotencyKey === undefined
-        ? {}
-        : { idempotency: { key: idempotencyKey, requestHash: hashOf(body) } }),
-    });
+    const started = await countRefusals(metrics, () =>
+      sessions.start({
+        userId: principal.sub,
+        tenantClaim: principal.tenantId,
+        ...(body.participant_name == null ? {} : { participantName: body.participant_name }),
+        ...(body.participant_metadata == null ? {} : { participantMetadata: body.participant_metadata }),
+        ...(body.participant_attributes == null
+          ? {}
+          : { participantAttributes: body.participant_attributes }),
+        ...(agent?.agent_name == null ? {} : { agentName: agent.agent_name }),
+        ...(agent?.metadata == null ? {} : { agentMetadata: agent.metadata }),
+        ...(idempotencyKey === undefined
+          ? {}
+          : { idempotency: { key: idempotencyKey, requestHash: hashOf(body) } }),
+      }),
+    );
+    if (!started.replayed) {
+      metrics.count('SessionsStarted');
+      if (started.dispatchId !== null) metrics.count('DispatchesCreated');
+    }
 
     c.header('cache-control', 'no-store');
     return c.json(
@@ -191,6 +205,17 @@ export function createSessionApp(deps: SessionAppDeps) {
   });
 
   return app;
+}
+
+/** Runs `start`, counting a quota or rate refusal before it propagates. */
+async function countRefusals<T>(metrics: Metrics, start: () => Promise<T>): Promise<T> {
+  try {
+    return await start();
+  } catch (err) {
+    if (err instanceof DomainError && err.code === 'quota_exceeded') metrics.count('QuotaRejections');
+    if (err instanceof DomainError && err.code === 'rate_limited') metrics.count('RateRejections');
+    throw err;
+  }
 }
 
 /** `room_name` and reserved attribute keys are the server's to set (400 `field_not_allowed`). */

@@ -4,11 +4,13 @@ import { escapeKeyPart, keys } from '../adapters/schema.js';
 import type { Config } from '../core/config.js';
 import { createDispatcher, type DispatchApi, type DispatchStore } from '../core/dispatcher.js';
 import { DomainError, LiveKitUnavailableError } from '../core/errors.js';
-import { type Log, silentLog } from '../core/log.js';
+import { addLogContext, type Log, silentLog } from '../core/log.js';
+import { type MetricName, type Metrics, noMetrics } from '../core/metrics.js';
 import { isServiceParticipant, ParticipantKind } from '../core/rooms.js';
 import type { DispatchSealer, SecretBox } from '../core/sealing.js';
 import { bodyLimitProblem } from '../http/body-limit.js';
 import { problem, problemWithStatus, toProblem, withProblemHandling } from '../http/problem.js';
+import { requestContext } from '../http/request-context.js';
 
 /** Everything the webhook function is composed from. */
 export interface WebhookAppDeps {
@@ -25,6 +27,8 @@ export interface WebhookAppDeps {
   };
   clock?: () => Date;
   log?: Log;
+  /** Counts dispatches, duplicate events, rejected signatures and quota refusals. */
+  metrics?: Metrics;
 }
 
 /** Largest webhook body (CONTRACT §5: LiveKit events carry room and participant metadata). */
@@ -49,6 +53,13 @@ export type WebhookAction =
   | 'ended'
   | 'ignored'
   | 'quota_exceeded';
+
+/** The metric each counted action adds to. */
+const ACTION_METRIC: Partial<Record<WebhookAction, MetricName>> = {
+  dispatched: 'DispatchesCreated',
+  duplicate_event: 'DuplicateEvents',
+  quota_exceeded: 'QuotaRejections',
+};
 
 /**
  * The webhook function: `POST /v1/livekit/webhook`, LiveKit's webhook target (CONTRACT §5).
@@ -139,6 +150,7 @@ export function createWebhookApp(deps: WebhookAppDeps) {
     }
   }
 
+  const metrics = deps.metrics ?? noMetrics;
   const app = withProblemHandling(new Hono(), (message, meta) => log.error(message, meta));
   // LiveKit retries a delivery answered 5xx: a LiveKit failure is worth a retry, so 503, not 502.
   app.onError((err) =>
@@ -147,6 +159,7 @@ export function createWebhookApp(deps: WebhookAppDeps) {
       : toProblem(err, (message, meta) => log.error(message, meta)),
   );
 
+  app.use('/v1/livekit/webhook', requestContext());
   app.post('/v1/livekit/webhook', bodyLimitProblem(WEBHOOK_BODY_LIMIT), async (c) => {
     const body = await c.req.text();
     let event: WebhookEvent;
@@ -154,10 +167,15 @@ export function createWebhookApp(deps: WebhookAppDeps) {
       event = await receiver.receive(body, c.req.header('authorization'));
     } catch (err) {
       log.warn('webhook refused', { reason: err instanceof Error ? err.message.slice(0, 120) : typeof err });
+      metrics.count('RejectedSignatures');
       return problem('invalid_signature', 'The webhook signature is missing or invalid.');
     }
-    const eventLog = log.child({ event: event.event, event_id: event.id, room: event.room?.name });
+    // Every later line of this delivery (the dispatcher's too) names the event and the room.
+    addLogContext({ event_id: event.id, room: event.room?.name });
+    const eventLog = log.child({ event: event.event });
     const action = await handle(event);
+    const counted = ACTION_METRIC[action];
+    if (counted !== undefined) metrics.count(counted);
     eventLog.info('webhook handled', { action });
     return c.json({ ok: true, action }, 200);
   });
