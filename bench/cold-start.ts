@@ -1,8 +1,9 @@
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
 import { build, type Metafile } from 'esbuild';
 import { generateKeyringJson } from '../functions/core/keyring.js';
 import { functionNames, lambdaBuildOptions } from '../scripts/esbuild-options.js';
@@ -122,24 +123,63 @@ function runChild(file: string, env: NodeJS.ProcessEnv): Promise<Sample> {
 }
 
 /**
+ * A throwaway RSA-2048 certificate for 127.0.0.1 (AWS endpoints present RSA-2048 chains), so the
+ * secret reads pay a real TLS handshake each; undefined (plain HTTP) when `openssl` is missing.
+ */
+async function selfSignedCertificate(
+  dir: string,
+): Promise<{ key: string; cert: string; certFile: string } | undefined> {
+  const keyFile = join(dir, 'stub-key.pem');
+  const certFile = join(dir, 'stub-cert.pem');
+  try {
+    await promisify(execFile)('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      keyFile,
+      '-out',
+      certFile,
+      '-days',
+      '1',
+      '-subj',
+      '/CN=127.0.0.1',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+    ]);
+    return { key: await readFile(keyFile, 'utf8'), cert: await readFile(certFile, 'utf8'), certFile };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * A Lambda-like environment for a bundle's cold start: the settings the stack passes, dummy
  * credentials, and a loopback Secrets Manager stub holding the three secrets. `dir` is a scratch
  * directory (the AWS config files point into it and do not exist).
  */
-export async function startLambdaEnv(dir: string): Promise<{ env: NodeJS.ProcessEnv; stub: SecretsStub }> {
+export async function startLambdaEnv(
+  dir: string,
+): Promise<{ env: NodeJS.ProcessEnv; stub: SecretsStub; tls: boolean }> {
   const arn = (name: string) => `arn:aws:secretsmanager:us-east-1:123456789012:secret:bench-${name}-AbCdEf`;
   const secrets = {
     dispatch: JSON.stringify(generateKeyringJson('bench-dispatch')),
     storage: JSON.stringify(generateKeyringJson('bench-storage')),
   };
-  const stub = await startSecretsStub({
-    [arn('livekit')]: JSON.stringify({
-      api_key: 'APIbench',
-      api_secret: 'bench-secret-0123456789abcdef0123',
-    }),
-    [arn('dispatch')]: secrets.dispatch,
-    [arn('storage')]: secrets.storage,
-  });
+  const tls = await selfSignedCertificate(dir);
+  const stub = await startSecretsStub(
+    {
+      [arn('livekit')]: JSON.stringify({
+        api_key: 'APIbench',
+        api_secret: 'bench-secret-0123456789abcdef0123',
+      }),
+      [arn('dispatch')]: secrets.dispatch,
+      [arn('storage')]: secrets.storage,
+    },
+    tls ? { tls } : {},
+  );
   // A clean, Lambda-like environment: nothing of the caller's AWS setup leaks in.
   const env: NodeJS.ProcessEnv = {
     PATH: process.env.PATH,
@@ -153,6 +193,7 @@ export async function startLambdaEnv(dir: string): Promise<{ env: NodeJS.Process
     AWS_CONFIG_FILE: join(dir, 'no-aws-config'),
     AWS_SHARED_CREDENTIALS_FILE: join(dir, 'no-aws-credentials'),
     AWS_ENDPOINT_URL_SECRETS_MANAGER: stub.endpoint,
+    ...(tls ? { NODE_EXTRA_CA_CERTS: tls.certFile } : {}),
     AWS_LAMBDA_FUNCTION_NAME: 'bench',
     AWS_LAMBDA_FUNCTION_MEMORY_SIZE: '512',
     TABLE_NAME: 'livekit-mcp-dispatch',
@@ -167,7 +208,7 @@ export async function startLambdaEnv(dir: string): Promise<{ env: NodeJS.Process
     BENCH_DISPATCH_KEYS: secrets.dispatch,
     BENCH_STORAGE_KEYS: secrets.storage,
   };
-  return { env, stub };
+  return { env, stub, tls: tls !== undefined };
 }
 
 /**
@@ -183,6 +224,8 @@ export async function measureColdStart(options: {
 }): Promise<{
   results: ColdStartResult[];
   secretsCalls: number;
+  /** Whether the secret reads went over TLS (needs `openssl`). */
+  secretsOverTls: boolean;
 }> {
   const dir = options.floorDir ?? (await mkdtemp(join(tmpdir(), 'lkmcp-floor-')));
   const { floor, variants } = await buildFloors(dir);
@@ -198,6 +241,7 @@ export async function measureColdStart(options: {
     }
     return {
       secretsCalls: lambda.stub.calls,
+      secretsOverTls: lambda.tls,
       results: targets.map((t) => {
         const s = samples.get(t.name)!;
         return {

@@ -74,7 +74,12 @@ const result = {
   seconds: round((Date.now() - started) / 1000, 1),
   options: { coldStartRuns: RUNS, ...LOAD },
   budgets,
-  coldStart: { rows: coldRows, secretsCalls: cold.secretsCalls, detail: cold.results },
+  coldStart: {
+    rows: coldRows,
+    secretsCalls: cold.secretsCalls,
+    secretsOverTls: cold.secretsOverTls,
+    detail: cold.results,
+  },
   session: {
     ...s,
     ratioP50: ratio(s.requestMs.p50, s.baselineMs.p50),

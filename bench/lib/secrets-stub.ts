@@ -1,4 +1,5 @@
-import { createServer } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 
 /** A loopback server answering Secrets Manager's `GetSecretValue` (AWS JSON 1.1 protocol). */
@@ -12,12 +13,15 @@ export interface SecretsStub {
 
 /**
  * Starts the stub on 127.0.0.1 with `secrets` (ARN → SecretString). It speaks the real wire
- * protocol, so the bundled SDK client, its signer, retry and parser all run as in AWS; only the
- * network distance differs (loopback instead of an in-region endpoint).
+ * protocol, over TLS when given a key and certificate (as Secrets Manager does), so the client's
+ * signing, handshakes and parsing run as in AWS; only the network distance differs.
  */
-export async function startSecretsStub(secrets: Record<string, string>): Promise<SecretsStub> {
+export async function startSecretsStub(
+  secrets: Record<string, string>,
+  options: { tls?: { key: string; cert: string } } = {},
+): Promise<SecretsStub> {
   let calls = 0;
-  const server = createServer((req, res) => {
+  const answer = (req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
@@ -47,11 +51,12 @@ export async function startSecretsStub(secrets: Record<string, string>): Promise
         }),
       );
     });
-  });
+  };
+  const server = options.tls ? createTlsServer(options.tls, answer) : createServer(answer);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   return {
-    endpoint: `http://127.0.0.1:${port}`,
+    endpoint: `${options.tls ? 'https' : 'http'}://127.0.0.1:${port}`,
     get calls() {
       return calls;
     },
