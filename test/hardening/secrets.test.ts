@@ -1,3 +1,5 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -331,4 +333,30 @@ function keyMaterial(): string[] {
     }
   }
   return out;
+}
+
+describe('secrets never leak: the Lambda event is never logged', () => {
+  it('no function or stack turns on Powertools logEvent (the event carries the bearer JWT and the body)', () => {
+    // Prepare
+    const files = ['functions', 'infra'].flatMap((dir) => sourceFiles(dir));
+
+    // Act
+    const offending = files.filter((f) =>
+      /logEvent\s*:\s*true|POWERTOOLS_LOGGER_LOG_EVENT|injectLambdaContext\([^)]*logEvent/.test(
+        readFileSync(f, 'utf8'),
+      ),
+    );
+
+    // Assess
+    expect(files.length).toBeGreaterThan(20);
+    expect(offending).toEqual([]);
+  });
+});
+
+function sourceFiles(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) return sourceFiles(path);
+    return entry.name.endsWith('.ts') ? [path] : [];
+  });
 }
