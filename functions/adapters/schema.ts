@@ -52,9 +52,11 @@ export const keys = {
   /** Claim item making a SIP trunk id belong to one tenant. */
   sipTrunk: (trunkId: string) => ({ pk: key('SIPTRUNK', trunkId), sk: 'SIPTRUNK' }),
   /** Sessions of a room: one item per (agent, participant). */
-  session: (roomName: string, agentName: string, participant: string) => ({
+  session: (roomName: string, agentName: string, participant: string, roomSid?: string) => ({
     pk: key('ROOM', roomName),
-    sk: key('SESSION', agentName, participant),
+    // A webhook session belongs to one incarnation of the room (its sid): a room name that is
+    // used again later (a daily room) starts fresh sessions instead of meeting the ended ones.
+    sk: roomSid ? key('SESSION', agentName, participant, roomSid) : key('SESSION', agentName, participant),
   }),
   roomPartition: (roomName: string) => key('ROOM', roomName),
   /** One dispatch per (room, agent[, participant]). */

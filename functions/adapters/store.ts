@@ -580,7 +580,7 @@ export class DynamoStore {
     const active = record.status === 'active';
     const item = {
       ...record,
-      ...keys.session(record.room_name, record.agent_name, record.participant_identity),
+      ...keys.session(record.room_name, record.agent_name, record.participant_identity, record.room_sid),
       gsi1pk: keys.tenantSessions(record.tenant_id),
       gsi1sk: `${record.created_at}#${record.room_name}`,
       ...(active
@@ -623,7 +623,12 @@ export class DynamoStore {
         this.client.send(
           new UpdateCommand({
             TableName: this.tableName,
-            Key: keys.session(session.room_name, session.agent_name, session.participant_identity),
+            Key: keys.session(
+              session.room_name,
+              session.agent_name,
+              session.participant_identity,
+              session.room_sid,
+            ),
             UpdateExpression:
               'SET #status = :ended, #endedAt = :endedAt, #duration = :duration REMOVE #g2pk, #g2sk',
             ConditionExpression: active.text,

@@ -455,12 +455,16 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
         return 'already_dispatched';
       }
       const agentName = tenant.agent_names[0] ?? config.defaultAgentName;
-      // The session record this dispatch would write (room, agent, participant) ended in an
-      // earlier incarnation of the room, and the store never reopens an ended session: a dispatch
-      // would only be created and deleted again, on every retry of LiveKit's.
+      // The session record this dispatch would write (room incarnation, agent, participant) has
+      // ended, and the store never reopens an ended session: a dispatch would only be created and
+      // deleted again, on every retry of LiveKit's. A later incarnation (new sid) starts afresh.
       if (
         roomSessions.some(
-          (s) => s.status !== 'active' && s.agent_name === agentName && s.participant_identity === p.identity,
+          (s) =>
+            s.status !== 'active' &&
+            s.agent_name === agentName &&
+            s.participant_identity === p.identity &&
+            (s.room_sid === undefined || !p.roomSid || s.room_sid === p.roomSid),
         )
       ) {
         log.info('participant ignored', {

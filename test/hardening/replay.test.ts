@@ -207,7 +207,7 @@ describe('replay: a participant token reused after its session ended', () => {
     expect(api.livekit.rooms).not.toContain(room);
   });
 
-  it('a webhook-named room reused by the same participant later → no 5xx, no dispatch churn', async () => {
+  it('a webhook-named room reused by the same participant later (new sid) → dispatched once, no churn', async () => {
     // Prepare
     const { tenant, user } = await userOf(api, { webhook_dispatch: true });
     const room = `lk-mcp-${tenant.tenant_id}-daily`;
@@ -226,10 +226,11 @@ describe('replay: a participant token reused after its session ended', () => {
       participantJoined({ roomName: room, roomSid: 'RM_tue', identity: user.user_id }),
     );
 
-    // Assess
+    // Assess: a new incarnation (new sid) is a new session; the ended one stays ended.
     expect(tuesday.status, tuesday.text).toBe(200);
-    // No dispatch created and then taken back (the store never reopens an ended session).
-    expect(tuesday.json.action).toBe('ignored');
-    expect(api.livekit.calls).toEqual([]);
+    expect(tuesday.json.action).toBe('dispatched');
+    const creates = api.livekit.calls.filter((c) => c.rpc === 'AgentDispatchService/CreateDispatch');
+    expect(creates).toHaveLength(1);
+    expect(api.livekit.calls.filter((c) => c.rpc === 'AgentDispatchService/DeleteDispatch')).toEqual([]);
   });
 });

@@ -548,6 +548,28 @@ describe('webhook: room_finished and other events', () => {
     expect(await h.store.getClaim(keys.dispatchClaim(roomSidOf(room1), 'mcp-agent'))).toBeUndefined();
   });
 
+  it('a room name used again (a new incarnation, new sid) dispatches again after room_finished', async () => {
+    // Prepare
+    const { tenant, users } = await webhookTenant();
+    const room = liveRoom(tenant.tenant_id);
+    const identity = users[0]!.user_id;
+    const first = { roomName: room, roomSid: `RM_${uid('a')}` };
+    expect(await send(participantJoined({ ...first, identity }))).toMatchObject({ action: 'dispatched' });
+    expect(await send(roomFinished(first))).toMatchObject({ action: 'ended' });
+    h.livekitServer.reset();
+
+    // Act
+    const sameIncarnation = await send(participantJoined({ ...first, identity }));
+    const next = await send(participantJoined({ roomName: room, roomSid: `RM_${uid('b')}`, identity }));
+
+    // Assess
+    expect(sameIncarnation).toMatchObject({ status: 200, action: 'ignored' });
+    expect(next).toMatchObject({ status: 200, action: 'dispatched' });
+    expect(creates()).toHaveLength(1);
+    const sessions = await h.store.roomSessions(room);
+    expect(sessions.map((s) => s.status).sort()).toEqual(['active', 'ended']);
+  });
+
   it('an unknown room is ignored; other events are acknowledged', async () => {
     expect(await send(roomFinished({ roomName: `lk-mcp-nobody-${uid('r')}` }))).toMatchObject({
       status: 200,
