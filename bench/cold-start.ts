@@ -25,6 +25,11 @@ export interface ColdStartResult {
   importMs: Summary;
   /** CPU time (user + system, all threads) of that `import()`, ms: less sensitive to neighbours. */
   cpuMs: Summary;
+  /**
+   * Per round, this bundle's time over the floor's from the same round (seconds apart), then
+   * summarized: drift and load bursts longer than a round cancel out. The budget uses its p50.
+   */
+  pairedRatio: { wall: Summary; cpu: Summary };
   /** Process start to handler ready, ms. */
   readyMs: Summary;
   /** Largest inputs by bytes in the output, grouped by package (or our folder). */
@@ -244,12 +249,17 @@ export async function measureColdStart(options: {
       secretsOverTls: lambda.tls,
       results: targets.map((t) => {
         const s = samples.get(t.name)!;
+        const f = samples.get(floor.name)!;
         return {
           name: t.name,
           ...sizeOf(t),
           importMs: summarize(s.map((x) => x.importMs)),
           cpuMs: summarize(s.map((x) => x.cpuMs)),
           readyMs: summarize(s.map((x) => x.readyMs)),
+          pairedRatio: {
+            wall: summarize(s.map((x, i) => x.importMs / f[i]!.importMs)),
+            cpu: summarize(s.map((x, i) => x.cpuMs / f[i]!.cpuMs)),
+          },
         };
       }),
     };
