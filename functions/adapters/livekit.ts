@@ -8,24 +8,13 @@ import {
   ServerError,
 } from 'livekit-server-sdk';
 import { ConfigError, LiveKitUnavailableError } from '../core/errors.js';
+import type { ParticipantTokenInput } from '../core/sessions.js';
 
 /** One agent dispatch as LiveKit reports it. */
 export interface DispatchInfo {
   id: string;
   agentName: string;
   metadata: string;
-}
-
-/** What a participant token carries. Grants are fixed: join this room, publish, subscribe, data. */
-export interface ParticipantTokenInput {
-  identity: string;
-  name?: string;
-  metadata?: string;
-  attributes?: Record<string, string>;
-  room: string;
-  ttlSeconds: number;
-  /** Agents LiveKit dispatches when the room is created by this participant (token dispatch mode). */
-  agents?: { agentName: string; metadata: string }[];
 }
 
 /**

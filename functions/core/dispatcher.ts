@@ -227,12 +227,6 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     }
   }
 
-  /** Deletes a claim whoever holds it (the room it guarded has finished). */
-  async function dropClaim(key: ClaimKey): Promise<void> {
-    const claim = await store.getClaim(key);
-    if (claim !== undefined) await store.releaseClaim(key, claim.owner);
-  }
-
   async function dispatch(req: DispatchRequest): Promise<DispatchResult> {
     addLogContext({ tenant_id: req.tenant.tenant_id, room: req.roomName });
     const participant = req.perParticipant ? req.participantIdentity : undefined;
@@ -528,21 +522,37 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
         const done = await store.endSession(s, endedAt);
         if (done === undefined) continue;
         ended += 1;
-        if (s.lease_slot !== undefined) {
-          await store.releaseLease(
-            s.tenant_id,
-            s.lease_slot,
-            holderOf(s.room_name, s.agent_name, s.participant_identity),
-          );
-        }
-        // The session does not record which policy claimed it; dropping both shapes is harmless.
-        const claimRoom = s.room_sid ?? s.room_name;
-        await dropClaim(keys.dispatchClaim(claimRoom, s.agent_name));
-        await dropClaim(keys.dispatchClaim(claimRoom, s.agent_name, s.participant_identity));
+        await releaseSessionResources(store, s);
       }
       return ended;
     },
   };
+}
+
+/** The store operations {@link releaseSessionResources} uses. */
+export type SessionResourceStore = Pick<DispatchStore, 'releaseLease' | 'getClaim' | 'releaseClaim'>;
+
+/**
+ * Frees what an ended session held: its quota lease and its dispatch claims, whoever holds
+ * them (the room they guarded is gone). Call it once the session has been ended.
+ */
+export async function releaseSessionResources(store: SessionResourceStore, s: SessionRecord): Promise<void> {
+  if (s.lease_slot !== undefined) {
+    await store.releaseLease(
+      s.tenant_id,
+      s.lease_slot,
+      holderOf(s.room_name, s.agent_name, s.participant_identity),
+    );
+  }
+  // The session does not record which policy claimed it; dropping both shapes is harmless.
+  const claimRoom = s.room_sid ?? s.room_name;
+  for (const key of [
+    keys.dispatchClaim(claimRoom, s.agent_name),
+    keys.dispatchClaim(claimRoom, s.agent_name, s.participant_identity),
+  ]) {
+    const claim = await store.getClaim(key);
+    if (claim !== undefined) await store.releaseClaim(key, claim.owner);
+  }
 }
 
 /** Who holds a quota lease: the session it was taken for. */

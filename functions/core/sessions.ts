@@ -12,17 +12,21 @@ export const IDEMPOTENCY_WINDOW_SECONDS = 600;
 /** How long a first request holds its key before a repeat may take over (it died). */
 export const IDEMPOTENCY_HOLD_SECONDS = 30;
 
+/** What a participant token carries. Grants are fixed: join this room, publish, subscribe, data. */
+export interface ParticipantTokenInput {
+  identity: string;
+  name?: string;
+  metadata?: string;
+  attributes?: Record<string, string>;
+  room: string;
+  ttlSeconds: number;
+  /** Agents LiveKit dispatches when the room is created by this participant (token dispatch mode). */
+  agents?: { agentName: string; metadata: string }[];
+}
+
 /** Signs participant tokens (the LiveKit gateway implements it). */
 export interface ParticipantTokens {
-  participantToken(input: {
-    identity: string;
-    name?: string;
-    metadata?: string;
-    attributes?: Record<string, string>;
-    room: string;
-    ttlSeconds: number;
-    agents?: { agentName: string; metadata: string }[];
-  }): Promise<{ token: string; expiresAt: Date }>;
+  participantToken(input: ParticipantTokenInput): Promise<{ token: string; expiresAt: Date }>;
 }
 
 /** Everything a {@link SessionService} is built from. */
