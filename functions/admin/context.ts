@@ -1,0 +1,113 @@
+import type { Context, MiddlewareHandler } from 'hono';
+import type { JwtVerifier } from '../adapters/auth.js';
+import type { DynamoStore, Page, PageRequest } from '../adapters/store.js';
+import {
+  type AdminActor,
+  type AdminService,
+  actorOf,
+  checkTenantAccess,
+  checkUserId,
+  type Precondition,
+  parsePrecondition,
+} from '../core/admin.js';
+import { listQuerySchema } from '../core/admin-input.js';
+import type { CursorCodec } from '../core/cursor.js';
+import { validate } from '../http/validate.js';
+
+/** The store operations the admin API uses (a {@link DynamoStore} in production and tests). */
+export type AdminStore = Pick<
+  DynamoStore,
+  | 'getTenant'
+  | 'createTenant'
+  | 'updateTenant'
+  | 'deleteTenant'
+  | 'listTenants'
+  | 'getUser'
+  | 'createUser'
+  | 'updateUser'
+  | 'deleteUser'
+  | 'listUsers'
+  | 'hasUsers'
+  | 'listSessions'
+  | 'activeSessionsOfUser'
+  | 'activeSessionsOfTenant'
+  | 'endSession'
+  | 'releaseLease'
+  | 'getClaim'
+  | 'releaseClaim'
+  | 'putAudit'
+  | 'getAudit'
+  | 'listAudit'
+>;
+
+/** The Hono environment of the admin routes: the actor the auth middleware resolved. */
+export type AdminEnv = { Variables: { actor: AdminActor } };
+
+/** What each admin sub-app is built from. */
+export interface AdminRoutesDeps {
+  admin: AdminService;
+  store: AdminStore;
+  cursors: CursorCodec;
+}
+
+/**
+ * Resolves the caller: verifies the bearer JWT, requires an admin scope (CONTRACT §6) and sets
+ * `actor`; responses are never cached.
+ */
+export function adminAuth(verifier: JwtVerifier): MiddlewareHandler<AdminEnv> {
+  return async (c, next) => {
+    c.set('actor', actorOf(await verifier.verify(c.req.header('authorization'))));
+    await next();
+    c.header('cache-control', 'no-store');
+  };
+}
+
+/** The actor and the path's tenant id, once the actor may reach that tenant. */
+export function tenantAccess(
+  c: Context<AdminEnv>,
+  options: { creating?: boolean } = {},
+): { actor: AdminActor; tenantId: string } {
+  const actor = c.get('actor');
+  const tenantId = c.req.param('tenantId') ?? '';
+  checkTenantAccess(actor, tenantId, options);
+  return { actor, tenantId };
+}
+
+/** The path's user id (400 when `writing` and malformed, else 404). */
+export function userIdOf(c: Context<AdminEnv>, options: { writing?: boolean } = {}): string {
+  const userId = c.req.param('userId') ?? '';
+  checkUserId(userId, options);
+  return userId;
+}
+
+/** The request's `If-Match` / `If-None-Match`. */
+export function preconditionOf(c: Context): Precondition {
+  return parsePrecondition(c.req.header('if-match'), c.req.header('if-none-match'));
+}
+
+/** The `ETag` of a record version. */
+export function etag(version: number): string {
+  return `"${version}"`;
+}
+
+/**
+ * Answers one page of a list: `limit` and `cursor` from the query, the cursor opaque and bound
+ * to `scope` (the list and its tenant).
+ */
+export async function listPage<T, V>(
+  c: Context,
+  cursors: CursorCodec,
+  scope: string,
+  fetch: (page: PageRequest) => Promise<Page<T>>,
+  view: (item: T) => V,
+) {
+  const q = validate(listQuerySchema, c.req.query(), 'query');
+  const page = await fetch({
+    limit: q.limit === undefined ? 50 : Number(q.limit),
+    cursor: q.cursor === undefined ? undefined : cursors.decode(scope, q.cursor),
+  });
+  return c.json({
+    items: page.items.map(view),
+    next_cursor: page.cursor === undefined ? null : cursors.encode(scope, page.cursor),
+  });
+}

@@ -1,0 +1,65 @@
+import { Hono } from 'hono';
+import { checkSuperadminFields, tenantPath } from '../core/admin.js';
+import { tenantBodySchema } from '../core/admin-input.js';
+import { DomainError } from '../core/errors.js';
+import { readJson, validate } from '../http/validate.js';
+import {
+  type AdminEnv,
+  type AdminRoutesDeps,
+  etag,
+  listPage,
+  preconditionOf,
+  tenantAccess,
+} from './context.js';
+import { tenantView } from './views.js';
+
+/** `/v1/admin/tenants[/{tenantId}]`: list (superadmin), read, create or replace, delete. */
+export function tenantRoutes({ admin, store, cursors }: AdminRoutesDeps): Hono<AdminEnv> {
+  const app = new Hono<AdminEnv>();
+
+  app.get('/', async (c) => {
+    if (!c.get('actor').superadmin) throw new DomainError('forbidden', 'Only a superadmin lists tenants.');
+    return listPage(c, cursors, 'tenants', (page) => store.listTenants(page), tenantView);
+  });
+
+  app.get('/:tenantId', async (c) => {
+    const { tenantId } = tenantAccess(c);
+    const tenant = await admin.getTenant(tenantId);
+    c.header('etag', etag(tenant.version));
+    return c.json(tenantView(tenant));
+  });
+
+  app.put('/:tenantId', async (c) => {
+    const { actor, tenantId } = tenantAccess(c, { creating: true });
+    const pre = preconditionOf(c);
+    const raw = (await readJson(c)) as Record<string, unknown>;
+    checkSuperadminFields(actor, raw);
+    const body = validate(tenantBodySchema, raw);
+    const { record, created, endedSessions } = await admin.putTenant(actor, tenantId, body, pre);
+    c.header('etag', etag(record.version));
+    if (created) c.header('location', `/v1/admin/${tenantPath(tenantId)}`);
+    return c.json(
+      { ...tenantView(record), ...(endedSessions > 0 ? { ended_sessions: endedSessions } : {}) },
+      created ? 201 : 200,
+    );
+  });
+
+  app.delete('/:tenantId', async (c) => {
+    const { actor, tenantId } = tenantAccess(c);
+    const pre = preconditionOf(c);
+    const result = await admin.deleteTenant(actor, tenantId, pre, c.req.query('cascade') === 'true');
+    if (!result.done) {
+      return c.json(
+        {
+          status: 'in_progress',
+          deleted_users: result.deletedUsers,
+          detail: 'Repeat the request to continue.',
+        },
+        202,
+      );
+    }
+    return c.body(null, 204);
+  });
+
+  return app;
+}

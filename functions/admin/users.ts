@@ -1,0 +1,61 @@
+import { Hono } from 'hono';
+import { userPath } from '../core/admin.js';
+import { userBodySchema } from '../core/admin-input.js';
+import { readJson, validate } from '../http/validate.js';
+import {
+  type AdminEnv,
+  type AdminRoutesDeps,
+  etag,
+  listPage,
+  preconditionOf,
+  tenantAccess,
+  userIdOf,
+} from './context.js';
+import { userView } from './views.js';
+
+/** `/v1/admin/tenants/{tenantId}/users[/{userId}[/revoke]]`: list, read, write, delete, revoke. */
+export function userRoutes({ admin, store, cursors }: AdminRoutesDeps): Hono<AdminEnv> {
+  const app = new Hono<AdminEnv>();
+
+  app.get('/', async (c) => {
+    const { tenantId } = tenantAccess(c);
+    return listPage(c, cursors, `users:${tenantId}`, (page) => store.listUsers(tenantId, page), userView);
+  });
+
+  app.get('/:userId', async (c) => {
+    const { tenantId } = tenantAccess(c);
+    const user = await admin.getUser(tenantId, userIdOf(c));
+    c.header('etag', etag(user.version));
+    return c.json(userView(user));
+  });
+
+  app.put('/:userId', async (c) => {
+    const { actor, tenantId } = tenantAccess(c);
+    const userId = userIdOf(c, { writing: true });
+    const pre = preconditionOf(c);
+    const body = validate(userBodySchema, await readJson(c));
+    const { record, created, endedSessions } = await admin.putUser(actor, tenantId, userId, body, pre);
+    c.header('etag', etag(record.version));
+    if (created) c.header('location', `/v1/admin/${userPath(tenantId, userId)}`);
+    return c.json(
+      { ...userView(record), ...(endedSessions > 0 ? { ended_sessions: endedSessions } : {}) },
+      created ? 201 : 200,
+    );
+  });
+
+  app.delete('/:userId', async (c) => {
+    const { actor, tenantId } = tenantAccess(c);
+    const pre = preconditionOf(c);
+    await admin.deleteUser(actor, tenantId, userIdOf(c), pre);
+    return c.body(null, 204);
+  });
+
+  app.post('/:userId/revoke', async (c) => {
+    const { actor, tenantId } = tenantAccess(c);
+    const { record, endedSessions } = await admin.revokeUser(actor, tenantId, userIdOf(c));
+    c.header('etag', etag(record.version));
+    return c.json({ ...userView(record), ended_sessions: endedSessions });
+  });
+
+  return app;
+}

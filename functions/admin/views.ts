@@ -1,0 +1,79 @@
+import type { AuditRecord, SessionRecord, StoredMcp, TenantRecord, UserRecord } from '../core/model.js';
+
+/** The response view of MCP settings: secrets only as `token_set`, fingerprint and header names. */
+function mcpView(m: StoredMcp | undefined) {
+  if (m === undefined) return null;
+  return {
+    url: m.url ?? null,
+    transport: m.transport ?? null,
+    allowed_tools: m.allowed_tools ?? null,
+    name: m.name ?? null,
+    token_set: m.token_sealed !== undefined,
+    token_fingerprint: m.token_fingerprint ?? null,
+    header_names: m.header_names ?? [],
+  };
+}
+
+/** A tenant as the admin API shows it. */
+export function tenantView(t: TenantRecord) {
+  return {
+    tenant_id: t.tenant_id,
+    name: t.name,
+    mcp: mcpView(t.mcp),
+    dispatch_policy: t.dispatch_policy,
+    agent_names: t.agent_names,
+    max_concurrent_sessions: t.max_concurrent_sessions ?? null,
+    status: t.status,
+    webhook_dispatch: t.webhook_dispatch,
+    sip_trunk_ids: t.sip_trunk_ids,
+    version: t.version,
+    created_at: t.created_at,
+    updated_at: t.updated_at,
+  };
+}
+
+/** A user as the admin API shows it. */
+export function userView(u: UserRecord) {
+  return {
+    tenant_id: u.tenant_id,
+    user_id: u.user_id,
+    display_name: u.display_name ?? null,
+    phone_numbers: u.phone_numbers,
+    mcp: mcpView(u.mcp),
+    status: u.status,
+    version: u.version,
+    created_at: u.created_at,
+    updated_at: u.updated_at,
+  };
+}
+
+/** A session as the admin API lists it. */
+export function sessionView(s: SessionRecord) {
+  return {
+    room_name: s.room_name,
+    user_id: s.user_id,
+    participant_identity: s.participant_identity,
+    agent_name: s.agent_name,
+    dispatch_id: s.dispatch_id,
+    mode: s.mode,
+    origin: s.origin,
+    status: s.status,
+    created_at: s.created_at,
+    ended_at: s.ended_at ?? null,
+    duration_seconds: s.duration_seconds ?? null,
+  };
+}
+
+/** An audit entry as the admin API lists it (the target without its incarnation suffix). */
+export function auditView(a: AuditRecord) {
+  return {
+    target: a.target.split('#')[0],
+    version: a.version,
+    action: a.action,
+    actor: a.actor,
+    changed_fields: a.changed_fields,
+    old_token_fingerprint: a.old_token_fingerprint ?? null,
+    new_token_fingerprint: a.new_token_fingerprint ?? null,
+    at: a.at,
+  };
+}

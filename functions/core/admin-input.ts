@@ -1,0 +1,95 @@
+import {
+  array,
+  boolean,
+  enum as enumOf,
+  type infer as Infer,
+  int,
+  maximum,
+  maxLength,
+  minimum,
+  minLength,
+  nullable,
+  optional,
+  record,
+  regex,
+  strictObject,
+  string,
+} from 'zod/mini';
+import { MAX_MCP_URL_LENGTH } from './url-guard.js';
+
+const bounded = (min: number, max: number) => string().check(minLength(min), maxLength(max));
+const printable = (max: number) =>
+  string().check(minLength(1), maxLength(max), regex(/^[^\p{Cc}]+$/u, 'must not contain control characters'));
+
+const transportSchema = enumOf(['streamable_http', 'sse']);
+const statusSchema = enumOf(['active', 'suspended']);
+
+const mcpFields = {
+  // The URL guard does the real check; the schema only bounds the size.
+  token: optional(
+    nullable(
+      string().check(
+        minLength(1),
+        maxLength(4096),
+        regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces'),
+      ),
+    ),
+  ),
+  headers: optional(nullable(record(bounded(1, 128), string().check(maxLength(4096))))),
+  transport: optional(transportSchema),
+  allowed_tools: optional(
+    array(string().check(regex(/^[A-Za-z0-9_.-]{1,128}$/, 'must be 1-128 characters [A-Za-z0-9_.-]'))).check(
+      maxLength(200),
+    ),
+  ),
+  name: optional(string().check(regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1-64 characters [A-Za-z0-9_-]'))),
+};
+
+const tenantMcpSchema = strictObject({ url: bounded(1, MAX_MCP_URL_LENGTH), ...mcpFields });
+/** A user's MCP settings may leave out `url` to use the tenant's server with the user's own token. */
+const userMcpSchema = strictObject({ url: optional(bounded(1, MAX_MCP_URL_LENGTH)), ...mcpFields });
+
+/** Body of `PUT /v1/admin/tenants/{tenantId}` (also the OpenAPI request schema). */
+export const tenantBodySchema = strictObject({
+  name: printable(200),
+  mcp: optional(nullable(tenantMcpSchema)),
+  dispatch_policy: optional(enumOf(['per_room', 'per_participant'])),
+  agent_names: optional(
+    array(
+      string().check(regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/, 'must be 1-128 characters [A-Za-z0-9_.-]')),
+    ).check(maxLength(32)),
+  ),
+  max_concurrent_sessions: optional(nullable(int().check(minimum(1), maximum(100_000)))),
+  status: optional(statusSchema),
+  webhook_dispatch: optional(boolean()),
+  sip_trunk_ids: optional(
+    array(string().check(regex(/^[A-Za-z0-9_-]{1,128}$/, 'must be 1-128 characters [A-Za-z0-9_-]'))).check(
+      maxLength(64),
+    ),
+  ),
+});
+
+/** Body of `PUT /v1/admin/tenants/{tenantId}/users/{userId}` (also the OpenAPI request schema). */
+export const userBodySchema = strictObject({
+  display_name: optional(nullable(printable(200))),
+  phone_numbers: optional(
+    array(string().check(regex(/^\+[1-9][0-9]{1,14}$/, 'must be an E.164 number (+ and 2-15 digits)'))).check(
+      maxLength(10),
+    ),
+  ),
+  mcp: optional(nullable(userMcpSchema)),
+  status: optional(statusSchema),
+});
+
+/** Query of the admin list routes (also the OpenAPI parameters). */
+export const listQuerySchema = strictObject({
+  limit: optional(string().check(regex(/^(100|[1-9][0-9]?)$/, 'must be an integer from 1 to 100'))),
+  cursor: optional(bounded(1, 2048)),
+});
+
+/** A validated tenant PUT body. */
+export type TenantBody = Infer<typeof tenantBodySchema>;
+/** A validated user PUT body. */
+export type UserBody = Infer<typeof userBodySchema>;
+/** The `mcp` of a PUT body (a tenant's always names a `url`). */
+export type McpBody = Infer<typeof userMcpSchema>;
