@@ -1,6 +1,6 @@
+import { SecretsProvider } from '@aws-lambda-powertools/parameters/secrets';
 import { type Config, loadConfig, type RawEnv } from '../core/config.js';
 import { ConfigError } from '../core/errors.js';
-import { createSecretsManagerReader, type SecretReader } from './secrets-manager.js';
 
 /** Secret ARNs the stack passes to functions (CONTRACT §2); values never come from plain env. */
 const SECRET_ARNS = [
@@ -16,17 +16,19 @@ export interface SecretNeeds {
 
 /**
  * Loads the configuration at a Lambda cold start: plain settings from the environment,
- * secrets from Secrets Manager (one signed GetSecretValue each, in parallel). Plain-env secret values are refused so a
+ * secrets from Secrets Manager (Powertools, cached). Plain-env secret values are refused so a
  * misconfigured stack cannot silently ship keys in its template. Throws one ConfigError.
  */
 export async function loadLambdaConfig(
   env: RawEnv,
   needs: SecretNeeds,
-  // 3 attempts × 2 s (plus backoff) stay inside Lambda's 10 s init limit when the endpoint hangs.
-  provider: SecretReader = createSecretsManagerReader({
-    env: process.env,
-    maxAttempts: 3,
-    attemptTimeoutMs: 2000,
+  // Without throwOnRequestTimeout the SDK only warns when requestTimeout passes, and a hung call
+  // would eat the whole cold start; 3 attempts × 2 s stay inside Lambda's 10 s init limit.
+  provider: Pick<SecretsProvider, 'get'> = new SecretsProvider({
+    clientConfig: {
+      maxAttempts: 3,
+      requestHandler: { connectionTimeout: 1000, requestTimeout: 2000, throwOnRequestTimeout: true },
+    },
   }),
 ): Promise<Config> {
   const problems: string[] = [];
@@ -42,7 +44,7 @@ export async function loadLambdaConfig(
   const read = async (arn: string | undefined, label: string): Promise<string | undefined> => {
     if (!arn) return undefined;
     try {
-      const value = await provider.get(arn);
+      const value = await provider.get(arn, { maxAge: 300 });
       if (typeof value !== 'string') throw new Error('not a string secret');
       return value;
     } catch (cause) {
