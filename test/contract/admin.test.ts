@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type JwksServer, startJwksServer } from '../support/jwks-server.js';
-import { type Answer, type LocalStack, startLocalStack } from './local-stack.js';
+import { type Answer, type LocalStack, startLocalStack } from '../support/local-stack.js';
 
 // CONTRACT §6 (admin API) as an outside admin tool sees it, over `npm start`.
 

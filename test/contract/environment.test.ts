@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { compactDecrypt, decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type LocalStack, startLocalStack } from './local-stack.js';
+import { type LocalStack, startLocalStack } from '../support/local-stack.js';
 
 // CONTRACT §2 (every variable honoured) and §7 (local dev) as an outside client sees them.
 

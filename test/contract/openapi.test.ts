@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type LocalStack, startLocalStack } from './local-stack.js';
+import { type LocalStack, startLocalStack } from '../support/local-stack.js';
 
 // CONTRACT §7: "It serves the OpenAPI 3.1 document at /openapi.json", and the document must
 // agree with the contract: every operation of §4-§6 is in it.

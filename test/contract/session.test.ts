@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { compactDecrypt, decodeJwt, decodeProtectedHeader } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Answer, type LocalStack, startLocalStack } from './local-stack.js';
+import { type Answer, type LocalStack, startLocalStack } from '../support/local-stack.js';
 
 // CONTRACT §4 (POST /v1/sessions) and §3 (sealed metadata), as an outside client sees them.
 

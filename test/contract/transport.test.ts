@@ -1,6 +1,6 @@
 import { Agent, request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type LocalStack, startLocalStack } from './local-stack.js';
+import { type LocalStack, startLocalStack } from '../support/local-stack.js';
 
 // CONTRACT §7: bodies over 64 KiB (1 MiB for the webhook) are refused (413), chunked or not.
 // A keep-alive client must be able to go on after a 413: the connection it was sent on closes

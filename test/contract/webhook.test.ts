@@ -6,7 +6,7 @@ import {
   signWebhookBody,
   TEST_LIVEKIT,
 } from '../support/fixtures.js';
-import { type Answer, type LocalStack, startLocalStack } from './local-stack.js';
+import { type Answer, type LocalStack, startLocalStack } from '../support/local-stack.js';
 
 // CONTRACT §5 (POST /v1/livekit/webhook) as LiveKit sees it, over `npm start`.
 

@@ -1,13 +1,12 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type CliIo, runCli } from '../../cli/main.js';
-import { type LocalServer, startLocalServer } from '../../functions/local.js';
-import { TEST_LIVEKIT } from '../support/fixtures.js';
-import { type LiveKitStandIn, startLiveKitStandIn } from '../support/livekit-standin.js';
+import type { LocalServer } from '../../functions/local.js';
+import { type LocalStack, startLocalStack } from '../support/local-stack.js';
 
 const SECRET_TOKEN = 'mcp-SECRET-cli-4b1d7e';
 const SECRET_TOKEN_2 = 'mcp-SECRET-cli-2-9c3f';
@@ -15,8 +14,8 @@ const SECRET_HEADER = 'hdr-SECRET-cli-51aa';
 const SECRETS = [SECRET_TOKEN, SECRET_TOKEN_2, SECRET_HEADER];
 
 let dataDir: string;
-let livekit: LiveKitStandIn;
 let local: LocalServer;
+let stack: LocalStack;
 let baseUrl: string;
 const tokens = { super: '', adminAcme: '', userAlice: '' };
 
@@ -86,26 +85,15 @@ function secretFile(name: string, content: string): string {
 }
 
 beforeAll(async () => {
-  dataDir = mkdtempSync(join(tmpdir(), 'lkmcp-cli-'));
-  livekit = await startLiveKitStandIn(TEST_LIVEKIT);
-  local = await startLocalServer({
-    PORT: '0',
-    DATA_DIR: dataDir,
-    LIVEKIT_URL: livekit.url,
-    LIVEKIT_API_KEY: TEST_LIVEKIT.apiKey,
-    LIVEKIT_API_SECRET: TEST_LIVEKIT.apiSecret,
-    LOG_LEVEL: 'error',
-  });
-  baseUrl = `http://127.0.0.1:${local.port}`;
+  stack = await startLocalStack();
+  ({ dataDir, local, base: baseUrl } = stack);
   tokens.super = await local.mintToken!({ user: 'ops', superadmin: true });
   tokens.adminAcme = await local.mintToken!({ user: 'acme-admin', tenant: 'acme', admin: true });
   tokens.userAlice = await local.mintToken!({ user: 'alice', tenant: 'acme' });
 });
 
 afterAll(async () => {
-  await local?.stop();
-  await livekit?.stop();
-  rmSync(dataDir, { recursive: true, force: true });
+  await stack?.stop();
 });
 
 describe('livekit-mcp-dispatch tenants', () => {

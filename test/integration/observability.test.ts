@@ -1,16 +1,14 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { type LocalServer, startLocalServer } from '../../functions/local.js';
+import type { LocalServer } from '../../functions/local.js';
 import { participantJoined, signWebhookBody, TEST_LIVEKIT, uid } from '../support/fixtures.js';
-import { type LiveKitStandIn, startLiveKitStandIn } from '../support/livekit-standin.js';
+import type { LiveKitStandIn } from '../support/livekit-standin.js';
+import { type LocalStack, startLocalStack } from '../support/local-stack.js';
 
 const MCP_TOKEN = 'mcp-SECRET-observability-77';
 
-let dataDir: string;
 let livekit: LiveKitStandIn;
 let local: LocalServer;
+let stack: LocalStack;
 let base: string;
 let superToken: string;
 let written: string[] = [];
@@ -53,18 +51,8 @@ async function put(path: string, body: unknown) {
 }
 
 beforeAll(async () => {
-  dataDir = mkdtempSync(join(tmpdir(), 'lkmcp-obs-'));
-  livekit = await startLiveKitStandIn(TEST_LIVEKIT);
-  local = await startLocalServer({
-    PORT: '0',
-    DATA_DIR: dataDir,
-    LIVEKIT_URL: livekit.url,
-    LIVEKIT_API_KEY: TEST_LIVEKIT.apiKey,
-    LIVEKIT_API_SECRET: TEST_LIVEKIT.apiSecret,
-    LOG_LEVEL: 'DEBUG',
-    SESSION_RATE_LIMIT_PER_MINUTE: '2',
-  });
-  base = `http://127.0.0.1:${local.port}`;
+  stack = await startLocalStack({ LOG_LEVEL: 'DEBUG', SESSION_RATE_LIMIT_PER_MINUTE: '2' });
+  ({ livekit, local, base } = stack);
   superToken = await local.mintToken!({ user: 'ops', superadmin: true });
   await put('/v1/admin/tenants/acme', {
     name: 'Acme',
@@ -97,9 +85,7 @@ beforeEach(() => {
 });
 
 afterAll(async () => {
-  await local?.stop();
-  await livekit?.stop();
-  rmSync(dataDir, { recursive: true, force: true });
+  await stack?.stop();
 });
 
 describe('session API observability', () => {

@@ -1,18 +1,17 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDynamoClient } from '../../functions/adapters/dynamo.js';
 import { DynamoStore } from '../../functions/adapters/store.js';
 import { createAdminApp } from '../../functions/admin/app.js';
-import { type LocalServer, startLocalServer } from '../../functions/local.js';
+import type { LocalServer } from '../../functions/local.js';
 import { renderOpenApiJson } from '../../functions/openapi/document.js';
 import { createSessionApp } from '../../functions/session/app.js';
 import { participantJoined, signWebhookBody, TEST_LIVEKIT, uid } from '../support/fixtures.js';
-import { type LiveKitStandIn, startLiveKitStandIn } from '../support/livekit-standin.js';
+import type { LiveKitStandIn } from '../support/livekit-standin.js';
+import { type LocalStack, startLocalStack } from '../support/local-stack.js';
 
 type Json = Record<string, unknown>;
 type Operation = { responses: Record<string, Json> };
@@ -90,9 +89,9 @@ async function conforms(method: string, url: string, res: Response): Promise<{ s
   return { status: res.status, body };
 }
 
-let dataDir: string;
 let livekit: LiveKitStandIn;
 let local: LocalServer;
+let stack: LocalStack;
 let base: string;
 const tokens = { super: '', adminAcme: '', alice: '', nobody: '', bob: '', tina: '', plain: '' };
 
@@ -140,17 +139,8 @@ const superPut = (path: string, body: unknown) =>
   call('PUT', path, { token: tokens.super, body, headers: { 'if-none-match': '*' } });
 
 beforeAll(async () => {
-  dataDir = mkdtempSync(join(tmpdir(), 'lkmcp-openapi-'));
-  livekit = await startLiveKitStandIn(TEST_LIVEKIT);
-  local = await startLocalServer({
-    PORT: '0',
-    DATA_DIR: dataDir,
-    LIVEKIT_URL: livekit.url,
-    LIVEKIT_API_KEY: TEST_LIVEKIT.apiKey,
-    LIVEKIT_API_SECRET: TEST_LIVEKIT.apiSecret,
-    LOG_LEVEL: 'error',
-  });
-  base = `http://127.0.0.1:${local.port}`;
+  stack = await startLocalStack();
+  ({ livekit, local, base } = stack);
   const mint = local.mintToken!;
   tokens.super = await mint({ user: 'ops', superadmin: true });
   tokens.adminAcme = await mint({ user: 'acme-admin', tenant: 'acme', admin: true });
@@ -177,9 +167,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await local?.stop();
-  await livekit?.stop();
-  rmSync(dataDir, { recursive: true, force: true });
+  await stack?.stop();
 });
 
 describe('openapi.json', () => {

@@ -6,15 +6,14 @@ import { promisify } from 'node:util';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type LocalServer, startLocalServer } from '../../functions/local.js';
 import { SeedError, type SeededDemo, seedDemo } from '../../scripts/seed-demo.js';
 import { openDispatchMetadata } from '../../worker/src/open.js';
-import { TEST_LIVEKIT } from '../support/fixtures.js';
-import { type LiveKitStandIn, startLiveKitStandIn } from '../support/livekit-standin.js';
+import type { LiveKitStandIn } from '../support/livekit-standin.js';
+import { type LocalStack, startLocalStack } from '../support/local-stack.js';
 
 let dataDir: string;
 let livekit: LiveKitStandIn;
-let local: LocalServer;
+let stack: LocalStack;
 let base: string;
 const running: SeededDemo[] = [];
 
@@ -53,24 +52,13 @@ async function startSession(userToken: string) {
 }
 
 beforeAll(async () => {
-  dataDir = mkdtempSync(join(tmpdir(), 'lkmcp-seed-'));
-  livekit = await startLiveKitStandIn(TEST_LIVEKIT);
-  local = await startLocalServer({
-    PORT: '0',
-    DATA_DIR: dataDir,
-    LIVEKIT_URL: livekit.url,
-    LIVEKIT_API_KEY: TEST_LIVEKIT.apiKey,
-    LIVEKIT_API_SECRET: TEST_LIVEKIT.apiSecret,
-    LOG_LEVEL: 'error',
-  });
-  base = `http://127.0.0.1:${local.port}`;
+  stack = await startLocalStack();
+  ({ dataDir, livekit, base } = stack);
 });
 
 afterAll(async () => {
   for (const demo of running) await demo.mcp.stop();
-  await local?.stop();
-  await livekit?.stop();
-  rmSync(dataDir, { recursive: true, force: true });
+  await stack?.stop();
 });
 
 describe('seedDemo', () => {

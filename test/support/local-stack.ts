@@ -2,8 +2,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type LocalServer, startLocalServer } from '../../functions/local.js';
-import { TEST_LIVEKIT } from '../support/fixtures.js';
-import { type LiveKitStandIn, startLiveKitStandIn } from '../support/livekit-standin.js';
+import { TEST_LIVEKIT } from './fixtures.js';
+import { type LiveKitStandIn, startLiveKitStandIn } from './livekit-standin.js';
 
 /** What an outside client gets back: status, headers and the body, parsed when it is JSON. */
 export interface Answer {
@@ -34,7 +34,7 @@ export interface LocalStack {
 
 /** Starts `startLocalServer` (what `npm start` runs) in a fresh DATA_DIR over the LiveKit stand-in. */
 export async function startLocalStack(env: Record<string, string> = {}): Promise<LocalStack> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'lkmcp-contract-'));
+  const dataDir = mkdtempSync(join(tmpdir(), 'lkmcp-stack-'));
   const livekit = await startLiveKitStandIn(TEST_LIVEKIT);
   const local = await startLocalServer({
     PORT: '0',
