@@ -9,6 +9,7 @@ import {
   checkUserId,
   type Precondition,
   parsePrecondition,
+  type WriteResult,
 } from '../core/admin.js';
 import { listQuerySchema } from '../core/admin-input.js';
 import type { CursorCodec } from '../core/cursor.js';
@@ -110,4 +111,23 @@ export async function listPage<T, V>(
     items: page.items.map(view),
     next_cursor: page.cursor === undefined ? null : cursors.encode(scope, page.cursor),
   });
+}
+
+/**
+ * Answers a PUT: the record's view with its `ETag`, plus `ended_sessions` when the write ended
+ * any; a created record answers 201 with its `Location` (`path` below `/v1/admin/`).
+ */
+export function written<T extends { version: number }, V extends object>(
+  c: Context,
+  result: WriteResult<T>,
+  view: (record: T) => V,
+  path: string,
+) {
+  const { record, created, endedSessions } = result;
+  c.header('etag', etag(record.version));
+  if (created) c.header('location', `/v1/admin/${path}`);
+  return c.json(
+    { ...view(record), ...(endedSessions > 0 ? { ended_sessions: endedSessions } : {}) },
+    created ? 201 : 200,
+  );
 }

@@ -10,6 +10,7 @@ import {
   listPage,
   preconditionOf,
   tenantAccess,
+  written,
 } from './context.js';
 import { tenantView } from './views.js';
 
@@ -35,13 +36,8 @@ export function tenantRoutes({ admin, store, cursors }: AdminRoutesDeps): Hono<A
     const raw = (await readJson(c)) as Record<string, unknown>;
     checkSuperadminFields(actor, raw);
     const body = validate(tenantBodySchema, raw);
-    const { record, created, endedSessions } = await admin.putTenant(actor, tenantId, body, pre);
-    c.header('etag', etag(record.version));
-    if (created) c.header('location', `/v1/admin/${tenantPath(tenantId)}`);
-    return c.json(
-      { ...tenantView(record), ...(endedSessions > 0 ? { ended_sessions: endedSessions } : {}) },
-      created ? 201 : 200,
-    );
+    const result = await admin.putTenant(actor, tenantId, body, pre);
+    return written(c, result, tenantView, tenantPath(tenantId));
   });
 
   app.delete('/:tenantId', async (c) => {

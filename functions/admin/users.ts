@@ -10,6 +10,7 @@ import {
   preconditionOf,
   tenantAccess,
   userIdOf,
+  written,
 } from './context.js';
 import { userView } from './views.js';
 
@@ -34,13 +35,8 @@ export function userRoutes({ admin, store, cursors }: AdminRoutesDeps): Hono<Adm
     const userId = userIdOf(c, { writing: true });
     const pre = preconditionOf(c);
     const body = validate(userBodySchema, await readJson(c));
-    const { record, created, endedSessions } = await admin.putUser(actor, tenantId, userId, body, pre);
-    c.header('etag', etag(record.version));
-    if (created) c.header('location', `/v1/admin/${userPath(tenantId, userId)}`);
-    return c.json(
-      { ...userView(record), ...(endedSessions > 0 ? { ended_sessions: endedSessions } : {}) },
-      created ? 201 : 200,
-    );
+    const result = await admin.putUser(actor, tenantId, userId, body, pre);
+    return written(c, result, userView, userPath(tenantId, userId));
   });
 
   app.delete('/:userId', async (c) => {

@@ -401,6 +401,45 @@ export function createAdminService(deps: AdminServiceDeps) {
     }
   }
 
+  /**
+   * Creates or updates a record as the precondition decided, then audits the write: which
+   * fields changed and the token fingerprints before and after. `record.updated_at` is the
+   * time of the write.
+   */
+  async function writeAudited<
+    T extends { tenant_id: string; version: number; updated_at: string; mcp?: StoredMcp },
+  >(
+    actor: AdminActor,
+    target: string,
+    existing: T | undefined,
+    record: T,
+    write: {
+      expected: number | 'create';
+      pre: Precondition;
+      create: (record: T) => Promise<T>;
+      update: (record: T, expectedVersion: number) => Promise<T>;
+      fields: readonly (keyof T & string)[];
+      headersGiven: boolean;
+    },
+  ): Promise<T> {
+    const { expected } = write;
+    const stored =
+      expected === 'create'
+        ? await createOrRequirePrecondition(() => write.create(record), write.pre)
+        : await write.update(record, expected);
+    await audit({
+      tenant_id: record.tenant_id,
+      target,
+      version: stored.version,
+      actor: actor.sub,
+      action: existing === undefined ? 'create' : 'update',
+      changed_fields: changedFields(existing, stored, write.fields, write.headersGiven),
+      ...tokenFingerprints(existing?.mcp, stored.mcp),
+      at: record.updated_at,
+    });
+    return stored;
+  }
+
   /** Audits the deletion of a record at `path` (its last version, one past the stored one). */
   async function auditDeletion(
     actor: AdminActor,
@@ -526,24 +565,13 @@ export function createAdminService(deps: AdminServiceDeps) {
       if (max !== undefined) record.max_concurrent_sessions = max;
       if (mcp !== undefined) record.mcp = mcp;
 
-      const stored =
-        expected === 'create'
-          ? await createOrRequirePrecondition(() => store.createTenant(record), pre)
-          : await store.updateTenant(record, expected);
-      await audit({
-        tenant_id: tenantId,
-        target,
-        version: stored.version,
-        actor: actor.sub,
-        action: existing === undefined ? 'create' : 'update',
-        changed_fields: changedFields(
-          existing,
-          stored,
-          ['name', 'dispatch_policy', ...SUPERADMIN_FIELDS],
-          body.mcp?.headers !== undefined,
-        ),
-        ...tokenFingerprints(existing?.mcp, stored.mcp),
-        at: now,
+      const stored = await writeAudited(actor, target, existing, record, {
+        expected,
+        pre,
+        create: (r) => store.createTenant(r),
+        update: (r, v) => store.updateTenant(r, v),
+        fields: ['name', 'dispatch_policy', ...SUPERADMIN_FIELDS],
+        headersGiven: body.mcp?.headers !== undefined,
       });
       log.info('tenant written', { tenant_id: tenantId, version: stored.version });
       // Every write that leaves the tenant suspended ends what is still live, so repeating a
@@ -635,24 +663,13 @@ export function createAdminService(deps: AdminServiceDeps) {
         record.display_name = body.display_name;
       if (mcp !== undefined) record.mcp = mcp;
 
-      const stored =
-        expected === 'create'
-          ? await createOrRequirePrecondition(() => store.createUser(record), pre)
-          : await store.updateUser(record, expected);
-      await audit({
-        tenant_id: tenantId,
-        target,
-        version: stored.version,
-        actor: actor.sub,
-        action: existing === undefined ? 'create' : 'update',
-        changed_fields: changedFields(
-          existing,
-          stored,
-          ['display_name', 'phone_numbers', 'status'],
-          body.mcp?.headers !== undefined,
-        ),
-        ...tokenFingerprints(existing?.mcp, stored.mcp),
-        at: now,
+      const stored = await writeAudited(actor, target, existing, record, {
+        expected,
+        pre,
+        create: (r) => store.createUser(r),
+        update: (r, v) => store.updateUser(r, v),
+        fields: ['display_name', 'phone_numbers', 'status'],
+        headersGiven: body.mcp?.headers !== undefined,
       });
       log.info('user written', { tenant_id: tenantId, version: stored.version });
       const endedSessions = stored.status === 'suspended' ? await endUserSessions(tenantId, userId) : 0;
