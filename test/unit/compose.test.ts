@@ -18,6 +18,17 @@ const ENV = {
   AUTH_AUDIENCE: 'livekit-mcp-dispatch',
 };
 
+/** A minimal dispatch to seal. */
+const SEAL_INPUT = {
+  agentName: 'a',
+  userId: 'u',
+  tenantId: 't',
+  roomName: 'r',
+  participantIdentity: 'u',
+  mcpServers: [],
+  ttlSeconds: 60,
+};
+
 describe('createServices', () => {
   it('composes the admin function, which holds no dispatch keyring, and refuses to seal', async () => {
     // Prepare
@@ -27,17 +38,7 @@ describe('createServices', () => {
     const services = createServices(config, silentLog);
 
     // Assess
-    await expect(
-      services.sealer.seal({
-        agentName: 'a',
-        userId: 'u',
-        tenantId: 't',
-        roomName: 'r',
-        participantIdentity: 'u',
-        mcpServers: [],
-        ttlSeconds: 60,
-      }),
-    ).rejects.toBeInstanceOf(ConfigError);
+    await expect(services.sealer.seal(SEAL_INPUT)).rejects.toBeInstanceOf(ConfigError);
   });
 
   it('seals with the dispatch keyring when the function has one', async () => {
@@ -46,15 +47,7 @@ describe('createServices', () => {
 
     // Act
     const services = createServices(config, silentLog);
-    const sealed = await services.sealer.seal({
-      agentName: 'a',
-      userId: 'u',
-      tenantId: 't',
-      roomName: 'r',
-      participantIdentity: 'u',
-      mcpServers: [],
-      ttlSeconds: 60,
-    });
+    const sealed = await services.sealer.seal(SEAL_INPUT);
 
     // Assess
     expect(sealed.metadata.split('.')).toHaveLength(5);
