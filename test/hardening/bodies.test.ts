@@ -1,7 +1,7 @@
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { seedTenant, seedUser, signWebhookBody, TEST_LIVEKIT, uid } from '../support/fixtures.js';
-import { type Stack, startStack } from './stack.js';
+import { signWebhookBody, TEST_LIVEKIT } from '../support/fixtures.js';
+import { type Stack, seedUserWithJwt, startStack } from './stack.js';
 
 const KIB = 1024;
 
@@ -13,15 +13,10 @@ let adminJwt: string;
 
 beforeAll(async () => {
   s = await startStack();
-  const { store, secretBox } = s.server.services;
-  const tenant = await seedTenant(store, secretBox);
-  const user = await seedUser(store, secretBox, {
-    tenant_id: tenant.tenant_id,
-    mcp: { url: 'https://mcp.example.com/u', token: `tok-${uid('x')}` },
-  });
+  const { tenant, user, jwt } = await seedUserWithJwt(s);
   tenantId = tenant.tenant_id;
   userId = user.user_id;
-  userJwt = await s.userToken(userId, tenantId);
+  userJwt = jwt;
   adminJwt = await s.adminToken(tenantId);
 });
 afterAll(async () => {

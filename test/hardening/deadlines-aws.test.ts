@@ -2,8 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadLambdaConfig } from '../../functions/adapters/secrets.js';
 import { ConfigError } from '../../functions/core/errors.js';
 import { type FaultProxy, startFaultProxy } from '../support/fault-proxy.js';
-import { seedTenant, seedUser, uid } from '../support/fixtures.js';
-import { postJson, type Stack, startStack } from './stack.js';
+import { type Stack, seedUserWithJwt, startSession, startStack } from './stack.js';
 
 // Lambda's limit on a cold start's init; the JWKS fetch timeout (adapters/auth.ts).
 const LAMBDA_INIT_LIMIT_MS = 10_000;
@@ -21,21 +20,15 @@ describe('deadlines: the JWKS endpoint hangs', () => {
 
   it('a request is refused within the JWKS timeout with nothing written; it works once the JWKS answers', async () => {
     // Prepare
-    const { store, secretBox } = s.server.services;
-    const tenant = await seedTenant(store, secretBox);
-    const user = await seedUser(store, secretBox, {
-      tenant_id: tenant.tenant_id,
-      mcp: { url: 'https://mcp.example.com/u', token: `tok-${uid('x')}` },
-    });
-    const jwt = await s.userToken(user.user_id, tenant.tenant_id);
+    const { jwt } = await seedUserWithJwt(s);
     const before = await s.db.scan();
     s.jwksProxy.fail({ mode: 'hang', times: 1 });
 
     // Act
-    const res = await postJson(`${s.url}/v1/sessions`, {}, { authorization: `Bearer ${jwt}` });
+    const res = await startSession(s, jwt);
     const after = await s.db.scan();
     const livekitCalls = s.livekit.calls.length;
-    const again = await postJson(`${s.url}/v1/sessions`, {}, { authorization: `Bearer ${jwt}` });
+    const again = await startSession(s, jwt);
 
     // Assess
     // The verifier turns a JWKS timeout into 401 unauthenticated (see RELIABILITY.md: 503 would

@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { seedTenant, seedUser, uid } from '../support/fixtures.js';
-import { itemsOfKind, postJson, type Stack, startStack } from './stack.js';
+import { uid } from '../support/fixtures.js';
+import { itemsOfKind, type Stack, seedUserWithJwt, startSession, startStack } from './stack.js';
 
 // Session/webhook Lambda timeout (infra/context.ts) and the budget of one hung dependency.
 const LAMBDA_TIMEOUT_MS = 25_000;
@@ -24,17 +24,11 @@ describe('deadlines: DynamoDB hangs', () => {
 
   it('the session record write never answers → 503 store_unavailable in budget; dispatch, lease and claim undone', async () => {
     // Prepare
-    const { store, secretBox } = s.server.services;
-    const tenant = await seedTenant(store, secretBox, { max_concurrent_sessions: 1 });
-    const user = await seedUser(store, secretBox, {
-      tenant_id: tenant.tenant_id,
-      mcp: { url: 'https://mcp.example.com/u', token: `tok-${uid('x')}` },
-    });
-    const jwt = await s.userToken(user.user_id, tenant.tenant_id);
+    const { tenant, jwt } = await seedUserWithJwt(s, { max_concurrent_sessions: 1 });
     s.dynamoProxy.fail({ mode: 'hang', operations: ['PutItem'], bodyIncludes: '"SESSION#' });
 
     // Act
-    const res = await postJson(`${s.url}/v1/sessions`, {}, { authorization: `Bearer ${jwt}` });
+    const res = await startSession(s, jwt);
     s.dynamoProxy.clear();
 
     // Assess
@@ -49,24 +43,18 @@ describe('deadlines: DynamoDB hangs', () => {
     expect(itemsOfKind(items, 'LEASE').filter((i) => String(i.pk).includes(tenant.tenant_id))).toEqual([]);
     expect(itemsOfKind(items, 'DISPATCH').filter((i) => String(i.pk).includes(tenant.tenant_id))).toEqual([]);
     expect(itemsOfKind(items, 'ROOM').filter((i) => i.tenant_id === tenant.tenant_id)).toEqual([]);
-    const again = await postJson(`${s.url}/v1/sessions`, {}, { authorization: `Bearer ${jwt}` });
+    const again = await startSession(s, jwt);
     expect(again.status, again.text).toBe(201);
   });
 
   it('DynamoDB hangs from the moment the dispatch exists → 503 inside the Lambda timeout, dispatch deleted', async () => {
     // Prepare
-    const { store, secretBox } = s.server.services;
-    const tenant = await seedTenant(store, secretBox, { max_concurrent_sessions: 1 });
-    const user = await seedUser(store, secretBox, {
-      tenant_id: tenant.tenant_id,
-      mcp: { url: 'https://mcp.example.com/u', token: `tok-${uid('x')}` },
-    });
-    const jwt = await s.userToken(user.user_id, tenant.tenant_id);
+    const { tenant, jwt } = await seedUserWithJwt(s, { max_concurrent_sessions: 1 });
     const dispatched = () => s.livekit.calls.some((c) => c.rpc === 'AgentDispatchService/CreateDispatch');
     s.dynamoProxy.fail({ mode: 'hang', when: dispatched });
 
     // Act
-    const res = await postJson(`${s.url}/v1/sessions`, {}, { authorization: `Bearer ${jwt}` });
+    const res = await startSession(s, jwt);
     s.dynamoProxy.clear();
     s.dynamoProxy.releaseHung();
 

@@ -1,13 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import {
-  participantJoined,
-  seedTenant,
-  seedUser,
-  signWebhookBody,
-  TEST_LIVEKIT,
-  uid,
-} from '../support/fixtures.js';
-import { itemsOfKind, postJson, type Stack, startStack } from './stack.js';
+import { participantJoined, seedTenant, seedUser, uid } from '../support/fixtures.js';
+import { itemsOfKind, type Stack, seedUserWithJwt, sendWebhook, startSession, startStack } from './stack.js';
 
 // The session and webhook functions run with a 25 s Lambda timeout (infra/context.ts); the
 // LiveKit gateway's per-call timeout is 4 s (adapters/livekit.ts, as compose.ts builds it). One
@@ -30,14 +23,8 @@ beforeEach(() => {
 });
 
 /** A tenant limited to one concurrent session, with one user who has an MCP URL and token. */
-async function limitedTenant(extra: Parameters<typeof seedTenant>[2] = {}) {
-  const { store, secretBox } = s.server.services;
-  const tenant = await seedTenant(store, secretBox, { max_concurrent_sessions: 1, ...extra });
-  const user = await seedUser(store, secretBox, {
-    tenant_id: tenant.tenant_id,
-    mcp: { url: 'https://mcp.example.com/u', token: `tok-${uid('x')}` },
-  });
-  return { tenant, user, jwt: await s.userToken(user.user_id, tenant.tenant_id) };
+function limitedTenant(extra: Parameters<typeof seedTenant>[2] = {}) {
+  return seedUserWithJwt(s, { max_concurrent_sessions: 1, ...extra });
 }
 
 /** What the table holds for one tenant and room that a failed request must not leave. */
@@ -53,10 +40,6 @@ async function leftovers(tenantId: string, roomName?: string) {
   return { leases, claims, activeSessions };
 }
 
-function startSession(jwt: string) {
-  return postJson(`${s.url}/v1/sessions`, {}, { authorization: `Bearer ${jwt}` });
-}
-
 describe('deadlines: LiveKit hangs during POST /v1/sessions', () => {
   it('CreateDispatch never answers → 502 livekit_unavailable within the budget, lease free, no dispatch', async () => {
     // Prepare
@@ -64,7 +47,7 @@ describe('deadlines: LiveKit hangs during POST /v1/sessions', () => {
     s.livekit.failNext(1, 'hang');
 
     // Act
-    const res = await startSession(jwt);
+    const res = await startSession(s, jwt);
 
     // Assess
     expect(res.status, res.text).toBe(502);
@@ -77,7 +60,7 @@ describe('deadlines: LiveKit hangs during POST /v1/sessions', () => {
     expect(left.claims.filter((c) => String(c.pk).includes(tenant.tenant_id))).toEqual([]);
     expect(left.leases).toEqual([]);
     // The one lease is free again: the next session starts.
-    const again = await startSession(jwt);
+    const again = await startSession(s, jwt);
     expect(again.status, again.text).toBe(201);
   });
 
@@ -87,7 +70,7 @@ describe('deadlines: LiveKit hangs during POST /v1/sessions', () => {
     s.livekit.failNext(1, 'apply-then-hang');
 
     // Act
-    const res = await startSession(jwt);
+    const res = await startSession(s, jwt);
 
     // Assess
     expect(res.status, res.text).toBe(502);
@@ -98,7 +81,7 @@ describe('deadlines: LiveKit hangs during POST /v1/sessions', () => {
     expect(s.livekit.dispatches).toEqual([]);
     const left = await leftovers(tenant.tenant_id);
     expect(left.activeSessions).toEqual([]);
-    const again = await startSession(jwt);
+    const again = await startSession(s, jwt);
     expect(again.status, again.text).toBe(201);
     expect(s.livekit.dispatches).toHaveLength(1);
   });
@@ -109,7 +92,7 @@ describe('deadlines: LiveKit hangs during POST /v1/sessions', () => {
     s.livekit.failNext(2, 'apply-then-hang');
 
     // Act
-    const res = await startSession(jwt);
+    const res = await startSession(s, jwt);
 
     // Assess
     expect(res.status, res.text).toBe(502);
@@ -125,7 +108,7 @@ describe('deadlines: LiveKit hangs during POST /v1/sessions', () => {
       expect(claim.claim_state).toBe('in_progress');
       expect(Number(claim.lease_until)).toBeLessThanOrEqual(Date.now());
     }
-    expect((await startSession(jwt)).status).toBe(201);
+    expect((await startSession(s, jwt)).status).toBe(201);
   });
 
   it('a reset connection or a garbage answer → 502 at once, nothing left', async () => {
@@ -136,14 +119,14 @@ describe('deadlines: LiveKit hangs during POST /v1/sessions', () => {
       s.livekit.failNext(1, mode);
 
       // Act
-      const res = await startSession(jwt);
+      const res = await startSession(s, jwt);
 
       // Assess
       expect(res.status, `${mode}: ${res.text}`).toBe(502);
       expect(res.ms, mode).toBeLessThan(LIVEKIT_TIMEOUT_MS);
       expect(s.livekit.dispatches, mode).toEqual([]);
       expect((await leftovers(tenant.tenant_id)).activeSessions, mode).toEqual([]);
-      expect((await startSession(jwt)).status, mode).toBe(201);
+      expect((await startSession(s, jwt)).status, mode).toBe(201);
     }
   });
 });
@@ -161,13 +144,7 @@ describe('deadlines: LiveKit hangs during a participant_joined webhook', () => {
     s.livekit.addRoom(room);
     const eventId = `EV_${uid('e')}`;
     const body = participantJoined({ id: eventId, roomName: room, identity: user.user_id });
-    const deliver = async () => {
-      const signed = await signWebhookBody(body, TEST_LIVEKIT);
-      return postJson(`${s.url}/v1/livekit/webhook`, signed.body, {
-        'content-type': 'application/webhook+json',
-        authorization: signed.authorization,
-      });
-    };
+    const deliver = () => sendWebhook(s, body);
     s.livekit.failNext(1, 'hang');
 
     // Act

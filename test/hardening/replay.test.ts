@@ -3,14 +3,19 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   participantJoined,
   roomFinished,
-  seedTenant,
-  seedUser,
   signExpiredWebhookBody,
   signWebhookBody,
   TEST_LIVEKIT,
   uid,
 } from '../support/fixtures.js';
-import { postJson, type Stack, startStack } from './stack.js';
+import {
+  deliverWebhook,
+  type Stack,
+  seedUserWithJwt,
+  sendWebhook,
+  startSession,
+  startStack,
+} from './stack.js';
 
 let api: Stack;
 let token: Stack;
@@ -26,45 +31,26 @@ beforeEach(() => {
   token.livekit.reset();
 });
 
-async function deliver(s: Stack, signed: { body: string; authorization: string }) {
-  return postJson(`${s.url}/v1/livekit/webhook`, signed.body, {
-    'content-type': 'application/webhook+json',
-    authorization: signed.authorization,
-  });
-}
-
-const send = async (s: Stack, body: string) => deliver(s, await signWebhookBody(body, TEST_LIVEKIT));
-
-async function userOf(s: Stack, tenantSeed: Parameters<typeof seedTenant>[2] = {}) {
-  const { store, secretBox } = s.server.services;
-  const tenant = await seedTenant(store, secretBox, tenantSeed);
-  const user = await seedUser(store, secretBox, {
-    tenant_id: tenant.tenant_id,
-    mcp: { url: 'https://mcp.example.com/u', token: `tok-${uid('x')}` },
-  });
-  return { tenant, user, jwt: await s.userToken(user.user_id, tenant.tenant_id) };
-}
-
 const creates = (s: Stack) => s.livekit.calls.filter((c) => c.rpc === 'AgentDispatchService/CreateDispatch');
 
 describe('replay: a captured webhook', () => {
   it('replayed after its token expired → 401 invalid_signature, nothing read or written', async () => {
     // Prepare
-    const { tenant, user } = await userOf(api, { webhook_dispatch: true });
+    const { tenant, user } = await seedUserWithJwt(api, { webhook_dispatch: true });
     const room = `lk-mcp-${tenant.tenant_id}-${uid('r')}`;
     api.livekit.addRoom(room);
     const body = participantJoined({ roomName: room, identity: user.user_id });
     const captured = await signWebhookBody(body, TEST_LIVEKIT);
-    expect((await deliver(api, captured)).json.action).toBe('dispatched');
+    expect((await deliverWebhook(api, captured)).json.action).toBe('dispatched');
     const before = await api.db.scan();
     const callsBefore = api.livekit.calls.length;
     // The same body under the same key, its token now past `exp` (what the capture becomes).
     const expired = await signExpiredWebhookBody(body, TEST_LIVEKIT);
 
     // Act
-    const res = await deliver(api, expired);
+    const res = await deliverWebhook(api, expired);
     // And a fresh event (new id) under an expired token: refused before its id is looked at.
-    const fresh = await deliver(
+    const fresh = await deliverWebhook(
       api,
       await signExpiredWebhookBody(
         participantJoined({ roomName: room, identity: user.user_id }),
@@ -82,7 +68,7 @@ describe('replay: a captured webhook', () => {
 
   it('replayed inside its window → duplicate_event, no second dispatch', async () => {
     // Prepare
-    const { tenant, user } = await userOf(api, { webhook_dispatch: true });
+    const { tenant, user } = await seedUserWithJwt(api, { webhook_dispatch: true });
     const room = `lk-mcp-${tenant.tenant_id}-${uid('r')}`;
     api.livekit.addRoom(room);
     const captured = await signWebhookBody(
@@ -91,9 +77,9 @@ describe('replay: a captured webhook', () => {
     );
 
     // Act
-    const first = await deliver(api, captured);
+    const first = await deliverWebhook(api, captured);
     const replays = [];
-    for (let i = 0; i < 3; i++) replays.push(await deliver(api, captured));
+    for (let i = 0; i < 3; i++) replays.push(await deliverWebhook(api, captured));
 
     // Assess
     expect(first.json.action).toBe('dispatched');
@@ -110,8 +96,8 @@ describe('replay: a captured webhook', () => {
 describe('replay: a participant token reused after its session ended', () => {
   it('token mode: LiveKit brings the agent back from the token → the webhook deletes the room', async () => {
     // Prepare: a session in token mode (the token itself carries the sealed dispatch).
-    const { user, jwt } = await userOf(token);
-    const started = await postJson(`${token.url}/v1/sessions`, {}, { authorization: `Bearer ${jwt}` });
+    const { user, jwt } = await seedUserWithJwt(token);
+    const started = await startSession(token, jwt);
     expect(started.status, started.text).toBe(201);
     const room = started.json.room_name as string;
     const claims = decodeJwt(started.json.participant_token as string) as {
@@ -119,16 +105,16 @@ describe('replay: a participant token reused after its session ended', () => {
     };
     const agent = claims.roomConfig?.agents?.[0];
     expect(agent?.metadata).toBeTruthy();
-    expect((await send(token, roomFinished({ roomName: room, roomSid: 'RM_first' }))).json.action).toBe(
-      'ended',
-    );
+    expect(
+      (await sendWebhook(token, roomFinished({ roomName: room, roomSid: 'RM_first' }))).json.action,
+    ).toBe('ended');
     // The participant joins again with the same token: LiveKit creates the room anew and applies
     // the token's room configuration, dispatching the agent with the old sealed metadata.
     await token.server.services.livekit.createDispatch(room, agent!.agentName, agent!.metadata);
     expect(token.livekit.dispatches.filter((d) => d.room === room)).toHaveLength(1);
 
     // Act
-    const joined = await send(
+    const joined = await sendWebhook(
       token,
       participantJoined({ roomName: room, roomSid: 'RM_second', identity: user.user_id }),
     );
@@ -144,8 +130,8 @@ describe('replay: a participant token reused after its session ended', () => {
 
   it('token mode, after an admin revoke: the same — the room is deleted, no agent stays', async () => {
     // Prepare
-    const { tenant, user, jwt } = await userOf(token);
-    const started = await postJson(`${token.url}/v1/sessions`, {}, { authorization: `Bearer ${jwt}` });
+    const { tenant, user, jwt } = await seedUserWithJwt(token);
+    const started = await startSession(token, jwt);
     const room = started.json.room_name as string;
     const agent = (
       decodeJwt(started.json.participant_token as string) as {
@@ -164,7 +150,7 @@ describe('replay: a participant token reused after its session ended', () => {
     await token.server.services.livekit.createDispatch(room, agent.agentName, agent.metadata);
 
     // Act
-    const joined = await send(
+    const joined = await sendWebhook(
       token,
       participantJoined({ roomName: room, roomSid: 'RM_again', identity: user.user_id }),
     );
@@ -177,11 +163,11 @@ describe('replay: a participant token reused after its session ended', () => {
 
   it('api mode, webhook-dispatch tenant: no new dispatch for the ended session, the room is deleted', async () => {
     // Prepare
-    const { user, jwt } = await userOf(api, { webhook_dispatch: true });
-    const started = await postJson(`${api.url}/v1/sessions`, {}, { authorization: `Bearer ${jwt}` });
+    const { user, jwt } = await seedUserWithJwt(api, { webhook_dispatch: true });
+    const started = await startSession(api, jwt);
     expect(started.status, started.text).toBe(201);
     const room = started.json.room_name as string;
-    expect((await send(api, roomFinished({ roomName: room, roomSid: 'RM_first' }))).json.action).toBe(
+    expect((await sendWebhook(api, roomFinished({ roomName: room, roomSid: 'RM_first' }))).json.action).toBe(
       'ended',
     );
     expect(api.livekit.dispatches.filter((d) => d.room === room)).toHaveLength(1);
@@ -190,11 +176,11 @@ describe('replay: a participant token reused after its session ended', () => {
     api.livekit.addRoom(room);
 
     // Act
-    const joined = await send(
+    const joined = await sendWebhook(
       api,
       participantJoined({ roomName: room, roomSid: 'RM_second', identity: user.user_id }),
     );
-    const again = await send(
+    const again = await sendWebhook(
       api,
       participantJoined({ roomName: room, roomSid: 'RM_second', identity: user.user_id }),
     );
@@ -209,19 +195,25 @@ describe('replay: a participant token reused after its session ended', () => {
 
   it('a webhook-named room reused by the same participant later (new sid) → dispatched once, no churn', async () => {
     // Prepare
-    const { tenant, user } = await userOf(api, { webhook_dispatch: true });
+    const { tenant, user } = await seedUserWithJwt(api, { webhook_dispatch: true });
     const room = `lk-mcp-${tenant.tenant_id}-daily`;
     api.livekit.addRoom(room);
     expect(
-      (await send(api, participantJoined({ roomName: room, roomSid: 'RM_mon', identity: user.user_id }))).json
-        .action,
+      (
+        await sendWebhook(
+          api,
+          participantJoined({ roomName: room, roomSid: 'RM_mon', identity: user.user_id }),
+        )
+      ).json.action,
     ).toBe('dispatched');
-    expect((await send(api, roomFinished({ roomName: room, roomSid: 'RM_mon' }))).json.action).toBe('ended');
+    expect((await sendWebhook(api, roomFinished({ roomName: room, roomSid: 'RM_mon' }))).json.action).toBe(
+      'ended',
+    );
     api.livekit.reset();
     api.livekit.addRoom(room);
 
     // Act
-    const tuesday = await send(
+    const tuesday = await sendWebhook(
       api,
       participantJoined({ roomName: room, roomSid: 'RM_tue', identity: user.user_id }),
     );

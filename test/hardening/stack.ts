@@ -6,7 +6,7 @@ import { generateKeyringJson } from '../../functions/core/keyring.js';
 import { type LocalServer, startLocalServer } from '../../functions/local.js';
 import { startDynalite, type TestDynamo } from '../support/dynalite.js';
 import { type FaultProxy, startFaultProxy } from '../support/fault-proxy.js';
-import { TEST_LIVEKIT } from '../support/fixtures.js';
+import { seedTenant, seedUser, signWebhookBody, TEST_LIVEKIT, uid } from '../support/fixtures.js';
 import { type JwksServer, startJwksServer } from '../support/jwks-server.js';
 import { type LiveKitStandIn, startLiveKitStandIn } from '../support/livekit-standin.js';
 
@@ -119,6 +119,38 @@ export async function postJson(
     // not JSON: left empty, the status says enough
   }
   return { status: res.status, json, text, ms: Date.now() - started };
+}
+
+/**
+ * Seeds a tenant (`tenantSeed` on top of the fixture defaults) and one user of it with an MCP
+ * URL and token, and mints the user's JWT.
+ */
+export async function seedUserWithJwt(s: Stack, tenantSeed: Parameters<typeof seedTenant>[2] = {}) {
+  const { store, secretBox } = s.server.services;
+  const tenant = await seedTenant(store, secretBox, tenantSeed);
+  const user = await seedUser(store, secretBox, {
+    tenant_id: tenant.tenant_id,
+    mcp: { url: 'https://mcp.example.com/u', token: `tok-${uid('x')}` },
+  });
+  return { tenant, user, jwt: await s.userToken(user.user_id, tenant.tenant_id) };
+}
+
+/** `POST /v1/sessions` with an empty body as the holder of `jwt`. */
+export function startSession(s: Stack, jwt: string) {
+  return postJson(`${s.url}/v1/sessions`, {}, { authorization: `Bearer ${jwt}` });
+}
+
+/** Delivers a signed webhook as LiveKit does. */
+export function deliverWebhook(s: Stack, signed: { body: string; authorization: string }) {
+  return postJson(`${s.url}/v1/livekit/webhook`, signed.body, {
+    'content-type': 'application/webhook+json',
+    authorization: signed.authorization,
+  });
+}
+
+/** Signs `body` with the stand-in's LiveKit key and delivers it. */
+export async function sendWebhook(s: Stack, body: string) {
+  return deliverWebhook(s, await signWebhookBody(body, TEST_LIVEKIT));
 }
 
 function freePort(): Promise<number> {

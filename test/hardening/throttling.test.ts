@@ -1,13 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import {
-  participantJoined,
-  seedTenant,
-  seedUser,
-  signWebhookBody,
-  TEST_LIVEKIT,
-  uid,
-} from '../support/fixtures.js';
-import { itemsOfKind, postJson, type Stack, startStack } from './stack.js';
+import { participantJoined, uid } from '../support/fixtures.js';
+import { itemsOfKind, type Stack, seedUserWithJwt, sendWebhook, startSession, startStack } from './stack.js';
 
 let s: Stack;
 
@@ -23,27 +16,6 @@ afterEach(() => {
   s.livekit.reset();
 });
 
-async function userOf(tenantSeed: Parameters<typeof seedTenant>[2] = {}) {
-  const { store, secretBox } = s.server.services;
-  const tenant = await seedTenant(store, secretBox, tenantSeed);
-  const user = await seedUser(store, secretBox, {
-    tenant_id: tenant.tenant_id,
-    mcp: { url: 'https://mcp.example.com/u', token: `tok-${uid('x')}` },
-  });
-  return { tenant, user, jwt: await s.userToken(user.user_id, tenant.tenant_id) };
-}
-
-const startSession = (jwt: string) =>
-  postJson(`${s.url}/v1/sessions`, {}, { authorization: `Bearer ${jwt}` });
-
-async function webhook(body: string) {
-  const signed = await signWebhookBody(body, TEST_LIVEKIT);
-  return postJson(`${s.url}/v1/livekit/webhook`, signed.body, {
-    'content-type': 'application/webhook+json',
-    authorization: signed.authorization,
-  });
-}
-
 /** Everything in the table that belongs to one tenant (by id anywhere in the item). */
 async function tenantItems(tenantId: string) {
   return (await s.db.scan()).filter((i) => JSON.stringify(i).includes(tenantId));
@@ -54,11 +26,11 @@ describe('throttling: ProvisionedThroughputExceededException twice, then success
     'on %s: POST /v1/sessions succeeds (standard retry mode)',
     async (operation) => {
       // Prepare
-      const { jwt } = await userOf({ max_concurrent_sessions: 5 });
+      const { jwt } = await seedUserWithJwt(s, { max_concurrent_sessions: 5 });
       s.dynamoProxy.fail({ mode: 'throttle', times: 2, operations: [operation] });
 
       // Act
-      const res = await startSession(jwt);
+      const res = await startSession(s, jwt);
 
       // Assess
       expect(res.status, res.text).toBe(201);
@@ -69,13 +41,13 @@ describe('throttling: ProvisionedThroughputExceededException twice, then success
 
   it('on the event claim: the webhook dispatches once', async () => {
     // Prepare
-    const { tenant, user } = await userOf({ webhook_dispatch: true });
+    const { tenant, user } = await seedUserWithJwt(s, { webhook_dispatch: true });
     const room = `lk-mcp-${tenant.tenant_id}-${uid('r')}`;
     s.livekit.addRoom(room);
     s.dynamoProxy.fail({ mode: 'throttle', times: 2, bodyIncludes: '"EVENT#' });
 
     // Act
-    const res = await webhook(participantJoined({ roomName: room, identity: user.user_id }));
+    const res = await sendWebhook(s, participantJoined({ roomName: room, identity: user.user_id }));
 
     // Assess
     expect(res.status, res.text).toBe(200);
@@ -86,7 +58,7 @@ describe('throttling: ProvisionedThroughputExceededException twice, then success
 
   it('on an admin write: the user is created exactly once', async () => {
     // Prepare
-    const { tenant } = await userOf();
+    const { tenant } = await seedUserWithJwt(s);
     const admin = await s.adminToken(tenant.tenant_id);
     const userId = uid('u');
     s.dynamoProxy.fail({ mode: 'throttle', times: 2, operations: ['PutItem'] });
@@ -108,7 +80,7 @@ describe('throttling: ProvisionedThroughputExceededException twice, then success
 describe('throttling: constant', () => {
   it('from the first call: 503 store_unavailable on every route, nothing written, LiveKit untouched', async () => {
     // Prepare
-    const { tenant, user, jwt } = await userOf({ webhook_dispatch: true });
+    const { tenant, user, jwt } = await seedUserWithJwt(s, { webhook_dispatch: true });
     const admin = await s.adminToken(tenant.tenant_id);
     const room = `lk-mcp-${tenant.tenant_id}-${uid('r')}`;
     s.livekit.addRoom(room);
@@ -116,8 +88,8 @@ describe('throttling: constant', () => {
     s.dynamoProxy.fail({ mode: 'throttle' });
 
     // Act
-    const session = await startSession(jwt);
-    const hook = await webhook(participantJoined({ roomName: room, identity: user.user_id }));
+    const session = await startSession(s, jwt);
+    const hook = await sendWebhook(s, participantJoined({ roomName: room, identity: user.user_id }));
     const put = await fetch(`${s.url}/v1/admin/tenants/${tenant.tenant_id}/users/${uid('u')}`, {
       method: 'PUT',
       headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json', 'if-none-match': '*' },
@@ -137,12 +109,12 @@ describe('throttling: constant', () => {
 
   it('on the session record write: 503, the dispatch deleted, lease and claim released', async () => {
     // Prepare
-    const { tenant, jwt } = await userOf({ max_concurrent_sessions: 1 });
+    const { tenant, jwt } = await seedUserWithJwt(s, { max_concurrent_sessions: 1 });
     const before = await tenantItems(tenant.tenant_id);
     s.dynamoProxy.fail({ mode: 'throttle', operations: ['PutItem'], bodyIncludes: '"SESSION#' });
 
     // Act
-    const res = await startSession(jwt);
+    const res = await startSession(s, jwt);
     s.dynamoProxy.clear();
 
     // Assess
@@ -152,17 +124,17 @@ describe('throttling: constant', () => {
     // Only the per-minute rate counter (not a session) may be new.
     const after = (await tenantItems(tenant.tenant_id)).filter((i) => !String(i.pk).startsWith('RATE#'));
     expect(after).toEqual(before);
-    expect((await startSession(jwt)).status).toBe(201);
+    expect((await startSession(s, jwt)).status).toBe(201);
   });
 
   it('from the moment the dispatch exists: 503, the dispatch deleted, no session; only expiring items stay', async () => {
     // Prepare
-    const { tenant, jwt } = await userOf({ max_concurrent_sessions: 1 });
+    const { tenant, jwt } = await seedUserWithJwt(s, { max_concurrent_sessions: 1 });
     const dispatched = () => s.livekit.calls.some((c) => c.rpc === 'AgentDispatchService/CreateDispatch');
     s.dynamoProxy.fail({ mode: 'throttle', when: dispatched });
 
     // Act
-    const res = await startSession(jwt);
+    const res = await startSession(s, jwt);
     s.dynamoProxy.clear();
 
     // Assess
