@@ -1,10 +1,10 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createJwtVerifier } from '../../functions/adapters/auth.js';
 import { createAdminApp } from '../../functions/admin/app.js';
 import type { Log } from '../../functions/core/log.js';
 import type { HostResolver } from '../../functions/core/url-guard.js';
 import { type Harness, seedTenant, startHarness, uid } from '../support/fixtures.js';
+import { verifierOf } from '../support/jwks-server.js';
 import { bodyText, hostileKey, hostileString, prototypeSnapshot, shaped } from './hostile.js';
 import { recordingStore } from './recording-store.js';
 
@@ -49,12 +49,7 @@ beforeAll(async () => {
   app = createAdminApp({
     store: rec.store,
     secretBox: h.secretBox,
-    verifier: createJwtVerifier({
-      jwksUrl: h.jwks.jwksUrl,
-      issuer: h.jwks.issuer,
-      audience: h.jwks.audience,
-      tenantClaim: 'tenant_id',
-    }),
+    verifier: verifierOf(h.jwks),
     livekit: h.gateway,
     config: { mcpAllowedPorts: [8443], allowInsecureMcpUrls: false, storageKeys: h.storageKeys },
     resolveHost,

@@ -1,6 +1,5 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createJwtVerifier } from '../../functions/adapters/auth.js';
 import type { Log } from '../../functions/core/log.js';
 import { createSessionApp } from '../../functions/session/app.js';
 import { createWebhookApp } from '../../functions/webhook/app.js';
@@ -14,6 +13,7 @@ import {
   TEST_LIVEKIT,
   uid,
 } from '../support/fixtures.js';
+import { verifierOf } from '../support/jwks-server.js';
 import { bodyText, hostileKey, hostileString, prototypeSnapshot, shaped } from './hostile.js';
 import { recordingStore } from './recording-store.js';
 
@@ -70,12 +70,7 @@ function problemOk(status: number, text: string): void {
 describe('fuzz: POST /v1/sessions with a valid JWT', () => {
   it(`${RUNS} hostile bodies: never 5xx; a refusal writes nothing; a 201 makes exactly one session`, async () => {
     // Prepare
-    const verifier = createJwtVerifier({
-      jwksUrl: h.jwks.jwksUrl,
-      issuer: h.jwks.issuer,
-      audience: h.jwks.audience,
-      tenantClaim: 'tenant_id',
-    });
+    const verifier = verifierOf(h.jwks);
     const app = createSessionApp({
       store: rec.store,
       livekit: h.gateway,
@@ -348,12 +343,7 @@ describe('sessions: a JWT subject no user id can be', () => {
       livekit: h.gateway,
       sealer: h.sealer,
       secretBox: h.secretBox,
-      verifier: createJwtVerifier({
-        jwksUrl: h.jwks.jwksUrl,
-        issuer: h.jwks.issuer,
-        audience: h.jwks.audience,
-        tenantClaim: 'tenant_id',
-      }),
+      verifier: verifierOf(h.jwks),
       log: errorLog,
       config: {
         defaultAgentName: 'mcp-agent',

@@ -1,8 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createJwtVerifier } from '../../functions/adapters/auth.js';
 import { createLiveKitGateway } from '../../functions/adapters/livekit.js';
 import { DynamoStore } from '../../functions/adapters/store.js';
-import { createAdminApp } from '../../functions/admin/app.js';
+import { type AdminAppDeps, createAdminApp } from '../../functions/admin/app.js';
 import { holderOf } from '../../functions/core/dispatcher.js';
 import { parseKeyring } from '../../functions/core/keyring.js';
 import type { Log } from '../../functions/core/log.js';
@@ -12,7 +11,7 @@ import { createDispatchSealer, createSecretBox } from '../../functions/core/seal
 import type { HostResolver } from '../../functions/core/url-guard.js';
 import { createSessionApp } from '../../functions/session/app.js';
 import { startDynalite, type TestDynamo } from '../support/dynalite.js';
-import { type JwksServer, startJwksServer } from '../support/jwks-server.js';
+import { type JwksServer, startJwksServer, verifierOf } from '../support/jwks-server.js';
 import { type LiveKitStandIn, startLiveKitStandIn } from '../support/livekit-standin.js';
 
 const LK = { apiKey: 'admin-test-key', apiSecret: 'admin-test-secret-with-enough-length-0123456789' };
@@ -142,23 +141,23 @@ function session(tenantId: string, userId: string, room: string): SessionRecord 
   };
 }
 
-beforeAll(async () => {
-  [db, jwks, livekit] = await Promise.all([startDynalite(), startJwksServer(), startLiveKitStandIn(LK)]);
-  store = new DynamoStore({ client: db.client, tableName: db.tableName });
-  app = createAdminApp({
+/** The admin app's dependencies over this file's servers; `overrides` replace any of them. */
+function adminDeps(overrides: Partial<AdminAppDeps> = {}): AdminAppDeps {
+  return {
     store,
     secretBox: createSecretBox(storageKeys),
-    verifier: createJwtVerifier({
-      jwksUrl: jwks.jwksUrl,
-      issuer: jwks.issuer,
-      audience: jwks.audience,
-      tenantClaim: 'tenant_id',
-    }),
+    verifier: verifierOf(jwks),
     livekit: createLiveKitGateway({ httpUrl: livekit.url, ...LK }),
     config: { mcpAllowedPorts: [8443], allowInsecureMcpUrls: false, storageKeys },
     resolveHost,
-    log: captureLog(),
-  });
+    ...overrides,
+  };
+}
+
+beforeAll(async () => {
+  [db, jwks, livekit] = await Promise.all([startDynalite(), startJwksServer(), startLiveKitStandIn(LK)]);
+  store = new DynamoStore({ client: db.client, tableName: db.tableName });
+  app = createAdminApp(adminDeps({ log: captureLog() }));
   tokens.super = await jwks.mint({ sub: 'operator', scope: 'openid dispatch:superadmin' });
   tokens.adminA = await jwks.mint({ sub: 'admin-a', tenant_id: tenantA, scope: 'dispatch:admin' });
   tokens.adminAScp = await jwks.mint({ sub: 'admin-a2', tenant_id: tenantA, scp: ['dispatch:admin'] });
@@ -772,12 +771,7 @@ describe('admin API: revoke, suspension, sessions, audit', () => {
         }).keyring!,
       ),
       secretBox: createSecretBox(storageKeys),
-      verifier: createJwtVerifier({
-        jwksUrl: jwks.jwksUrl,
-        issuer: jwks.issuer,
-        audience: jwks.audience,
-        tenantClaim: 'tenant_id',
-      }),
+      verifier: verifierOf(jwks),
       config: {
         defaultAgentName: 'mcp-agent',
         sessionDispatchMode: 'api',
@@ -964,20 +958,12 @@ describe('admin API: revoke, suspension, sessions, audit', () => {
 
   it('answers 202 when the cascade budget runs out, and a repeat finishes it', async () => {
     // Prepare
-    const slow = createAdminApp({
-      store,
-      secretBox: createSecretBox(storageKeys),
-      verifier: createJwtVerifier({
-        jwksUrl: jwks.jwksUrl,
-        issuer: jwks.issuer,
-        audience: jwks.audience,
-        tenantClaim: 'tenant_id',
+    const slow = createAdminApp(
+      adminDeps({
+        config: { mcpAllowedPorts: [], allowInsecureMcpUrls: false, storageKeys },
+        cascadeBudgetMs: 0,
       }),
-      livekit: createLiveKitGateway({ httpUrl: livekit.url, ...LK }),
-      config: { mcpAllowedPorts: [], allowInsecureMcpUrls: false, storageKeys },
-      resolveHost,
-      cascadeBudgetMs: 0,
-    });
+    );
     await createTenant('casc-slow');
     for (let i = 0; i < 30; i++) await createUser('casc-slow', `slow-${i}`);
     const del = () =>

@@ -14,20 +14,14 @@ import {
   loadOrCreateDevIssuer,
 } from '../../functions/adapters/dev-issuer.js';
 import { AuthError, ConfigError } from '../../functions/core/errors.js';
-import { type JwksServer, startJwksServer } from '../support/jwks-server.js';
+import { type JwksServer, startJwksServer, verifierOf } from '../support/jwks-server.js';
 
 let jwks: JwksServer;
 let verifier: JwtVerifier;
 
 beforeAll(async () => {
   jwks = await startJwksServer();
-  verifier = createJwtVerifier({
-    jwksUrl: jwks.jwksUrl,
-    issuer: jwks.issuer,
-    audience: jwks.audience,
-    tenantClaim: 'tenant_id',
-    timeoutMs: 2000,
-  });
+  verifier = verifierOf(jwks, { timeoutMs: 2000 });
 });
 
 afterAll(() => jwks.stop());

@@ -2,7 +2,6 @@ import { RoomAgentDispatch, RoomConfiguration, TokenSourceRequest } from '@livek
 import { decodeJwt } from 'jose';
 import { TokenVerifier } from 'livekit-server-sdk';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createJwtVerifier } from '../../functions/adapters/auth.js';
 import { createDynamoClient } from '../../functions/adapters/dynamo.js';
 import type { LiveKitGateway } from '../../functions/adapters/livekit.js';
 import { DynamoStore } from '../../functions/adapters/store.js';
@@ -20,6 +19,7 @@ import {
   TEST_LIVEKIT,
   uid,
 } from '../support/fixtures.js';
+import { verifierOf } from '../support/jwks-server.js';
 
 let h: Harness;
 let verifier: SessionAppDeps['verifier'];
@@ -38,12 +38,7 @@ const BASE_CONFIG: SessionAppDeps['config'] = {
 
 beforeAll(async () => {
   h = await startHarness();
-  verifier = createJwtVerifier({
-    jwksUrl: h.jwks.jwksUrl,
-    issuer: h.jwks.issuer,
-    audience: h.jwks.audience,
-    tenantClaim: 'tenant_id',
-  });
+  verifier = verifierOf(h.jwks);
 });
 afterAll(async () => {
   await h.stop();

@@ -10,6 +10,11 @@ import {
   type JWTPayload,
   SignJWT,
 } from 'jose';
+import {
+  createJwtVerifier,
+  type JwtVerifier,
+  type JwtVerifierOptions,
+} from '../../functions/adapters/auth.js';
 
 /** How {@link JwksServer.mint} signs. */
 export interface MintOptions {
@@ -104,4 +109,15 @@ export async function startJwksServer(
       });
     },
   };
+}
+
+/** A verifier of `jwks`'s tokens as the functions build one (tenant claim `tenant_id`). */
+export function verifierOf(jwks: JwksServer, options: Partial<JwtVerifierOptions> = {}): JwtVerifier {
+  return createJwtVerifier({
+    jwksUrl: jwks.jwksUrl,
+    issuer: jwks.issuer,
+    audience: jwks.audience,
+    tenantClaim: 'tenant_id',
+    ...options,
+  });
 }
