@@ -1,9 +1,8 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAdminApp } from '../../functions/admin/app.js';
-import type { Log } from '../../functions/core/log.js';
 import type { HostResolver } from '../../functions/core/url-guard.js';
-import { type Harness, seedTenant, startHarness, uid } from '../support/fixtures.js';
+import { errorLinesLog, type Harness, seedTenant, startHarness, uid } from '../support/fixtures.js';
 import { verifierOf } from '../support/jwks-server.js';
 import { bodyText, hostileKey, hostileString, prototypeSnapshot, shaped } from './hostile.js';
 import { recordingStore } from './recording-store.js';
@@ -19,17 +18,7 @@ const errorLines: string[] = [];
 /** Every secret value sent (token, header value); none may ever be stored or answered in clear. */
 const secretsSent = new Set<string>();
 
-const errorLog: Log = {
-  debug() {},
-  info() {},
-  warn() {},
-  error(message, meta) {
-    errorLines.push(JSON.stringify({ message, ...meta }));
-  },
-  child() {
-    return errorLog;
-  },
-};
+const errorLog = errorLinesLog(errorLines);
 
 // Public addresses for the example hosts; everything else does not resolve.
 const resolveHost: HostResolver = async (host) => {

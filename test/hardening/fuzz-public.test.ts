@@ -1,9 +1,9 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Log } from '../../functions/core/log.js';
 import { createSessionApp } from '../../functions/session/app.js';
 import { createWebhookApp } from '../../functions/webhook/app.js';
 import {
+  errorLinesLog,
   type Harness,
   roomSidOf,
   seedTenant,
@@ -46,17 +46,7 @@ function tally(seen: Map<string, number>, status: number, text: string): void {
 
 /** Error lines the apps log, shown when a request fails with a 5xx. */
 const errorLines: string[] = [];
-const errorLog: Log = {
-  debug() {},
-  info() {},
-  warn() {},
-  error(message, meta) {
-    errorLines.push(JSON.stringify({ message, ...meta }));
-  },
-  child() {
-    return errorLog;
-  },
-};
+const errorLog = errorLinesLog(errorLines);
 
 function problemOk(status: number, text: string): void {
   expect(status, `${text} ${errorLines.slice(-3).join(' ')}`).toBeLessThan(500);

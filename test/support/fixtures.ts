@@ -311,3 +311,19 @@ export function recordingLog(): { log: Log; lines: string[] } {
   };
   return { log: make({}), lines };
 }
+
+/** A log that keeps only its error lines (message and metadata) in `lines`. */
+export function errorLinesLog(lines: string[]): Log {
+  const log: Log = {
+    debug() {},
+    info() {},
+    warn() {},
+    error(message, meta) {
+      lines.push(JSON.stringify({ message, ...meta }));
+    },
+    child() {
+      return log;
+    },
+  };
+  return log;
+}
