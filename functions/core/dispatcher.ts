@@ -124,6 +124,11 @@ export interface DispatchRequest {
   roomSid?: string;
   /** Claim one dispatch per participant rather than per room. */
   perParticipant: boolean;
+  /**
+   * The caller has just named this room itself, at random (the session API): no one else can
+   * dispatch in it, so no dispatch claim is taken.
+   */
+  freshRoom?: boolean;
   mcpServers: McpServerGrant[];
   /** The app's own agent metadata, sealed as `client`. */
   client?: string;
@@ -243,24 +248,36 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     });
     const metadataHash = await sha256Hex(sealed.metadata);
 
-    const claim = await store.tryClaim(claimKey, {
-      ttlSeconds: config.metadataTtlSeconds,
-      holdSeconds,
-      attrs: { metadata_sha256: metadataHash },
-    });
-    if (!claim.won) {
+    // A fresh random room name (the session API's) guards itself: nobody else knows it until the
+    // participant token is handed out, the webhook claims by room sid and never dispatches in a
+    // room with a session record, and repeats of one Idempotency-Key are serialised by that key's
+    // own claim. A claim would guard nothing and cost two sequential writes (PutItem, UpdateItem).
+    const claim = req.freshRoom
+      ? undefined
+      : await store.tryClaim(claimKey, {
+          ttlSeconds: config.metadataTtlSeconds,
+          holdSeconds,
+          attrs: { metadata_sha256: metadataHash },
+        });
+    if (claim !== undefined && !claim.won) {
       if (claim.current.state === 'completed') return { status: 'already_dispatched' };
       throw new DispatchInProgressError();
     }
-    const owner = claim.owner;
-    const releaseClaim = () => quietly('claim release', () => store.releaseClaim(claimKey, owner));
+    const owner = claim?.owner;
+    const releaseClaim = async () => {
+      if (owner !== undefined) await quietly('claim release', () => store.releaseClaim(claimKey, owner));
+    };
     // A dispatch may exist that nothing records: keep the claim but end its hold now, so the
     // next attempt takes it over and lists the room's dispatches before creating one.
-    const abandonClaim = () => quietly('claim abandon', () => store.updateClaim(claimKey, owner, {}, 0));
+    const abandonClaim = async () => {
+      if (owner !== undefined) {
+        await quietly('claim abandon', () => store.updateClaim(claimKey, owner, {}, 0));
+      }
+    };
 
     // An earlier attempt died mid-call: its dispatch may exist although nothing recorded it.
     let adopted: string | undefined;
-    if (claim.previous !== undefined && req.mode === 'api') {
+    if (claim?.previous !== undefined && req.mode === 'api') {
       const previousHash = claim.previous.attrs.metadata_sha256;
       let existing: { id: string; agentName: string; metadata: string }[];
       try {
@@ -353,12 +370,14 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     try {
       await store.putSession(session);
       recorded = true;
-      await store.completeClaim(
-        claimKey,
-        owner,
-        { metadata_sha256: metadataHash, dispatch_id: dispatchId },
-        config.metadataTtlSeconds,
-      );
+      if (owner !== undefined) {
+        await store.completeClaim(
+          claimKey,
+          owner,
+          { metadata_sha256: metadataHash, dispatch_id: dispatchId },
+          config.metadataTtlSeconds,
+        );
+      }
     } catch (err) {
       if (recorded) await quietly('session end', () => store.endSession(session, clock()));
       await rollback(req.mode === 'api');
@@ -374,36 +393,35 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     if (p.kind === ParticipantKind.SIP) {
       const trunkId = p.attributes['sip.trunkID'];
       if (!trunkId) return { ignored: 'SIP participant without a trunk id' };
-      const tenant = await store.tenantBySipTrunk(trunkId);
-      if (tenant === undefined) return { ignored: 'SIP trunk of no tenant' };
       const phone = normalizeE164(p.attributes['sip.phoneNumber']);
       if (phone === undefined) return { ignored: 'SIP participant without a usable phone number' };
-      const user = await store.userByPhoneNumber(phone);
+      // Neither lookup needs the other: one round trip instead of two.
+      const [tenant, user] = await Promise.all([
+        store.tenantBySipTrunk(trunkId),
+        store.userByPhoneNumber(phone),
+      ]);
+      if (tenant === undefined) return { ignored: 'SIP trunk of no tenant' };
       if (user === undefined) return { ignored: 'unknown phone number' };
       if (user.tenant_id !== tenant.tenant_id) return { ignored: "phone number of another tenant's user" };
       return { tenant, user };
     }
     if (!p.roomName.startsWith(config.webhookRoomPrefix)) return { ignored: 'room outside the prefix' };
-    const user = await store.getUser(p.identity);
+    // A room `<prefix><tenant>-<rest>` belongs to the longest existing tenant id that fits (ids
+    // may contain `-`). Those candidates are read with the user, not after: the user's own tenant
+    // is usually one of them, and the longer ones must be read anyway.
+    const candidates = roomTenantCandidates(p.roomName, config.webhookRoomPrefix);
+    const [user, found] = await Promise.all([
+      store.getUser(p.identity),
+      Promise.all(candidates.map((id) => store.getTenant(id))),
+    ]);
     if (user === undefined) return { ignored: 'unknown user' };
-    const tenant = await store.getTenant(user.tenant_id);
+    const own = candidates.indexOf(user.tenant_id);
+    const tenant = own === -1 ? await store.getTenant(user.tenant_id) : found[own];
     if (tenant === undefined || !tenant.webhook_dispatch)
       return { ignored: 'tenant without webhook dispatch' };
-    if (await namedForAnotherTenant(p.roomName, tenant.tenant_id))
-      return { ignored: "another tenant's room" };
+    const longer = own === -1 ? found : found.slice(0, own);
+    if (longer.some((t) => t !== undefined)) return { ignored: "another tenant's room" };
     return { tenant, user };
-  }
-
-  /**
-   * Whether the room's name says it belongs to another tenant: `<prefix><tenant>-<rest>`, the
-   * owner being the longest existing tenant id that fits (tenant ids may contain `-`).
-   */
-  async function namedForAnotherTenant(roomName: string, tenantId: string): Promise<boolean> {
-    const candidates = roomTenantCandidates(roomName, config.webhookRoomPrefix);
-    const own = candidates.indexOf(tenantId);
-    const others = own === -1 ? candidates : candidates.slice(0, own);
-    const found = await Promise.all(others.map((id) => store.getTenant(id)));
-    return found.some((t) => t !== undefined);
   }
 
   return {
@@ -411,7 +429,8 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
 
     async participantJoined(p) {
       if (isServiceParticipant(p.kind)) return 'ignored';
-      const roomSessions = await store.roomSessions(p.roomName);
+      // Independent reads, one round trip: the room's sessions and who joined.
+      const [roomSessions, who] = await Promise.all([store.roomSessions(p.roomName), whoJoined(p)]);
       // Rooms the session API names are random and never reused: once none of their sessions is
       // active, a participant back in one is replaying a participant token.
       if (
@@ -421,7 +440,6 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
         log.info('participant in a room whose session ended', { room: p.roomName });
         return 'session_ended';
       }
-      const who = await whoJoined(p);
       if ('ignored' in who) {
         log.info('participant ignored', { room: p.roomName, reason: who.ignored });
         return 'ignored';

@@ -243,6 +243,8 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
           agentName,
           roomName,
           perParticipant: false,
+          // Named just now with 120 random bits: no claim needed (see DispatchRequest.freshRoom).
+          freshRoom: true,
           mcpServers: [grant],
           ...(input.agentMetadata === undefined ? {} : { client: input.agentMetadata }),
           mode,
@@ -253,8 +255,8 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
             }
           },
         });
-        // A fresh random room cannot have been claimed by anyone else.
-        if (result.status !== 'dispatched') throw new Error('a new room was already claimed');
+        // A fresh room is never claimed, so it cannot have been dispatched in already.
+        if (result.status !== 'dispatched') throw new Error('a new room was already dispatched in');
         const token = await mint(
           input,
           roomName,

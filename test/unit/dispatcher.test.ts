@@ -114,6 +114,31 @@ class MemoryStore implements DispatchStore {
   }
 }
 
+/** A MemoryStore whose reads take a few ms and count how many run at once. */
+class SlowReadStore extends MemoryStore {
+  inFlight = 0;
+  maxInFlight = 0;
+  private async slow<T>(read: () => Promise<T>): Promise<T> {
+    this.inFlight += 1;
+    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      return await read();
+    } finally {
+      this.inFlight -= 1;
+    }
+  }
+  override getUser(id: string) {
+    return this.slow(() => super.getUser(id));
+  }
+  override getTenant(id: string) {
+    return this.slow(() => super.getTenant(id));
+  }
+  override roomSessions(room: string) {
+    return this.slow(() => super.roomSessions(room));
+  }
+}
+
 /** An in-memory LiveKit whose calls can be made to fail. */
 class MemoryLiveKit implements DispatchApi {
   dispatches: { id: string; room: string; agentName: string; metadata: string }[] = [];
@@ -154,8 +179,7 @@ function tenant(overrides: Partial<TenantRecord> = {}): TenantRecord {
   };
 }
 
-function setup() {
-  const store = new MemoryStore();
+function setup(store = new MemoryStore()) {
   const livekit = new MemoryLiveKit();
   const dispatcher = createDispatcher({
     store,
@@ -281,6 +305,38 @@ describe('dispatcher.dispatch', () => {
     expect(store.claims.size).toBe(1);
   });
 
+  it('a fresh room (session API) takes no claim; a LiveKit failure still removes the dispatch and frees the lease', async () => {
+    const { store, livekit, dispatcher } = setup();
+    const fresh = (roomName: string) =>
+      request({ origin: 'session', roomSid: undefined, roomName, freshRoom: true });
+
+    const ok = await dispatcher.dispatch(fresh('lk-mcp-acme-fresh1'));
+    livekit.failCreate = 'after';
+    const failed = dispatcher.dispatch(fresh('lk-mcp-acme-fresh2'));
+
+    expect(ok.status).toBe('dispatched');
+    await expect(failed).rejects.toBeInstanceOf(LiveKitUnavailableError);
+    expect(store.claims.size).toBe(0);
+    expect(livekit.dispatches.map((d) => d.room)).toEqual(['lk-mcp-acme-fresh1']);
+    expect([...store.sessions.values()].map((s) => s.room_name)).toEqual(['lk-mcp-acme-fresh1']);
+    expect([...store.leases.values()]).toEqual([
+      JSON.stringify(['lk-mcp-acme-fresh1', 'mcp-agent', 'alice']),
+    ]);
+  });
+
+  it('a fresh room whose session write failed: the dispatch is removed, the lease freed, nothing stays', async () => {
+    const { store, livekit, dispatcher } = setup();
+    store.failPutSession = true;
+
+    await expect(
+      dispatcher.dispatch(request({ origin: 'session', roomSid: undefined, freshRoom: true })),
+    ).rejects.toBeInstanceOf(StoreUnavailableError);
+
+    expect(livekit.dispatches).toHaveLength(0);
+    expect(store.claims.size).toBe(0);
+    expect(store.leases.size).toBe(0);
+  });
+
   it('token mode records the session with no LiveKit call', async () => {
     const { store, livekit, dispatcher } = setup();
 
@@ -364,6 +420,34 @@ describe('dispatcher.participantJoined', () => {
     expect(await join('lk-mcp-acme-x')).toBe('dispatched');
     expect(await join('lk-mcp-free-form')).toBe('dispatched');
     expect(livekit.dispatches).toHaveLength(2);
+  });
+
+  it("reads the room's sessions, the user and the room name's tenant at once", async () => {
+    const store = new SlowReadStore();
+    const { livekit, dispatcher } = setup(store);
+    store.tenants.set('acme', tenant());
+    store.users.set('alice', {
+      tenant_id: 'acme',
+      user_id: 'alice',
+      phone_numbers: [],
+      status: 'active',
+      mcp: { url: 'https://mcp.example.com' },
+      version: 1,
+      created_at: '',
+      updated_at: '',
+    });
+
+    const outcome = await dispatcher.participantJoined({
+      roomName: 'lk-mcp-acme-x',
+      roomSid: 'RM_x',
+      identity: 'alice',
+      kind: 0,
+      attributes: {},
+    });
+
+    expect(outcome).toBe('dispatched');
+    expect(livekit.dispatches).toHaveLength(1);
+    expect(store.maxInFlight).toBe(3);
   });
 });
 
