@@ -12,6 +12,7 @@ import {
   type JWTVerifyGetKey,
   SignJWT,
 } from 'jose';
+import { ADMIN_SCOPE, SUPERADMIN_SCOPE } from '../core/admin.js';
 
 /** `iss` of dev issuer tokens; `npm start` sets `AUTH_ISSUER` to it when `AUTH_JWKS_URL` is unset. */
 export const DEV_ISSUER = 'livekit-mcp-dispatch-dev';
@@ -21,11 +22,6 @@ export const DEV_AUDIENCE = 'livekit-mcp-dispatch';
 export const DEV_JWKS_PATH = '/.well-known/jwks.json';
 /** File under `DATA_DIR` holding the dev issuer's private key. */
 export const DEV_ISSUER_FILE = 'dev-issuer.json';
-
-/** Scope a tenant admin token carries. */
-export const ADMIN_SCOPE = 'dispatch:admin';
-/** Scope a superadmin token carries. */
-export const SUPERADMIN_SCOPE = 'dispatch:superadmin';
 
 /** What a dev token says about its holder. */
 export interface DevTokenRequest {

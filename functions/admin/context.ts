@@ -7,12 +7,11 @@ import {
   actorOf,
   checkTenantAccess,
   checkUserId,
-  type Precondition,
-  parsePrecondition,
   type WriteResult,
 } from '../core/admin.js';
 import { listQuerySchema } from '../core/admin-input.js';
 import type { CursorCodec } from '../core/cursor.js';
+import { type Precondition, parsePrecondition } from '../core/preconditions.js';
 import { validate } from '../http/validate.js';
 
 /** The store operations the admin API uses (a {@link DynamoStore} in production and tests). */

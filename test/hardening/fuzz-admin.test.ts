@@ -50,6 +50,11 @@ afterAll(async () => {
   await h?.stop();
 });
 
+/** A tenant admin's JWT for `tenantId`, valid for the whole run. */
+function tenantAdminJwt(tenantId: string): Promise<string> {
+  return h.jwks.mint({ sub: 'admin', tenant_id: tenantId, scope: 'dispatch:admin' }, { expiresIn: '1h' });
+}
+
 const secretToken = fc
   .stringMatching(/^[A-Za-z0-9]{12,24}$/)
   .map((s) => `tok-${s}`)
@@ -208,10 +213,7 @@ describe('fuzz: admin API with valid credentials', () => {
       mcp: { url: 'https://mcp.example.com/t', token: 'tok-tenant-0123456789' },
     });
     secretsSent.add('tok-tenant-0123456789');
-    const adminJwt = await h.jwks.mint(
-      { sub: 'admin', tenant_id: tenant.tenant_id, scope: 'dispatch:admin' },
-      { expiresIn: '1h' },
-    );
+    const adminJwt = await tenantAdminJwt(tenant.tenant_id);
     const shapeOf = (o: Parameters<typeof shaped>[1]) =>
       shaped(
         {
@@ -279,10 +281,7 @@ describe('fuzz: admin API with valid credentials', () => {
   it('PUT users with 200 valid bodies (unicode names, tokens, headers): all 201, secrets write-only', async () => {
     // Prepare
     const tenant = await seedTenant(h.store, h.secretBox);
-    const adminJwt = await h.jwks.mint(
-      { sub: 'admin', tenant_id: tenant.tenant_id, scope: 'dispatch:admin' },
-      { expiresIn: '1h' },
-    );
+    const adminJwt = await tenantAdminJwt(tenant.tenant_id);
     const valid = fc.record(
       {
         display_name: fc
@@ -329,10 +328,7 @@ describe('fuzz: admin API with valid credentials', () => {
   it(`GET /v1/admin/tenants/{id}/users with ${RUNS} hostile queries: no 5xx, nothing written`, async () => {
     // Prepare
     const tenant = await seedTenant(h.store, h.secretBox);
-    const adminJwt = await h.jwks.mint(
-      { sub: 'admin', tenant_id: tenant.tenant_id, scope: 'dispatch:admin' },
-      { expiresIn: '1h' },
-    );
+    const adminJwt = await tenantAdminJwt(tenant.tenant_id);
     const query = fc.dictionary(
       fc.oneof(fc.constantFrom('limit', 'cursor'), hostileKey),
       fc.oneof(fc.constantFrom('1', '100', '101', '0', '-1', '1e2', 'eyJ4IjoxfQ', 'AAAA'), hostileString),

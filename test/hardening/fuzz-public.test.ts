@@ -57,28 +57,49 @@ function problemOk(status: number, text: string): void {
   }
 }
 
+/** The session app over the harness, its writes recorded, with this per-user rate limit. */
+function sessionApp(sessionRateLimitPerMinute: number) {
+  return createSessionApp({
+    store: rec.store,
+    livekit: h.gateway,
+    sealer: h.sealer,
+    secretBox: h.secretBox,
+    verifier: verifierOf(h.jwks),
+    log: errorLog,
+    config: {
+      defaultAgentName: 'mcp-agent',
+      sessionDispatchMode: 'api',
+      sessionTokenTtlSeconds: 900,
+      sessionRateLimitPerMinute,
+      metadataTtlSeconds: 7200,
+      webhookRoomPrefix: 'lk-mcp-',
+      corsOrigins: [],
+      livekit: { wsUrl: 'wss://livekit.example.test' },
+    },
+  });
+}
+
+/** The webhook app over the harness, its writes recorded. */
+function webhookApp() {
+  return createWebhookApp({
+    store: rec.store,
+    livekit: h.gateway,
+    sealer: h.sealer,
+    secretBox: h.secretBox,
+    log: errorLog,
+    config: {
+      defaultAgentName: 'mcp-agent',
+      metadataTtlSeconds: 7200,
+      webhookRoomPrefix: 'lk-mcp-',
+      livekit: TEST_LIVEKIT,
+    },
+  });
+}
+
 describe('fuzz: POST /v1/sessions with a valid JWT', () => {
   it(`${RUNS} hostile bodies: never 5xx; a refusal writes nothing; a 201 makes exactly one session`, async () => {
     // Prepare
-    const verifier = verifierOf(h.jwks);
-    const app = createSessionApp({
-      store: rec.store,
-      livekit: h.gateway,
-      sealer: h.sealer,
-      secretBox: h.secretBox,
-      verifier,
-      log: errorLog,
-      config: {
-        defaultAgentName: 'mcp-agent',
-        sessionDispatchMode: 'api',
-        sessionTokenTtlSeconds: 900,
-        sessionRateLimitPerMinute: 10_000,
-        metadataTtlSeconds: 7200,
-        webhookRoomPrefix: 'lk-mcp-',
-        corsOrigins: [],
-        livekit: { wsUrl: 'wss://livekit.example.test' },
-      },
-    });
+    const app = sessionApp(10_000);
     const tenant = await seedTenant(h.store, h.secretBox, { agent_names: ['mcp-agent', 'other-agent'] });
     // Without MCP settings every request that passes validation ends at 409: nothing may be written.
     const bare = await seedUser(h.store, h.secretBox, { tenant_id: tenant.tenant_id });
@@ -165,19 +186,7 @@ describe('fuzz: POST /v1/sessions with a valid JWT', () => {
 describe('fuzz: POST /v1/livekit/webhook correctly signed', () => {
   it(`${RUNS} hostile events: never 5xx; only a dispatch for the real user writes more than the event claim`, async () => {
     // Prepare
-    const app = createWebhookApp({
-      store: rec.store,
-      livekit: h.gateway,
-      sealer: h.sealer,
-      secretBox: h.secretBox,
-      log: errorLog,
-      config: {
-        defaultAgentName: 'mcp-agent',
-        metadataTtlSeconds: 7200,
-        webhookRoomPrefix: 'lk-mcp-',
-        livekit: TEST_LIVEKIT,
-      },
-    });
+    const app = webhookApp();
     const tenant = await seedTenant(h.store, h.secretBox, { webhook_dispatch: true });
     const user = await seedUser(h.store, h.secretBox, {
       tenant_id: tenant.tenant_id,
@@ -268,19 +277,7 @@ describe('fuzz: POST /v1/livekit/webhook correctly signed', () => {
 describe('webhook: ids too long for a table key', () => {
   it('each oversized id (event, room, sid, identity, SIP trunk, phone) → 200 ignored, nothing written', async () => {
     // Prepare
-    const app = createWebhookApp({
-      store: rec.store,
-      livekit: h.gateway,
-      sealer: h.sealer,
-      secretBox: h.secretBox,
-      log: errorLog,
-      config: {
-        defaultAgentName: 'mcp-agent',
-        metadataTtlSeconds: 7200,
-        webhookRoomPrefix: 'lk-mcp-',
-        livekit: TEST_LIVEKIT,
-      },
-    });
+    const app = webhookApp();
     const huge = 'x'.repeat(3000);
     const base = {
       event: 'participant_joined',
@@ -328,24 +325,7 @@ describe('webhook: ids too long for a table key', () => {
 describe('sessions: a JWT subject no user id can be', () => {
   it('a 4 KB or control-character `sub` → 4xx, nothing written', async () => {
     // Prepare
-    const app = createSessionApp({
-      store: rec.store,
-      livekit: h.gateway,
-      sealer: h.sealer,
-      secretBox: h.secretBox,
-      verifier: verifierOf(h.jwks),
-      log: errorLog,
-      config: {
-        defaultAgentName: 'mcp-agent',
-        sessionDispatchMode: 'api',
-        sessionTokenTtlSeconds: 900,
-        sessionRateLimitPerMinute: 10,
-        metadataTtlSeconds: 7200,
-        webhookRoomPrefix: 'lk-mcp-',
-        corsOrigins: [],
-        livekit: { wsUrl: 'wss://livekit.example.test' },
-      },
-    });
+    const app = sessionApp(10);
 
     for (const sub of ['x'.repeat(4000), '🙂'.repeat(600), 'a\u0000b', '\uD800']) {
       // Act
