@@ -407,19 +407,27 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     }
     if (!p.roomName.startsWith(config.webhookRoomPrefix)) return { ignored: 'room outside the prefix' };
     // A room `<prefix><tenant>-<rest>` belongs to the longest existing tenant id that fits (ids
-    // may contain `-`). Those candidates are read with the user, not after: the user's own tenant
-    // is usually one of them, and the longer ones must be read anyway.
+    // may contain `-`). The longest candidate is read with the user, not after it: in a room the
+    // session API named it is the user's own tenant, and otherwise it must be read anyway.
     const candidates = roomTenantCandidates(p.roomName, config.webhookRoomPrefix);
-    const [user, found] = await Promise.all([
+    const [user, longest] = await Promise.all([
       store.getUser(p.identity),
-      Promise.all(candidates.map((id) => store.getTenant(id))),
+      candidates[0] === undefined ? undefined : store.getTenant(candidates[0]),
     ]);
     if (user === undefined) return { ignored: 'unknown user' };
     const own = candidates.indexOf(user.tenant_id);
-    const tenant = own === -1 ? await store.getTenant(user.tenant_id) : found[own];
+    let tenant = longest;
+    let longer: (TenantRecord | undefined)[] = [];
+    if (own !== 0) {
+      const between = own === -1 ? candidates.slice(1) : candidates.slice(1, own);
+      [tenant, ...longer] = await Promise.all([
+        store.getTenant(user.tenant_id),
+        ...between.map((id) => store.getTenant(id)),
+      ]);
+      longer.push(longest);
+    }
     if (tenant === undefined || !tenant.webhook_dispatch)
       return { ignored: 'tenant without webhook dispatch' };
-    const longer = own === -1 ? found : found.slice(0, own);
     if (longer.some((t) => t !== undefined)) return { ignored: "another tenant's room" };
     return { tenant, user };
   }

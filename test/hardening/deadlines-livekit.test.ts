@@ -101,13 +101,10 @@ describe('deadlines: LiveKit hangs during POST /v1/sessions', () => {
     const left = await leftovers(tenant.tenant_id);
     expect(left.activeSessions).toEqual([]);
     expect(left.leases).toEqual([]);
-    // The dispatch could not be listed, so its claim is kept but abandoned (hold ended): a retry
-    // of the same room would list and adopt it. A session room is never retried, so the one
-    // residual is an agent in an empty room until LiveKit closes it (see RELIABILITY.md).
-    for (const claim of left.claims.filter((c) => String(c.pk).includes(tenant.tenant_id))) {
-      expect(claim.claim_state).toBe('in_progress');
-      expect(Number(claim.lease_until)).toBeLessThanOrEqual(Date.now());
-    }
+    // A session's fresh random room takes no dispatch claim, and is never retried (the next
+    // request names a new one), so the one residual is an agent in an empty room until LiveKit
+    // closes it (see RELIABILITY.md).
+    expect(left.claims.filter((c) => String(c.pk).includes(tenant.tenant_id))).toEqual([]);
     expect((await startSession(s, jwt)).status).toBe(201);
   });
 

@@ -419,7 +419,8 @@ describe('dispatcher.participantJoined', () => {
     expect(await join('lk-mcp-acme-corp-x')).toBe('ignored');
     expect(await join('lk-mcp-acme-x')).toBe('dispatched');
     expect(await join('lk-mcp-free-form')).toBe('dispatched');
-    expect(livekit.dispatches).toHaveLength(2);
+    expect(await join('lk-mcp-acme-daily-x')).toBe('dispatched');
+    expect(livekit.dispatches).toHaveLength(3);
   });
 
   it("reads the room's sessions, the user and the room name's tenant at once", async () => {
