@@ -155,7 +155,7 @@ describe('admin: users', () => {
       'http://1.1.1.1/mcp',
       'https://user:pw@1.1.1.1/mcp',
       'https://1.1.1.1:9000/mcp',
-      'https://10.0.0.1/',
+      'https://10.0.0.1/', // refused (unsafe_mcp_url), never contacted
       'https://100.64.0.1/',
       'https://169.254.169.254/',
       'https://[fd00::1]/',

@@ -319,9 +319,9 @@ describe('admin API responses', () => {
     expect(updated.status).toBe(200);
     const put = (path: string, body: unknown, headers: Record<string, string> = {}, token = tokens.super) =>
       call('PUT', path, { token, body, headers });
+    const refusedUrl = 'https://10.0.0.1/mcp'; // refused (unsafe_mcp_url), never contacted
     expect(
-      (await put(`${T}/zeta`, { name: 'Z', mcp: { url: 'https://10.0.0.1/mcp' } }, { 'if-match': '"2"' }))
-        .body.code,
+      (await put(`${T}/zeta`, { name: 'Z', mcp: { url: refusedUrl } }, { 'if-match': '"2"' })).body.code,
     ).toBe('unsafe_mcp_url');
     expect(
       (await put(`${T}/acme`, { name: 'A', agent_names: ['x'] }, { 'if-match': '"1"' }, tokens.adminAcme))

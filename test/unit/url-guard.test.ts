@@ -91,10 +91,10 @@ const HOSTILE: string[] = [
   'https://255.255.255.255/',
   'https://240.0.0.1/',
   // private, CGNAT, link-local, metadata
-  'https://10.0.0.1/',
-  'https://172.16.0.1/',
-  'https://172.31.255.255/',
-  'https://192.168.1.1/',
+  'https://10.0.0.1/', // refused, never contacted
+  'https://172.16.0.1/', // refused, never contacted
+  'https://172.31.255.255/', // refused, never contacted
+  'https://192.168.1.1/', // refused, never contacted
   'https://100.64.0.1/',
   'https://100.127.255.254/',
   'https://169.254.169.254/latest/meta-data/',
@@ -145,7 +145,7 @@ const HOSTILE: string[] = [
   'https://cgnat.example.com/',
   'https://nat64-private.example.com/',
   'https://sixtofour-private.example.com/',
-  'https://10.0.0.1.nip.io/',
+  'https://10.0.0.1.nip.io/', // refused, never contacted
   'https://rebind.example.com/',
   'https://empty.example.com/',
   'https://garbage.example.com/',
@@ -264,7 +264,7 @@ describe('checkMcpUrl', () => {
 
     it.each([
       'http://mcp.example.com/',
-      'http://10.0.0.1/',
+      'http://10.0.0.1/', // refused, never contacted
       'http://169.254.169.254/',
       'http://user:pw@localhost/',
       'ftp://localhost/',
