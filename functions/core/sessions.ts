@@ -217,39 +217,16 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
     };
   }
 
-  /** Takes one of the user's per-minute tokens. @throws DomainError `rate_limited` when none is left. */
-  async function hitRate(userId: string): Promise<void> {
-    if (!(await store.hitRate(userId, config.sessionRateLimitPerMinute))) {
-      throw new DomainError('rate_limited', 'Too many sessions started; retry in a minute.');
-    }
-  }
-
   return {
     async start(input) {
-      const idem = input.idempotency;
-      // Without an Idempotency-Key there is no replay to keep free, so the rate counter is written
-      // alongside the caller's reads: one round trip fewer. A request refused after that (unknown
-      // user, suspended, no MCP, quota) has then used one of its user's tokens too (README).
-      // With a key the count waits for the key's claim, so a replay never counts.
-      const counted = idem === undefined ? settle(hitRate(input.userId)) : undefined;
-      let caller: { user: UserRecord; tenant: TenantRecord };
-      try {
-        caller = await loadCaller(input);
-      } finally {
-        // Never leave the write running past the answer, whatever the reads did.
-        await counted;
-      }
-      const { user, tenant } = caller;
+      const { user, tenant } = await loadCaller(input);
       const agentName = agentFor(tenant, input.agentName);
       const grant = await effectiveMcpConfig(tenant, user, secretBox);
       if (grant === null)
         throw new DomainError('mcp_not_configured', 'No MCP server is configured for this user.');
       const mode = config.sessionDispatchMode;
-      if (counted !== undefined) {
-        const outcome = await counted;
-        if (!outcome.ok) throw outcome.error;
-      }
 
+      const idem = input.idempotency;
       let owner: string | undefined;
       if (idem !== undefined) {
         const taken = await takeKey(input, idem, grant);
@@ -272,7 +249,11 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
           ...(input.agentMetadata === undefined ? {} : { client: input.agentMetadata }),
           mode,
           origin: 'session',
-          ...(idem === undefined ? {} : { admit: () => hitRate(input.userId) }),
+          admit: async () => {
+            if (!(await store.hitRate(input.userId, config.sessionRateLimitPerMinute))) {
+              throw new DomainError('rate_limited', 'Too many sessions started; retry in a minute.');
+            }
+          },
         });
         // A fresh room is never claimed, so it cannot have been dispatched in already.
         if (result.status !== 'dispatched') throw new Error('a new room was already dispatched in');
@@ -310,12 +291,4 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
       }
     },
   };
-}
-
-/** A promise that never rejects: its outcome, to be looked at later. */
-function settle(promise: Promise<void>): Promise<{ ok: true } | { ok: false; error: unknown }> {
-  return promise.then(
-    () => ({ ok: true }) as const,
-    (error: unknown) => ({ ok: false, error }) as const,
-  );
 }

@@ -116,17 +116,8 @@ function post(
 const dispatchCalls = () =>
   h.livekitServer.calls.filter((c) => c.rpc === 'AgentDispatchService/CreateDispatch');
 
-/**
- * The table and the stand-in must look the same after a refused request. With `rateCounted`, the
- * request got past the checks that need no reads and had no Idempotency-Key: it has also used
- * one of its user's per-minute tokens (counted alongside the reads), the one change allowed.
- */
-async function expectNoSideEffects(
-  run: () => Response | Promise<Response>,
-  status: number,
-  code: string,
-  { rateCounted = false } = {},
-) {
+/** The table and the stand-in must look the same after a refused request. */
+async function expectNoSideEffects(run: () => Response | Promise<Response>, status: number, code: string) {
   const before = await h.db.scan();
   const callsBefore = h.livekitServer.calls.length;
   const res = await run();
@@ -134,19 +125,10 @@ async function expectNoSideEffects(
   expect(res.status).toBe(status);
   expect(res.headers.get('content-type')).toContain('application/problem+json');
   expect(body.code).toBe(code);
-  const after = await h.db.scan();
-  if (rateCounted) {
-    const isRate = (i: Record<string, unknown>) => String(i.pk).startsWith('RATE#');
-    expect(after.filter((i) => !isRate(i))).toEqual(before.filter((i) => !isRate(i)));
-    expect(after.filter(isRate)).not.toEqual(before.filter(isRate));
-  } else {
-    expect(after).toEqual(before);
-  }
+  expect(await h.db.scan()).toEqual(before);
   expect(h.livekitServer.calls.length).toBe(callsBefore);
   return res;
 }
-
-const counted = { rateCounted: true };
 
 describe('POST /v1/sessions, api mode', () => {
   it('answers TokenSource.endpoint JSON with a roomJoin-only token and one sealed dispatch', async () => {
@@ -410,13 +392,12 @@ describe('POST /v1/sessions, refusals leave nothing behind', () => {
       403,
       'identity_mismatch',
     );
-    await expectNoSideEffects(() => post(app, {}, { token: wrongTenant }), 403, 'tenant_mismatch', counted);
-    await expectNoSideEffects(() => post(app, {}, { token: noTenant }), 403, 'tenant_mismatch', counted);
+    await expectNoSideEffects(() => post(app, {}, { token: wrongTenant }), 403, 'tenant_mismatch');
+    await expectNoSideEffects(() => post(app, {}, { token: noTenant }), 403, 'tenant_mismatch');
     await expectNoSideEffects(
       () => post(app, tokenSourceBody({ agentName: 'mcp-agent' }), { token }),
       403,
       'agent_not_allowed',
-      counted,
     );
   });
 
@@ -424,18 +405,8 @@ describe('POST /v1/sessions, refusals leave nothing behind', () => {
     const suspendedUser = await tenantWithUser({}, undefined, { status: 'suspended' });
     const suspendedTenant = await tenantWithUser({ status: 'suspended' });
     const app = appWith();
-    await expectNoSideEffects(
-      () => post(app, {}, { token: suspendedUser.token }),
-      403,
-      'user_suspended',
-      counted,
-    );
-    await expectNoSideEffects(
-      () => post(app, {}, { token: suspendedTenant.token }),
-      403,
-      'tenant_suspended',
-      counted,
-    );
+    await expectNoSideEffects(() => post(app, {}, { token: suspendedUser.token }), 403, 'user_suspended');
+    await expectNoSideEffects(() => post(app, {}, { token: suspendedTenant.token }), 403, 'tenant_suspended');
   });
 
   it('404 user_not_found and 409 mcp_not_configured', async () => {
@@ -443,14 +414,8 @@ describe('POST /v1/sessions, refusals leave nothing behind', () => {
     const ghost = await h.jwks.mint({ sub: uid('ghost'), tenant_id: tenant.tenant_id });
     const { token } = await tenantWithUser({}, null);
     const app = appWith();
-    await expectNoSideEffects(() => post(app, {}, { token: ghost }), 404, 'user_not_found', counted);
-    await expectNoSideEffects(() => post(app, {}, { token }), 409, 'mcp_not_configured', counted);
-    // With an Idempotency-Key the count waits for the key, so a refusal writes nothing at all.
-    await expectNoSideEffects(
-      () => post(app, {}, { token, idempotencyKey: uid('key') }),
-      409,
-      'mcp_not_configured',
-    );
+    await expectNoSideEffects(() => post(app, {}, { token: ghost }), 404, 'user_not_found');
+    await expectNoSideEffects(() => post(app, {}, { token }), 409, 'mcp_not_configured');
   });
 
   it('413 payload_too_large over 64 KiB, with or without Content-Length', async () => {
@@ -508,24 +473,8 @@ describe('POST /v1/sessions, refusals leave nothing behind', () => {
     const { token } = await tenantWithUser({ max_concurrent_sessions: 1 });
     const app = appWith();
     expect((await post(app, {}, { token })).status).toBe(201);
-    const res = await expectNoSideEffects(() => post(app, {}, { token }), 429, 'quota_exceeded', counted);
+    const res = await expectNoSideEffects(() => post(app, {}, { token }), 429, 'quota_exceeded');
     expect(res.headers.get('retry-after')).not.toBeNull();
-  });
-
-  it('without an Idempotency-Key a refused request counts against the rate; with one it does not', async () => {
-    const keyless = await tenantWithUser({ agent_names: ['concierge'] });
-    const keyed = await tenantWithUser({ agent_names: ['concierge'] });
-    const app = appWith({ configOverrides: { sessionRateLimitPerMinute: 1 } });
-    const refused = tokenSourceBody({ agentName: 'mcp-agent' });
-
-    const keylessRefused = await post(app, refused, { token: keyless.token });
-    const keylessNext = await post(app, {}, { token: keyless.token });
-    const keyedRefused = await post(app, refused, { token: keyed.token, idempotencyKey: uid('key') });
-    const keyedNext = await post(app, {}, { token: keyed.token, idempotencyKey: uid('key') });
-
-    expect([keylessRefused.status, keylessNext.status]).toEqual([403, 429]);
-    expect(((await keylessNext.json()) as { code: string }).code).toBe('rate_limited');
-    expect([keyedRefused.status, keyedNext.status]).toEqual([403, 201]);
   });
 
   it('429 rate_limited past the per-user rate', async () => {
