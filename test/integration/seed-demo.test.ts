@@ -121,6 +121,8 @@ describe('npm run seed:demo', () => {
       child = spawn('npm', ['run', '--silent', 'seed:demo', '--', '--mcp-port', '0'], {
         env: { ...process.env, LKMCP_URL: base, DATA_DIR: dataDir },
         stdio: ['ignore', 'pipe', 'pipe'],
+        // Its own process group: npm does not pass SIGTERM on to tsx, so the group is signalled.
+        detached: true,
       });
       let out = '';
       let err = '';
@@ -144,7 +146,11 @@ describe('npm run seed:demo', () => {
       expect(out).toMatch(/^User token for demo-user \(1 hour\):\n[\w-]+\.[\w-]+\.[\w-]+$/m);
       expect(JSON.parse(stdout)).toMatchObject({ room_name: expect.stringMatching(/^lk-mcp-demo-/) });
     } finally {
-      child?.kill('SIGTERM');
+      if (child?.pid !== undefined && child.exitCode === null) {
+        const exited = new Promise((resolve) => child!.once('exit', resolve));
+        process.kill(-child.pid, 'SIGTERM');
+        await exited;
+      }
     }
   });
 });
