@@ -59,6 +59,26 @@ export interface SessionComparison {
   serialBaselineMs: Summary;
 }
 
+/** Samples of one load run: latencies and the wall time they took. */
+type Run = { ms: number[]; seconds: number };
+
+/** A {@link SessionComparison} from the concurrent and the serial runs of both sides. */
+function compare(
+  concurrency: number,
+  [req, base]: [Run, Run],
+  [serial, serialBase]: [Pick<Run, 'ms'>, Pick<Run, 'ms'>],
+): SessionComparison {
+  return {
+    concurrency,
+    requestMs: summarize(req.ms),
+    baselineMs: summarize(base.ms),
+    requestsPerSecond: req.ms.length / req.seconds,
+    baselinePerSecond: base.ms.length / base.seconds,
+    serialMs: summarize(serial.ms),
+    serialBaselineMs: summarize(serialBase.ms),
+  };
+}
+
 /** Requests and capacity of one scenario, per request (averaged over its samples). */
 export interface PerRequestCost {
   scenario: string;
@@ -323,7 +343,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     const mSerial = await load(serialModeled, 1, session);
     const mSerialBase = await load(serialModeled, 1, sessionBare);
 
-    // What-if: the same session app over a store doing the I/O two levers would leave.
+    // What-if: the same session app over a store doing the I/O the reverted rate lever would.
     const leverApp = createSessionApp({
       ...local.services,
       store: leverStore(local.services.store),
@@ -446,35 +466,9 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     );
 
     return {
-      session: {
-        concurrency: c,
-        requestMs: summarize(sReq.ms),
-        baselineMs: summarize(sBase.ms),
-        requestsPerSecond: sReq.ms.length / sReq.seconds,
-        baselinePerSecond: sBase.ms.length / sBase.seconds,
-        serialMs: summarize(sSerial.ms),
-        serialBaselineMs: summarize(sSerialBase.ms),
-      },
-      sessionModeled: {
-        dynamoMs,
-        livekitMs,
-        concurrency: c,
-        requestMs: summarize(mReq.ms),
-        baselineMs: summarize(mBase.ms),
-        requestsPerSecond: mReq.ms.length / mReq.seconds,
-        baselinePerSecond: mBase.ms.length / mBase.seconds,
-        serialMs: summarize(mSerial.ms),
-        serialBaselineMs: summarize(mSerialBase.ms),
-      },
-      sessionWhatIf: {
-        concurrency: c,
-        requestMs: summarize(wiReq.ms),
-        baselineMs: summarize(wiBase.ms),
-        requestsPerSecond: wiReq.ms.length / wiReq.seconds,
-        baselinePerSecond: wiBase.ms.length / wiBase.seconds,
-        serialMs: summarize(wiSerial.ms),
-        serialBaselineMs: summarize(wiSerialBase.ms),
-      },
+      session: compare(c, [sReq, sBase], [sSerial, sSerialBase]),
+      sessionModeled: { dynamoMs, livekitMs, ...compare(c, [mReq, mBase], [mSerial, mSerialBase]) },
+      sessionWhatIf: compare(c, [wiReq, wiBase], [wiSerial, wiSerialBase]),
       webhook: {
         concurrency: c,
         eventMs: summarize(wReq.ms),

@@ -4,7 +4,7 @@ import { functionNames } from '../scripts/esbuild-options.js';
 import { type CapacityModel, capacityModel } from './capacity-model.js';
 import { type ColdStartResult, measureColdStart } from './cold-start.js';
 import { ratio, round } from './lib/stats.js';
-import { type LoadResult, runLoad } from './load.js';
+import { type LoadResult, runLoad, type SessionComparison } from './load.js';
 
 /**
  * `npm run bench` (after `npm run build`): cold start of the three bundles against a floor
@@ -83,23 +83,9 @@ const result = {
     secretsOverTls: cold.secretsOverTls,
     detail: cold.results,
   },
-  session: {
-    ...s,
-    ratioP50: ratio(s.requestMs.p50, s.baselineMs.p50),
-    ratioP99: ratio(s.requestMs.p99, s.baselineMs.p99),
-    serialRatioP50: ratio(s.serialMs.p50, s.serialBaselineMs.p50),
-  },
-  sessionWhatIf: {
-    ...load.sessionWhatIf,
-    ratioP50: ratio(load.sessionWhatIf.requestMs.p50, load.sessionWhatIf.baselineMs.p50),
-    serialRatioP50: ratio(load.sessionWhatIf.serialMs.p50, load.sessionWhatIf.serialBaselineMs.p50),
-  },
-  sessionModeled: {
-    ...sm,
-    ratioP50: ratio(sm.requestMs.p50, sm.baselineMs.p50),
-    ratioP99: ratio(sm.requestMs.p99, sm.baselineMs.p99),
-    serialRatioP50: ratio(sm.serialMs.p50, sm.serialBaselineMs.p50),
-  },
+  session: withRatios(s),
+  sessionWhatIf: withRatios(load.sessionWhatIf),
+  sessionModeled: withRatios(sm),
   webhook: { ...w, throughputRatio: ratio(w.eventsPerSecond, w.baselinePerSecond) },
   costs: load.costs,
   model,
@@ -182,39 +168,12 @@ function print(
         'ratio p50',
         'ratio p99',
       ],
-      [
-        'POST /v1/sessions',
-        round(l.session.requestMs.p50, 1),
-        round(l.session.requestMs.p99, 1),
-        round(l.session.requestsPerSecond, 1),
-        round(l.session.baselineMs.p50, 1),
-        round(l.session.baselineMs.p99, 1),
-        round(l.session.baselinePerSecond, 1),
-        r.session.ratioP50,
-        r.session.ratioP99,
-      ],
-      [
+      loadRow('POST /v1/sessions', r.session),
+      loadRow(
         `POST /v1/sessions, +${l.sessionModeled.dynamoMs}/${l.sessionModeled.livekitMs} ms modeled`,
-        round(l.sessionModeled.requestMs.p50, 1),
-        round(l.sessionModeled.requestMs.p99, 1),
-        round(l.sessionModeled.requestsPerSecond, 1),
-        round(l.sessionModeled.baselineMs.p50, 1),
-        round(l.sessionModeled.baselineMs.p99, 1),
-        round(l.sessionModeled.baselinePerSecond, 1),
-        r.sessionModeled.ratioP50,
-        r.sessionModeled.ratioP99,
-      ],
-      [
-        'what-if: no session dispatch claim, rate ‖ reads (modeled)',
-        round(l.sessionWhatIf.requestMs.p50, 1),
-        round(l.sessionWhatIf.requestMs.p99, 1),
-        round(l.sessionWhatIf.requestsPerSecond, 1),
-        round(l.sessionWhatIf.baselineMs.p50, 1),
-        round(l.sessionWhatIf.baselineMs.p99, 1),
-        round(l.sessionWhatIf.baselinePerSecond, 1),
-        r.sessionWhatIf.ratioP50,
-        ratio(l.sessionWhatIf.requestMs.p99, l.sessionWhatIf.baselineMs.p99),
-      ],
+        r.sessionModeled,
+      ),
+      loadRow('what-if: rate counter ‖ reads, reverted lever (modeled)', r.sessionWhatIf),
       [
         'webhook participant_joined',
         round(l.webhook.eventMs.p50, 1),
@@ -274,4 +233,29 @@ function print(
   console.log(
     `\nwrote bench/results/latest.json in ${r.seconds} s (load average at start ${r.loadAverageAtStart} on ${r.cpus} CPUs)`,
   );
+}
+
+/** A session comparison with its ratios (function / bare work). */
+function withRatios<T extends SessionComparison>(cmp: T) {
+  return {
+    ...cmp,
+    ratioP50: ratio(cmp.requestMs.p50, cmp.baselineMs.p50),
+    ratioP99: ratio(cmp.requestMs.p99, cmp.baselineMs.p99),
+    serialRatioP50: ratio(cmp.serialMs.p50, cmp.serialBaselineMs.p50),
+  };
+}
+
+/** One row of the load table for a session comparison. */
+function loadRow(label: string, cmp: ReturnType<typeof withRatios>) {
+  return [
+    label,
+    round(cmp.requestMs.p50, 1),
+    round(cmp.requestMs.p99, 1),
+    round(cmp.requestsPerSecond, 1),
+    round(cmp.baselineMs.p50, 1),
+    round(cmp.baselineMs.p99, 1),
+    round(cmp.baselinePerSecond, 1),
+    cmp.ratioP50,
+    cmp.ratioP99,
+  ];
 }
