@@ -1,3 +1,4 @@
+import { E164, MCP_TRANSPORTS } from '@livekit-mcp-dispatch/contract';
 import {
   array,
   boolean,
@@ -21,7 +22,7 @@ const bounded = (min: number, max: number) => string().check(minLength(min), max
 const printable = (max: number) =>
   string().check(minLength(1), maxLength(max), regex(/^[^\p{Cc}]+$/u, 'must not contain control characters'));
 
-const transportSchema = enumOf(['streamable_http', 'sse']);
+const transportSchema = enumOf(MCP_TRANSPORTS);
 const statusSchema = enumOf(['active', 'suspended']);
 
 const mcpFields = {
@@ -73,9 +74,7 @@ export const tenantBodySchema = strictObject({
 export const userBodySchema = strictObject({
   display_name: optional(nullable(printable(200))),
   phone_numbers: optional(
-    array(string().check(regex(/^\+[1-9][0-9]{1,14}$/, 'must be an E.164 number (+ and 2-15 digits)'))).check(
-      maxLength(10),
-    ),
+    array(string().check(regex(E164, 'must be an E.164 number (+ and 2-15 digits)'))).check(maxLength(10)),
   ),
   mcp: optional(nullable(userMcpSchema)),
   status: optional(statusSchema),

@@ -1,3 +1,4 @@
+import { MAX_USER_ID, TENANT_ID, USER_ID } from '@livekit-mcp-dispatch/contract';
 import type { McpBody, TenantBody, UserBody } from './admin-input.js';
 import { releaseSessionResources, type SessionResourceStore } from './dispatcher.js';
 import { ConditionFailedError, DomainError, ValidationError } from './errors.js';
@@ -27,10 +28,6 @@ export const SUPERADMIN_FIELDS = [
   'sip_trunk_ids',
 ] as const;
 
-const TENANT_ID = /^[a-z0-9][a-z0-9-]{1,62}$/;
-// 1–255 printable characters: no control characters and no lone surrogates.
-const USER_ID = /^[^\p{Cc}\p{Cs}]+$/u;
-const MAX_USER_ID = 255;
 /** How old a write must be before its missing audit entry counts as lost (ms). */
 const AUDIT_REPAIR_GRACE_MS = 60_000;
 /** Users deleted per page of a cascading tenant delete. */

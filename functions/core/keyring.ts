@@ -1,60 +1,8 @@
-/** A keyring as the contract defines it: `{"current":"<kid>","keys":{"<kid>":"<base64url 32 bytes>"}}`. */
-export interface Keyring {
-  current: string;
-  keys: ReadonlyMap<string, Uint8Array>;
-}
+import type { Keyring } from '@livekit-mcp-dispatch/contract';
 
-const KID = /^[A-Za-z0-9._-]{1,64}$/;
-const B64URL = /^[A-Za-z0-9_-]+$/;
-
-/**
- * Parses keyring JSON, returning the keyring or the list of problems (never key material).
- * `label` names the keyring in messages (e.g. `DISPATCH_KEYS`).
- */
-export function parseKeyring(label: string, raw: unknown): { keyring?: Keyring; problems: string[] } {
-  const problems: string[] = [];
-  let value: unknown = raw;
-  if (typeof raw === 'string') {
-    try {
-      value = JSON.parse(raw);
-    } catch {
-      return { problems: [`${label}: not valid JSON`] };
-    }
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    return { problems: [`${label}: must be an object {"current","keys"}`] };
-  }
-  const { current, keys } = value as { current?: unknown; keys?: unknown };
-  if (typeof current !== 'string' || !KID.test(current)) {
-    problems.push(`${label}: "current" must be a key id of 1-64 characters [A-Za-z0-9._-]`);
-  }
-  if (typeof keys !== 'object' || keys === null || Array.isArray(keys) || Object.keys(keys).length === 0) {
-    problems.push(`${label}: "keys" must be a non-empty object of key id to base64url key`);
-    return { problems };
-  }
-  const map = new Map<string, Uint8Array>();
-  for (const [kid, encoded] of Object.entries(keys)) {
-    if (!KID.test(kid)) {
-      problems.push(`${label}: key id "${kid.slice(0, 64)}" is not 1-64 characters [A-Za-z0-9._-]`);
-      continue;
-    }
-    if (typeof encoded !== 'string' || !B64URL.test(encoded)) {
-      problems.push(`${label}: key "${kid}" is not base64url`);
-      continue;
-    }
-    const bytes = new Uint8Array(Buffer.from(encoded, 'base64url'));
-    if (bytes.length !== 32) {
-      problems.push(`${label}: key "${kid}" must be 32 bytes, got ${bytes.length}`);
-      continue;
-    }
-    map.set(kid, bytes);
-  }
-  if (typeof current === 'string' && KID.test(current) && !Object.hasOwn(keys, current)) {
-    problems.push(`${label}: "current" key "${current}" is not in "keys"`);
-  }
-  if (problems.length > 0) return { problems };
-  return { keyring: { current: current as string, keys: map }, problems };
-}
+// The keyring shape and its one parser are the contract package's (docs/api.md §3); what is
+// left here is server-only: the key-separation check and dev key generation.
+export { type Keyring, parseKeyring } from '@livekit-mcp-dispatch/contract';
 
 /** Problems if two keyrings share any key material (compared by value, not by id). */
 export function sharedKeyMaterial(a: Keyring, b: Keyring, labels: [string, string]): string[] {

@@ -1,4 +1,4 @@
-import type { McpTransport } from '../../worker/src/format.js';
+import type { McpTransport } from '@livekit-mcp-dispatch/contract';
 
 /**
  * Records kept in the table. Field names follow the API's snake_case so that records,
@@ -56,8 +56,8 @@ export interface UserRecord {
   updated_at: string;
 }
 
-/** One MCP server as it travels sealed to the worker (CONTRACT §3); defined once, in the wire format. */
-export type { McpServerGrant } from '../../worker/src/format.js';
+/** One MCP server as it travels sealed to the worker (docs/api.md §3); defined once, in the wire format. */
+export type { McpServerGrant } from '@livekit-mcp-dispatch/contract';
 
 export type SessionOrigin = 'session' | 'webhook';
 

@@ -1,9 +1,7 @@
 /**
  * Room names and participant facts the dispatcher decides on. Pure functions, no I/O.
  */
-
-/** Tenant ids as the contract allows them (CONTRACT §6). */
-const TENANT_ID = /^[a-z0-9][a-z0-9-]{1,62}$/;
+import { E164, TENANT_ID } from '@livekit-mcp-dispatch/contract';
 
 /** Characters of the random room suffix: lowercase base32, so the suffix never holds a `-`. */
 const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567';
@@ -63,7 +61,7 @@ export function normalizeE164(raw: string | undefined): string | undefined {
   if (raw === undefined) return undefined;
   const compact = raw.trim().replace(/[\s().-]/g, '');
   const e164 = /^\d+$/.test(compact) ? `+${compact}` : compact;
-  return /^\+[1-9]\d{1,14}$/.test(e164) ? e164 : undefined;
+  return E164.test(e164) ? e164 : undefined;
 }
 
 /** `ParticipantInfo.Kind` values of the LiveKit protocol. */

@@ -1,15 +1,15 @@
 import { createHmac, hkdfSync, randomBytes } from 'node:crypto';
-import { base64url, CompactEncrypt, type CryptoKey, compactDecrypt } from 'jose';
 import {
   CLIENT_METADATA_MAX_BYTES,
+  createClaimsSealer,
   DISPATCH_ALG,
   DISPATCH_ENC,
   DISPATCH_ISSUER,
-  DISPATCH_TYP,
   type DispatchClaims,
-  MCP_TRANSPORTS,
   type McpServerGrant,
-} from '../../worker/src/format.js';
+  parseMcpServerGrant,
+} from '@livekit-mcp-dispatch/contract';
+import { base64url, CompactEncrypt, type CryptoKey, compactDecrypt } from 'jose';
 import { DomainError, ValidationError } from './errors.js';
 import type { Keyring } from './keyring.js';
 
@@ -43,17 +43,15 @@ export interface DispatchSealer {
 }
 
 /**
- * Creates the sealer of dispatch metadata (CONTRACT §3): a compact JWE whose protected header is
- * exactly `{"alg":"dir","enc":"A256GCM","kid":<current>,"typ":"lk-mcp-dispatch+jwt"}`.
+ * Creates the sealer of dispatch metadata (docs/api.md §3): a compact JWE whose protected header is
+ * exactly `{"alg":"dir","enc":"A256GCM","kid":<current>,"typ":"lk-mcp-dispatch+jwt"}`, sealed by
+ * the contract package's claims sealer.
  *
  * @throws ValidationError from `seal` when `client` exceeds 4 KiB.
  * @throws TypeError from `seal` for inputs no caller should pass (empty ids, bad servers, bad TTL).
  */
 export function createDispatchSealer(keyring: Keyring, clock: () => Date = () => new Date()): DispatchSealer {
-  const key = currentKey(keyring);
-  const header = { alg: DISPATCH_ALG, enc: DISPATCH_ENC, kid: keyring.current, typ: DISPATCH_TYP };
-  const expectedHeaderSegment = base64url.encode(JSON.stringify(header));
-  const cryptoKey = importAesKey(key);
+  const sealClaims = createClaimsSealer(keyring);
 
   return {
     async seal(input) {
@@ -89,50 +87,17 @@ export function createDispatchSealer(keyring: Keyring, clock: () => Date = () =>
         mcp_servers: input.mcpServers.map(copyServer),
         ...(input.client === undefined ? {} : { client: input.client }),
       };
-      const metadata = await new CompactEncrypt(encoder.encode(JSON.stringify(claims)))
-        .setProtectedHeader(header)
-        .encrypt(await cryptoKey);
-      // The header is part of the contract: refuse to emit anything jose might have added.
-      if (!metadata.startsWith(`${expectedHeaderSegment}.`)) {
-        throw new Error('seal: emitted protected header differs from the contract');
-      }
+      const metadata = await sealClaims(claims);
       return { metadata, jti, expiresAt: new Date(exp * 1000) };
     },
   };
 }
 
 function copyServer(server: McpServerGrant, index: number): McpServerGrant {
-  const where = `seal: mcpServers[${index}]`;
-  if (typeof server !== 'object' || server === null) throw new TypeError(`${where} must be an object`);
-  if (typeof server.name !== 'string' || server.name.length === 0)
-    throw new TypeError(`${where}.name is invalid`);
-  if (typeof server.url !== 'string' || server.url.length === 0)
-    throw new TypeError(`${where}.url is invalid`);
-  if (!(MCP_TRANSPORTS as readonly string[]).includes(server.transport)) {
-    throw new TypeError(`${where}.transport is invalid`);
-  }
-  const headers = server.headers;
-  if (
-    typeof headers !== 'object' ||
-    headers === null ||
-    Array.isArray(headers) ||
-    !Object.values(headers).every((v) => typeof v === 'string')
-  ) {
-    throw new TypeError(`${where}.headers must map names to strings`);
-  }
-  const copy: McpServerGrant = {
-    name: server.name,
-    url: server.url,
-    transport: server.transport,
-    headers: Object.fromEntries(Object.entries(headers)),
-  };
-  if (server.allowed_tools !== undefined) {
-    if (!Array.isArray(server.allowed_tools) || !server.allowed_tools.every((t) => typeof t === 'string')) {
-      throw new TypeError(`${where}.allowed_tools must be strings`);
-    }
-    copy.allowed_tools = [...server.allowed_tools];
-  }
-  return copy;
+  const parsed = parseMcpServerGrant(server);
+  if ('grant' in parsed) return parsed.grant;
+  const { field, message } = parsed.problem;
+  throw new TypeError(`seal: mcpServers[${index}]${field === undefined ? '' : `.${field}`} ${message}`);
 }
 
 /** Which stored secret a sealed value belongs to. */

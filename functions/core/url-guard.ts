@@ -5,12 +5,13 @@ import {
   parseIPv6,
   type ResolvedAddress,
   resolveWithTimeout,
-} from '../../worker/src/address-guard.js';
+  UNSAFE_MCP_URL_CODE,
+} from '@livekit-mcp-dispatch/contract';
 import { DomainError } from './errors.js';
 
-export { classifyAddress, isPublicAddress, parseIPv4, parseIPv6 } from '../../worker/src/address-guard.js';
-// The address classifier has one home, the worker's address guard (dependency-free apart from
-// node built-ins), so the admin write and the worker's connect-time check apply the same rules.
+// The address classifier has one home, the contract package, so the admin write and the worker's
+// connect-time check apply the same rules.
+export { classifyAddress, isPublicAddress, parseIPv4, parseIPv6 } from '@livekit-mcp-dispatch/contract';
 export type { AddressClass, ResolvedAddress };
 
 /** Resolves a host name to every address it has (A and AAAA). Injected by the composition root. */
@@ -31,7 +32,7 @@ export interface UrlGuardOptions {
 export class UnsafeMcpUrlError extends DomainError {
   readonly reason: string;
   constructor(reason: string) {
-    super('unsafe_mcp_url', `The MCP URL is not allowed: ${reason}.`, { details: { reason } });
+    super(UNSAFE_MCP_URL_CODE, `The MCP URL is not allowed: ${reason}.`, { details: { reason } });
     this.reason = reason;
   }
 }
@@ -66,7 +67,7 @@ function isLoopbackHost(host: string): boolean {
 }
 
 /**
- * Checks an MCP server URL before it is stored (CONTRACT §6) and returns it normalised by the
+ * Checks an MCP server URL before it is stored (docs/api.md §6) and returns it normalised by the
  * WHATWG URL parser (which also turns decimal, octal and hex IPv4 spellings into dotted quads,
  * so they meet the address rules). https only, no userinfo, port 443 or one of `allowedPorts`,
  * and the host, and every address it resolves to, must be public.

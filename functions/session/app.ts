@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { IDEMPOTENCY_KEY, MAX_USER_ID, USER_ID } from '@livekit-mcp-dispatch/contract';
 import { Hono } from 'hono';
 import { cors } from 'hono/cors';
 import {
@@ -61,9 +62,6 @@ export const SESSION_BODY_LIMIT = 64 * 1024;
 const MAX_NAME = 128;
 const MAX_METADATA_BYTES = 4096;
 const MAX_ATTRIBUTES = 32;
-const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
-const MAX_USER_ID = 255;
-const USER_ID = /^[^\p{Cc}\p{Cs}]+$/u;
 
 const utf8Bytes = (max: number) =>
   refine<string>((v) => Buffer.byteLength(v, 'utf8') <= max, { message: `at most ${max} bytes` });

@@ -2,10 +2,10 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
+import type { DispatchErrorCode } from '@livekit-mcp-dispatch/worker';
+import { DispatchMetadataError, openDispatchMetadata } from '@livekit-mcp-dispatch/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateKeyringJson } from '../../functions/core/keyring.js';
-import type { DispatchErrorCode } from '../../worker/src/format.js';
-import { DispatchMetadataError, openDispatchMetadata } from '../../worker/src/open.js';
 import { seedTenant, seedUser, uid } from '../support/fixtures.js';
 import { postJson, type Stack, startStack } from './stack.js';
 

@@ -3,11 +3,11 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { openDispatchMetadata } from '@livekit-mcp-dispatch/worker';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SeedError, type SeededDemo, seedDemo } from '../../scripts/seed-demo.js';
-import { openDispatchMetadata } from '../../worker/src/open.js';
 import type { LiveKitStandIn } from '../support/livekit-standin.js';
 import { type LocalStack, startLocalStack } from '../support/local-stack.js';
 

@@ -1,4 +1,5 @@
 import { RoomAgentDispatch, RoomConfiguration, TokenSourceRequest } from '@livekit/protocol';
+import { openDispatchMetadata } from '@livekit-mcp-dispatch/worker';
 import { decodeJwt } from 'jose';
 import { TokenVerifier } from 'livekit-server-sdk';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -8,7 +9,6 @@ import { DynamoStore } from '../../functions/adapters/store.js';
 import { LiveKitUnavailableError } from '../../functions/core/errors.js';
 import type { TenantRecord, UserRecord } from '../../functions/core/model.js';
 import { createSessionApp, type SessionAppDeps } from '../../functions/session/app.js';
-import { openDispatchMetadata } from '../../worker/src/open.js';
 import {
   type Harness,
   recordingLog,

@@ -1,9 +1,9 @@
+import { openDispatchMetadata } from '@livekit-mcp-dispatch/worker';
 import { handle } from 'hono/aws-lambda';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { keys } from '../../functions/adapters/schema.js';
 import type { TenantRecord, UserRecord } from '../../functions/core/model.js';
 import { createWebhookApp, type WebhookAppDeps } from '../../functions/webhook/app.js';
-import { openDispatchMetadata } from '../../worker/src/open.js';
 import {
   type Harness,
   otherEvent,

@@ -1,5 +1,14 @@
 import { createCipheriv, createHmac, randomBytes } from 'node:crypto';
 import { inspect } from 'node:util';
+import {
+  DISPATCH_ERROR_CODES,
+  type DispatchErrorCode,
+  DispatchMetadataError,
+  KeyringError,
+  type McpServerGrant,
+  openDispatchMetadata,
+  parseDispatchKeyring,
+} from '@livekit-mcp-dispatch/worker';
 import fc from 'fast-check';
 import { compactDecrypt } from 'jose';
 import { describe, expect, it } from 'vitest';
@@ -12,17 +21,6 @@ import {
   type SecretBinding,
   SecretBoxError,
 } from '../../functions/core/sealing.js';
-import {
-  DISPATCH_ERROR_CODES,
-  type DispatchErrorCode,
-  type McpServerGrant,
-} from '../../worker/src/format.js';
-import {
-  DispatchMetadataError,
-  KeyringError,
-  openDispatchMetadata,
-  parseDispatchKeyring,
-} from '../../worker/src/open.js';
 
 const NOW = new Date('2026-11-29T12:00:00.000Z');
 const NOW_S = NOW.getTime() / 1000;

@@ -1,3 +1,5 @@
+import { classifyAddress as contractClassify } from '@livekit-mcp-dispatch/contract';
+import { UnsafeWorkerUrlError, classifyAddress as workerClassify } from '@livekit-mcp-dispatch/worker';
 import { describe, expect, it } from 'vitest';
 import type { DomainError } from '../../functions/core/errors.js';
 import {
@@ -318,6 +320,22 @@ describe('classifyAddress', () => {
   ])('%s is %s', (address, expected) => {
     // Act + Assess
     expect(classifyAddress(address)).toBe(expected);
+  });
+});
+
+describe('one classifier and two URL errors', () => {
+  it("is the contract package's function on both sides, never a copy", () => {
+    expect(classifyAddress).toBe(contractClassify);
+    expect(workerClassify).toBe(contractClassify);
+  });
+
+  it("names the server's and the worker's URL errors differently, with one code", () => {
+    const server = new UnsafeMcpUrlError('no host');
+    const worker = new UnsafeWorkerUrlError('MCP URL has no host');
+    expect(server.name).toBe('UnsafeMcpUrlError');
+    expect(worker.name).toBe('UnsafeWorkerUrlError');
+    expect(server).not.toBeInstanceOf(UnsafeWorkerUrlError);
+    expect(worker.code).toBe(server.code);
   });
 });
 

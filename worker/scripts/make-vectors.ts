@@ -1,7 +1,7 @@
 /**
- * Writes test vectors of sealed dispatch metadata (CONTRACT §3) for the Python opener's tests:
- * valid ones sealed by the server's own sealer (functions/core/sealing.ts) and every kind of
- * invalid one, the bad headers hand-built with node:crypto so any header can be expressed.
+ * Writes test vectors of sealed dispatch metadata (docs/api.md §3) for the Python opener's tests:
+ * valid ones sealed by the contract package's claims sealer (the one the server's sealer,
+ * functions/core/sealing.ts, seals with) and every kind of invalid one, the bad headers hand-built with node:crypto so any header can be expressed.
  * Each vector's expected outcome is checked against the TypeScript opener before it is written,
  * so the two openers are held to the same codes.
  *
@@ -11,9 +11,13 @@
 import { createCipheriv, randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseKeyring } from '../../functions/core/keyring.js';
-import { createDispatchSealer } from '../../functions/core/sealing.js';
-import { DISPATCH_ISSUER, type DispatchErrorCode, type McpServerGrant } from '../src/format.js';
+import {
+  createClaimsSealer,
+  DISPATCH_ISSUER,
+  type DispatchErrorCode,
+  type McpServerGrant,
+  parseKeyring,
+} from '@livekit-mcp-dispatch/contract';
 import { DispatchMetadataError, openDispatchMetadata } from '../src/open.js';
 
 const AGENT = 'mcp-agent';
@@ -76,18 +80,21 @@ async function seal(
   keyring: { current: string; keys: Record<string, string> },
   options: { issuedAt?: number; ttlSeconds?: number; agentName?: string; roomName?: string } = {},
 ): Promise<string> {
-  const sealer = createDispatchSealer(parsed(keyring), () => new Date((options.issuedAt ?? now) * 1000));
-  const { metadata } = await sealer.seal({
-    agentName: options.agentName ?? AGENT,
-    userId: 'alice',
-    tenantId: 'acme',
-    roomName: options.roomName ?? ROOM,
-    participantIdentity: 'alice',
-    mcpServers: servers,
+  // The claims exactly as the server's sealer builds them (functions/core/sealing.ts).
+  const iat = options.issuedAt ?? now;
+  return createClaimsSealer(parsed(keyring))({
+    iss: DISPATCH_ISSUER,
+    aud: options.agentName ?? AGENT,
+    sub: 'alice',
+    tid: 'acme',
+    room: options.roomName ?? ROOM,
+    pid: 'alice',
+    iat,
+    exp: iat + (options.ttlSeconds ?? 600),
+    jti: randomBytes(16).toString('base64url'),
+    mcp_servers: servers,
     client: '{"locale":"de-DE"}',
-    ttlSeconds: options.ttlSeconds ?? 600,
   });
-  return metadata;
 }
 
 /** A compact JWE built by hand: any header text, any payload, AES-GCM with the header as AAD. */

@@ -19,8 +19,8 @@
  */
 import { fileURLToPath } from 'node:url';
 import { cli, defineAgent, type JobContext, log, ServerOptions, voice } from '@livekit/agents';
-import { UnsafeMcpUrlError } from './address-guard.js';
-import type { McpServerGrant } from './format.js';
+import type { McpServerGrant } from '@livekit-mcp-dispatch/contract';
+import { UnsafeWorkerUrlError } from './address-guard.js';
 import {
   createMcpToolset,
   McpConnectionError,
@@ -102,7 +102,7 @@ export async function connectToolsets(
     }
     const reason = outcome.reason;
     const message =
-      reason instanceof McpConnectionError || reason instanceof UnsafeMcpUrlError
+      reason instanceof McpConnectionError || reason instanceof UnsafeWorkerUrlError
         ? reason.message
         : 'setup failed';
     logger.error({ toolset: toolset.id }, `MCP toolset ${toolset.id} unavailable: ${message}`);

@@ -1,4 +1,5 @@
 import { llm } from '@livekit/agents';
+import type { LookupFn, McpServerGrant } from '@livekit-mcp-dispatch/contract';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -12,10 +13,8 @@ import {
   type AddressGuardOptions,
   assertPublicHost,
   assertPublicUrl,
-  type LookupFn,
-  UnsafeMcpUrlError,
+  UnsafeWorkerUrlError,
 } from './address-guard.js';
-import type { McpServerGrant } from './format.js';
 
 /** Options of {@link createMcpToolset}. */
 export interface McpToolsetOptions {
@@ -68,8 +67,8 @@ function toolsetId(name: string): string {
   return `mcp_${name.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 48) || 'server'}`;
 }
 
-function describeFailure(serverName: string, error: unknown): McpConnectionError | UnsafeMcpUrlError {
-  if (error instanceof McpConnectionError || error instanceof UnsafeMcpUrlError) return error;
+function describeFailure(serverName: string, error: unknown): McpConnectionError | UnsafeWorkerUrlError {
+  if (error instanceof McpConnectionError || error instanceof UnsafeWorkerUrlError) return error;
   const status = (error as { code?: unknown })?.code;
   if (typeof status === 'number' && status >= 400 && status < 600) {
     const hint =

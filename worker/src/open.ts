@@ -1,28 +1,24 @@
-import { base64url, type CryptoKey, compactDecrypt, errors } from 'jose';
 import {
+  canonicalDecode,
+  checkDispatchHeader,
   DISPATCH_ALG,
   DISPATCH_ENC,
-  DISPATCH_HEADER_KEYS,
-  DISPATCH_ISSUER,
-  DISPATCH_TYP,
   type DispatchErrorCode,
   EXP_LEEWAY_SECONDS,
-  MCP_TRANSPORTS,
+  InvalidClaimsError,
+  KEY_BYTES,
+  type Keyring,
+  type KeyringJson,
   type McpServerGrant,
-  type McpTransport,
-} from './format.js';
+  parseDispatchClaims,
+  parseKeyring,
+} from '@livekit-mcp-dispatch/contract';
+import { type CryptoKey, compactDecrypt, errors } from 'jose';
 
-/** Keyring JSON as the contract defines it: `{"current":"<kid>","keys":{"<kid>":"<base64url 32 bytes>"}}`. */
-export interface KeyringJson {
-  current: string;
-  keys: Record<string, string>;
-}
+export type { KeyringJson } from '@livekit-mcp-dispatch/contract';
 
-/** A parsed keyring: key id to 32 raw key bytes. Structurally the same as the server's `Keyring`. */
-export interface ParsedKeyring {
-  current: string;
-  keys: ReadonlyMap<string, Uint8Array>;
-}
+/** A parsed keyring: key id to 32 raw key bytes (the contract's `Keyring`). */
+export type ParsedKeyring = Keyring;
 
 /** The keyring given to the worker is invalid. Lists every problem; never contains key material. */
 export class KeyringError extends Error {
@@ -90,9 +86,6 @@ export interface OpenDispatchOptions {
   now?: Date;
 }
 
-const KID = /^[A-Za-z0-9._-]{1,64}$/;
-const B64URL = /^[A-Za-z0-9_-]*$/;
-const KEY_BYTES = 32;
 const IV_BYTES = 12;
 const TAG_BYTES = 16;
 // ignoreBOM keeps a leading U+FEFF in the text (the default strips it), so JSON.parse refuses
@@ -100,57 +93,18 @@ const TAG_BYTES = 16;
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /**
- * Parses and validates keyring JSON (text or object). Throws a {@link KeyringError} listing every
- * problem: not JSON, bad key id, key not base64url, key not 32 bytes, `current` not in `keys`.
+ * Parses and validates keyring JSON (text or object) with the contract's keyring parser. Throws a
+ * {@link KeyringError} listing every problem: not JSON, bad key id, key not base64url, key not 32
+ * bytes, `current` not in `keys`.
  */
 export function parseDispatchKeyring(input: string | KeyringJson): ParsedKeyring {
-  let value: unknown = input;
-  if (typeof input === 'string') {
-    try {
-      value = JSON.parse(input);
-    } catch {
-      throw new KeyringError(['not valid JSON']);
-    }
-  }
-  if (!isPlainObject(value)) throw new KeyringError(['must be an object {"current","keys"}']);
-  const problems: string[] = [];
-  const { current, keys } = value;
-  if (typeof current !== 'string' || !KID.test(current)) {
-    problems.push('"current" must be a key id of 1-64 characters [A-Za-z0-9._-]');
-  }
-  if (!isPlainObject(keys) || Object.keys(keys).length === 0) {
-    problems.push('"keys" must be a non-empty object of key id to base64url key');
-    throw new KeyringError(problems);
-  }
-  const map = new Map<string, Uint8Array>();
-  for (const [kid, encoded] of Object.entries(keys)) {
-    if (!KID.test(kid)) {
-      problems.push(`key id "${kid.slice(0, 64)}" is not 1-64 characters [A-Za-z0-9._-]`);
-      continue;
-    }
-    let bytes: Uint8Array;
-    try {
-      if (typeof encoded !== 'string' || encoded.length === 0 || !B64URL.test(encoded)) throw new Error();
-      bytes = base64url.decode(encoded);
-    } catch {
-      problems.push(`key "${kid}" is not base64url`);
-      continue;
-    }
-    if (bytes.length !== KEY_BYTES) {
-      problems.push(`key "${kid}" must be ${KEY_BYTES} bytes, got ${bytes.length}`);
-      continue;
-    }
-    map.set(kid, bytes);
-  }
-  if (typeof current === 'string' && KID.test(current) && !Object.hasOwn(keys, current)) {
-    problems.push(`"current" key "${current}" is not in "keys"`);
-  }
-  if (problems.length > 0) throw new KeyringError(problems);
-  return { current: current as string, keys: map };
+  const { keyring, problems } = parseKeyring('', input);
+  if (keyring === undefined) throw new KeyringError(problems);
+  return keyring;
 }
 
 /**
- * Opens sealed dispatch metadata (CONTRACT §3) and returns the job's grant.
+ * Opens sealed dispatch metadata (docs/api.md §3) and returns the job's grant.
  *
  * Checks, in order: five compact segments (`malformed`); the protected header is exactly
  * `{"alg":"dir","enc":"A256GCM","kid":…,"typ":"lk-mcp-dispatch+jwt"}` in minimal JSON, with no
@@ -233,44 +187,9 @@ function fail(code: DispatchErrorCode, message: string, joseCode?: string): neve
 
 /** Returns the header's kid, or throws `bad_header`. */
 function checkHeader(segment: string): string {
-  const bad = () => fail('bad_header', 'Sealed dispatch metadata has an unexpected protected header.');
-  let header: unknown;
-  let text: string;
-  try {
-    const bytes = canonicalDecode(segment);
-    if (bytes === undefined) return bad();
-    text = utf8.decode(bytes);
-    header = JSON.parse(text);
-  } catch {
-    return bad();
-  }
-  if (!isPlainObject(header)) return bad();
-  const names = Object.keys(header);
-  if (
-    names.length !== DISPATCH_HEADER_KEYS.length ||
-    !DISPATCH_HEADER_KEYS.every((k) => Object.hasOwn(header, k))
-  ) {
-    return bad();
-  }
-  const { alg, enc, kid, typ } = header;
-  if (alg !== DISPATCH_ALG || enc !== DISPATCH_ENC || typ !== DISPATCH_TYP) return bad();
-  if (typeof kid !== 'string' || kid.length === 0) return bad();
-  // Minimal JSON only: this refuses duplicate members, which JSON.parse would silently merge.
-  if (JSON.stringify(header) !== text) return bad();
+  const kid = checkDispatchHeader(segment);
+  if (kid === undefined) fail('bad_header', 'Sealed dispatch metadata has an unexpected protected header.');
   return kid;
-}
-
-/** Decoded bytes of a canonical base64url segment (no padding, no stray bits), else undefined. */
-function canonicalDecode(segment: string): Uint8Array | undefined {
-  if (!B64URL.test(segment) || segment.length % 4 === 1) return undefined;
-  let bytes: Uint8Array;
-  try {
-    bytes = base64url.decode(segment);
-  } catch {
-    return undefined;
-  }
-  // Re-encoding must give the same text, so no two encodings of one value are accepted.
-  return base64url.encode(bytes) === segment ? bytes : undefined;
 }
 
 function canonicalLength(segment: string): number {
@@ -290,72 +209,19 @@ interface OpenedClaims {
 }
 
 function parseClaims(plaintext: Uint8Array): OpenedClaims {
-  let value: unknown;
+  let text: string;
   try {
-    value = JSON.parse(utf8.decode(plaintext));
+    text = utf8.decode(plaintext);
   } catch {
     return fail('malformed', 'Sealed dispatch metadata claims are not JSON.');
   }
-  if (!isPlainObject(value))
-    return fail('malformed', 'Sealed dispatch metadata claims are not a JSON object.');
-  const invalid = (name: string) =>
-    fail('malformed', `Sealed dispatch metadata claim "${name}" is missing or invalid.`);
-  if (value.iss !== DISPATCH_ISSUER) return invalid('iss');
-  const strings = ['aud', 'sub', 'tid', 'room', 'pid', 'jti'] as const;
-  for (const name of strings) {
-    const v = value[name];
-    if (typeof v !== 'string' || v.length === 0) return invalid(name);
+  try {
+    const claims = parseDispatchClaims(text);
+    return { ...claims, client: claims.client };
+  } catch (err) {
+    if (err instanceof InvalidClaimsError) return fail('malformed', err.message);
+    throw err;
   }
-  for (const name of ['iat', 'exp'] as const) {
-    const v = value[name];
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) return invalid(name);
-  }
-  if (value.client !== undefined && typeof value.client !== 'string') return invalid('client');
-  const servers = value.mcp_servers;
-  if (!Array.isArray(servers)) return invalid('mcp_servers');
-  const mcpServers: McpServerGrant[] = [];
-  for (const server of servers) {
-    const grant = parseServer(server);
-    if (grant === undefined) return invalid('mcp_servers');
-    mcpServers.push(grant);
-  }
-  return {
-    aud: value.aud as string,
-    sub: value.sub as string,
-    tid: value.tid as string,
-    room: value.room as string,
-    pid: value.pid as string,
-    exp: value.exp as number,
-    jti: value.jti as string,
-    mcp_servers: mcpServers,
-    client: value.client as string | undefined,
-  };
-}
-
-function parseServer(server: unknown): McpServerGrant | undefined {
-  if (!isPlainObject(server)) return undefined;
-  const { name, url, transport, headers, allowed_tools: allowedTools } = server;
-  if (typeof name !== 'string' || name.length === 0) return undefined;
-  if (typeof url !== 'string' || url.length === 0) return undefined;
-  if (typeof transport !== 'string' || !(MCP_TRANSPORTS as readonly string[]).includes(transport))
-    return undefined;
-  if (!isPlainObject(headers) || !Object.values(headers).every((v) => typeof v === 'string'))
-    return undefined;
-  if (
-    allowedTools !== undefined &&
-    !(Array.isArray(allowedTools) && allowedTools.every((t) => typeof t === 'string'))
-  ) {
-    return undefined;
-  }
-  // Object.fromEntries defines own properties, so a header named "__proto__" stays a header.
-  const grant: McpServerGrant = {
-    name,
-    url,
-    transport: transport as McpTransport,
-    headers: Object.fromEntries(Object.entries(headers)) as Record<string, string>,
-  };
-  if (allowedTools !== undefined) grant.allowed_tools = [...(allowedTools as string[])];
-  return grant;
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {

@@ -1,13 +1,7 @@
+import { canonicalIPv4, classifyAddress, classifyAnySpelling } from '@livekit-mcp-dispatch/contract';
 import { describe, expect, it } from 'vitest';
-import { classifyAddress as serverClassify } from '../../functions/core/url-guard.js';
-import {
-  assertPublicHost,
-  assertPublicUrl,
-  canonicalIPv4,
-  classifyAddress,
-  classifyAnySpelling,
-  UnsafeMcpUrlError,
-} from '../src/address-guard.js';
+import { assertPublicHost, assertPublicUrl, UnsafeWorkerUrlError } from '../src/address-guard.js';
+import { classifyAddress as workerClassify } from '../src/index.js';
 
 const TABLE: ReadonlyArray<[string, string]> = [
   ['8.8.8.8', 'public'],
@@ -72,9 +66,10 @@ describe('canonicalIPv4', () => {
 });
 
 describe('one classifier for the server and the worker', () => {
-  it('is the very function the server guard (functions/core/url-guard.ts) uses', () => {
-    // A copy could drift; the server imports this module's classifier instead.
-    expect(serverClassify).toBe(classifyAddress);
+  it("is the contract package's function, re-exported by the worker package", () => {
+    // A copy could drift; both sides import the contract's classifier (the server side is
+    // checked in test/unit/url-guard.test.ts).
+    expect(workerClassify).toBe(classifyAddress);
   });
 });
 
@@ -95,7 +90,7 @@ describe('assertPublicHost', () => {
   ])('refuses a host resolving to %j', async (answers, cls) => {
     const lookup = async () => answers.map((address) => ({ address, family: address.includes(':') ? 6 : 4 }));
     await expect(assertPublicHost('mcp.example.com', { lookup })).rejects.toThrow(
-      new UnsafeMcpUrlError(`MCP host mcp.example.com resolves to a ${cls} address`),
+      new UnsafeWorkerUrlError(`MCP host mcp.example.com resolves to a ${cls} address`),
     );
   });
 

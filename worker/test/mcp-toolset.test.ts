@@ -1,7 +1,7 @@
 import { llm } from '@livekit/agents';
+import type { McpServerGrant } from '@livekit-mcp-dispatch/contract';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { UnsafeMcpUrlError } from '../src/address-guard.js';
-import type { McpServerGrant } from '../src/format.js';
+import { UnsafeWorkerUrlError } from '../src/address-guard.js';
 import { createMcpToolset, McpConnectionError, type McpToolset } from '../src/mcp-toolset.js';
 import { openDispatchMetadata } from '../src/open.js';
 import { startTestMcpServer, type TestMcpServer, testToken } from './support/mcp-server.js';
@@ -202,7 +202,7 @@ describe('createMcpToolset refusals', () => {
     const error = await toolset.setup().catch((e: unknown) => e);
 
     // Assess
-    expect(error).toBeInstanceOf(UnsafeMcpUrlError);
+    expect(error).toBeInstanceOf(UnsafeWorkerUrlError);
     expect((error as Error).message).toBe('MCP URL scheme http: is not allowed (https only)');
     expect(mcp.seenTokens.length).toBe(before);
     expect(toolset.tools).toHaveLength(0);
@@ -211,7 +211,7 @@ describe('createMcpToolset refusals', () => {
   it('refuses an https loopback URL unless the test-only option is set', async () => {
     const toolset = createMcpToolset(grantServer(tokenA, { url: mcp.url.replace('http:', 'https:') }));
     const error = await toolset.setup().catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(UnsafeMcpUrlError);
+    expect(error).toBeInstanceOf(UnsafeWorkerUrlError);
     expect((error as Error).message).toBe('MCP host 127.0.0.1 is a loopback address');
   });
 
@@ -228,7 +228,7 @@ describe('createMcpToolset refusals', () => {
     const error = await toolset.setup().catch((e: unknown) => e);
 
     // Assess
-    expect(error).toBeInstanceOf(UnsafeMcpUrlError);
+    expect(error).toBeInstanceOf(UnsafeWorkerUrlError);
     expect((error as Error).message).toBe('MCP host mcp.example.com resolves to a private address');
   });
 
@@ -260,7 +260,7 @@ describe('createMcpToolset address re-check', () => {
     const error = await toolset.setup().catch((e: unknown) => e);
 
     // Assess
-    expect(error).toBeInstanceOf(UnsafeMcpUrlError);
+    expect(error).toBeInstanceOf(UnsafeWorkerUrlError);
     expect((error as Error).message).toBe('MCP host localhost resolves to a private address');
     expect(mcp.seenTokens.length).toBe(before);
   });

@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { CompactEncrypt } from 'jose';
 import {
   DISPATCH_ALG,
   DISPATCH_ENC,
   DISPATCH_ISSUER,
   DISPATCH_TYP,
   type McpServerGrant,
-} from '../../src/format.js';
+} from '@livekit-mcp-dispatch/contract';
+import { CompactEncrypt } from 'jose';
 
 /** A keyring in the contract's JSON shape with one fresh key. */
 export function testKeyring(kid = 'k-test'): { current: string; keys: Record<string, string> } {

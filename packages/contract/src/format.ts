@@ -1,7 +1,8 @@
 /**
- * The sealed dispatch metadata wire format (CONTRACT §3), shared by the server-side sealer and
- * the TypeScript worker opener. Pure TypeScript: no imports, no runtime dependencies.
+ * The sealed dispatch metadata wire format (docs/api.md §3), shared by the server-side sealer and
+ * the TypeScript worker opener. Constants and types only.
  */
+import type { McpTransport } from './ids.js';
 
 /** Protected header `alg`: direct use of a shared symmetric key. */
 export const DISPATCH_ALG = 'dir';
@@ -18,26 +19,6 @@ export const CLIENT_METADATA_MAX_BYTES = 4096;
 /** The names, in order, of the only members the protected header may have. */
 export const DISPATCH_HEADER_KEYS = ['alg', 'enc', 'kid', 'typ'] as const;
 
-/** Every reason an opener rejects sealed metadata; shared with the Python opener. */
-export const DISPATCH_ERROR_CODES = [
-  'unknown_kid',
-  'bad_header',
-  'decrypt_failed',
-  'wrong_audience',
-  'wrong_room',
-  'expired',
-  'malformed',
-] as const;
-
-/** One of {@link DISPATCH_ERROR_CODES}. */
-export type DispatchErrorCode = (typeof DISPATCH_ERROR_CODES)[number];
-
-/** MCP transports a grant may name. */
-export const MCP_TRANSPORTS = ['streamable_http', 'sse'] as const;
-
-/** One of {@link MCP_TRANSPORTS}. */
-export type McpTransport = (typeof MCP_TRANSPORTS)[number];
-
 /** The protected header of sealed dispatch metadata, exactly these members. */
 export interface DispatchProtectedHeader {
   alg: typeof DISPATCH_ALG;
@@ -46,7 +27,7 @@ export interface DispatchProtectedHeader {
   typ: typeof DISPATCH_TYP;
 }
 
-/** One MCP server as it travels sealed to the worker (CONTRACT §3). */
+/** One MCP server as it travels sealed to the worker (docs/api.md §3). */
 export interface McpServerGrant {
   name: string;
   url: string;
@@ -57,7 +38,7 @@ export interface McpServerGrant {
   allowed_tools?: string[];
 }
 
-/** The JWT claims set inside sealed dispatch metadata (CONTRACT §3). */
+/** The JWT claims set inside sealed dispatch metadata (docs/api.md §3). */
 export interface DispatchClaims {
   /** Always {@link DISPATCH_ISSUER}. */
   iss: typeof DISPATCH_ISSUER;

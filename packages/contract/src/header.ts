@@ -1,0 +1,67 @@
+import { base64url } from 'jose';
+import {
+  DISPATCH_ALG,
+  DISPATCH_ENC,
+  DISPATCH_HEADER_KEYS,
+  DISPATCH_TYP,
+  type DispatchProtectedHeader,
+} from './format.js';
+
+const B64URL = /^[A-Za-z0-9_-]*$/;
+// ignoreBOM keeps a leading U+FEFF in the text (the default strips it), so JSON.parse refuses
+// it as Python's json does: both openers must give the same code for the same bytes.
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/** The protected header the sealer emits for key `kid`, members in the contract's order. */
+export function dispatchHeader(kid: string): DispatchProtectedHeader {
+  return { alg: DISPATCH_ALG, enc: DISPATCH_ENC, kid, typ: DISPATCH_TYP };
+}
+
+/**
+ * Decoded bytes of a canonical base64url segment (no padding, no stray bits), else `undefined`.
+ * Re-encoding must give the same text, so no two encodings of one value are accepted.
+ */
+export function canonicalDecode(segment: string): Uint8Array | undefined {
+  if (!B64URL.test(segment) || segment.length % 4 === 1) return undefined;
+  let bytes: Uint8Array;
+  try {
+    bytes = base64url.decode(segment);
+  } catch {
+    return undefined;
+  }
+  return base64url.encode(bytes) === segment ? bytes : undefined;
+}
+
+/**
+ * The exact-header check of sealed dispatch metadata (docs/api.md §3): returns the header's
+ * `kid` when the segment is canonical base64url of exactly
+ * `{"alg":"dir","enc":"A256GCM","kid":…,"typ":"lk-mcp-dispatch+jwt"}` in minimal JSON (no other
+ * member such as `zip` or `crit`, no duplicate member), else `undefined`.
+ */
+export function checkDispatchHeader(segment: string): string | undefined {
+  let header: unknown;
+  let text: string;
+  try {
+    const bytes = canonicalDecode(segment);
+    if (bytes === undefined) return undefined;
+    text = utf8.decode(bytes);
+    header = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (typeof header !== 'object' || header === null || Array.isArray(header)) return undefined;
+  const h = header as Record<string, unknown>;
+  const names = Object.keys(h);
+  if (
+    names.length !== DISPATCH_HEADER_KEYS.length ||
+    !DISPATCH_HEADER_KEYS.every((k) => Object.hasOwn(h, k))
+  ) {
+    return undefined;
+  }
+  const { alg, enc, kid, typ } = h;
+  if (alg !== DISPATCH_ALG || enc !== DISPATCH_ENC || typ !== DISPATCH_TYP) return undefined;
+  if (typeof kid !== 'string' || kid.length === 0) return undefined;
+  // Minimal JSON only: this refuses duplicate members, which JSON.parse would silently merge.
+  if (JSON.stringify(h) !== text) return undefined;
+  return kid;
+}
