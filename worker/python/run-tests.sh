@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the Python worker tests in the virtualenv that setup-venv.sh made.
 # The tests seal vectors and start an MCP server with the repository's TypeScript (root tsx),
-# so `npm ci` must have run at the root and in worker/.
+# so `npm ci` must have run at the root (its workspaces include worker/).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 venv="${LKMCP_CACHE:-$HOME/.cache/livekit-mcp-dispatch}/venv"

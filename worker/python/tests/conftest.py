@@ -1,7 +1,7 @@
 """Shared fixtures: vectors sealed by the TypeScript sealer, and a real MCP server on loopback.
 
 Both are produced by the repository's TypeScript (run with the root's tsx), so these tests
-need `npm ci` at the root and in worker/ first; without them they fail, they are not skipped.
+need `npm ci` at the root (it installs worker/ too) first; without them they fail, they are not skipped.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def _node_env() -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def vectors(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """Writes the vectors with worker/scripts/make-vectors.ts (server sealer + hand-built bad ones)."""
+    """Writes the vectors with worker/scripts/make-vectors.ts (the contract's sealer + hand-built bad ones)."""
     outdir = tmp_path_factory.mktemp("vectors")
     subprocess.run(
         [*_tsx(), str(WORKER_DIR / "scripts" / "make-vectors.ts"), str(outdir)],

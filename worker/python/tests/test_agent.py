@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
@@ -45,7 +46,7 @@ class TestEntrypoint:
             agent_name="mcp-agent",
             mcp_servers=(lkmd.McpServerGrant("notes", mcp_server["url"], "streamable_http", {"Authorization": "Bearer x"}),),
             client=None,
-            expires_at=lkmd.datetime.now(),
+            expires_at=datetime.now(),
             jti="j",
         )
         with caplog.at_level(logging.INFO, logger="lkmcp.agent"):
@@ -111,7 +112,7 @@ class TestEntrypoint:
                 lkmd.McpServerGrant("broken", mcp_server["url"], "streamable_http", {"Authorization": "Bearer nope-secret"}),
             ),
             client=None,
-            expires_at=lkmd.datetime.now(),
+            expires_at=datetime.now(),
             jti="j",
         )
 

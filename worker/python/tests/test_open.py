@@ -163,7 +163,7 @@ class TestWithoutLivekit:
             input=payload,
             capture_output=True,
             text=True,
-            cwd=Path(lkmd.__file__).parent,
+            cwd=Path(lkmd.__file__).parent.parent,
             timeout=60,
             check=False,
         )

@@ -1,0 +1,36 @@
+"""What a job may do, opened from its dispatch metadata: the grant and its MCP servers."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Literal
+
+
+@dataclasses.dataclass(frozen=True)
+class McpServerGrant:
+    """One MCP server of the grant. ``headers`` are secret and hidden from ``repr``."""
+
+    name: str
+    url: str
+    transport: Literal["streamable_http", "sse"]
+    headers: Mapping[str, str] = dataclasses.field(repr=False)
+    allowed_tools: tuple[str, ...] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class DispatchGrant:
+    """What a job may do, opened from its dispatch metadata."""
+
+    user_id: str
+    tenant_id: str
+    #: The only participant this job serves.
+    participant_identity: str
+    room_name: str
+    agent_name: str
+    mcp_servers: tuple[McpServerGrant, ...] = dataclasses.field(repr=False)
+    #: The app's own agent metadata string, if it sent one (not secret).
+    client: str | None
+    expires_at: datetime
+    jti: str
