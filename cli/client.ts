@@ -84,7 +84,7 @@ function versionOf(etag: string | null): string | undefined {
 }
 
 /**
- * A small client of the admin API (CONTRACT §6): bearer token, JSON in and out, problem+json
+ * A small client of the admin API (docs/api.md §6): bearer token, JSON in and out, problem+json
  * errors as {@link ApiError}, `ETag` versions surfaced. The token is sent only as a header and
  * never appears in an error message.
  */

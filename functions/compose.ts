@@ -47,7 +47,7 @@ export interface ServiceOverrides {
 export const dnsResolveHost: HostResolver = async (host) => lookup(host, { all: true, verbatim: true });
 
 /**
- * The sealer of a function that holds no dispatch keyring (admin, CONTRACT §2): building a real
+ * The sealer of a function that holds no dispatch keyring (admin, docs/api.md §2): building a real
  * one from the empty ring would throw at cold start, and the admin function never seals.
  */
 const noDispatchKeys: DispatchSealer = {

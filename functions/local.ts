@@ -18,7 +18,7 @@ import { problem } from './http/problem.js';
 import { createSessionApp } from './session/app.js';
 import { createWebhookApp } from './webhook/app.js';
 
-/** What `npm start` fills in when the environment leaves it unset (CONTRACT §2, local column). */
+/** What `npm start` fills in when the environment leaves it unset (docs/api.md §2, local column). */
 const LOCAL_DEFAULTS: RawEnv = {
   PORT: '8787',
   DATA_DIR: '.data',

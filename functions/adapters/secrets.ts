@@ -2,7 +2,7 @@ import { SecretsProvider } from '@aws-lambda-powertools/parameters/secrets';
 import { type Config, loadConfig, type RawEnv } from '../core/config.js';
 import { ConfigError } from '../core/errors.js';
 
-/** Secret ARNs the stack passes to functions (CONTRACT §2); values never come from plain env. */
+/** Secret ARNs the stack passes to functions (docs/api.md §2); values never come from plain env. */
 const SECRET_ARNS = [
   'LIVEKIT_CREDENTIALS_SECRET_ARN',
   'DISPATCH_KEYS_SECRET_ARN',
@@ -84,7 +84,7 @@ export async function loadLambdaConfig(
 
 /**
  * Problems of the plain settings (everything but the secrets), so that a start refused for a
- * secret still lists every problem in its one message (CONTRACT §2).
+ * secret still lists every problem in its one message (docs/api.md §2).
  */
 function plainSettingProblems(env: RawEnv): string[] {
   try {

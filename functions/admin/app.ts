@@ -40,7 +40,7 @@ export interface AdminAppDeps {
 }
 
 /**
- * Creates the admin API (CONTRACT §6) with absolute paths under `/v1/admin/`.
+ * Creates the admin API (docs/api.md §6) with absolute paths under `/v1/admin/`.
  *
  * Authorisation: `dispatch:superadmin` reaches every tenant; `dispatch:admin` with the tenant
  * claim reaches that tenant only, and any other tenant's path answers exactly like a missing

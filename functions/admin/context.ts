@@ -51,7 +51,7 @@ export interface AdminRoutesDeps {
 }
 
 /**
- * Resolves the caller: verifies the bearer JWT, requires an admin scope (CONTRACT §6) and sets
+ * Resolves the caller: verifies the bearer JWT, requires an admin scope (docs/api.md §6) and sets
  * `actor`; responses are never cached.
  */
 export function adminAuth(verifier: JwtVerifier): MiddlewareHandler<AdminEnv> {

@@ -7,7 +7,7 @@ import { effectiveMcpConfig } from './resolve.js';
 import { newRoomName } from './rooms.js';
 import type { DispatchSealer, SecretBox } from './sealing.js';
 
-/** How long an Idempotency-Key is remembered (CONTRACT §4: 10 minutes). */
+/** How long an Idempotency-Key is remembered (docs/api.md §4: 10 minutes). */
 export const IDEMPOTENCY_WINDOW_SECONDS = 600;
 /** How long a first request holds its key before a repeat may take over (it died). */
 export const IDEMPOTENCY_HOLD_SECONDS = 30;
@@ -77,7 +77,7 @@ export interface StartedSession {
   replayed: boolean;
 }
 
-/** Starts sessions for app users (CONTRACT §4). */
+/** Starts sessions for app users (docs/api.md §4). */
 export interface SessionService {
   /**
    * Checks the caller, then starts a session: new room, dispatch (or token dispatch), session

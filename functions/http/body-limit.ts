@@ -2,7 +2,7 @@ import type { MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { problem } from './problem.js';
 
-/** 64 KiB: the limit of the session and admin APIs (CONTRACT §7). */
+/** 64 KiB: the limit of the session and admin APIs (docs/api.md §7). */
 export const DEFAULT_BODY_LIMIT = 64 * 1024;
 
 /**

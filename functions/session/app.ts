@@ -57,7 +57,7 @@ export interface SessionAppDeps {
   random?: (n: number) => Uint8Array;
 }
 
-/** Largest request body (CONTRACT §7). */
+/** Largest request body (docs/api.md §7). */
 export const SESSION_BODY_LIMIT = 64 * 1024;
 const MAX_NAME = 128;
 const MAX_METADATA_BYTES = 4096;
@@ -97,7 +97,7 @@ export const sessionRequest = looseObject({
 type SessionRequest = Infer<typeof sessionRequest>;
 
 /**
- * The session function: `POST /v1/sessions`, a LiveKit token endpoint (CONTRACT §4) that also
+ * The session function: `POST /v1/sessions`, a LiveKit token endpoint (docs/api.md §4) that also
  * dispatches the user's agent with their sealed MCP configuration.
  */
 export function createSessionApp(deps: SessionAppDeps) {
@@ -142,7 +142,7 @@ export function createSessionApp(deps: SessionAppDeps) {
 
   app.post('/v1/sessions', bodyLimitProblem(SESSION_BODY_LIMIT), async (c) => {
     const principal = await deps.verifier.verify(c.req.header('authorization'));
-    // User ids are 1-255 printable characters (CONTRACT §6): any other `sub` has no record, and a
+    // User ids are 1-255 printable characters (docs/api.md §6): any other `sub` has no record, and a
     // long one would not even fit a table key (DynamoDB's ValidationException is no 5xx).
     if ([...principal.sub].length > MAX_USER_ID || !USER_ID.test(principal.sub)) {
       throw new DomainError('user_not_found', 'No user record exists for this token.');

@@ -31,7 +31,7 @@ export interface WebhookAppDeps {
   metrics?: Metrics;
 }
 
-/** Largest webhook body (CONTRACT §5: LiveKit events carry room and participant metadata). */
+/** Largest webhook body (docs/api.md §5: LiveKit events carry room and participant metadata). */
 export const WEBHOOK_BODY_LIMIT = 1024 * 1024;
 /** How long a processed event id is remembered: far beyond LiveKit's retries. */
 export const EVENT_CLAIM_TTL_SECONDS = 24 * 3600;
@@ -45,7 +45,7 @@ const MAX_IDENTITY_BYTES = 768;
 const fits = (value: string | undefined, max: number) =>
   value === undefined || Buffer.byteLength(escapeKeyPart(value), 'utf8') <= max;
 
-/** The `action` of a 200 answer (CONTRACT §5). */
+/** The `action` of a 200 answer (docs/api.md §5). */
 export type WebhookAction =
   | 'dispatched'
   | 'already_dispatched'
@@ -62,7 +62,7 @@ const ACTION_METRIC: Partial<Record<WebhookAction, MetricName>> = {
 };
 
 /**
- * The webhook function: `POST /v1/livekit/webhook`, LiveKit's webhook target (CONTRACT §5).
+ * The webhook function: `POST /v1/livekit/webhook`, LiveKit's webhook target (docs/api.md §5).
  * The signature is checked against the raw body before anything is parsed, read or written.
  */
 export function createWebhookApp(deps: WebhookAppDeps) {

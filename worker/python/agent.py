@@ -7,7 +7,7 @@ one log line naming the reason code and nothing else.
 
 Environment:
     LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET   as for any LiveKit agent worker
-    DISPATCH_KEYS      the dispatch keyring JSON (the same as the dispatch service's; CONTRACT §2)
+    DISPATCH_KEYS      the dispatch keyring JSON (the same as the dispatch service's; docs/api.md §2)
     LKMCP_AGENT_NAME   agent name to register (explicit dispatch), default "mcp-agent"
     LKMCP_LLM          LLM, as a LiveKit Inference model string, default "openai/gpt-4.1-mini"
     LKMCP_STT          STT model string, default "deepgram/nova-3"

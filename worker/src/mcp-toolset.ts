@@ -20,7 +20,7 @@ import {
 export interface McpToolsetOptions {
   /**
    * Test-only: allow `http:` and loopback MCP URLs. Never set in production; the default refuses
-   * every URL whose host is or resolves to a non-public address (CONTRACT §3).
+   * every URL whose host is or resolves to a non-public address (docs/api.md §3).
    */
   allowLoopbackForTests?: boolean;
   /** Resolver for the address check; defaults to the system resolver. */

@@ -1,4 +1,4 @@
-"""open_dispatch_metadata against vectors sealed by the TypeScript sealer (CONTRACT §3)."""
+"""open_dispatch_metadata against vectors sealed by the TypeScript sealer (docs/api.md §3)."""
 
 from __future__ import annotations
 

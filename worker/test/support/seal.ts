@@ -25,7 +25,7 @@ export interface SealInput {
   ttlSeconds?: number;
 }
 
-/** Seals dispatch metadata exactly as CONTRACT §3 describes, with jose (the server sealer's format). */
+/** Seals dispatch metadata exactly as docs/api.md §3 describes, with jose (the server sealer's format). */
 export async function sealForTest(
   keyring: { current: string; keys: Record<string, string> },
   input: SealInput,
