@@ -109,7 +109,7 @@ export async function startLocalServer(envIn: RawEnv = process.env): Promise<Loc
   if (devIssuer) app.get(DEV_JWKS_PATH, (c) => c.json(devIssuer.jwks()));
   app.route('/', createSessionApp(services));
   app.route('/', createWebhookApp(services));
-  app.route('/', createAdminApp(services));
+  app.route('/', createAdminApp({ ...services, publicBaseUrl: env.PUBLIC_BASE_URL }));
   app.notFound(() => problem('not_found', 'No such resource.'));
 
   const server = serve({ fetch: app.fetch, port, hostname: env.HOST ?? '127.0.0.1' });

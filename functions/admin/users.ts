@@ -1,6 +1,7 @@
 import { Hono } from 'hono';
 import { userPath } from '../core/admin.js';
 import { userBodySchema } from '../core/admin-input.js';
+import type { RevokedView } from '../http/responses.js';
 import { readJson, validate } from '../http/validate.js';
 import {
   type AdminEnv,
@@ -50,7 +51,7 @@ export function userRoutes({ admin, store, cursors }: AdminRoutesDeps): Hono<Adm
     const { actor, tenantId } = tenantAccess(c);
     const { record, endedSessions } = await admin.revokeUser(actor, tenantId, userIdOf(c));
     c.header('etag', etag(record.version));
-    return c.json({ ...userView(record), ended_sessions: endedSessions });
+    return c.json({ ...userView(record), ended_sessions: endedSessions } satisfies RevokedView);
   });
 
   return app;
