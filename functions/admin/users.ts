@@ -21,6 +21,8 @@ export function userRoutes({ admin, store, cursors }: AdminRoutesDeps): Hono<Adm
 
   app.get('/', async (c) => {
     const { tenantId } = tenantAccess(c);
+    // A list under a tenant that does not exist is 404 `tenant_not_found`, not an empty page.
+    await admin.getTenant(tenantId);
     return listPage(c, cursors, `users:${tenantId}`, (page) => store.listUsers(tenantId, page), userView);
   });
 
