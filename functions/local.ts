@@ -109,10 +109,17 @@ export async function startLocalServer(envIn: RawEnv = process.env): Promise<Loc
   if (devIssuer) app.get(DEV_JWKS_PATH, (c) => c.json(devIssuer.jwks()));
   app.route('/', createSessionApp(services));
   app.route('/', createWebhookApp(services));
-  app.route('/', createAdminApp(services));
+  app.route('/', createAdminApp({ ...services, publicBaseUrl: env.PUBLIC_BASE_URL }));
   app.notFound(() => problem('not_found', 'No such resource.'));
 
-  const server = serve({ fetch: app.fetch, port, hostname: env.HOST ?? '127.0.0.1' });
+  // Node's 16 KiB header limit would answer a long query a bare 431; the apps' own limits
+  // (cursor length, 422) are what clients should meet, as behind API Gateway.
+  const server = serve({
+    fetch: app.fetch,
+    port,
+    hostname: env.HOST ?? '127.0.0.1',
+    serverOptions: { maxHeaderSize: 64 * 1024 },
+  });
   await new Promise<void>((ok, fail) => {
     server.once('listening', ok);
     server.once('error', fail);

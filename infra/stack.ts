@@ -34,6 +34,7 @@ import { type ISecret, Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import type { Construct } from 'constructs';
 import { tableSchema } from '../functions/adapters/schema.js';
+import { gatewayRoutes, type RouteFunction } from '../functions/http/routes.js';
 import type { functionNames } from '../scripts/esbuild-options.js';
 import { HouseFunction } from './house-function.js';
 import { SecretSeeder, SeededSecret } from './seeded-secret.js';
@@ -132,7 +133,23 @@ export function plainEnvironment(props: LiveKitMcpDispatchStackProps): Record<st
   return env;
 }
 
-/** Route keys as API Gateway names them (also the keys of the stage's route settings). */
+/**
+ * The construct id of a route's integration: the first routes keep the ids they were deployed
+ * with; the others are named after their key.
+ */
+function routeId(key: string): string {
+  const kept: Record<string, string> = {
+    [routeKeys.sessions]: 'Session',
+    [routeKeys.webhook]: 'Webhook',
+    [routeKeys.admin]: 'Admin',
+    [routeKeys.openapi]: 'OpenApi',
+  };
+  return (
+    kept[key] ?? key.replace(/[^A-Za-z0-9]+(.)?/g, (_, c: string | undefined) => (c ?? '').toUpperCase())
+  );
+}
+
+/** Some route keys as API Gateway names them (the stack makes every one of `gatewayRoutes()`). */
 export const routeKeys = {
   sessions: 'POST /v1/sessions',
   webhook: 'POST /v1/livekit/webhook',
@@ -311,46 +328,25 @@ export class LiveKitMcpDispatchStack extends Stack {
             }
           : undefined,
     });
-    const { session, webhook, admin } = this.functions;
-    const route = (path: string, method: HttpMethod, fn: HouseFunction, id: string, noAuthorizer: string) => {
-      const [added] = api.addRoutes({
-        path,
-        methods: [method],
-        integration: new HttpLambdaIntegration(id, fn.function),
-      });
-      Validations.of(added!).acknowledge({ id: 'AwsSolutions-APIG4', reason: noAuthorizer });
-      return added!;
-    };
-    const routes: HttpRoute[] = [
-      route(
-        '/v1/sessions',
-        HttpMethod.POST,
-        session,
-        'Session',
+    // API Gateway authorizers are not used: each function verifies its caller itself (cdk-nag APIG4).
+    const noAuthorizer: Record<RouteFunction, string> = {
+      session:
         "The session function verifies the app user's JWT itself (JWKS, issuer, audience, tenant claim) so failures are the contract's problem+json 401/403.",
-      ),
-      route(
-        '/v1/livekit/webhook',
-        HttpMethod.POST,
-        webhook,
-        'Webhook',
+      webhook:
         'LiveKit signs each delivery (no bearer token an authorizer could check); the webhook function verifies that signature against the raw body with WebhookReceiver before anything else.',
-      ),
-      route(
-        '/v1/admin/{proxy+}',
-        HttpMethod.ANY,
-        admin,
-        'Admin',
-        'The admin function verifies the JWT, its dispatch:admin/superadmin scope and tenant itself; per-tenant 404s and problem+json errors need its data.',
-      ),
-      route(
-        '/openapi.json',
-        HttpMethod.GET,
-        admin,
-        'OpenApi',
-        'The OpenAPI document is public documentation of the API and carries no data.',
-      ),
-    ];
+      admin:
+        'The admin function verifies the JWT, its dispatch:admin/superadmin scope and tenant itself; per-tenant 404s and problem+json errors need its data. GET /openapi.json is public documentation and carries no data.',
+    };
+    // The routes come from the one route list (functions/http/routes.ts).
+    const routes: HttpRoute[] = gatewayRoutes().map((r) => {
+      const [added] = api.addRoutes({
+        path: r.path,
+        methods: [r.method === 'ANY' ? HttpMethod.ANY : HttpMethod[r.method]],
+        integration: new HttpLambdaIntegration(routeId(r.key), this.functions[r.fn].function),
+      });
+      Validations.of(added!).acknowledge({ id: 'AwsSolutions-APIG4', reason: noAuthorizer[r.fn] });
+      return added!;
+    });
 
     const accessLogs = new LogGroup(this, 'ApiAccessLogs', {
       retention: props.logRetention,
@@ -389,12 +385,9 @@ export class LiveKitMcpDispatchStack extends Stack {
       ThrottlingRateLimit: t.rateLimit,
       ThrottlingBurstLimit: t.burstLimit,
     });
-    (stage.node.defaultChild as CfnStage).routeSettings = {
-      [routeKeys.sessions]: throttle(props.throttles.sessions),
-      [routeKeys.webhook]: throttle(props.throttles.webhook),
-      [routeKeys.admin]: throttle(props.throttles.admin),
-      [routeKeys.openapi]: throttle(props.throttles.admin),
-    };
+    (stage.node.defaultChild as CfnStage).routeSettings = Object.fromEntries(
+      gatewayRoutes().map((r) => [r.key, throttle(props.throttles[r.throttle])]),
+    );
     // Route settings name routes by key: the stage must be created after them.
     for (const route of routes) stage.node.addDependency(route);
     return { api, stage };

@@ -8,6 +8,7 @@ import { type Log, silentLog } from '../core/log.js';
 import type { SecretBox } from '../core/sealing.js';
 import type { HostResolver } from '../core/url-guard.js';
 import { bodyLimitProblem, DEFAULT_BODY_LIMIT } from '../http/body-limit.js';
+import { methodNotAllowed } from '../http/method-not-allowed.js';
 import { withProblemHandling } from '../http/problem.js';
 import { requestContext } from '../http/request-context.js';
 import openApiDocument from '../openapi/openapi.json' with { type: 'json' };
@@ -37,6 +38,8 @@ export interface AdminAppDeps {
   log?: Log;
   /** How long one `?cascade=true` delete works before answering 202 (repeat to continue); default 20 s. */
   cascadeBudgetMs?: number;
+  /** `PUBLIC_BASE_URL`: the document's `servers`; unset, it names the origin it is served from (`/`). */
+  publicBaseUrl?: string;
 }
 
 /**
@@ -71,9 +74,13 @@ export function createAdminApp(deps: AdminAppDeps): Hono<AdminEnv> {
   withProblemHandling(app as unknown as Hono, (message, meta) => log.error(message, meta));
 
   // Public: the document describes the API, not any tenant. In AWS, GET /openapi.json routes here.
+  const served =
+    deps.publicBaseUrl === undefined
+      ? openApiDocument
+      : { ...openApiDocument, servers: [{ url: deps.publicBaseUrl, description: 'PUBLIC_BASE_URL' }] };
   app.get('/openapi.json', (c) => {
     c.header('cache-control', 'public, max-age=300');
-    return c.json(openApiDocument);
+    return c.json(served);
   });
 
   app.use('/v1/admin/*', requestContext());
@@ -83,6 +90,7 @@ export function createAdminApp(deps: AdminAppDeps): Hono<AdminEnv> {
   app.route('/v1/admin/tenants', tenantRoutes(routes));
   app.route('/v1/admin/tenants/:tenantId/users', userRoutes(routes));
   app.route('/v1/admin/tenants/:tenantId', auditSessionRoutes(routes));
+  methodNotAllowed(app as unknown as Hono, 'admin');
 
   return app;
 }

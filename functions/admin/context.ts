@@ -12,6 +12,7 @@ import {
 import { listQuerySchema } from '../core/admin-input.js';
 import type { CursorCodec } from '../core/cursor.js';
 import { type Precondition, parsePrecondition } from '../core/preconditions.js';
+import type { PageView } from '../http/responses.js';
 import { validate } from '../http/validate.js';
 
 /** The store operations the admin API uses (a {@link DynamoStore} in production and tests). */
@@ -109,14 +110,14 @@ export async function listPage<T, V>(
   return c.json({
     items: page.items.map(view),
     next_cursor: page.cursor === undefined ? null : cursors.encode(scope, page.cursor),
-  });
+  } satisfies PageView<V>);
 }
 
 /**
  * Answers a PUT: the record's view with its `ETag`, plus `ended_sessions` when the write ended
  * any; a created record answers 201 with its `Location` (`path` below `/v1/admin/`).
  */
-export function written<T extends { version: number }, V extends object>(
+export function written<T extends { version: number }, V extends { ended_sessions?: number }>(
   c: Context,
   result: WriteResult<T>,
   view: (record: T) => V,
@@ -126,7 +127,7 @@ export function written<T extends { version: number }, V extends object>(
   c.header('etag', etag(record.version));
   if (created) c.header('location', `/v1/admin/${path}`);
   return c.json(
-    { ...view(record), ...(endedSessions > 0 ? { ended_sessions: endedSessions } : {}) },
+    { ...view(record), ...(endedSessions > 0 ? { ended_sessions: endedSessions } : {}) } satisfies V,
     created ? 201 : 200,
   );
 }

@@ -1,7 +1,8 @@
 import { Hono } from 'hono';
 import { checkSuperadminFields, tenantPath } from '../core/admin.js';
-import { tenantBodySchema } from '../core/admin-input.js';
+import { deleteTenantQuerySchema, tenantBodySchema } from '../core/admin-input.js';
 import { DomainError } from '../core/errors.js';
+import type { CascadeProgress } from '../http/responses.js';
 import { readJson, validate } from '../http/validate.js';
 import {
   type AdminEnv,
@@ -43,14 +44,15 @@ export function tenantRoutes({ admin, store, cursors }: AdminRoutesDeps): Hono<A
   app.delete('/:tenantId', async (c) => {
     const { actor, tenantId } = tenantAccess(c);
     const pre = preconditionOf(c);
-    const result = await admin.deleteTenant(actor, tenantId, pre, c.req.query('cascade') === 'true');
+    const { cascade } = validate(deleteTenantQuerySchema, c.req.query(), 'query');
+    const result = await admin.deleteTenant(actor, tenantId, pre, cascade === 'true');
     if (!result.done) {
       return c.json(
         {
           status: 'in_progress',
           deleted_users: result.deletedUsers,
           detail: 'Repeat the request to continue.',
-        },
+        } satisfies CascadeProgress,
         202,
       );
     }

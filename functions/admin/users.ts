@@ -1,6 +1,7 @@
 import { Hono } from 'hono';
 import { userPath } from '../core/admin.js';
 import { userBodySchema } from '../core/admin-input.js';
+import type { RevokedView } from '../http/responses.js';
 import { readJson, validate } from '../http/validate.js';
 import {
   type AdminEnv,
@@ -20,6 +21,8 @@ export function userRoutes({ admin, store, cursors }: AdminRoutesDeps): Hono<Adm
 
   app.get('/', async (c) => {
     const { tenantId } = tenantAccess(c);
+    // A list under a tenant that does not exist is 404 `tenant_not_found`, not an empty page.
+    await admin.getTenant(tenantId);
     return listPage(c, cursors, `users:${tenantId}`, (page) => store.listUsers(tenantId, page), userView);
   });
 
@@ -50,7 +53,7 @@ export function userRoutes({ admin, store, cursors }: AdminRoutesDeps): Hono<Adm
     const { actor, tenantId } = tenantAccess(c);
     const { record, endedSessions } = await admin.revokeUser(actor, tenantId, userIdOf(c));
     c.header('etag', etag(record.version));
-    return c.json({ ...userView(record), ended_sessions: endedSessions });
+    return c.json({ ...userView(record), ended_sessions: endedSessions } satisfies RevokedView);
   });
 
   return app;

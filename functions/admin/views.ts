@@ -1,7 +1,11 @@
 import type { AuditRecord, SessionRecord, StoredMcp, TenantRecord, UserRecord } from '../core/model.js';
+import type { AuditView, SessionView, TenantView, UserView } from '../http/responses.js';
+
+// Each view is typed by its response schema (functions/http/responses.ts): a field the schema
+// lacks, or one it has that a view leaves out, fails tsc.
 
 /** The response view of MCP settings: secrets only as `token_set`, fingerprint and header names. */
-function mcpView(m: StoredMcp | undefined) {
+function mcpView(m: StoredMcp | undefined): TenantView['mcp'] {
   if (m === undefined) return null;
   return {
     url: m.url ?? null,
@@ -15,7 +19,7 @@ function mcpView(m: StoredMcp | undefined) {
 }
 
 /** A tenant as the admin API shows it. */
-export function tenantView(t: TenantRecord) {
+export function tenantView(t: TenantRecord): TenantView {
   return {
     tenant_id: t.tenant_id,
     name: t.name,
@@ -33,7 +37,7 @@ export function tenantView(t: TenantRecord) {
 }
 
 /** A user as the admin API shows it. */
-export function userView(u: UserRecord) {
+export function userView(u: UserRecord): UserView {
   return {
     tenant_id: u.tenant_id,
     user_id: u.user_id,
@@ -48,7 +52,7 @@ export function userView(u: UserRecord) {
 }
 
 /** A session as the admin API lists it. */
-export function sessionView(s: SessionRecord) {
+export function sessionView(s: SessionRecord): SessionView {
   return {
     room_name: s.room_name,
     user_id: s.user_id,
@@ -65,9 +69,9 @@ export function sessionView(s: SessionRecord) {
 }
 
 /** An audit entry as the admin API lists it (the target without its incarnation suffix). */
-export function auditView(a: AuditRecord) {
+export function auditView(a: AuditRecord): AuditView {
   return {
-    target: a.target.split('#')[0],
+    target: a.target.split('#', 1)[0] ?? a.target,
     version: a.version,
     action: a.action,
     actor: a.actor,

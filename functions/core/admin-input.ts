@@ -5,6 +5,7 @@ import {
   enum as enumOf,
   type infer as Infer,
   int,
+  looseObject,
   maximum,
   maxLength,
   minimum,
@@ -18,9 +19,15 @@ import {
 } from 'zod/mini';
 import { MAX_MCP_URL_LENGTH } from './url-guard.js';
 
+/**
+ * No C0/C1 control character (Unicode `Cc`), spelled so that ECMAScript and Python's `re` (and
+ * so the OpenAPI document's validators and fuzzers) read the published pattern alike.
+ */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the controls are what it refuses
+export const PRINTABLE = /^[^\u0000-\u001f\u007f-\u009f]+$/;
 const bounded = (min: number, max: number) => string().check(minLength(min), maxLength(max));
 const printable = (max: number) =>
-  string().check(minLength(1), maxLength(max), regex(/^[^\p{Cc}]+$/u, 'must not contain control characters'));
+  string().check(minLength(1), maxLength(max), regex(PRINTABLE, 'must not contain control characters'));
 
 const transportSchema = enumOf(MCP_TRANSPORTS);
 const statusSchema = enumOf(['active', 'suspended']);
@@ -85,6 +92,9 @@ export const listQuerySchema = strictObject({
   limit: optional(string().check(regex(/^(100|[1-9][0-9]?)$/, 'must be an integer from 1 to 100'))),
   cursor: optional(bounded(1, 2048)),
 });
+
+/** Query of `DELETE /v1/admin/tenants/{tenantId}`: `cascade` is `true` or `false`, nothing else. */
+export const deleteTenantQuerySchema = looseObject({ cascade: optional(enumOf(['true', 'false'])) });
 
 /** A validated tenant PUT body. */
 export type TenantBody = Infer<typeof tenantBodySchema>;

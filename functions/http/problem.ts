@@ -59,9 +59,22 @@ const TITLE: Record<number, string> = {
   503: 'Service Unavailable',
 };
 
-/** The status a code maps to. */
-export function statusFor(code: string): number {
-  return STATUS[code] ?? 500;
+/**
+ * Where the webhook answers otherwise than {@link STATUS}: LiveKit retries a delivery answered
+ * 5xx, and a LiveKit failure is worth a retry, so 503, not 502.
+ */
+export const WEBHOOK_STATUS: Readonly<Record<string, number>> = { livekit_unavailable: 503 };
+
+/** The status a code maps to (`overrides` first, e.g. {@link WEBHOOK_STATUS}). */
+export function statusFor(code: string, overrides: Readonly<Record<string, number>> = {}): number {
+  return overrides[code] ?? STATUS[code] ?? 500;
+}
+
+/** The `Retry-After` (seconds) a problem with this code carries, if any. */
+export function retryAfterFor(code: string, status = statusFor(code)): string | undefined {
+  if (code === 'rate_limited' || code === 'quota_exceeded') return '60';
+  if (status === 503 || code === 'idempotency_key_in_flight') return '1';
+  return undefined;
 }
 
 /** An RFC 9457 problem document with the contract's `code`. */
@@ -118,8 +131,8 @@ export function toProblem(
     const status = statusFor(err.code);
     if (status >= 500) log?.('request failed', { code: err.code, error: err.name });
     const headers: Record<string, string> = {};
-    if (err.code === 'rate_limited' || err.code === 'quota_exceeded') headers['retry-after'] = '60';
-    if (status === 503 || err.code === 'idempotency_key_in_flight') headers['retry-after'] = '1';
+    const retryAfter = retryAfterFor(err.code, status);
+    if (retryAfter !== undefined) headers['retry-after'] = retryAfter;
     // RFC 9110 §11.6.1: a 401 carries a challenge; the APIs take bearer JWTs (RFC 6750).
     if (err.code === 'unauthenticated') headers['www-authenticate'] = 'Bearer';
     return problem(err.code, err.message, err.details, headers);

@@ -81,7 +81,9 @@ export interface ReadJsonOptions {
  */
 export async function readJson(c: Context, options: ReadJsonOptions = {}): Promise<unknown> {
   const text = await c.req.text();
-  if (text.trim() === '') {
+  // Only JSON's own whitespace (RFC 8259 §2) makes a body empty: `trim()` would also take a form
+  // feed or U+00A0, which are no JSON at all.
+  if (/^[ \t\n\r]*$/.test(text)) {
     if ('emptyAs' in options) return options.emptyAs;
     throw new ValidationError('The request body is empty.', {
       details: { errors: [{ path: '', message: 'a JSON object is required' }] },

@@ -1,147 +1,74 @@
-import {
-  array,
-  boolean,
-  enum as enumOf,
-  extend,
-  int,
-  literal,
-  looseObject,
-  nullable,
-  optional,
-  strictObject,
-  string,
-  toJSONSchema,
-  type ZodMiniType,
-} from 'zod/mini';
+import { toJSONSchema, type ZodMiniType } from 'zod/mini';
 import { listQuerySchema, tenantBodySchema, userBodySchema } from '../admin/app.js';
-import { sessionRequest as sessionRequestSchema } from '../session/app.js';
+import { deleteTenantQuerySchema, PRINTABLE } from '../core/admin-input.js';
+import { retryAfterFor, statusFor, WEBHOOK_STATUS } from '../http/problem.js';
+import {
+  auditViewSchema,
+  cascadeProgressSchema,
+  pageSchema,
+  problemSchema,
+  revokedViewSchema,
+  sessionResponseSchema,
+  sessionViewSchema,
+  tenantViewSchema,
+  userViewSchema,
+  webhookResponseSchema,
+} from '../http/responses.js';
+import {
+  MAX_ATTRIBUTES,
+  MAX_METADATA_BYTES,
+  RESERVED_ATTRIBUTE_PREFIXES,
+  sessionRequest as sessionRequestSchema,
+} from '../session/app.js';
 
 /**
  * The OpenAPI 3.1 document, built at build time (`npm run openapi`, also run by `npm run build`)
- * from the zod/mini schemas the apps validate requests with, so the document cannot drift from
- * the validation. Response schemas are declared here and checked against real responses in
- * test/integration/openapi.test.ts. Nothing here is bundled into a function: the functions
- * serve the generated `openapi.json`.
+ * from the zod/mini schemas the apps validate requests with and type their responses by
+ * (functions/http/responses.ts), with each problem's status from the one code→status map
+ * (functions/http/problem.ts), so the document cannot drift from the apps. Real responses are
+ * checked against it in test/integration/openapi.test.ts, its operations against the route list
+ * in test/contract/routes.test.ts, and scripts/schemathesis.sh fuzzes `npm start` with it.
+ * Nothing here is bundled into a function: the functions serve the generated `openapi.json`.
  */
 
 type JsonSchema = Record<string, unknown>;
 
 function jsonSchema(schema: ZodMiniType, io: 'input' | 'output'): JsonSchema {
-  // Refinements (byte limits, attribute counts) have no JSON Schema form; the apps still enforce them.
+  // Refinements (byte limits, attribute counts) have no JSON Schema form: where the API enforces
+  // one, sessionRequestJsonSchema() below states it in JSON Schema terms.
   const out = toJSONSchema(schema, { io, unrepresentable: 'any' }) as JsonSchema;
   delete out.$schema;
   return out;
 }
 
-const problemSchema = looseObject({
-  type: string(),
-  title: string(),
-  status: int(),
-  code: string(),
-  detail: string(),
-  errors: optional(array(strictObject({ path: string(), message: string() }))),
-  fields: optional(array(string())),
-});
-
-const mcpView = nullable(
-  strictObject({
-    url: nullable(string()),
-    transport: nullable(enumOf(['streamable_http', 'sse'])),
-    allowed_tools: nullable(array(string())),
-    name: nullable(string()),
-    token_set: boolean(),
-    token_fingerprint: nullable(string()),
-    header_names: array(string()),
-  }),
-);
-
-const status = enumOf(['active', 'suspended']);
-
-const tenantView = strictObject({
-  tenant_id: string(),
-  name: string(),
-  mcp: mcpView,
-  dispatch_policy: enumOf(['per_room', 'per_participant']),
-  agent_names: array(string()),
-  max_concurrent_sessions: nullable(int()),
-  status,
-  webhook_dispatch: boolean(),
-  sip_trunk_ids: array(string()),
-  version: int(),
-  created_at: string(),
-  updated_at: string(),
-  ended_sessions: optional(int()),
-});
-
-const userView = strictObject({
-  tenant_id: string(),
-  user_id: string(),
-  display_name: nullable(string()),
-  phone_numbers: array(string()),
-  mcp: mcpView,
-  status,
-  version: int(),
-  created_at: string(),
-  updated_at: string(),
-  ended_sessions: optional(int()),
-});
-
-const revokedView = extend(userView, { ended_sessions: int() });
-
-const auditView = strictObject({
-  target: string(),
-  version: int(),
-  action: enumOf(['create', 'update', 'delete', 'revoke']),
-  actor: string(),
-  changed_fields: array(string()),
-  old_token_fingerprint: nullable(string()),
-  new_token_fingerprint: nullable(string()),
-  at: string(),
-});
-
-const sessionView = strictObject({
-  room_name: string(),
-  user_id: string(),
-  participant_identity: string(),
-  agent_name: string(),
-  dispatch_id: nullable(string()),
-  mode: enumOf(['api', 'token']),
-  origin: enumOf(['session', 'webhook']),
-  status: enumOf(['active', 'ended']),
-  created_at: string(),
-  ended_at: nullable(string()),
-  duration_seconds: nullable(int()),
-});
-
-const page = (item: ZodMiniType) => strictObject({ items: array(item), next_cursor: nullable(string()) });
-
-const sessionResponse = strictObject({
-  server_url: string(),
-  participant_token: string(),
-  room_name: string(),
-  participant_identity: string(),
-  agent_name: string(),
-  dispatch_id: nullable(string()),
-  expires_at: string(),
-});
-
-const webhookResponse = strictObject({
-  ok: literal(true),
-  action: enumOf([
-    'dispatched',
-    'already_dispatched',
-    'duplicate_event',
-    'ended',
-    'ignored',
-    'quota_exceeded',
-  ]),
-});
-
-const cascadeProgress = strictObject({
-  status: literal('in_progress'),
-  deleted_users: int(),
-  detail: string(),
-});
+/**
+ * The session request as the API enforces it: `room_name` only absent, null or empty (anything
+ * else is 400 `field_not_allowed`), at most 32 attributes with no reserved key prefix, and the
+ * 4 KiB limits (in UTF-8 bytes, so at most 4096 characters).
+ */
+function sessionRequestJsonSchema(): JsonSchema {
+  const out = jsonSchema(sessionRequestSchema, 'input') as JsonSchema & {
+    properties: Record<string, JsonSchema & { anyOf?: JsonSchema[] }>;
+  };
+  const props = out.properties;
+  props.room_name = {
+    enum: ['', null],
+    description:
+      'Not the client’s to choose: the server names rooms. Any other value is refused with 400 `field_not_allowed`.',
+  };
+  const reserved = RESERVED_ATTRIBUTE_PREFIXES.map((p) => p.replace('.', '\\.')).join('|');
+  const stringOf = (schema: JsonSchema | undefined): JsonSchema | undefined =>
+    (schema?.anyOf as JsonSchema[] | undefined)?.find((s) => s.type === 'string' || s.type === 'object');
+  Object.assign(stringOf(props.participant_metadata) ?? {}, {
+    description: `At most ${MAX_METADATA_BYTES} bytes in UTF-8.`,
+  });
+  Object.assign(stringOf(props.participant_attributes) ?? {}, {
+    maxProperties: MAX_ATTRIBUTES,
+    propertyNames: { type: 'string', not: { pattern: `^(${reserved})` } },
+    description: `At most ${MAX_ATTRIBUTES} attributes; keys starting ${RESERVED_ATTRIBUTE_PREFIXES.map((p) => `\`${p}\``).join(' or ')} are refused with 400 \`field_not_allowed\`.`,
+  });
+  return out;
+}
 
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 
@@ -163,8 +90,8 @@ function ok(description: string, schema: string, headers?: Record<string, unknow
   };
 }
 
-/** A problem+json response whose `code` is one of `codes`. */
-function problem(description: string, codes: string[], headers?: Record<string, unknown>) {
+/** The problem+json response of one status, whose `code` is one of `codes`. */
+function problemResponse(description: string, codes: string[], headers?: Record<string, unknown>) {
   return {
     description,
     ...(headers ? { headers } : {}),
@@ -176,6 +103,31 @@ function problem(description: string, codes: string[], headers?: Record<string, 
   };
 }
 
+/** Problem codes an operation answers, each with when. */
+type Problems = Record<string, string>;
+
+/**
+ * The problem responses of an operation, keyed by the status each code has in the one
+ * code→status map (`statusFor`, with the app's `overrides`); `Retry-After` where the code carries it.
+ */
+function problems(codes: Problems, overrides: Readonly<Record<string, number>> = {}) {
+  const byStatus = new Map<number, [string, string][]>();
+  for (const [code, when] of Object.entries(codes)) {
+    const status = statusFor(code, overrides);
+    byStatus.set(status, [...(byStatus.get(status) ?? []), [code, when]]);
+  }
+  return Object.fromEntries(
+    [...byStatus].map(([status, entries]) => [
+      status,
+      problemResponse(
+        entries.map(([code, when]) => `\`${code}\`: ${when}`).join(' '),
+        entries.map(([code]) => code),
+        entries.some(([code]) => retryAfterFor(code, status) !== undefined) ? RETRY_AFTER : undefined,
+      ),
+    ]),
+  );
+}
+
 const unexpected = {
   description:
     'Unexpected failure: 500 `internal_error`, 503 `store_unavailable` (DynamoDB failed after retries; retry), ' +
@@ -183,11 +135,14 @@ const unexpected = {
   content: { 'application/problem+json': { schema: ref('Problem') } },
 };
 
-const adminAuth = {
-  401: problem('No, bad or expired bearer token.', ['unauthenticated']),
-  403: problem('The token has neither `dispatch:admin` (with a tenant) nor `dispatch:superadmin`.', [
-    'forbidden',
-  ]),
+const adminAuth: Problems = {
+  unauthenticated: 'No, bad or expired bearer token.',
+  forbidden: 'The token has neither `dispatch:admin` (with a tenant) nor `dispatch:superadmin`.',
+};
+const tenantNotFound: Problems = { tenant_not_found: "No such tenant, or another tenant's (same answer)." };
+const userNotFound: Problems = {
+  user_not_found: 'No such user in this tenant.',
+  tenant_not_found: 'No such tenant (or another tenant’s).',
 };
 
 const tenantId = {
@@ -200,13 +155,14 @@ const userId = {
   name: 'userId',
   in: 'path',
   required: true,
-  description: "The issuer's `sub` of the user (1-255 printable characters), URL-encoded.",
-  schema: { type: 'string', minLength: 1, maxLength: 255 },
+  description: "The issuer's `sub` of the user (1-255 characters, no control characters), URL-encoded.",
+  schema: { type: 'string', minLength: 1, maxLength: 255, pattern: PRINTABLE.source },
 };
 const ifMatch = {
   name: 'If-Match',
   in: 'header',
-  description: 'The version to replace, `"<n>"` from the `ETag`. A write to an existing record needs it.',
+  description:
+    'The version to replace, `"<n>"` from the `ETag` (or `*`). A write to an existing record needs it; not together with `If-None-Match`.',
   schema: { type: 'string' },
 };
 const ifNoneMatch = {
@@ -216,21 +172,19 @@ const ifNoneMatch = {
   schema: { type: 'string', enum: ['*'] },
 };
 
+function queryParameter(schema: ZodMiniType, name: string, description: string) {
+  const query = jsonSchema(schema, 'input') as { properties: Record<string, JsonSchema> };
+  return { name, in: 'query', description, schema: query.properties[name] };
+}
+
 function listParameters() {
-  const query = jsonSchema(listQuerySchema, 'input') as { properties: Record<string, JsonSchema> };
   return [
-    {
-      name: 'limit',
-      in: 'query',
-      description: 'Page size, 1-100 (default 50).',
-      schema: query.properties.limit,
-    },
-    {
-      name: 'cursor',
-      in: 'query',
-      description: '`next_cursor` of the previous page (opaque, bound to this list and tenant).',
-      schema: query.properties.cursor,
-    },
+    queryParameter(listQuerySchema, 'limit', 'Page size, 1-100 (default 50).'),
+    queryParameter(
+      listQuerySchema,
+      'cursor',
+      '`next_cursor` of the previous page (opaque, bound to this list and tenant).',
+    ),
   ];
 }
 
@@ -244,11 +198,11 @@ function listOperation(summary: string, operationId: string, schema: string, wit
       parameters: listParameters(),
       responses: {
         200: ok('One page; `next_cursor` is null on the last.', schema),
-        ...adminAuth,
-        ...(withTenant
-          ? { 404: problem("No such tenant, or another tenant's (same answer).", ['tenant_not_found']) }
-          : {}),
-        422: problem('Invalid `limit` or `cursor`.', ['invalid_request']),
+        ...problems({
+          ...adminAuth,
+          ...(withTenant ? tenantNotFound : {}),
+          invalid_request: 'Invalid `limit` or `cursor`, or an unknown query parameter.',
+        }),
         default: unexpected,
       },
     },
@@ -256,35 +210,23 @@ function listOperation(summary: string, operationId: string, schema: string, wit
 }
 
 const writeProblems = (resource: 'tenant' | 'user') => ({
-  400: problem('The MCP URL is not allowed (scheme, port, userinfo or a non-public address).', [
-    'unsafe_mcp_url',
-  ]),
-  ...adminAuth,
-  ...(resource === 'tenant'
-    ? {
-        403: problem('No admin scope, or a tenant admin set a superadmin-only field.', [
-          'forbidden',
-          'field_requires_superadmin',
-        ]),
-      }
-    : {}),
-  404: problem("No such tenant, or another tenant's (same answer).", ['tenant_not_found']),
-  409: problem(
-    resource === 'tenant'
-      ? 'A SIP trunk id is already claimed by another tenant.'
-      : 'The user id exists under another tenant, or a phone number belongs to another user.',
-    resource === 'tenant' ? ['sip_trunk_taken'] : ['user_id_taken', 'phone_number_taken'],
-  ),
-  412: problem(
-    '`If-Match` names a stale version (or the record is gone); `If-None-Match: *` and it exists.',
-    ['version_conflict', 'already_exists'],
-  ),
-  413: problem('The body is over 64 KiB.', ['payload_too_large']),
-  422: problem(
-    'The body (or an id, or a precondition header) is invalid; `errors` lists each failing field.',
-    ['invalid_request'],
-  ),
-  428: problem('An update without `If-Match` (or `If-None-Match: *`).', ['precondition_required']),
+  ...problems({
+    unsafe_mcp_url: 'The MCP URL is not allowed (scheme, port, userinfo or a non-public address).',
+    ...adminAuth,
+    ...(resource === 'tenant'
+      ? { field_requires_superadmin: 'A tenant admin set a superadmin-only field.' }
+      : { user_id_taken: 'The user id exists under another tenant.' }),
+    ...tenantNotFound,
+    ...(resource === 'tenant'
+      ? { sip_trunk_taken: 'A SIP trunk id is already claimed by another tenant.' }
+      : { phone_number_taken: 'A phone number belongs to another user.' }),
+    version_conflict: '`If-Match` names a stale version (or the record is gone).',
+    already_exists: '`If-None-Match: *` and the record exists.',
+    payload_too_large: 'The body is over 64 KiB.',
+    invalid_request:
+      'The body (or an id, or a precondition header) is invalid; `errors` lists each failing field.',
+    precondition_required: 'An update without `If-Match` (or `If-None-Match: *`).',
+  }),
   default: unexpected,
 });
 
@@ -293,7 +235,10 @@ export function renderOpenApiJson(version: string): string {
   return `${JSON.stringify(buildOpenApiDocument(version), null, 2)}\n`;
 }
 
-/** Builds the OpenAPI 3.1 document. */
+/**
+ * Builds the OpenAPI 3.1 document. Its `servers` is the origin it is served from (`/`); a server
+ * with `PUBLIC_BASE_URL` serves it with that instead (functions/admin/app.ts).
+ */
 export function buildOpenApiDocument(version: string): Record<string, unknown> {
   const schemas: Record<string, JsonSchema> = {
     Problem: {
@@ -302,29 +247,28 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
         'RFC 9457 problem details with a stable `code`. `errors` (422) lists failing fields; `fields` names refused fields.',
     },
     SessionRequest: {
-      ...jsonSchema(sessionRequestSchema, 'input'),
+      ...sessionRequestJsonSchema(),
       description:
-        "What LiveKit client SDKs' `TokenSource.endpoint` sends; every field optional, unknown fields ignored. " +
-        '`participant_metadata` and agent `metadata` are at most 4 KiB (UTF-8), at most 32 attributes.',
+        "What LiveKit client SDKs' `TokenSource.endpoint` sends; every field optional, unknown fields ignored.",
     },
-    SessionResponse: jsonSchema(sessionResponse, 'output'),
+    SessionResponse: jsonSchema(sessionResponseSchema, 'output'),
     WebhookEvent: {
       type: 'object',
       description:
         "LiveKit's `WebhookEvent` (protojson). Not validated by a schema: the raw body must reach the signature " +
         'check untouched, and is parsed only after it.',
     },
-    WebhookResponse: jsonSchema(webhookResponse, 'output'),
+    WebhookResponse: jsonSchema(webhookResponseSchema, 'output'),
     TenantPut: jsonSchema(tenantBodySchema, 'input'),
     UserPut: jsonSchema(userBodySchema, 'input'),
-    Tenant: jsonSchema(tenantView, 'output'),
-    User: jsonSchema(userView, 'output'),
-    RevokedUser: jsonSchema(revokedView, 'output'),
-    TenantPage: jsonSchema(page(tenantView), 'output'),
-    UserPage: jsonSchema(page(userView), 'output'),
-    AuditPage: jsonSchema(page(auditView), 'output'),
-    SessionPage: jsonSchema(page(sessionView), 'output'),
-    CascadeProgress: jsonSchema(cascadeProgress, 'output'),
+    Tenant: jsonSchema(tenantViewSchema, 'output'),
+    User: jsonSchema(userViewSchema, 'output'),
+    RevokedUser: jsonSchema(revokedViewSchema, 'output'),
+    TenantPage: jsonSchema(pageSchema(tenantViewSchema), 'output'),
+    UserPage: jsonSchema(pageSchema(userViewSchema), 'output'),
+    AuditPage: jsonSchema(pageSchema(auditViewSchema), 'output'),
+    SessionPage: jsonSchema(pageSchema(sessionViewSchema), 'output'),
+    CascadeProgress: jsonSchema(cascadeProgressSchema, 'output'),
   };
 
   const paths = {
@@ -369,37 +313,26 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
             'The session: where to connect, the participant token and the dispatch.',
             'SessionResponse',
           ),
-          400: problem('`room_name` given, or an `lk.`/`sip.` attribute key.', ['field_not_allowed']),
-          401: problem('No, bad, expired or foreign JWT.', ['unauthenticated']),
-          403: problem('The caller may not start this session.', [
-            'identity_mismatch',
-            'tenant_mismatch',
-            'agent_not_allowed',
-            'user_suspended',
-            'tenant_suspended',
-          ]),
-          404: problem('No user record for the JWT `sub`.', ['user_not_found']),
-          409: problem(
-            'No MCP URL for this user, or the same `Idempotency-Key` is still being processed (retry).',
-            ['mcp_not_configured', 'idempotency_key_in_flight'],
-            RETRY_AFTER,
-          ),
-          413: problem('The body is over 64 KiB.', ['payload_too_large']),
-          422: problem('Schema violation, or the same `Idempotency-Key` with another body.', [
-            'invalid_request',
-            'idempotency_key_reused',
-          ]),
-          429: problem(
-            'The tenant’s concurrent sessions are all taken, or the user’s per-minute rate.',
-            ['quota_exceeded', 'rate_limited'],
-            RETRY_AFTER,
-          ),
-          502: problem('LiveKit failed or timed out; nothing was left behind.', ['livekit_unavailable']),
-          503: problem(
-            'DynamoDB failed after retries, or the dispatch is still being made; retry.',
-            ['store_unavailable', 'dispatch_in_progress'],
-            RETRY_AFTER,
-          ),
+          ...problems({
+            field_not_allowed: '`room_name` given, or an `lk.`/`sip.` attribute key.',
+            unauthenticated: 'No, bad, expired or foreign JWT.',
+            identity_mismatch: '`participant_identity` is not the JWT `sub`.',
+            tenant_mismatch: 'The JWT’s tenant claim is missing or not a tenant id.',
+            agent_not_allowed: 'The agent is not one the tenant allows.',
+            user_suspended: 'The user is suspended.',
+            tenant_suspended: 'The tenant is suspended.',
+            user_not_found: 'No user record for the JWT `sub`.',
+            mcp_not_configured: 'No MCP URL for this user.',
+            idempotency_key_in_flight: 'The same `Idempotency-Key` is still being processed (retry).',
+            payload_too_large: 'The body is over 64 KiB.',
+            invalid_request: 'Schema violation.',
+            idempotency_key_reused: 'The same `Idempotency-Key` with another body.',
+            quota_exceeded: 'The tenant’s concurrent sessions are all taken.',
+            rate_limited: 'The user’s per-minute rate.',
+            livekit_unavailable: 'LiveKit failed or timed out; nothing was left behind.',
+            store_unavailable: 'DynamoDB failed after retries; retry.',
+            dispatch_in_progress: 'The dispatch is still being made; retry.',
+          }),
           default: unexpected,
         },
       },
@@ -423,12 +356,16 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
         },
         responses: {
           200: ok('The event was handled (or deliberately ignored).', 'WebhookResponse'),
-          401: problem('Missing or invalid signature; nothing was done.', ['invalid_signature']),
-          413: problem('The body is over 1 MiB.', ['payload_too_large']),
-          503: problem(
-            'A retry can help: the event is being processed, LiveKit or DynamoDB failed.',
-            ['event_in_progress', 'dispatch_in_progress', 'livekit_unavailable', 'store_unavailable'],
-            RETRY_AFTER,
+          ...problems(
+            {
+              invalid_signature: 'Missing or invalid signature; nothing was done.',
+              payload_too_large: 'The body is over 1 MiB.',
+              event_in_progress: 'The event is being processed; retry.',
+              dispatch_in_progress: 'The dispatch is still being made; retry.',
+              livekit_unavailable: 'LiveKit failed; retry.',
+              store_unavailable: 'DynamoDB failed; retry.',
+            },
+            WEBHOOK_STATUS,
           ),
           default: unexpected,
         },
@@ -444,8 +381,7 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
         security: [{ bearerAuth: [] }],
         responses: {
           200: ok('The tenant.', 'Tenant', ETAG),
-          ...adminAuth,
-          404: problem("No such tenant, or another tenant's (same answer).", ['tenant_not_found']),
+          ...problems({ ...adminAuth, ...tenantNotFound }),
           default: unexpected,
         },
       },
@@ -476,20 +412,23 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
         security: [{ bearerAuth: [] }],
         parameters: [
           ifMatch,
-          {
-            name: 'cascade',
-            in: 'query',
-            description: '`true`: also delete its users (their live sessions end first).',
-            schema: { type: 'string', enum: ['true', 'false'] },
-          },
+          queryParameter(
+            deleteTenantQuerySchema,
+            'cascade',
+            '`true`: also delete its users (their live sessions end first). Anything but `true`/`false` is 422.',
+          ),
         ],
         responses: {
           202: ok('A cascade ran out of time for this request; repeat it to continue.', 'CascadeProgress'),
           204: { description: 'Deleted.' },
-          ...adminAuth,
-          404: problem("No such tenant, or another tenant's (same answer).", ['tenant_not_found']),
-          409: problem('The tenant has users and `cascade` is not `true`.', ['tenant_has_users']),
-          412: problem('`If-Match` names a stale version.', ['version_conflict']),
+          ...problems({
+            ...adminAuth,
+            ...tenantNotFound,
+            tenant_has_users: 'The tenant has users and `cascade` is not `true`.',
+            version_conflict: '`If-Match` names a stale version.',
+            invalid_request:
+              '`cascade` is neither `true` nor `false`, or `If-None-Match` is sent (alone it must be `*`; never with `If-Match`).',
+          }),
           default: unexpected,
         },
       },
@@ -507,11 +446,7 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
         security: [{ bearerAuth: [] }],
         responses: {
           200: ok('The user.', 'User', ETAG),
-          ...adminAuth,
-          404: problem('No such user in this tenant (or no such tenant).', [
-            'user_not_found',
-            'tenant_not_found',
-          ]),
+          ...problems({ ...adminAuth, ...userNotFound }),
           default: unexpected,
         },
       },
@@ -542,12 +477,12 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
         parameters: [ifMatch],
         responses: {
           204: { description: 'Deleted.' },
-          ...adminAuth,
-          404: problem('No such user in this tenant (or no such tenant).', [
-            'user_not_found',
-            'tenant_not_found',
-          ]),
-          412: problem('`If-Match` names a stale version.', ['version_conflict']),
+          ...problems({
+            ...adminAuth,
+            ...userNotFound,
+            version_conflict: '`If-Match` names a stale version.',
+            invalid_request: '`If-None-Match` is sent (alone it must be `*`; never with `If-Match`).',
+          }),
           default: unexpected,
         },
       },
@@ -561,11 +496,7 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
         security: [{ bearerAuth: [] }],
         responses: {
           200: ok('Suspended; `ended_sessions` says how many sessions ended.', 'RevokedUser', ETAG),
-          ...adminAuth,
-          404: problem('No such user in this tenant (or no such tenant).', [
-            'user_not_found',
-            'tenant_not_found',
-          ]),
+          ...problems({ ...adminAuth, ...userNotFound }),
           default: unexpected,
         },
       },
@@ -588,8 +519,10 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
       version,
       description:
         'Per-user MCP servers for LiveKit agents: a session endpoint for apps, a LiveKit webhook target and an ' +
-        'admin API. Errors are RFC 9457 `application/problem+json` with a stable `code`.',
+        'admin API. Errors are RFC 9457 `application/problem+json` with a stable `code`; a method a path does ' +
+        'not serve is 405 `method_not_allowed` with `Allow`.',
     },
+    servers: [{ url: '/', description: 'The origin this document is served from.' }],
     tags: [
       { name: 'session', description: 'Mobile and web apps (LiveKit `TokenSource.endpoint`).' },
       { name: 'webhook', description: 'LiveKit webhooks.' },

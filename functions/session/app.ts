@@ -21,8 +21,10 @@ import { cryptoRandom } from '../core/rooms.js';
 import type { DispatchSealer, SecretBox } from '../core/sealing.js';
 import { createSessionService, type ParticipantTokens } from '../core/sessions.js';
 import { bodyLimitProblem } from '../http/body-limit.js';
+import { methodNotAllowed } from '../http/method-not-allowed.js';
 import { withProblemHandling } from '../http/problem.js';
 import { requestContext } from '../http/request-context.js';
+import type { SessionResponse } from '../http/responses.js';
 import { readJson, validate } from '../http/validate.js';
 
 /** Everything the session function is composed from. */
@@ -60,18 +62,27 @@ export interface SessionAppDeps {
 /** Largest request body (docs/api.md §7). */
 export const SESSION_BODY_LIMIT = 64 * 1024;
 const MAX_NAME = 128;
-const MAX_METADATA_BYTES = 4096;
-const MAX_ATTRIBUTES = 32;
+/** Most UTF-8 bytes of `participant_metadata` and an agent's `metadata` (docs/api.md §4). */
+export const MAX_METADATA_BYTES = 4096;
+/** Most participant attributes (docs/api.md §4). */
+export const MAX_ATTRIBUTES = 32;
+/** Attribute key prefixes LiveKit reserves: a key starting with one is 400 `field_not_allowed`. */
+export const RESERVED_ATTRIBUTE_PREFIXES = ['lk.', 'sip.'] as const;
 
+// A string of at most `max` UTF-8 bytes has at most `max` UTF-16 code units: the maxLength
+// changes nothing the API accepts, it only lets the OpenAPI document state the bound.
 const utf8Bytes = (max: number) =>
-  refine<string>((v) => Buffer.byteLength(v, 'utf8') <= max, { message: `at most ${max} bytes` });
+  string().check(
+    maxLength(max, { message: `at most ${max} bytes`, abort: true }),
+    refine<string>((v) => Buffer.byteLength(v, 'utf8') <= max, { message: `at most ${max} bytes` }),
+  );
 
 /** What LiveKit client SDKs' `TokenSource.endpoint` sends; unknown fields are ignored (also the OpenAPI schema). */
 export const sessionRequest = looseObject({
   room_name: nullish(string()),
   participant_name: nullish(string().check(maxLength(MAX_NAME))),
   participant_identity: nullish(string()),
-  participant_metadata: nullish(string().check(utf8Bytes(MAX_METADATA_BYTES))),
+  participant_metadata: nullish(utf8Bytes(MAX_METADATA_BYTES)),
   participant_attributes: nullish(
     record(string(), string()).check(
       refine((v) => Object.keys(v).length <= MAX_ATTRIBUTES, {
@@ -85,7 +96,7 @@ export const sessionRequest = looseObject({
         array(
           looseObject({
             agent_name: nullish(string()),
-            metadata: nullish(string().check(utf8Bytes(MAX_METADATA_BYTES))),
+            metadata: nullish(utf8Bytes(MAX_METADATA_BYTES)),
             deployment: nullish(string()),
           }),
         ).check(maxLength(1, { message: 'at most one agent' })),
@@ -197,12 +208,12 @@ export function createSessionApp(deps: SessionAppDeps) {
         agent_name: started.agentName,
         dispatch_id: started.dispatchId,
         expires_at: started.expiresAt.toISOString().replace(/\.\d{3}Z$/, 'Z'),
-      },
+      } satisfies SessionResponse,
       201,
     );
   });
 
-  return app;
+  return methodNotAllowed(app, 'session');
 }
 
 /** Runs `start`, counting a quota or rate refusal before it propagates. */
@@ -223,8 +234,8 @@ function refuseClientChosenFields(body: SessionRequest): void {
       details: { fields: ['room_name'] },
     });
   }
-  const reserved = Object.keys(body.participant_attributes ?? {}).filter(
-    (k) => k.startsWith('lk.') || k.startsWith('sip.'),
+  const reserved = Object.keys(body.participant_attributes ?? {}).filter((k) =>
+    RESERVED_ATTRIBUTE_PREFIXES.some((p) => k.startsWith(p)),
   );
   if (reserved.length > 0) {
     throw new DomainError('field_not_allowed', 'Attribute keys starting with lk. or sip. are reserved.', {

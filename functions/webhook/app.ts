@@ -9,8 +9,18 @@ import { type MetricName, type Metrics, noMetrics } from '../core/metrics.js';
 import { isServiceParticipant, ParticipantKind } from '../core/rooms.js';
 import type { DispatchSealer, SecretBox } from '../core/sealing.js';
 import { bodyLimitProblem } from '../http/body-limit.js';
-import { problem, problemWithStatus, toProblem, withProblemHandling } from '../http/problem.js';
+import { methodNotAllowed } from '../http/method-not-allowed.js';
+import {
+  problem,
+  problemWithStatus,
+  retryAfterFor,
+  statusFor,
+  toProblem,
+  WEBHOOK_STATUS,
+  withProblemHandling,
+} from '../http/problem.js';
 import { requestContext } from '../http/request-context.js';
+import type { WebhookResponse } from '../http/responses.js';
 
 /** Everything the webhook function is composed from. */
 export interface WebhookAppDeps {
@@ -152,10 +162,12 @@ export function createWebhookApp(deps: WebhookAppDeps) {
 
   const metrics = deps.metrics ?? noMetrics;
   const app = withProblemHandling(new Hono(), (message, meta) => log.error(message, meta));
-  // LiveKit retries a delivery answered 5xx: a LiveKit failure is worth a retry, so 503, not 502.
+  // LiveKit retries a delivery answered 5xx: a LiveKit failure is worth a retry (WEBHOOK_STATUS).
   app.onError((err) =>
     err instanceof LiveKitUnavailableError
-      ? problemWithStatus(503, err.code, err.message, undefined, { 'retry-after': '1' })
+      ? problemWithStatus(statusFor(err.code, WEBHOOK_STATUS), err.code, err.message, undefined, {
+          'retry-after': retryAfterFor(err.code, statusFor(err.code, WEBHOOK_STATUS)) ?? '1',
+        })
       : toProblem(err, (message, meta) => log.error(message, meta)),
   );
 
@@ -177,8 +189,8 @@ export function createWebhookApp(deps: WebhookAppDeps) {
     const counted = ACTION_METRIC[action];
     if (counted !== undefined) metrics.count(counted);
     eventLog.info('webhook handled', { action });
-    return c.json({ ok: true, action }, 200);
+    return c.json({ ok: true, action } satisfies WebhookResponse, 200);
   });
 
-  return app;
+  return methodNotAllowed(app, 'webhook');
 }

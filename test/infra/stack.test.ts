@@ -410,6 +410,10 @@ describe('LiveKitMcpDispatchStack HTTP API', () => {
         [routeKeys.webhook, fn('webhook')],
         [routeKeys.admin, fn('admin')],
         [routeKeys.openapi, fn('admin')],
+        // Any other method on those paths reaches the function, which answers 405 with `Allow`.
+        ['ANY /v1/sessions', fn('session')],
+        ['ANY /v1/livekit/webhook', fn('webhook')],
+        ['ANY /openapi.json', fn('admin')],
       ].sort(),
     );
     for (const integration of Object.values(integrations)) {
@@ -561,7 +565,8 @@ describe('LiveKitMcpDispatchStack cdk-nag', () => {
       expect(a.path).not.toBe(stack.node.path);
       expect(a.path).not.toBe(app.node.path);
     }
-    expect(acks.filter((a) => a.id === 'AwsSolutions-APIG4')).toHaveLength(4);
+    // One per API Gateway route: the four of old plus `ANY` on each non-admin path (405s).
+    expect(acks.filter((a) => a.id === 'AwsSolutions-APIG4')).toHaveLength(7);
     expect(acks.filter((a) => a.id === 'AwsSolutions-SMG4')).toHaveLength(3);
     expect(acks.filter((a) => a.id === 'AwsSolutions-L1')).toHaveLength(4);
   });

@@ -418,8 +418,48 @@ describe('admin API responses', () => {
     expect((await call('DELETE', `${U}/carol`, { ...sa, headers: { 'if-match': '"1"' } })).body.code).toBe(
       'version_conflict',
     );
+    expect(
+      (await call('DELETE', `${U}/carol`, { ...sa, headers: { 'if-none-match': '*', 'if-match': '"2"' } }))
+        .body.code,
+    ).toBe('invalid_request');
+    expect((await call('GET', `${U}/carol`, sa)).status).toBe(200);
     expect((await call('DELETE', `${U}/carol`, sa)).status).toBe(204);
     expect((await call('DELETE', `${U}/carol`, sa)).status).toBe(404);
+  });
+
+  it('?cascade= is only true or false: anything else is 422 and deletes nothing', async () => {
+    // Prepare
+    const sa = { token: tokens.super };
+    await superPut(`${T}/casc`, { name: 'Cascade' });
+    await superPut(`${T}/casc/users/u1`, {});
+
+    // Act
+    const answers = [];
+    for (const value of ['yes', 'TRUE', '1', '']) {
+      answers.push(await call('DELETE', `${T}/casc?cascade=${value}`, sa));
+    }
+
+    // Assess
+    for (const a of answers) expect(a.body).toMatchObject({ status: 422, code: 'invalid_request' });
+    expect((await call('GET', `${T}/casc/users/u1`, sa)).status).toBe(200);
+    expect((await call('DELETE', `${T}/casc?cascade=false`, sa)).body.code).toBe('tenant_has_users');
+    expect((await call('DELETE', `${T}/casc?cascade=true`, sa)).status).toBe(204);
+  });
+
+  it('a list under a deleted tenant is 404 tenant_not_found, not an empty page', async () => {
+    // Prepare
+    const sa = { token: tokens.super };
+    await superPut(`${T}/gone`, { name: 'Gone' });
+    expect((await call('GET', `${T}/gone/users`, sa)).status).toBe(200);
+    expect((await call('DELETE', `${T}/gone`, sa)).status).toBe(204);
+
+    // Act / Assess
+    for (const list of ['users', 'audit', 'sessions']) {
+      expect((await call('GET', `${T}/gone/${list}`, sa)).body, list).toMatchObject({
+        status: 404,
+        code: 'tenant_not_found',
+      });
+    }
   });
 
   it('audit and sessions', async () => {

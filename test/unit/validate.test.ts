@@ -55,11 +55,29 @@ describe('parseBody and bodyLimitProblem', () => {
     // Act
     const ok = await app.request('/x', { method: 'POST', body: '{"token":"ab"}' });
     const empty = await app.request('/empty-ok', { method: 'POST' });
+    const blank = await app.request('/empty-ok', { method: 'POST', body: ' \r\n\t' });
 
     // Assess
     expect(await ok.json()).toEqual({ token: 'ab' });
     expect(await empty.json()).toEqual({ token: 'd' });
+    expect(await blank.json()).toEqual({ token: 'd' });
   });
+
+  // Found by scripts/schemathesis.sh: `trim()` took a form feed for an empty body.
+  it.each(['\f', '\u00a0', '\u2028', '\v'])(
+    'refuses %j, whitespace that is no JSON, even where empty is allowed',
+    async (body) => {
+      // Act
+      const res = await app.request('/empty-ok', { method: 'POST', body });
+
+      // Assess
+      expect(res.status).toBe(422);
+      expect(await res.json()).toMatchObject({
+        code: 'invalid_request',
+        errors: [{ path: '', message: 'is not valid JSON' }],
+      });
+    },
+  );
 
   it('refuses a body over the limit with 413 payload_too_large before parsing', async () => {
     // Act
