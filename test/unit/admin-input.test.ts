@@ -15,7 +15,8 @@ function refusedPaths(schema: typeof tenantBodySchema | typeof userBodySchema, r
     validate(schema, JSON.parse(raw));
   } catch (err) {
     expect(err).toBeInstanceOf(ValidationError);
-    return ((err as ValidationError).details?.errors as { path: string }[]).map((e) => e.path);
+    const errors = (err as ValidationError).details?.errors as { path: string }[];
+    return errors.map((e) => e.path);
   }
   throw new Error('expected a ValidationError');
 }
