@@ -1,5 +1,13 @@
-import { createRemoteJWKSet, errors, type JWTPayload, type JWTVerifyGetKey, jwtVerify } from 'jose';
-import { AuthError, ConfigError } from '../core/errors.js';
+import {
+  createRemoteJWKSet,
+  customFetch,
+  errors,
+  type FetchImplementation,
+  type JWTPayload,
+  type JWTVerifyGetKey,
+  jwtVerify,
+} from 'jose';
+import { AuthError, AuthUnavailableError, ConfigError } from '../core/errors.js';
 
 /** Who is calling: the verified JWT's subject, tenant claim and scopes. */
 export interface Principal {
@@ -12,7 +20,11 @@ export interface Principal {
 
 /** Verifies `Authorization: Bearer <JWT>` headers. */
 export interface JwtVerifier {
-  /** Resolves the principal, or rejects with {@link AuthError} (code `unauthenticated`). */
+  /**
+   * Resolves the principal, or rejects with {@link AuthError} (401 `unauthenticated`: the token is
+   * missing, malformed, unsigned by a served key, expired, …) or {@link AuthUnavailableError}
+   * (503 `auth_unavailable`: the JWKS could not be fetched, so no verdict on the token).
+   */
   verify(authorizationHeader: string | undefined): Promise<Principal>;
 }
 
@@ -74,6 +86,7 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
       // A token with an unknown kid refetches the JWKS at most this often (key rotation).
       cooldownDuration: 30_000,
       cacheMaxAge: 10 * 60_000,
+      [customFetch]: fetchJwks,
     });
 
   return {
@@ -89,6 +102,10 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
           requiredClaims: ['exp', 'sub'],
         }));
       } catch (err) {
+        // Only a failed fetch is our outage; a key set that was fetched and lacks the token's kid
+        // (JWKSNoMatchingKey) is the token's fault. The timeout check guards a jose that wraps it.
+        if (err instanceof JwksFetchError) throw new AuthUnavailableError(err.message);
+        if (err instanceof errors.JWKSTimeout) throw new AuthUnavailableError(`${err.code}: ${err.message}`);
         // jose's claim errors hold the decoded payload; only the code and message travel on.
         throw new AuthError(reasonOf(err));
       }
@@ -102,6 +119,56 @@ export function createJwtVerifier(options: JwtVerifierOptions): JwtVerifier {
     },
   };
 }
+
+/** Fetching the JWKS failed: no answer, a timeout, a status other than 200, or no JWK set. */
+class JwksFetchError extends Error {
+  constructor(reason: string) {
+    super(reason);
+    this.name = 'JwksFetchError';
+  }
+}
+
+/**
+ * jose's JWKS fetch, with every way it can fail turned into a {@link JwksFetchError}, so that
+ * error tells "could not fetch" apart from "fetched, and the token is not good". jose passes an
+ * error thrown here through unchanged (only one named `TimeoutError` becomes its JWKSTimeout).
+ * The body is checked here as jose would (JSON, a `keys` array of objects) and handed on.
+ */
+const fetchJwks: FetchImplementation = async (url, init) => {
+  const failed = (err: unknown, what: string) =>
+    new JwksFetchError(
+      err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError')
+        ? `ERR_JWKS_TIMEOUT: ${what} timed out`
+        : `ERR_JWKS_FETCH: ${what} failed (${err instanceof Error ? err.name : typeof err})`,
+    );
+  let response: Response;
+  try {
+    response = await fetch(url, init);
+  } catch (err) {
+    throw failed(err, 'JWKS request');
+  }
+  if (response.status !== 200) {
+    await response.body?.cancel().catch(() => undefined);
+    throw new JwksFetchError(`ERR_JWKS_STATUS: JWKS answered HTTP ${response.status}`);
+  }
+  let text: string;
+  try {
+    text = await response.text();
+  } catch (err) {
+    throw failed(err, 'JWKS body');
+  }
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    throw new JwksFetchError('ERR_JWKS_INVALID: JWKS body is not JSON');
+  }
+  const keys = typeof body === 'object' && body !== null ? (body as { keys?: unknown }).keys : undefined;
+  if (!Array.isArray(keys) || !keys.every((k) => typeof k === 'object' && k !== null && !Array.isArray(k))) {
+    throw new JwksFetchError('ERR_JWKS_INVALID: JWKS body is not a JWK set');
+  }
+  return new Response(text, { status: 200, headers: { 'content-type': 'application/json' } });
+};
 
 function bearerToken(header: string | undefined): string {
   if (header === undefined || header.trim() === '') throw new AuthError('no authorization header');

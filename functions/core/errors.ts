@@ -64,3 +64,16 @@ export class AuthError extends DomainError {
     this.reason = reason;
   }
 }
+
+/**
+ * The issuer's JWKS could not be fetched (network error, timeout, non-200, not a JWK set): our
+ * outage, not the caller's fault, so 503 `auth_unavailable` (retryable), never a 401. The reason
+ * is for logs, not the client.
+ */
+export class AuthUnavailableError extends DomainError {
+  readonly reason: string;
+  constructor(reason: string, options?: { cause?: unknown }) {
+    super('auth_unavailable', 'The token cannot be verified right now; retry later.', options);
+    this.reason = reason;
+  }
+}

@@ -1,3 +1,4 @@
+import { headerNameProblem, headerValueProblem } from './admin-input.js';
 import type { McpServerGrant, StoredMcp, TenantRecord, Transport, UserRecord } from './model.js';
 import type { SecretBinding, SecretBox } from './sealing.js';
 
@@ -6,86 +7,16 @@ export const DEFAULT_MCP_NAME = 'mcp';
 /** Transport when neither the user nor the tenant sets one. */
 export const DEFAULT_MCP_TRANSPORT: Transport = 'streamable_http';
 
-/** Most extra headers one MCP configuration may carry. */
-export const MAX_MCP_HEADERS = 32;
-/** Longest header name and value accepted. */
-export const MAX_HEADER_NAME_LENGTH = 128;
-export const MAX_HEADER_VALUE_LENGTH = 4096;
-
-// Set by the token, by the HTTP client, or meaningful only hop by hop: a stored header must
-// never override them (request smuggling, credential confusion, cookie injection).
-const FORBIDDEN_HEADERS = new Set([
-  'host',
-  'cookie',
-  'authorization',
-  'connection',
-  'keep-alive',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-  'content-length',
-  'expect',
-]);
-
-// RFC 9110 token characters.
-const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-// Visible ASCII, space and tab; no CR, LF or NUL (header injection), no leading/trailing space.
-const HEADER_VALUE = /^(?:[\x21-\x7e](?:[\x20-\x7e\t]*[\x21-\x7e])?)?$/;
-
-/**
- * Why a header name may not be stored for an MCP server, or `null` when it may.
- * Refused: invalid tokens, `Host`, `Cookie`, `Authorization` (the token sets it), the hop-by-hop
- * headers (`Connection`, `Keep-Alive`, `Proxy-*`, `TE`, `Trailer`, `Transfer-Encoding`,
- * `Upgrade`), `Content-Length` and `Expect`.
- */
-export function headerNameProblem(name: string): string | null {
-  if (name.length === 0 || name.length > MAX_HEADER_NAME_LENGTH) {
-    return `must be 1 to ${MAX_HEADER_NAME_LENGTH} characters`;
-  }
-  if (!HEADER_NAME.test(name)) return 'is not a valid header name';
-  const lower = name.toLowerCase();
-  if (FORBIDDEN_HEADERS.has(lower) || lower.startsWith('proxy-')) return 'may not be set';
-  return null;
-}
-
-/** Why a header value may not be stored, or `null`. The value itself is never echoed. */
-export function headerValueProblem(value: string): string | null {
-  if (value.length > MAX_HEADER_VALUE_LENGTH) return `must be at most ${MAX_HEADER_VALUE_LENGTH} characters`;
-  if (!HEADER_VALUE.test(value)) return 'must be printable ASCII without leading or trailing spaces';
-  return null;
-}
-
-/**
- * Checks a whole headers object: count, names (also case-insensitive duplicates) and values.
- * Returns the problems keyed by header name (names only; never values). Empty when valid.
- */
-export function mcpHeadersProblems(headers: Record<string, string>): { name: string; message: string }[] {
-  const problems: { name: string; message: string }[] = [];
-  const names = Object.keys(headers);
-  if (names.length > MAX_MCP_HEADERS) {
-    problems.push({ name: '', message: `at most ${MAX_MCP_HEADERS} headers` });
-    return problems;
-  }
-  const seen = new Set<string>();
-  for (const name of names) {
-    const shown = name.slice(0, MAX_HEADER_NAME_LENGTH);
-    const nameProblem = headerNameProblem(name);
-    if (nameProblem !== null) {
-      problems.push({ name: shown, message: nameProblem });
-      continue;
-    }
-    if (seen.has(name.toLowerCase())) {
-      problems.push({ name: shown, message: 'is given twice (names are case-insensitive)' });
-      continue;
-    }
-    seen.add(name.toLowerCase());
-    const value = headers[name];
-    const valueProblem = typeof value === 'string' ? headerValueProblem(value) : 'must be a string';
-    if (valueProblem !== null) problems.push({ name: shown, message: valueProblem });
-  }
-  return problems;
-}
+// The header rule is the admin API's input rule (functions/core/admin-input.ts); re-exported here
+// for the callers that check a stored configuration again.
+export {
+  headerNameProblem,
+  headerValueProblem,
+  MAX_HEADER_NAME_LENGTH,
+  MAX_HEADER_VALUE_LENGTH,
+  MAX_MCP_HEADERS,
+  mcpHeadersProblems,
+} from './admin-input.js';
 
 /** The origin (`scheme://host[:port]`) of a URL, or `undefined` when it does not parse. */
 export function originOf(url: string | undefined): string | undefined {

@@ -37,6 +37,7 @@ const STATUS: Record<string, number> = {
   internal_error: 500,
   livekit_unavailable: 502,
   store_unavailable: 503,
+  auth_unavailable: 503,
   event_in_progress: 503,
   dispatch_in_progress: 503,
 };

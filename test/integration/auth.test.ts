@@ -13,8 +13,8 @@ import {
   DEV_JWKS_PATH,
   loadOrCreateDevIssuer,
 } from '../../functions/adapters/dev-issuer.js';
-import { AuthError, ConfigError } from '../../functions/core/errors.js';
-import { type JwksServer, startJwksServer, verifierOf } from '../support/jwks-server.js';
+import { AuthError, AuthUnavailableError, ConfigError } from '../../functions/core/errors.js';
+import { type JwksBehaviour, type JwksServer, startJwksServer, verifierOf } from '../support/jwks-server.js';
 
 let jwks: JwksServer;
 let verifier: JwtVerifier;
@@ -35,6 +35,18 @@ async function authErrorOf(promise: Promise<unknown>): Promise<AuthError> {
     return err as AuthError;
   }
   throw new Error('expected an AuthError');
+}
+
+/** The AuthUnavailableError `promise` rejects with; fails the test on anything else. */
+async function unavailableOf(promise: Promise<unknown>): Promise<AuthUnavailableError> {
+  try {
+    await promise;
+  } catch (err) {
+    expect(err).toBeInstanceOf(AuthUnavailableError);
+    expect(err).not.toBeInstanceOf(AuthError);
+    return err as AuthUnavailableError;
+  }
+  throw new Error('expected an AuthUnavailableError');
 }
 
 describe('createJwtVerifier: accepted tokens', () => {
@@ -212,7 +224,7 @@ describe('createJwtVerifier: refused tokens', () => {
     expect(rendered).not.toContain(token.split('.')[2]!);
   });
 
-  it('refuses everything when the JWKS cannot be reached, within its timeout', async () => {
+  it('answers auth_unavailable, never a 401, when the JWKS cannot be reached, within its timeout', async () => {
     // Prepare
     const silent: Server = createServer(() => {
       // never answers
@@ -230,13 +242,126 @@ describe('createJwtVerifier: refused tokens', () => {
     const started = Date.now();
 
     // Act
-    const err = await authErrorOf(unreachable.verify(`Bearer ${token}`));
+    const err = await unavailableOf(unreachable.verify(`Bearer ${token}`));
 
     // Assess
+    expect(err.code).toBe('auth_unavailable');
     expect(err.reason).toContain('ERR_JWKS_TIMEOUT');
     expect(Date.now() - started).toBeLessThan(2000);
     silent.closeAllConnections();
     await new Promise<void>((resolve) => silent.close(() => resolve()));
+  });
+});
+
+describe("createJwtVerifier: JWKS outage (our fault) versus a bad token (the caller's)", () => {
+  let flaky: JwksServer;
+  beforeAll(async () => {
+    flaky = await startJwksServer();
+  });
+  afterAll(async () => {
+    flaky.behave('serve');
+    await flaky.stop();
+  });
+
+  it.each([
+    ['hang', 'ERR_JWKS_TIMEOUT'],
+    ['error', 'ERR_JWKS_STATUS: JWKS answered HTTP 500'],
+    ['not_json', 'ERR_JWKS_INVALID'],
+    ['not_a_key_set', 'ERR_JWKS_INVALID'],
+    ['reset', 'ERR_JWKS_FETCH'],
+  ] as [JwksBehaviour, string][])(
+    'a JWKS that answers %s is auth_unavailable (%s)',
+    async (behaviour, reason) => {
+      // Prepare: a fresh verifier has no cached key set
+      flaky.behave(behaviour);
+      const fresh = verifierOf(flaky, { timeoutMs: 300 });
+      const token = await flaky.mint({ sub: 'alice' });
+      const before = flaky.requests;
+
+      // Act
+      const err = await unavailableOf(fresh.verify(`Bearer ${token}`));
+
+      // Assess
+      expect(err.code).toBe('auth_unavailable');
+      expect(err.reason).toContain(reason);
+      expect(flaky.requests).toBe(before + 1);
+      expect(`${err.message} ${err.reason}`).not.toContain(token.split('.')[1]!);
+    },
+  );
+
+  it('is auth_unavailable when nothing listens at the JWKS URL', async () => {
+    // Prepare
+    const gone = await startJwksServer();
+    const token = await gone.mint({ sub: 'alice' });
+    await gone.stop();
+
+    // Act
+    const err = await unavailableOf(verifierOf(gone, { timeoutMs: 300 }).verify(`Bearer ${token}`));
+
+    // Assess
+    expect(err.reason).toContain('ERR_JWKS_FETCH');
+  });
+
+  it('recovers with the next request once the JWKS answers again', async () => {
+    // Prepare
+    flaky.behave('error');
+    const verifier = verifierOf(flaky, { timeoutMs: 300 });
+    const token = await flaky.mint({ sub: 'alice', tenant_id: 'acme' });
+    await unavailableOf(verifier.verify(`Bearer ${token}`));
+
+    // Act
+    flaky.behave('serve');
+    const principal = await verifier.verify(`Bearer ${token}`);
+
+    // Assess
+    expect(principal.sub).toBe('alice');
+  });
+
+  it('still refuses a bad token with 401 during an outage when no key set is needed to tell', async () => {
+    // Prepare
+    flaky.behave('error');
+    const verifier = verifierOf(flaky, { timeoutMs: 300 });
+    const before = flaky.requests;
+
+    // Act
+    const garbage = await authErrorOf(verifier.verify('Bearer aaa.bbb.ccc'));
+    const missing = await authErrorOf(verifier.verify(undefined));
+
+    // Assess
+    expect(garbage.code).toBe('unauthenticated');
+    expect(missing.code).toBe('unauthenticated');
+    expect(flaky.requests).toBe(before);
+  });
+
+  it('keeps 401 for a kid the fetched key set lacks, and for a foreign signature', async () => {
+    // Prepare: the key set was fetched fine
+    flaky.behave('serve');
+    const verifier = verifierOf(flaky, { timeoutMs: 300 });
+    const unknownKid = await flaky.mint({ sub: 'a' }, { kid: 'rotated-away' });
+    const foreign = await flaky.mint({ sub: 'a' }, { signWithForeignKey: true });
+
+    // Act
+    const noKey = await authErrorOf(verifier.verify(`Bearer ${unknownKid}`));
+    const badSignature = await authErrorOf(verifier.verify(`Bearer ${foreign}`));
+
+    // Assess
+    expect(noKey.reason).toContain('ERR_JWKS_NO_MATCHING_KEY');
+    expect(badSignature.reason).toContain('ERR_JWS_SIGNATURE_VERIFICATION_FAILED');
+  });
+
+  it('serves cached keys through an outage that starts after a successful fetch', async () => {
+    // Prepare
+    flaky.behave('serve');
+    const verifier = verifierOf(flaky, { timeoutMs: 300 });
+    const token = await flaky.mint({ sub: 'alice' });
+    await verifier.verify(`Bearer ${token}`);
+
+    // Act
+    flaky.behave('error');
+    const principal = await verifier.verify(`Bearer ${token}`);
+
+    // Assess
+    expect(principal.sub).toBe('alice');
   });
 });
 

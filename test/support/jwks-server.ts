@@ -30,6 +30,13 @@ export interface MintOptions {
   signWithForeignKey?: boolean;
 }
 
+/**
+ * How the JWKS endpoint answers: `serve` the key set; `hang` (never answer); `error` (HTTP 500);
+ * `not_json` (200 with a body that is not JSON); `not_a_key_set` (200 with JSON that is no JWK
+ * set); `reset` (close the connection without an answer).
+ */
+export type JwksBehaviour = 'serve' | 'hang' | 'error' | 'not_json' | 'not_a_key_set' | 'reset';
+
 /** A JWKS endpoint on loopback serving one RS256 and one ES256 public key. */
 export interface JwksServer {
   /** `http://127.0.0.1:<port>/.well-known/jwks.json` */
@@ -40,6 +47,8 @@ export interface JwksServer {
   jwks: JSONWebKeySet;
   /** How many times the JWKS was fetched. */
   readonly requests: number;
+  /** Switches how the endpoint answers from now on (default `serve`). */
+  behave(behaviour: JwksBehaviour): void;
   /**
    * Signs a JWT. `iss`, `aud`, `iat` and `exp` default to this server's values; claims given
    * here (including `iss`/`aud`) win.
@@ -70,10 +79,17 @@ export async function startJwksServer(
   }
 
   let requests = 0;
+  let behaviour: JwksBehaviour = 'serve';
   const server = createServer((req, res) => {
     if (req.method === 'GET' && req.url === '/.well-known/jwks.json') {
       requests += 1;
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(jwks));
+      const json = { 'content-type': 'application/json' };
+      if (behaviour === 'serve') res.writeHead(200, json).end(JSON.stringify(jwks));
+      else if (behaviour === 'error') res.writeHead(500, json).end('{"error":"internal"}');
+      else if (behaviour === 'not_json') res.writeHead(200, json).end('<html>maintenance</html>');
+      else if (behaviour === 'not_a_key_set') res.writeHead(200, json).end('{"keys":"none"}');
+      else if (behaviour === 'reset') req.socket.destroy();
+      // 'hang': never answer; stop() closes the connection.
       return;
     }
     res.writeHead(404).end();
@@ -91,6 +107,9 @@ export async function startJwksServer(
     jwks,
     get requests() {
       return requests;
+    },
+    behave(next) {
+      behaviour = next;
     },
     async mint(claims, mintOptions = {}) {
       const alg = mintOptions.alg ?? 'RS256';

@@ -2,29 +2,37 @@
  * Writes test vectors of sealed dispatch metadata (docs/api.md §3) for the Python opener's tests:
  * valid ones sealed by the contract package's claims sealer (the one the server's sealer,
  * functions/core/sealing.ts, seals with) and every kind of invalid one, the bad headers hand-built with node:crypto so any header can be expressed.
- * Each vector's expected outcome is checked against the TypeScript opener before it is written,
- * so the two openers are held to the same codes.
+ * Each named vector's expected outcome is written here and checked against the TypeScript opener
+ * before the file is written; the fuzz vectors (fast-check) expect whatever code the TypeScript
+ * opener gives, so the Python suite holds the two openers to the same verdict for the same bytes.
+ * worker/test/vectors.test.ts runs the same checks in the TypeScript suite.
  *
  * Usage (from the repository root): npx tsx worker/scripts/make-vectors.ts <outdir>
- * Writes <outdir>/dispatch-vectors.json.
+ * Writes <outdir>/dispatch-vectors.json. `VECTORS_SEED` fixes the fuzz seed (else random; the
+ * file records it).
  */
 import { createCipheriv, randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, realpathSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import {
   createClaimsSealer,
   DISPATCH_ISSUER,
   type DispatchErrorCode,
+  MAX_CLAIMS_DEPTH,
+  MAX_NUMERIC_DATE,
   type McpServerGrant,
   parseKeyring,
 } from '@livekit-mcp-dispatch/contract';
+import fc from 'fast-check';
 import { DispatchMetadataError, openDispatchMetadata } from '../src/open.js';
 
 const AGENT = 'mcp-agent';
 const ROOM = 'lk-mcp-acme-7f3k2q';
 const HEADER = { alg: 'dir', enc: 'A256GCM', kid: 'k2026-11', typ: 'lk-mcp-dispatch+jwt' };
 
-interface Vector {
+/** One vector: metadata bytes and the outcome both openers must give. */
+export interface Vector {
   name: string;
   metadata: string;
   /** Open as this agent (default: the file's agent_name). */
@@ -37,7 +45,11 @@ interface Vector {
 const b64 = (data: Uint8Array | string) => Buffer.from(data).toString('base64url');
 const randomKey = () => b64(randomBytes(32));
 
-const keyringJson = { current: 'k2026-11', keys: { 'k2026-11': randomKey(), 'k2026-05': randomKey() } };
+/** The keyring every vector is opened with. */
+export const keyringJson = {
+  current: 'k2026-11',
+  keys: { 'k2026-11': randomKey(), 'k2026-05': randomKey() },
+};
 const otherKeyringJson = { current: 'k2026-11', keys: { 'k2026-11': randomKey() } };
 const strangerKeyringJson = { current: 'k-unknown', keys: { 'k-unknown': randomKey() } };
 
@@ -47,7 +59,8 @@ function parsed(json: { current: string; keys: Record<string, string> }) {
   return keyring;
 }
 
-const now = Math.floor(Date.now() / 1000);
+/** The time every vector is opened at, in epoch seconds. */
+export const now = Math.floor(Date.now() / 1000);
 const servers: McpServerGrant[] = [
   {
     name: 'notes',
@@ -97,19 +110,26 @@ async function seal(
   });
 }
 
-/** A compact JWE built by hand: any header text, any payload, AES-GCM with the header as AAD. */
+/**
+ * A compact JWE built by hand: any header, any payload, AES-GCM with the header as AAD. Text is
+ * UTF-8 encoded (a lone surrogate becomes U+FFFD); bytes are taken as they are.
+ */
 function rawSeal(
-  header: object | string,
-  payload: object | string,
+  header: object | string | Uint8Array,
+  payload: object | string | Uint8Array,
   key: string,
   tweak: { encryptedKey?: string } = {},
 ): string {
-  const headerSegment = b64(typeof header === 'string' ? header : JSON.stringify(header));
+  const headerSegment = b64(
+    typeof header === 'string' || header instanceof Uint8Array ? header : JSON.stringify(header),
+  );
   const iv = randomBytes(12);
   const cipher = createCipheriv('aes-256-gcm', Buffer.from(key, 'base64url'), iv);
   cipher.setAAD(Buffer.from(headerSegment, 'ascii'));
-  const plaintext = typeof payload === 'string' ? payload : JSON.stringify(payload);
-  const ciphertext = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
+  const plaintext = Buffer.from(
+    typeof payload === 'string' || payload instanceof Uint8Array ? payload : JSON.stringify(payload),
+  );
+  const ciphertext = Buffer.concat([cipher.update(plaintext), cipher.final()]);
   return [headerSegment, tweak.encryptedKey ?? '', b64(iv), b64(ciphertext), b64(cipher.getAuthTag())].join(
     '.',
   );
@@ -138,7 +158,15 @@ async function build(): Promise<Vector[]> {
     ...extra,
   });
   const ok = (name: string, metadata: string): Vector => ({ name, metadata, expect: { ok: true } });
-  const withHeader = (header: object | string) => rawSeal(header, claimsBase, key);
+  const withHeader = (header: object | string | Uint8Array) => rawSeal(header, claimsBase, key);
+  const withClaims = (overrides: Record<string, unknown>) =>
+    rawSeal(HEADER, { ...claimsBase, ...overrides }, key);
+  // Claims with one member given as raw JSON text (number literals JSON.stringify cannot write).
+  const withRawClaim = (name: string, raw: string) =>
+    rawSeal(HEADER, JSON.stringify({ ...claimsBase, [name]: '\u0000RAW' }).replace('"\\u0000RAW"', raw), key);
+  const nested = (depth: number) => `${'['.repeat(depth)}${']'.repeat(depth)}`;
+  const headerWithKid = (kidJson: string) =>
+    `{"alg":"dir","enc":"A256GCM","kid":${kidJson},"typ":"lk-mcp-dispatch+jwt"}`;
   return [
     ok('valid', valid),
     ok('valid_previous_key', await seal({ current: 'k2026-05', keys: keyringJson.keys })),
@@ -216,10 +244,67 @@ async function build(): Promise<Vector[]> {
     // A UTF-8 byte order mark is not JSON: Python's json refuses it, so TextDecoder must keep it.
     bad('header_leading_bom', withHeader(`\ufeff${JSON.stringify(HEADER)}`), 'bad_header'),
     bad('payload_leading_bom', rawSeal(HEADER, `\ufeff${JSON.stringify(claimsBase)}`, key), 'malformed'),
+    // The leeway boundary (CONTRACT §3: `exp` more than 30 s in the past is expired).
+    ok('valid_exp_exactly_30_s_past', withClaims({ exp: now - 30 })),
+    bad('expired_exp_30_5_s_past', withClaims({ exp: now - 30.5 }), 'expired'),
+    bad('expired_exp_31_s_past', await seal(keyringJson, { issuedAt: now - 91, ttlSeconds: 60 }), 'expired'),
+    ok('valid_exp_fractional', withClaims({ exp: now + 0.25 })),
+    // NumericDate bounds: 0 to 9999-12-31T23:59:59Z; beyond is malformed, never an overflow.
+    ok('valid_exp_latest_numeric_date', withClaims({ exp: MAX_NUMERIC_DATE })),
+    bad('exp_after_year_9999', withClaims({ exp: MAX_NUMERIC_DATE + 1 }), 'malformed'),
+    bad('exp_1e300', withClaims({ exp: 1e300 }), 'malformed'),
+    bad('exp_400_digit_integer', withRawClaim('exp', '9'.repeat(400)), 'malformed'),
+    bad('exp_5000_digit_integer', withRawClaim('exp', '9'.repeat(5000)), 'malformed'),
+    bad('exp_1e400_overflows_to_infinity', withRawClaim('exp', '1e400'), 'malformed'),
+    bad('exp_negative', withClaims({ exp: -1 }), 'malformed'),
+    bad('exp_true', withClaims({ exp: true }), 'malformed'),
+    bad('iat_1e300', withClaims({ iat: 1e300 }), 'malformed'),
+    bad('iat_negative', withClaims({ iat: -1 }), 'malformed'),
+    bad('iat_missing', withClaims({ iat: undefined }), 'malformed'),
+    ok('valid_nbf_past', withClaims({ nbf: now - 3600 })),
+    ok('valid_nbf_30_s_ahead', withClaims({ nbf: now + 30 })),
+    bad('nbf_31_s_ahead', withClaims({ nbf: now + 31 }), 'expired'),
+    bad('nbf_string', withClaims({ nbf: String(now) }), 'malformed'),
+    bad('nbf_null', withClaims({ nbf: null }), 'malformed'),
+    bad('nbf_1e300', withClaims({ nbf: 1e300 }), 'malformed'),
+    // Number literals Python would parse differently from JavaScript, in a claim no one reads.
+    ok('valid_unknown_claim_5000_digit_integer', withRawClaim('x', '1'.repeat(5000))),
+    ok('valid_unknown_claim_1e400', withRawClaim('x', '-1e400')),
+    // Nesting: 32 levels at most (the claims object is the first).
+    ok('valid_nesting_at_limit', withRawClaim('x', nested(MAX_CLAIMS_DEPTH - 1))),
+    bad('nesting_past_limit', withRawClaim('x', nested(MAX_CLAIMS_DEPTH)), 'malformed'),
+    bad('nesting_100000_deep', withRawClaim('x', nested(100_000)), 'malformed'),
+    ok('valid_brackets_inside_strings', withClaims({ x: `\\"${'['.repeat(100)}`, y: '{{{{' })),
+    bad('header_nesting_100000_deep', withHeader(nested(100_000)), 'bad_header'),
+    // An empty plaintext decrypts (the tag is valid) but holds no claims.
+    bad('empty_plaintext', rawSeal(HEADER, '', key), 'malformed'),
+    bad('whitespace_plaintext', rawSeal(HEADER, ' \n', key), 'malformed'),
+    // kid spellings: a lone surrogate is no Unicode text; an escaped pair is not minimal JSON.
+    bad('kid_lone_surrogate_escaped', withHeader(headerWithKid('"\\ud800"')), 'bad_header'),
+    bad('kid_lone_low_surrogate_escaped', withHeader(headerWithKid('"k\\udc00"')), 'bad_header'),
+    bad(
+      'kid_surrogate_as_utf8_bytes',
+      withHeader(
+        Buffer.concat([
+          Buffer.from('{"alg":"dir","enc":"A256GCM","kid":"'),
+          Buffer.from([0xed, 0xa0, 0x80]),
+          Buffer.from('","typ":"lk-mcp-dispatch+jwt"}'),
+        ]),
+      ),
+      'bad_header',
+    ),
+    bad('kid_surrogate_pair_escaped', withHeader(headerWithKid('"\\ud83d\\ude00"')), 'bad_header'),
+    bad('kid_emoji', withHeader(headerWithKid('"\u{1f600}"')), 'unknown_kid'),
+    bad('kid_empty', withHeader(headerWithKid('""')), 'bad_header'),
+    // Lone surrogates inside claims are strings both openers keep (the server never seals one).
+    ok('valid_client_lone_surrogate', withRawClaim('client', '"\\ud800"')),
   ];
 }
 
-async function outcome(vector: Vector): Promise<string> {
+/** The TypeScript opener's verdict on `vector`: `ok` or its code. Anything else it throws is a bug. */
+export async function outcome(
+  vector: Pick<Vector, 'metadata' | 'agent_name' | 'room_name'>,
+): Promise<string> {
   try {
     await openDispatchMetadata(vector.metadata, {
       keyring: keyringJson,
@@ -234,38 +319,199 @@ async function outcome(vector: Vector): Promise<string> {
   }
 }
 
-async function main(): Promise<void> {
-  const outdir = process.argv[2];
-  if (!outdir) throw new Error('usage: make-vectors.ts <outdir>');
-  const vectors = await build();
-  const mismatches: string[] = [];
+// Any UTF-16 code unit, lone surrogates included; fast-check's own units never yield those.
+const codeUnit = fc.integer({ min: 0, max: 0xffff }).map((c) => String.fromCharCode(c));
+const anyText = fc.oneof(fc.string({ unit: codeUnit, maxLength: 12 }), fc.string({ maxLength: 12 }));
+const anyNumber = fc.oneof(
+  fc.double(),
+  fc.integer(),
+  fc.double({ min: now - 100, max: now + 100, noNaN: true }),
+  fc.constantFrom(0, -0, now - 31, now - 30, now + 30, now + 31, MAX_NUMERIC_DATE, MAX_NUMERIC_DATE + 1),
+);
+const anyJson = fc.oneof(fc.jsonValue({ maxDepth: 3 }), anyText, anyNumber);
+const CLAIMS = [
+  'iss',
+  'aud',
+  'sub',
+  'tid',
+  'room',
+  'pid',
+  'iat',
+  'exp',
+  'nbf',
+  'jti',
+  'mcp_servers',
+  'client',
+];
+const B64URL_CHARS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.=';
+
+/** What one fuzz case does to otherwise valid metadata. */
+type FuzzCase =
+  | { kind: 'claim'; name: string; value: unknown; drop: boolean }
+  | { kind: 'header'; name: string; value: unknown }
+  | { kind: 'payload'; text: string }
+  | { kind: 'server'; name: string; value: unknown }
+  | { kind: 'edit'; at: number; char: string; cut: boolean };
+
+const fuzzCase: fc.Arbitrary<FuzzCase> = fc.oneof(
+  fc.record({
+    kind: fc.constant('claim' as const),
+    name: fc.oneof({ arbitrary: fc.constantFrom(...CLAIMS), weight: 4 }, { arbitrary: anyText, weight: 1 }),
+    value: fc.oneof(anyJson, fc.constantFrom(AGENT, ROOM, '', 'alice')),
+    drop: fc.boolean(),
+  }),
+  fc.record({
+    kind: fc.constant('claim' as const),
+    name: fc.constantFrom('iat', 'exp', 'nbf'),
+    value: anyNumber,
+    drop: fc.constant(false),
+  }),
+  fc.record({
+    kind: fc.constant('header' as const),
+    name: fc.oneof(fc.constantFrom('alg', 'enc', 'kid', 'typ', 'zip', 'crit'), anyText),
+    value: anyJson,
+  }),
+  fc.record({
+    kind: fc.constant('payload' as const),
+    text: fc.oneof(fc.json({ maxDepth: 3 }), anyText),
+  }),
+  fc.record({
+    kind: fc.constant('server' as const),
+    name: fc.constantFrom('name', 'url', 'transport', 'headers', 'allowed_tools'),
+    value: anyJson,
+  }),
+  fc.record({
+    kind: fc.constant('edit' as const),
+    at: fc.nat(),
+    char: fc.constantFrom(...B64URL_CHARS),
+    cut: fc.boolean(),
+  }),
+);
+
+async function fuzzMetadata(c: FuzzCase, valid: string): Promise<string> {
+  const key = keyringJson.keys['k2026-11'];
+  switch (c.kind) {
+    case 'claim': {
+      const claims: Record<string, unknown> = { ...claimsBase };
+      if (c.drop) delete claims[c.name];
+      // Own property, so a claim named "__proto__" is a claim.
+      else Object.defineProperty(claims, c.name, { value: c.value, enumerable: true });
+      return rawSeal(HEADER, claims, key);
+    }
+    case 'header': {
+      const header: Record<string, unknown> = { ...HEADER };
+      Object.defineProperty(header, c.name, { value: c.value, enumerable: true });
+      return rawSeal(header, claimsBase, key);
+    }
+    case 'payload':
+      return rawSeal(HEADER, c.text, key);
+    case 'server': {
+      const server: Record<string, unknown> = { ...servers[0] };
+      Object.defineProperty(server, c.name, { value: c.value, enumerable: true });
+      return rawSeal(HEADER, { ...claimsBase, mcp_servers: [server] }, key);
+    }
+    case 'edit': {
+      // Cut no shorter than 32 characters: the suite also checks errors never quote the metadata.
+      const at = 32 + (c.at % (valid.length - 31));
+      return c.cut ? valid.slice(0, at) : `${valid.slice(0, at)}${c.char}${valid.slice(at + 1)}`;
+    }
+  }
+}
+
+/**
+ * `count` vectors from fast-check cases (seeded with `seed`), each expecting the TypeScript
+ * opener's own verdict: the Python suite then asserts it gives the same for the same bytes.
+ */
+export async function fuzzVectors(count: number, seed: number): Promise<Vector[]> {
+  const valid = await seal(keyringJson);
+  const cases = fc.sample(fuzzCase, { numRuns: count, seed });
+  const vectors: Vector[] = [];
+  for (const [i, c] of cases.entries()) {
+    const metadata = await fuzzMetadata(c, valid);
+    const verdict = await outcome({ metadata });
+    vectors.push({
+      name: `fuzz_${i}_${c.kind}`,
+      metadata,
+      expect: verdict === 'ok' ? { ok: true } : { code: verdict as DispatchErrorCode },
+    });
+  }
+  return vectors;
+}
+
+/** The vectors file: the named vectors, then the fuzz ones. */
+export interface VectorsFile {
+  now: number;
+  agent_name: string;
+  room_name: string;
+  keyring: typeof keyringJson;
+  fuzz_seed: number;
+  expected_grant: Record<string, unknown>;
+  vectors: Vector[];
+}
+
+/** Named vectors whose expectation the TypeScript opener does not meet (empty when all agree). */
+export async function mismatches(vectors: Vector[]): Promise<string[]> {
+  const found: string[] = [];
   for (const vector of vectors) {
     const expected = 'ok' in vector.expect ? 'ok' : vector.expect.code;
     const actual = await outcome(vector);
     if (actual !== expected)
-      mismatches.push(`${vector.name}: expected ${expected}, TypeScript opener gave ${actual}`);
+      found.push(`${vector.name}: expected ${expected}, TypeScript opener gave ${actual}`);
   }
-  if (mismatches.length > 0)
-    throw new Error(`vectors disagree with the TypeScript opener:\n${mismatches.join('\n')}`);
-  mkdirSync(outdir, { recursive: true });
-  const file = join(outdir, 'dispatch-vectors.json');
-  const expected_grant = {
-    user_id: 'alice',
-    tenant_id: 'acme',
-    participant_identity: 'alice',
-    room_name: ROOM,
+  return found;
+}
+
+/** Builds the whole file (`fuzz` fast-check vectors with `seed`), refusing one the TypeScript opener disagrees with. */
+export async function buildVectorsFile(fuzz: number, seed: number): Promise<VectorsFile> {
+  const named = await build();
+  const disagree = await mismatches(named);
+  if (disagree.length > 0)
+    throw new Error(`vectors disagree with the TypeScript opener:\n${disagree.join('\n')}`);
+  return {
+    now,
     agent_name: AGENT,
-    client: '{"locale":"de-DE"}',
-    mcp_servers: servers,
+    room_name: ROOM,
+    keyring: keyringJson,
+    fuzz_seed: seed,
+    expected_grant: {
+      user_id: 'alice',
+      tenant_id: 'acme',
+      participant_identity: 'alice',
+      room_name: ROOM,
+      agent_name: AGENT,
+      client: '{"locale":"de-DE"}',
+      mcp_servers: servers,
+    },
+    vectors: [...named, ...(await fuzzVectors(fuzz, seed))],
   };
-  writeFileSync(
-    file,
-    `${JSON.stringify({ now, agent_name: AGENT, room_name: ROOM, keyring: keyringJson, expected_grant, vectors }, null, 2)}\n`,
-  );
+}
+
+/** Named vectors (no fuzz), for the TypeScript suite. */
+export { build as namedVectors };
+
+async function main(): Promise<void> {
+  const outdir = process.argv[2];
+  if (!outdir) throw new Error('usage: make-vectors.ts <outdir>');
+  const seed = process.env.VECTORS_SEED
+    ? Number(process.env.VECTORS_SEED)
+    : Math.floor(Math.random() * 2 ** 31);
+  const file = join(outdir, 'dispatch-vectors.json');
+  const contents = await buildVectorsFile(FUZZ_COUNT, seed);
+  mkdirSync(outdir, { recursive: true });
+  writeFileSync(file, `${JSON.stringify(contents, null, 2)}\n`);
   process.stdout.write(`${file}\n`);
 }
 
-main().catch((error: unknown) => {
-  process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
-  process.exit(1);
-});
+/** Fuzz vectors per file. */
+export const FUZZ_COUNT = 400;
+
+// Run only as a script: worker/test/vectors.test.ts imports this module.
+if (
+  process.argv[1] !== undefined &&
+  realpathSync(process.argv[1]) === realpathSync(fileURLToPath(import.meta.url))
+) {
+  main().catch((error: unknown) => {
+    process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(1);
+  });
+}

@@ -110,9 +110,11 @@ export function parseDispatchKeyring(input: string | KeyringJson): ParsedKeyring
  * `{"alg":"dir","enc":"A256GCM","kid":…,"typ":"lk-mcp-dispatch+jwt"}` in minimal JSON, with no
  * other member such as `zip` or `crit` (`bad_header`); `kid` is in the keyring (`unknown_kid`);
  * canonical base64url, empty encrypted key, 12-byte IV, 16-byte tag (`malformed`); AES-GCM
- * decryption (`decrypt_failed`); claims are JSON with every field of the right type and
- * `iss` = `livekit-mcp-dispatch` (`malformed`); `aud` = `agentName` (`wrong_audience`);
- * `room` = `roomName` (`wrong_room`); `exp` at most 30 s in the past (`expired`).
+ * decryption (`decrypt_failed`); claims are UTF-8 JSON nested at most 32 deep with every field
+ * of the right type, `iat`/`exp`/`nbf` NumericDates up to year 9999 and
+ * `iss` = `livekit-mcp-dispatch` (`malformed`, also for an empty plaintext); `aud` = `agentName`
+ * (`wrong_audience`); `room` = `roomName` (`wrong_room`); `exp` at most 30 s in the past and,
+ * when present, `nbf` at most 30 s in the future (`expired`).
  *
  * @throws DispatchMetadataError with the failing check's code.
  * @throws KeyringError when the keyring itself is invalid (a configuration error, not the metadata's).
@@ -166,7 +168,12 @@ export async function openDispatchMetadata(
   if (claims.aud !== opts.agentName) fail('wrong_audience', 'Sealed dispatch metadata is for another agent.');
   if (claims.room !== opts.roomName) fail('wrong_room', 'Sealed dispatch metadata is for another room.');
   const nowSeconds = (opts.now ?? new Date()).getTime() / 1000;
+  // Exactly 30 s past `exp` is still good; 30.001 s is not. The Python opener compares the same way.
   if (nowSeconds - claims.exp > EXP_LEEWAY_SECONDS) fail('expired', 'Sealed dispatch metadata has expired.');
+  // The contract has no code of its own for "not yet valid": the metadata is outside its validity
+  // window either way, and a worker refuses the job the same way.
+  if (claims.nbf !== undefined && claims.nbf - nowSeconds > EXP_LEEWAY_SECONDS)
+    fail('expired', 'Sealed dispatch metadata is not valid yet.');
 
   return {
     userId: claims.sub,
@@ -203,6 +210,7 @@ interface OpenedClaims {
   room: string;
   pid: string;
   exp: number;
+  nbf?: number;
   jti: string;
   mcp_servers: McpServerGrant[];
   client: string | undefined;

@@ -1,4 +1,10 @@
-import { DISPATCH_ISSUER, type DispatchClaims, type McpServerGrant } from './format.js';
+import {
+  DISPATCH_ISSUER,
+  type DispatchClaims,
+  MAX_CLAIMS_DEPTH,
+  MAX_NUMERIC_DATE,
+  type McpServerGrant,
+} from './format.js';
 import { isMcpTransport } from './ids.js';
 
 /** Why a value is not an {@link McpServerGrant}: the field at fault (none: not an object) and how. */
@@ -54,13 +60,17 @@ export class InvalidClaimsError extends Error {
 }
 
 /**
- * Parses the claims of opened dispatch metadata: a JSON object with `iss` = `livekit-mcp-dispatch`,
- * non-empty strings `aud`, `sub`, `tid`, `room`, `pid`, `jti`, non-negative numbers `iat` and
- * `exp`, an optional string `client` and an array of {@link parseMcpServerGrant} servers.
+ * Parses the claims of opened dispatch metadata: a JSON object nested at most
+ * {@link MAX_CLAIMS_DEPTH} deep with `iss` = `livekit-mcp-dispatch`, non-empty strings `aud`,
+ * `sub`, `tid`, `room`, `pid`, `jti`, NumericDates `iat` and `exp` (and `nbf` when present: finite
+ * numbers from 0 to {@link MAX_NUMERIC_DATE}), an optional string `client` and an array of
+ * {@link parseMcpServerGrant} servers.
  *
  * @throws InvalidClaimsError naming the first claim at fault.
  */
 export function parseDispatchClaims(text: string): DispatchClaims {
+  if (jsonNestingDepth(text, MAX_CLAIMS_DEPTH) > MAX_CLAIMS_DEPTH)
+    throw new InvalidClaimsError('Sealed dispatch metadata claims are nested too deeply.');
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -76,10 +86,8 @@ export function parseDispatchClaims(text: string): DispatchClaims {
     const v = value[name];
     if (typeof v !== 'string' || v.length === 0) throw invalid(name);
   }
-  for (const name of ['iat', 'exp'] as const) {
-    const v = value[name];
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw invalid(name);
-  }
+  for (const name of ['iat', 'exp'] as const) if (!isNumericDate(value[name])) throw invalid(name);
+  if (value.nbf !== undefined && !isNumericDate(value.nbf)) throw invalid('nbf');
   if (value.client !== undefined && typeof value.client !== 'string') throw invalid('client');
   const servers = value.mcp_servers;
   if (!Array.isArray(servers)) throw invalid('mcp_servers');
@@ -100,8 +108,38 @@ export function parseDispatchClaims(text: string): DispatchClaims {
     exp: value.exp as number,
     jti: value.jti as string,
     mcp_servers: mcpServers,
+    ...(value.nbf === undefined ? {} : { nbf: value.nbf as number }),
     ...(value.client === undefined ? {} : { client: value.client as string }),
   };
+}
+
+/** A NumericDate (RFC 7519 §2) both openers can represent: a number from 0 to {@link MAX_NUMERIC_DATE}. */
+function isNumericDate(value: unknown): value is number {
+  return typeof value === 'number' && Number.isFinite(value) && value >= 0 && value <= MAX_NUMERIC_DATE;
+}
+
+/**
+ * How deeply arrays and objects nest in JSON `text`, counting brackets outside strings; stops
+ * counting once past `limit`. Exact for valid JSON; for any text it is the same number the Python
+ * opener's `_json_nesting_depth` gives, so the two refuse the same bytes.
+ */
+export function jsonNestingDepth(text: string, limit = Number.POSITIVE_INFINITY): number {
+  let depth = 0;
+  let deepest = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (inString) {
+      if (c === '\\') i++;
+      else if (c === '"') inString = false;
+    } else if (c === '"') inString = true;
+    else if (c === '[' || c === '{') {
+      depth++;
+      if (depth > deepest) deepest = depth;
+      if (deepest > limit) break;
+    } else if (c === ']' || c === '}') depth--;
+  }
+  return deepest;
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {

@@ -14,6 +14,17 @@ export const DISPATCH_TYP = 'lk-mcp-dispatch+jwt';
 export const DISPATCH_ISSUER = 'livekit-mcp-dispatch';
 /** How far in the past `exp` may be before the metadata counts as expired (seconds). */
 export const EXP_LEEWAY_SECONDS = 30;
+/**
+ * Latest `iat`/`exp`/`nbf` an opener accepts: 9999-12-31T23:59:59Z in epoch seconds, the last
+ * second both JavaScript's `Date` and Python's `datetime` can hold. A later one is `malformed`.
+ */
+export const MAX_NUMERIC_DATE = 253_402_300_799;
+/**
+ * Deepest nesting of arrays and objects the claims may have (the contract's own claims need 4).
+ * Deeper is `malformed` in both openers: Python's json would otherwise fail on its recursion limit,
+ * which depends on the stack, not on the bytes.
+ */
+export const MAX_CLAIMS_DEPTH = 32;
 /** Maximum size of the optional `client` claim, in UTF-8 bytes (4 KiB). */
 export const CLIENT_METADATA_MAX_BYTES = 4096;
 /** The names, in order, of the only members the protected header may have. */
@@ -56,6 +67,11 @@ export interface DispatchClaims {
   iat: number;
   /** Expiry, seconds since the epoch. */
   exp: number;
+  /**
+   * Not before, seconds since the epoch. The sealer never sets it; an opener honours it when
+   * present (RFC 7519 §4.1.5).
+   */
+  nbf?: number;
   /** Unique id of this sealed metadata. */
   jti: string;
   mcp_servers: McpServerGrant[];

@@ -8,6 +8,8 @@ import {
 } from './format.js';
 
 const B64URL = /^[A-Za-z0-9_-]*$/;
+// With the u flag a surrogate pair is one code point, so this matches only unpaired surrogates.
+const LONE_SURROGATE = /\p{Cs}/u;
 // ignoreBOM keeps a leading U+FEFF in the text (the default strips it), so JSON.parse refuses
 // it as Python's json does: both openers must give the same code for the same bytes.
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
@@ -36,7 +38,8 @@ export function canonicalDecode(segment: string): Uint8Array | undefined {
  * The exact-header check of sealed dispatch metadata (docs/api.md §3): returns the header's
  * `kid` when the segment is canonical base64url of exactly
  * `{"alg":"dir","enc":"A256GCM","kid":…,"typ":"lk-mcp-dispatch+jwt"}` in minimal JSON (no other
- * member such as `zip` or `crit`, no duplicate member), else `undefined`.
+ * member such as `zip` or `crit`, no duplicate member) and `kid` is a non-empty string of Unicode
+ * text (no lone surrogate), else `undefined`.
  */
 export function checkDispatchHeader(segment: string): string | undefined {
   let header: unknown;
@@ -60,7 +63,9 @@ export function checkDispatchHeader(segment: string): string | undefined {
   }
   const { alg, enc, kid, typ } = h;
   if (alg !== DISPATCH_ALG || enc !== DISPATCH_ENC || typ !== DISPATCH_TYP) return undefined;
-  if (typeof kid !== 'string' || kid.length === 0) return undefined;
+  // A lone surrogate (`"\ud800"`) is no Unicode text (RFC 8259 §8.2, I-JSON RFC 7493 §2.1): no
+  // key id can be one, and Python cannot even hold the header's text, so it is a bad header.
+  if (typeof kid !== 'string' || kid.length === 0 || LONE_SURROGATE.test(kid)) return undefined;
   // Minimal JSON only: this refuses duplicate members, which JSON.parse would silently merge.
   if (JSON.stringify(h) !== text) return undefined;
   return kid;

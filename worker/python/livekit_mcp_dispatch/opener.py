@@ -34,7 +34,12 @@ from .wire import (
     DISPATCH_ISSUER,
     DISPATCH_TYP,
     EXP_LEEWAY_SECONDS,
+    MAX_CLAIMS_DEPTH,
+    MAX_NUMERIC_DATE,
     _b64decode_canonical,
+    _json_nesting_depth,
+    _LONE_SURROGATE,
+    _parse_int,
 )
 
 
@@ -46,8 +51,10 @@ def _check_header(segment: str) -> str:
     if data is not None:
         try:
             text = data.decode("utf-8")
-            header = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
-        except (UnicodeDecodeError, ValueError):
+            header = json.loads(
+                text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant, parse_int=_parse_int
+            )
+        except (UnicodeDecodeError, ValueError, RecursionError):
             header = None
     if not isinstance(header, dict) or set(header) != set(_HEADER_KEYS):
         raise BadHeaderError("Sealed dispatch metadata has an unexpected protected header.")
@@ -57,6 +64,8 @@ def _check_header(segment: str) -> str:
         or header["typ"] != DISPATCH_TYP
         or not isinstance(header["kid"], str)
         or header["kid"] == ""
+        # A lone surrogate ("\ud800") is no Unicode text: no key id, and a bad header in both openers.
+        or _LONE_SURROGATE.search(header["kid"]) is not None
         # Minimal JSON only, like the TypeScript opener (JSON.stringify of the parsed header).
         or json.dumps(header, separators=(",", ":"), ensure_ascii=False) != text
     ):
@@ -84,12 +93,14 @@ def _decrypt(token: str, key: bytes) -> bytes:
 
     failed = False
     plaintext = b""
+    opened = jwe.JWE(algs=[DISPATCH_ALG, DISPATCH_ENC])
     try:
-        opened = jwe.JWE(algs=[DISPATCH_ALG, DISPATCH_ENC])
         opened.deserialize(token, key=jwk.JWK(kty="oct", k=base64.urlsafe_b64encode(key).rstrip(b"=").decode()))
         plaintext = opened.payload
     except Exception:  # noqa: BLE001 - any jwcrypto failure is a decryption failure
-        failed = True
+        # jwcrypto authenticates an empty plaintext, keeps it, then reports "no recipient matched"
+        # because b"" is falsy. jose opens it; both openers then refuse it as malformed claims.
+        failed = opened.plaintext != b""
     # Raised outside the except block so no jwcrypto exception is chained onto it.
     if failed:
         raise DecryptFailedError("Sealed dispatch metadata could not be decrypted with the keyring.")
@@ -124,11 +135,28 @@ def _parse_server(server: Any) -> McpServerGrant | None:
     )
 
 
+def _is_numeric_date(value: Any) -> bool:
+    # bool is an int in Python; JSON true is not a number. Bounds first: a huge int has no float.
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return 0 <= value <= MAX_NUMERIC_DATE and math.isfinite(value)
+
+
 def _parse_claims(plaintext: bytes) -> dict[str, Any]:
+    # Errors are raised outside the except blocks so no exception is chained onto them.
+    text: str | None = None
     try:
-        value = json.loads(plaintext.decode("utf-8"), parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError):
-        value = _INVALID
+        text = plaintext.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    value: Any = _INVALID
+    if text is not None:
+        if _json_nesting_depth(text, MAX_CLAIMS_DEPTH) > MAX_CLAIMS_DEPTH:
+            raise MalformedError("Sealed dispatch metadata claims are nested too deeply.")
+        try:
+            value = json.loads(text, parse_constant=_reject_constant, parse_int=_parse_int)
+        except (ValueError, RecursionError):
+            pass
     if value is _INVALID:
         raise MalformedError("Sealed dispatch metadata claims are not JSON.")
     if not isinstance(value, dict):
@@ -139,9 +167,10 @@ def _parse_claims(plaintext: bytes) -> dict[str, Any]:
         if not isinstance(value.get(name), str) or value[name] == "":
             raise _malformed(name)
     for name in ("iat", "exp"):
-        v = value.get(name)
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+        if not _is_numeric_date(value.get(name)):
             raise _malformed(name)
+    if "nbf" in value and not _is_numeric_date(value["nbf"]):
+        raise _malformed("nbf")
     if "client" in value and not isinstance(value["client"], str):
         raise _malformed("client")
     servers = value.get("mcp_servers")
@@ -174,10 +203,11 @@ def open_dispatch_metadata(
     protected header is exactly ``{"alg":"dir","enc":"A256GCM","kid":…,"typ":"lk-mcp-dispatch+jwt"}``
     in minimal JSON with no other member such as ``zip`` or ``crit`` (``bad_header``); ``kid`` is
     in the keyring (``unknown_kid``); canonical base64url, empty encrypted key, 12-byte IV,
-    16-byte tag (``malformed``); decryption (``decrypt_failed``); claims of the right types with
-    ``iss`` = ``livekit-mcp-dispatch`` (``malformed``); ``aud`` = ``agent_name``
-    (``wrong_audience``); ``room`` = ``room_name`` (``wrong_room``); ``exp`` at most 30 s in the
-    past (``expired``).
+    16-byte tag (``malformed``); decryption (``decrypt_failed``); claims UTF-8 JSON nested at most
+    32 deep, of the right types, ``iat``/``exp``/``nbf`` NumericDates up to year 9999 and
+    ``iss`` = ``livekit-mcp-dispatch`` (``malformed``, also for an empty plaintext); ``aud`` =
+    ``agent_name`` (``wrong_audience``); ``room`` = ``room_name`` (``wrong_room``); ``exp`` at most
+    30 s in the past and, when present, ``nbf`` at most 30 s in the future (``expired``).
 
     ``now`` is a Unix timestamp or an aware datetime (tests); defaults to the current time.
 
@@ -219,9 +249,12 @@ def open_dispatch_metadata(
         now_seconds = now.timestamp()
     else:
         now_seconds = float(now)
-    # Same rule as the TypeScript opener, which compares with one extra second of slack.
-    if now_seconds - claims["exp"] > EXP_LEEWAY_SECONDS + 1:
+    # The TypeScript opener's comparison: exactly 30 s past ``exp`` is still good, 30.001 s is not.
+    if now_seconds - claims["exp"] > EXP_LEEWAY_SECONDS:
         raise ExpiredError("Sealed dispatch metadata has expired.")
+    # Not valid yet is outside the validity window too; the contract has no code of its own for it.
+    if "nbf" in claims and claims["nbf"] - now_seconds > EXP_LEEWAY_SECONDS:
+        raise ExpiredError("Sealed dispatch metadata is not valid yet.")
 
     return DispatchGrant(
         user_id=claims["sub"],

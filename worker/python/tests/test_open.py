@@ -53,6 +53,14 @@ class TestVectors:
         assert len(outcomes) >= 30
         assert {code for code in expected.values()} == {"ok", *CODES}
 
+    def test_fuzz_vectors_are_present_and_varied(self, vectors: dict[str, Any]) -> None:
+        # The fuzz vectors expect the TypeScript opener's verdict; the test above compares them.
+        fuzz = [v for v in vectors["vectors"] if v["name"].startswith("fuzz_")]
+        verdicts = {"ok" if v["expect"].get("ok") else v["expect"]["code"] for v in fuzz}
+        assert len(fuzz) >= 200
+        assert {"ok", "malformed", "bad_header", "decrypt_failed"} <= verdicts
+        assert isinstance(vectors["fuzz_seed"], int)
+
     def test_valid_vector_opens_to_the_sealed_grant(self, vectors: dict[str, Any]) -> None:
         # Prepare
         vector = next(v for v in vectors["vectors"] if v["name"] == "valid")
@@ -109,8 +117,9 @@ class TestVectors:
         vector = next(v for v in vectors["vectors"] if v["name"] == "valid")
         exp = vectors["now"] + 600
         _open({**vectors, "now": exp + 30}, vector)
-        with pytest.raises(lkmd.ExpiredError):
-            _open({**vectors, "now": exp + 32}, vector)
+        for late in (exp + 30.001, exp + 31, exp + 32):
+            with pytest.raises(lkmd.ExpiredError):
+                _open({**vectors, "now": late}, vector)
 
 
 class TestKeyring:
