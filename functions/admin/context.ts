@@ -1,6 +1,5 @@
 import type { Context, MiddlewareHandler } from 'hono';
 import type { JwtVerifier } from '../adapters/auth.js';
-import type { DynamoStore, Page, PageRequest } from '../adapters/store.js';
 import {
   type AdminActor,
   type AdminService,
@@ -11,34 +10,12 @@ import {
 } from '../core/admin.js';
 import { listQuerySchema } from '../core/admin-input.js';
 import type { CursorCodec } from '../core/cursor.js';
+import type { AdminStore, Page, PageRequest } from '../core/ports.js';
 import { type Precondition, parsePrecondition } from '../core/preconditions.js';
 import { validate } from '../http/validate.js';
 
-/** The store operations the admin API uses (a {@link DynamoStore} in production and tests). */
-export type AdminStore = Pick<
-  DynamoStore,
-  | 'getTenant'
-  | 'createTenant'
-  | 'updateTenant'
-  | 'deleteTenant'
-  | 'listTenants'
-  | 'getUser'
-  | 'createUser'
-  | 'updateUser'
-  | 'deleteUser'
-  | 'listUsers'
-  | 'hasUsers'
-  | 'listSessions'
-  | 'activeSessionsOfUser'
-  | 'activeSessionsOfTenant'
-  | 'endSession'
-  | 'releaseLease'
-  | 'getClaim'
-  | 'releaseClaim'
-  | 'putAudit'
-  | 'getAudit'
-  | 'listAudit'
->;
+/** The store operations the admin API uses. */
+export type { AdminStore } from '../core/ports.js';
 
 /** The Hono environment of the admin routes: the actor the auth middleware resolved. */
 export type AdminEnv = { Variables: { actor: AdminActor } };

@@ -1,8 +1,9 @@
 import type { McpBody, TenantBody, UserBody } from './admin-input.js';
-import { releaseSessionResources, type SessionResourceStore } from './dispatcher.js';
+import { releaseSessionResources } from './dispatcher.js';
 import { ConditionFailedError, DomainError, ValidationError } from './errors.js';
 import { addLogContext, type Log } from './log.js';
 import type { AuditRecord, SessionRecord, Status, StoredMcp, TenantRecord, UserRecord } from './model.js';
+import type { AdminStore, RoomApi } from './ports.js';
 import {
   createOrRequirePrecondition,
   deleteVersion,
@@ -44,32 +45,13 @@ export interface AdminActor {
   tenantId: string | undefined;
 }
 
-/** The store operations the admin domain uses (the DynamoDB store implements them). */
-export interface AdminStore extends SessionResourceStore {
-  getTenant(tenantId: string): Promise<TenantRecord | undefined>;
-  createTenant(record: TenantRecord): Promise<TenantRecord>;
-  updateTenant(record: TenantRecord, expectedVersion: number): Promise<TenantRecord>;
-  deleteTenant(tenantId: string, expectedVersion?: number): Promise<TenantRecord | undefined>;
-  getUser(userId: string): Promise<UserRecord | undefined>;
-  createUser(record: UserRecord): Promise<UserRecord>;
-  updateUser(record: UserRecord, expectedVersion: number): Promise<UserRecord>;
-  deleteUser(tenantId: string, userId: string, expectedVersion?: number): Promise<UserRecord | undefined>;
-  listUsers(tenantId: string, page: { limit: number }): Promise<{ items: UserRecord[] }>;
-  hasUsers(tenantId: string): Promise<boolean>;
-  activeSessionsOfUser(tenantId: string, userId: string): Promise<SessionRecord[]>;
-  activeSessionsOfTenant(tenantId: string): Promise<SessionRecord[]>;
-  endSession(session: SessionRecord, endedAt?: Date): Promise<SessionRecord | undefined>;
-  putAudit(record: AuditRecord): Promise<unknown>;
-  getAudit(target: string, version: number): Promise<AuditRecord | undefined>;
-}
-
 /** Everything {@link createAdminService} is built from. */
 export interface AdminServiceDeps {
   store: AdminStore;
   /** Seals tokens and headers at rest; makes their display fingerprints. */
   secretBox: SecretBox;
   /** Deletes the rooms of sessions ended by revoke, suspension or deletion. */
-  livekit: { deleteRoom(room: string): Promise<void> };
+  livekit: RoomApi;
   /** Checks MCP URLs (CONTRACT §6). */
   urlGuard: UrlGuardOptions;
   clock: () => Date;

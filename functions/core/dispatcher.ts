@@ -1,5 +1,4 @@
-import { keys } from '../adapters/schema.js';
-import { DomainError, LiveKitUnavailableError } from './errors.js';
+import { DomainError, KeyTooLongError, LiveKitUnavailableError } from './errors.js';
 import { addLogContext, type Log } from './log.js';
 import type {
   DispatchMode,
@@ -9,6 +8,7 @@ import type {
   TenantRecord,
   UserRecord,
 } from './model.js';
+import type { ClaimRef, DispatchApi, DispatchStore, SessionResourceStore } from './ports.js';
 import { effectiveMcpConfig } from './resolve.js';
 import { isServiceParticipant, normalizeE164, ParticipantKind, roomTenantCandidates } from './rooms.js';
 import { type DispatchSealer, type SecretBox, SecretBoxError } from './sealing.js';
@@ -28,70 +28,6 @@ export class DispatchInProgressError extends DomainError {
   constructor() {
     super('dispatch_in_progress', 'This dispatch is being made by another request; retry shortly.');
   }
-}
-
-/** The primary key of a claim item (built by `keys.*` of the key schema). */
-export interface ClaimKey {
-  pk: string;
-  sk: string;
-}
-
-/** A claim item as the store reads it back. */
-export interface ClaimView {
-  owner: string;
-  state: 'in_progress' | 'completed';
-  /** What its holder recorded (hashes, room, dispatch id; nothing secret). */
-  attrs: Record<string, unknown>;
-  /** In progress past its hold: its attempt died. */
-  stale: boolean;
-}
-
-/** Result of {@link DispatchStore.tryClaim}. */
-export type ClaimAttempt =
-  | { won: true; owner: string; previous: ClaimView | undefined }
-  | { won: false; current: ClaimView };
-
-/**
- * The store operations the dispatcher, the session service and the webhook need.
- * `DynamoStore` (adapters/store.ts) implements them.
- */
-export interface DispatchStore {
-  getTenant(tenantId: string): Promise<TenantRecord | undefined>;
-  getUser(userId: string): Promise<UserRecord | undefined>;
-  tenantBySipTrunk(trunkId: string): Promise<TenantRecord | undefined>;
-  userByPhoneNumber(e164: string): Promise<UserRecord | undefined>;
-  tryClaim(
-    key: ClaimKey,
-    options: { ttlSeconds: number; holdSeconds?: number; attrs?: Record<string, unknown> },
-  ): Promise<ClaimAttempt>;
-  getClaim(key: ClaimKey): Promise<ClaimView | undefined>;
-  completeClaim(
-    key: ClaimKey,
-    owner: string,
-    attrs: Record<string, unknown>,
-    ttlSeconds: number,
-  ): Promise<void>;
-  releaseClaim(key: ClaimKey, owner: string): Promise<boolean>;
-  /** Merges `attrs` into a held claim and, with `holdSeconds`, sets its hold from now. */
-  updateClaim(
-    key: ClaimKey,
-    owner: string,
-    attrs: Record<string, unknown>,
-    holdSeconds?: number,
-  ): Promise<void>;
-  acquireLease(tenantId: string, max: number, holder: string, ttlSeconds: number): Promise<number | null>;
-  releaseLease(tenantId: string, slot: number, holder: string): Promise<boolean>;
-  hitRate(userId: string, limitPerMinute: number): Promise<boolean>;
-  putSession(record: SessionRecord): Promise<void>;
-  roomSessions(roomName: string): Promise<SessionRecord[]>;
-  endSession(session: SessionRecord, endedAt?: Date): Promise<SessionRecord | undefined>;
-}
-
-/** The LiveKit agent-dispatch calls the dispatcher makes (the LiveKit gateway implements them). */
-export interface DispatchApi {
-  createDispatch(room: string, agentName: string, metadata: string): Promise<{ dispatchId: string }>;
-  listDispatches(room: string): Promise<{ id: string; agentName: string; metadata: string }[]>;
-  deleteDispatch(dispatchId: string, room: string): Promise<void>;
 }
 
 /** Everything a {@link Dispatcher} is built from. */
@@ -235,7 +171,14 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   async function dispatch(req: DispatchRequest): Promise<DispatchResult> {
     addLogContext({ tenant_id: req.tenant.tenant_id, room: req.roomName });
     const participant = req.perParticipant ? req.participantIdentity : undefined;
-    const claimKey = keys.dispatchClaim(req.roomSid || req.roomName, req.agentName, participant);
+    const claimKey: ClaimRef = {
+      kind: 'dispatch',
+      room: req.roomSid || req.roomName,
+      agent: req.agentName,
+      ...(participant === undefined ? {} : { participant }),
+    };
+    // An id too long for the claim's key names nothing of ours; refused before anything is written.
+    if (!req.freshRoom && !store.fits(claimKey)) throw new KeyTooLongError();
     const sealed = await sealer.seal({
       agentName: req.agentName,
       userId: req.userId,
@@ -555,9 +498,6 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   };
 }
 
-/** The store operations {@link releaseSessionResources} uses. */
-export type SessionResourceStore = Pick<DispatchStore, 'releaseLease' | 'getClaim' | 'releaseClaim'>;
-
 /**
  * Frees what an ended session held: its quota lease and its dispatch claims, whoever holds
  * them (the room they guarded is gone). Call it once the session has been ended.
@@ -573,9 +513,9 @@ export async function releaseSessionResources(store: SessionResourceStore, s: Se
   // The session does not record which policy claimed it; dropping both shapes is harmless.
   const claimRoom = s.room_sid ?? s.room_name;
   for (const key of [
-    keys.dispatchClaim(claimRoom, s.agent_name),
-    keys.dispatchClaim(claimRoom, s.agent_name, s.participant_identity),
-  ]) {
+    { kind: 'dispatch', room: claimRoom, agent: s.agent_name },
+    { kind: 'dispatch', room: claimRoom, agent: s.agent_name, participant: s.participant_identity },
+  ] as const) {
     const claim = await store.getClaim(key);
     if (claim !== undefined) await store.releaseClaim(key, claim.owner);
   }

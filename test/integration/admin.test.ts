@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { DynamoStore } from '../../functions/adapters/dynamo/store.js';
 import { createLiveKitGateway } from '../../functions/adapters/livekit.js';
-import { DynamoStore } from '../../functions/adapters/store.js';
 import { type AdminAppDeps, createAdminApp } from '../../functions/admin/app.js';
 import { holderOf } from '../../functions/core/dispatcher.js';
 import { parseKeyring } from '../../functions/core/keyring.js';

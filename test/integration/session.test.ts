@@ -2,9 +2,9 @@ import { RoomAgentDispatch, RoomConfiguration, TokenSourceRequest } from '@livek
 import { decodeJwt } from 'jose';
 import { TokenVerifier } from 'livekit-server-sdk';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { DynamoStore } from '../../functions/adapters/dynamo/store.js';
 import { createDynamoClient } from '../../functions/adapters/dynamo.js';
 import type { LiveKitGateway } from '../../functions/adapters/livekit.js';
-import { DynamoStore } from '../../functions/adapters/store.js';
 import { LiveKitUnavailableError } from '../../functions/core/errors.js';
 import type { TenantRecord, UserRecord } from '../../functions/core/model.js';
 import { createSessionApp, type SessionAppDeps } from '../../functions/session/app.js';

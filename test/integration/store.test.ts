@@ -5,9 +5,9 @@ import { DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
 import fc from 'fast-check';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { DynamoStore, StoreConflict } from '../../functions/adapters/dynamo/store.js';
 import { createDynamoClient } from '../../functions/adapters/dynamo.js';
 import { escapeKeyPart, key, keys } from '../../functions/adapters/schema.js';
-import { DynamoStore, StoreConflict } from '../../functions/adapters/store.js';
 import { createTable } from '../../functions/adapters/table.js';
 import { ConditionFailedError, StoreUnavailableError } from '../../functions/core/errors.js';
 import type { AuditRecord, SessionRecord, TenantRecord, UserRecord } from '../../functions/core/model.js';
@@ -394,7 +394,7 @@ describe('DynamoStore users', () => {
 });
 
 describe('DynamoStore claims', () => {
-  const claimKey = () => keys.eventClaim(uid('EV'));
+  const claimKey = () => ({ kind: 'event', id: uid('EV') }) as const;
 
   it('lets exactly one of 10 concurrent claimers win', async () => {
     // Prepare
@@ -489,9 +489,15 @@ describe('DynamoStore claims', () => {
     const room = uid('room');
 
     // Act
-    const perRoom = await store.tryClaim(keys.dispatchClaim(room, 'agent'), { ttlSeconds: 60 });
-    const perAlice = await store.tryClaim(keys.dispatchClaim(room, 'agent', 'alice'), { ttlSeconds: 60 });
-    const perBob = await store.tryClaim(keys.dispatchClaim(room, 'agent', 'bob'), { ttlSeconds: 60 });
+    const perRoom = await store.tryClaim({ kind: 'dispatch', room, agent: 'agent' }, { ttlSeconds: 60 });
+    const perAlice = await store.tryClaim(
+      { kind: 'dispatch', room, agent: 'agent', participant: 'alice' },
+      { ttlSeconds: 60 },
+    );
+    const perBob = await store.tryClaim(
+      { kind: 'dispatch', room, agent: 'agent', participant: 'bob' },
+      { ttlSeconds: 60 },
+    );
 
     // Assess
     expect([perRoom.won, perAlice.won, perBob.won]).toEqual([true, true, true]);
