@@ -1,18 +1,18 @@
 import { Hono } from 'hono';
-import { type AdminEnv, type AdminRoutesDeps, listPage, tenantAccess } from './context.js';
+import { type AdminEnv, type AdminRoutesDeps, listedTenantAccess, listPage } from './context.js';
 import { auditView, sessionView } from './views.js';
 
 /** `/v1/admin/tenants/{tenantId}/{audit,sessions}`: the tenant's audit log and recent sessions. */
-export function auditSessionRoutes({ store, cursors }: AdminRoutesDeps): Hono<AdminEnv> {
+export function auditSessionRoutes({ admin, store, cursors }: AdminRoutesDeps): Hono<AdminEnv> {
   const app = new Hono<AdminEnv>();
 
   app.get('/audit', async (c) => {
-    const { tenantId } = tenantAccess(c);
+    const { tenantId } = await listedTenantAccess(c, admin);
     return listPage(c, cursors, `audit:${tenantId}`, (page) => store.listAudit(tenantId, page), auditView);
   });
 
   app.get('/sessions', async (c) => {
-    const { tenantId } = tenantAccess(c);
+    const { tenantId } = await listedTenantAccess(c, admin);
     return listPage(
       c,
       cursors,

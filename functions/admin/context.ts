@@ -50,6 +50,20 @@ export function tenantAccess(
   return { actor, tenantId };
 }
 
+/**
+ * {@link tenantAccess} for a list below a tenant: the tenant must also exist, so the users, audit
+ * and sessions of a tenant that does not (or no longer does) are 404 `tenant_not_found`, not an
+ * empty page.
+ */
+export async function listedTenantAccess(
+  c: Context<AdminEnv>,
+  admin: Pick<AdminService, 'getTenant'>,
+): Promise<{ actor: AdminActor; tenantId: string }> {
+  const access = tenantAccess(c);
+  await admin.getTenant(access.tenantId);
+  return access;
+}
+
 /** The path's user id (400 when `writing` and malformed, else 404). */
 export function userIdOf(c: Context<AdminEnv>, options: { writing?: boolean } = {}): string {
   const userId = c.req.param('userId') ?? '';

@@ -6,6 +6,7 @@ import {
   type AdminEnv,
   type AdminRoutesDeps,
   etag,
+  listedTenantAccess,
   listPage,
   preconditionOf,
   tenantAccess,
@@ -19,7 +20,7 @@ export function userRoutes({ admin, store, cursors }: AdminRoutesDeps): Hono<Adm
   const app = new Hono<AdminEnv>();
 
   app.get('/', async (c) => {
-    const { tenantId } = tenantAccess(c);
+    const { tenantId } = await listedTenantAccess(c, admin);
     return listPage(c, cursors, `users:${tenantId}`, (page) => store.listUsers(tenantId, page), userView);
   });
 

@@ -268,6 +268,33 @@ describe('admin API: tenants', () => {
     expect(asAdmin.status).toBe(403);
   });
 
+  it('answers 404 tenant_not_found to the users, audit and sessions lists of a tenant that does not exist', async () => {
+    // Prepare: one tenant that never existed, one deleted after it had a user and an audit trail
+    await createTenant('gone-lists');
+    await send('PUT', '/v1/admin/tenants/gone-lists/users/ulla', {
+      token: tokens.super,
+      headers: { 'if-none-match': '*' },
+      body: {},
+    });
+    await send('DELETE', '/v1/admin/tenants/gone-lists?cascade=true', { token: tokens.super });
+
+    for (const tenantId of ['never-existed', 'gone-lists']) {
+      for (const list of ['users', 'audit', 'sessions']) {
+        // Act
+        const res = await send('GET', `/v1/admin/tenants/${tenantId}/${list}`, { token: tokens.super });
+
+        // Assess
+        expect(res.status, `${tenantId} ${list}`).toBe(404);
+        expect(res.json.code).toBe('tenant_not_found');
+      }
+    }
+    // An existing tenant's empty list is still a page.
+    await createTenant('lists-ok');
+    const empty = await send('GET', '/v1/admin/tenants/lists-ok/sessions', { token: tokens.super });
+    expect(empty.status).toBe(200);
+    expect(empty.json.items).toEqual([]);
+  });
+
   it('refuses a tenant admin setting a superadmin-only field (403), and lets it change the rest', async () => {
     // Prepare
     await createTenant(tenantA, { agent_names: ['a-agent'], webhook_dispatch: true });
