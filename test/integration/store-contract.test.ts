@@ -4,6 +4,7 @@ import type { SessionRecord, TenantRecord, UserRecord } from '../../functions/co
 import type { ClaimRef, DispatchStore } from '../../functions/core/ports.js';
 import { startDynalite, type TestDynamo } from '../support/dynalite.js';
 import { MemoryStore } from '../support/memory-store.js';
+import { RECORDS_T0, sessionRecord, tenantRecord, userRecord } from '../support/records.js';
 
 /** A store under test, a way to put tenants and users into it, and its clock to move. */
 interface StoreUnderTest {
@@ -14,54 +15,16 @@ interface StoreUnderTest {
   advance(ms: number): void;
 }
 
-const T0 = Date.parse('2026-11-29T12:00:00Z');
+const T0 = RECORDS_T0;
 let seq = 0;
 const uid = (prefix: string) => `${prefix}-${++seq}-${Math.random().toString(36).slice(2, 8)}`;
 
-function tenant(overrides: Partial<TenantRecord> = {}): TenantRecord {
-  return {
-    tenant_id: uid('t'),
-    name: 'Acme',
-    dispatch_policy: 'per_room',
-    agent_names: [],
-    status: 'active',
-    webhook_dispatch: true,
-    sip_trunk_ids: [],
-    version: 1,
-    created_at: new Date(T0).toISOString(),
-    updated_at: new Date(T0).toISOString(),
-    ...overrides,
-  };
-}
-
-function user(tenantId: string, overrides: Partial<UserRecord> = {}): UserRecord {
-  return {
-    tenant_id: tenantId,
-    user_id: uid('u'),
-    phone_numbers: [],
-    status: 'active',
-    version: 1,
-    created_at: new Date(T0).toISOString(),
-    updated_at: new Date(T0).toISOString(),
-    ...overrides,
-  };
-}
-
-function session(overrides: Partial<SessionRecord> = {}): SessionRecord {
-  return {
-    room_name: uid('lk-mcp-room'),
-    tenant_id: 'acme',
-    user_id: 'alice',
-    participant_identity: 'alice',
-    agent_name: 'mcp-agent',
-    dispatch_id: 'AD_1',
-    mode: 'api',
-    origin: 'webhook',
-    status: 'active',
-    created_at: new Date(T0).toISOString(),
-    ...overrides,
-  };
-}
+const tenant = (overrides: Partial<TenantRecord> = {}) =>
+  tenantRecord({ tenant_id: uid('t'), webhook_dispatch: true, ...overrides });
+const user = (tenantId: string, overrides: Partial<UserRecord> = {}) =>
+  userRecord(tenantId, { user_id: uid('u'), ...overrides });
+const session = (overrides: Partial<SessionRecord> = {}) =>
+  sessionRecord({ room_name: uid('lk-mcp-room'), origin: 'webhook', ...overrides });
 
 /**
  * The semantics the dispatcher, the session service and the webhook rely on, asserted the same

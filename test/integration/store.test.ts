@@ -12,6 +12,7 @@ import { createTable } from '../../functions/adapters/table.js';
 import { ConditionFailedError, StoreUnavailableError } from '../../functions/core/errors.js';
 import type { AuditRecord, SessionRecord, TenantRecord, UserRecord } from '../../functions/core/model.js';
 import { startDynalite, type TestDynamo } from '../support/dynalite.js';
+import { sessionRecord, tenantRecord, userRecord } from '../support/records.js';
 
 const T0 = Date.parse('2026-11-29T12:00:00Z');
 
@@ -34,50 +35,12 @@ beforeEach(() => {
 /** A fresh id per test so tests share the table without seeing each other. */
 const uid = (prefix: string) => `${prefix}-${++seq}-${Math.random().toString(36).slice(2, 8)}`;
 
-function tenant(overrides: Partial<TenantRecord> = {}): TenantRecord {
-  return {
-    tenant_id: uid('t'),
-    name: 'Acme',
-    dispatch_policy: 'per_room',
-    agent_names: [],
-    status: 'active',
-    webhook_dispatch: false,
-    sip_trunk_ids: [],
-    version: 0,
-    created_at: new Date(T0).toISOString(),
-    updated_at: new Date(T0).toISOString(),
-    ...overrides,
-  };
-}
-
-function user(tenantId: string, overrides: Partial<UserRecord> = {}): UserRecord {
-  return {
-    tenant_id: tenantId,
-    user_id: uid('u'),
-    phone_numbers: [],
-    status: 'active',
-    version: 0,
-    created_at: new Date(T0).toISOString(),
-    updated_at: new Date(T0).toISOString(),
-    ...overrides,
-  };
-}
-
-function session(overrides: Partial<SessionRecord> = {}): SessionRecord {
-  return {
-    room_name: uid('lk-mcp-room'),
-    tenant_id: 'acme',
-    user_id: 'alice',
-    participant_identity: 'alice',
-    agent_name: 'mcp-agent',
-    dispatch_id: 'AD_1',
-    mode: 'api',
-    origin: 'session',
-    status: 'active',
-    created_at: new Date(T0).toISOString(),
-    ...overrides,
-  };
-}
+const tenant = (overrides: Partial<TenantRecord> = {}) =>
+  tenantRecord({ tenant_id: uid('t'), version: 0, ...overrides });
+const user = (tenantId: string, overrides: Partial<UserRecord> = {}) =>
+  userRecord(tenantId, { user_id: uid('u'), version: 0, ...overrides });
+const session = (overrides: Partial<SessionRecord> = {}) =>
+  sessionRecord({ room_name: uid('lk-mcp-room'), ...overrides });
 
 async function conflictCode(promise: Promise<unknown>): Promise<string> {
   const error = await promise.then(

@@ -13,6 +13,7 @@ import { newRoomName, normalizeE164, roomTenantCandidates } from '../../function
 import { createDispatchSealer } from '../../functions/core/sealing.js';
 import { testKeyring } from '../support/fixtures.js';
 import { MemoryStore } from '../support/memory-store.js';
+import { tenantRecord } from '../support/records.js';
 
 /** A MemoryStore whose reads take a few ms and count how many run at once. */
 class SlowReadStore extends MemoryStore {
@@ -63,21 +64,13 @@ class MemoryLiveKit implements DispatchApi {
   }
 }
 
-function tenant(overrides: Partial<TenantRecord> = {}): TenantRecord {
-  return {
-    tenant_id: 'acme',
-    name: 'Acme',
-    dispatch_policy: 'per_room',
-    agent_names: [],
-    status: 'active',
+const tenant = (overrides: Partial<TenantRecord> = {}) =>
+  tenantRecord({
     webhook_dispatch: true,
-    sip_trunk_ids: [],
-    version: 1,
     created_at: '2026-11-29T00:00:00Z',
     updated_at: '2026-11-29T00:00:00Z',
     ...overrides,
-  };
-}
+  });
 
 function setup(store = new MemoryStore()) {
   const livekit = new MemoryLiveKit();
