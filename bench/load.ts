@@ -4,8 +4,8 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { serve } from '@hono/node-server';
-import type { DynamoStore } from '../functions/adapters/store.js';
 import { silentLog } from '../functions/core/log.js';
+import type { Store } from '../functions/core/ports.js';
 import { effectiveMcpConfig } from '../functions/core/resolve.js';
 import type { SecretBox } from '../functions/core/sealing.js';
 import { type LocalServer, startLocalServer } from '../functions/local.js';
@@ -156,7 +156,7 @@ async function timed(fn: () => Promise<void>): Promise<number> {
  */
 async function bareWork(local: LocalServer, caller: Caller, token: boolean): Promise<void> {
   const { store, secretBox, sealer, livekit } = local.services as {
-    store: DynamoStore;
+    store: Store;
     secretBox: SecretBox;
     sealer: LocalServer['services']['sealer'];
     livekit: LocalServer['services']['livekit'];

@@ -2,14 +2,15 @@ import { lookup } from 'node:dns/promises';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { JWTVerifyGetKey } from 'jose';
 import { createJwtVerifier, type JwtVerifier } from './adapters/auth.js';
+import { DynamoStore } from './adapters/dynamo/store.js';
 import { createDynamoClient } from './adapters/dynamo.js';
-import { createLiveKitGateway, type LiveKitGateway } from './adapters/livekit.js';
+import { createLiveKitGateway } from './adapters/livekit.js';
 import { createEmfMetrics } from './adapters/metrics.js';
-import { DynamoStore } from './adapters/store.js';
 import type { Config } from './core/config.js';
 import { ConfigError, LiveKitUnavailableError } from './core/errors.js';
 import type { Log } from './core/log.js';
 import type { Metrics } from './core/metrics.js';
+import type { LiveKitGateway, Store } from './core/ports.js';
 import {
   createDispatchSealer,
   createSecretBox,
@@ -21,7 +22,7 @@ import type { HostResolver } from './core/url-guard.js';
 /** Everything the three apps are composed from; each app takes the part it needs. */
 export interface Services {
   config: Config;
-  store: DynamoStore;
+  store: Store;
   livekit: LiveKitGateway;
   sealer: DispatchSealer;
   secretBox: SecretBox;

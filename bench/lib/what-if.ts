@@ -1,4 +1,4 @@
-import type { DispatchStore } from '../../functions/core/dispatcher.js';
+import type { DispatchStore } from '../../functions/core/ports.js';
 
 /**
  * A what-if, not a fix: a store whose I/O is what the session path would do if the rate-limit

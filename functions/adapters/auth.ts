@@ -8,25 +8,9 @@ import {
   jwtVerify,
 } from 'jose';
 import { AuthError, AuthUnavailableError, ConfigError } from '../core/errors.js';
+import type { JwtVerifier, Principal } from '../core/ports.js';
 
-/** Who is calling: the verified JWT's subject, tenant claim and scopes. */
-export interface Principal {
-  sub: string;
-  /** Value of the configured tenant claim, when it is a non-empty string. */
-  tenantId: string | undefined;
-  /** Union of a space-separated `scope` string and an `scp` array (or string). */
-  scopes: Set<string>;
-}
-
-/** Verifies `Authorization: Bearer <JWT>` headers. */
-export interface JwtVerifier {
-  /**
-   * Resolves the principal, or rejects with {@link AuthError} (401 `unauthenticated`: the token is
-   * missing, malformed, unsigned by a served key, expired, …) or {@link AuthUnavailableError}
-   * (503 `auth_unavailable`: the JWKS could not be fetched, so no verdict on the token).
-   */
-  verify(authorizationHeader: string | undefined): Promise<Principal>;
-}
+export type { JwtVerifier, Principal } from '../core/ports.js';
 
 /** Options of {@link createJwtVerifier}. Give `jwksUrl` or `getKey`. */
 export interface JwtVerifierOptions {

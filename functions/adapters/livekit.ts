@@ -8,36 +8,9 @@ import {
   ServerError,
 } from 'livekit-server-sdk';
 import { ConfigError, LiveKitUnavailableError } from '../core/errors.js';
-import type { ParticipantTokenInput } from '../core/sessions.js';
+import type { LiveKitGateway } from '../core/ports.js';
 
-/** One agent dispatch as LiveKit reports it. */
-export interface DispatchInfo {
-  id: string;
-  agentName: string;
-  metadata: string;
-}
-
-/**
- * The LiveKit calls the functions make. Every failure (HTTP error, timeout, reset, a body that
- * is not the expected JSON) rejects with {@link LiveKitUnavailableError} whose cause is a
- * {@link LiveKitCallError} (status, Twirp code, message without tokens).
- */
-export interface LiveKitGateway {
-  /** AgentDispatchService.CreateDispatch; LiveKit creates the room when it does not exist. */
-  createDispatch(room: string, agentName: string, metadata: string): Promise<{ dispatchId: string }>;
-  /**
-   * The room's dispatches (RoomService.ListRooms, then AgentDispatchService.ListDispatch); a room
-   * that does not exist has none. LiveKit also lists the automatic dispatch it adds to a new room
-   * (`agentName` ""), so callers filter by agent name.
-   */
-  listDispatches(room: string): Promise<DispatchInfo[]>;
-  /** AgentDispatchService.DeleteDispatch; a dispatch that is already gone (404) is success. */
-  deleteDispatch(dispatchId: string, room: string): Promise<void>;
-  /** RoomService.DeleteRoom; a room that does not exist is success. */
-  deleteRoom(room: string): Promise<void>;
-  /** Signs a participant token (HS256 with the API secret); `expiresAt` is its `exp`. */
-  participantToken(input: ParticipantTokenInput): Promise<{ token: string; expiresAt: Date }>;
-}
+export type { DispatchInfo, LiveKitGateway } from '../core/ports.js';
 
 /** Options of {@link createLiveKitGateway}. */
 export interface LiveKitGatewayOptions {

@@ -1,6 +1,8 @@
+import type { ClaimRef } from '../core/ports.js';
+
 /**
  * The one definition of the table's key schema, shared by the store, local table creation,
- * the tests and the CDK stack. Plain data: no AWS imports.
+ * the tests and the CDK stack. Plain data: no AWS imports (only a type from the core ports).
  *
  * Every key is built by {@link key}, which escapes each part so that `#` inside a user id or
  * room name can never forge another key (keys are injective for any input).
@@ -96,3 +98,15 @@ export const keys = {
   activeSessionUserPrefix: (userId: string) => `${escapeKeyPart(userId)}#`,
   allTenants: () => 'TENANTS',
 } as const;
+
+/** The key of the claim item a core {@link ClaimRef} names. */
+export function claimKey(ref: ClaimRef): { pk: string; sk: string } {
+  switch (ref.kind) {
+    case 'event':
+      return keys.eventClaim(ref.id);
+    case 'dispatch':
+      return keys.dispatchClaim(ref.room, ref.agent, ref.participant);
+    case 'idempotency':
+      return keys.idempotency(ref.user, ref.key);
+  }
+}

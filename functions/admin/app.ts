@@ -1,10 +1,9 @@
 import { Hono } from 'hono';
-import type { JwtVerifier } from '../adapters/auth.js';
-import type { LiveKitGateway } from '../adapters/livekit.js';
 import { createAdminService } from '../core/admin.js';
 import type { Config } from '../core/config.js';
 import { createCursorCodec } from '../core/cursor.js';
 import { type Log, silentLog } from '../core/log.js';
+import type { JwtVerifier, RoomApi } from '../core/ports.js';
 import type { SecretBox } from '../core/sealing.js';
 import type { HostResolver } from '../core/url-guard.js';
 import { bodyLimitProblem, DEFAULT_BODY_LIMIT } from '../http/body-limit.js';
@@ -29,7 +28,7 @@ export interface AdminAppDeps {
   /** Verifies the bearer JWT (same issuer as app users). */
   verifier: JwtVerifier;
   /** Deletes the rooms of sessions ended by revoke, suspension or deletion. */
-  livekit: Pick<LiveKitGateway, 'deleteRoom'>;
+  livekit: RoomApi;
   /** `storageKeys` also keys the list cursors (HKDF-derived, never the AES key itself). */
   config: Pick<Config, 'mcpAllowedPorts' | 'allowInsecureMcpUrls' | 'storageKeys'>;
   /** Resolves MCP URL hosts for the URL guard: `dns.lookup(host, { all: true })` in production. */

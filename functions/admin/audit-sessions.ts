@@ -1,5 +1,5 @@
 import { Hono } from 'hono';
-import { type AdminEnv, type AdminRoutesDeps, listPage, tenantAccess } from './context.js';
+import { type AdminEnv, type AdminRoutesDeps, listedTenantAccess, listPage } from './context.js';
 import { auditView, sessionView } from './views.js';
 
 /** `/v1/admin/tenants/{tenantId}/{audit,sessions}`: the tenant's audit log and recent sessions. */
@@ -7,14 +7,12 @@ export function auditSessionRoutes({ admin, store, cursors }: AdminRoutesDeps): 
   const app = new Hono<AdminEnv>();
 
   app.get('/audit', async (c) => {
-    const { tenantId } = tenantAccess(c);
-    await admin.getTenant(tenantId); // a missing tenant's list is 404, not an empty page
+    const { tenantId } = await listedTenantAccess(c, admin);
     return listPage(c, cursors, `audit:${tenantId}`, (page) => store.listAudit(tenantId, page), auditView);
   });
 
   app.get('/sessions', async (c) => {
-    const { tenantId } = tenantAccess(c);
-    await admin.getTenant(tenantId); // a missing tenant's list is 404, not an empty page
+    const { tenantId } = await listedTenantAccess(c, admin);
     return listPage(
       c,
       cursors,

@@ -1,6 +1,4 @@
 import type { Context, MiddlewareHandler } from 'hono';
-import type { JwtVerifier } from '../adapters/auth.js';
-import type { DynamoStore, Page, PageRequest } from '../adapters/store.js';
 import {
   type AdminActor,
   type AdminService,
@@ -11,35 +9,13 @@ import {
 } from '../core/admin.js';
 import { listQuerySchema } from '../core/admin-input.js';
 import type { CursorCodec } from '../core/cursor.js';
+import type { AdminStore, JwtVerifier, Page, PageRequest } from '../core/ports.js';
 import { type Precondition, parsePrecondition } from '../core/preconditions.js';
 import type { PageView } from '../http/responses.js';
 import { validate } from '../http/validate.js';
 
-/** The store operations the admin API uses (a {@link DynamoStore} in production and tests). */
-export type AdminStore = Pick<
-  DynamoStore,
-  | 'getTenant'
-  | 'createTenant'
-  | 'updateTenant'
-  | 'deleteTenant'
-  | 'listTenants'
-  | 'getUser'
-  | 'createUser'
-  | 'updateUser'
-  | 'deleteUser'
-  | 'listUsers'
-  | 'hasUsers'
-  | 'listSessions'
-  | 'activeSessionsOfUser'
-  | 'activeSessionsOfTenant'
-  | 'endSession'
-  | 'releaseLease'
-  | 'getClaim'
-  | 'releaseClaim'
-  | 'putAudit'
-  | 'getAudit'
-  | 'listAudit'
->;
+/** The store operations the admin API uses. */
+export type { AdminStore } from '../core/ports.js';
 
 /** The Hono environment of the admin routes: the actor the auth middleware resolved. */
 export type AdminEnv = { Variables: { actor: AdminActor } };
@@ -72,6 +48,20 @@ export function tenantAccess(
   const tenantId = c.req.param('tenantId') ?? '';
   checkTenantAccess(actor, tenantId, options);
   return { actor, tenantId };
+}
+
+/**
+ * {@link tenantAccess} for a list below a tenant: the tenant must also exist, so the users, audit
+ * and sessions of a tenant that does not (or no longer does) are 404 `tenant_not_found`, not an
+ * empty page.
+ */
+export async function listedTenantAccess(
+  c: Context<AdminEnv>,
+  admin: Pick<AdminService, 'getTenant'>,
+): Promise<{ actor: AdminActor; tenantId: string }> {
+  const access = tenantAccess(c);
+  await admin.getTenant(access.tenantId);
+  return access;
 }
 
 /** The path's user id (400 when `writing` and malformed, else 404). */

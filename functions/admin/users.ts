@@ -7,6 +7,7 @@ import {
   type AdminEnv,
   type AdminRoutesDeps,
   etag,
+  listedTenantAccess,
   listPage,
   preconditionOf,
   tenantAccess,
@@ -20,9 +21,7 @@ export function userRoutes({ admin, store, cursors }: AdminRoutesDeps): Hono<Adm
   const app = new Hono<AdminEnv>();
 
   app.get('/', async (c) => {
-    const { tenantId } = tenantAccess(c);
-    // A list under a tenant that does not exist is 404 `tenant_not_found`, not an empty page.
-    await admin.getTenant(tenantId);
+    const { tenantId } = await listedTenantAccess(c, admin);
     return listPage(c, cursors, `users:${tenantId}`, (page) => store.listUsers(tenantId, page), userView);
   });
 

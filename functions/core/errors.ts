@@ -77,3 +77,20 @@ export class AuthUnavailableError extends DomainError {
     this.reason = reason;
   }
 }
+
+/**
+ * A key the store would build from an id exceeds DynamoDB's key limits (partition 2048, sort 1024
+ * bytes): no record of ours can have that id. The webhook answers such an event `ignored`.
+ */
+export class KeyTooLongError extends DomainError {
+  constructor(message = "An id is too long for the table's keys.") {
+    super('key_too_long', message);
+  }
+}
+
+/** An item read from the store is not the record it should be (a bug or a hand-edited table). */
+export class MalformedItemError extends DomainError {
+  constructor(kind: string, field: string, expected: string) {
+    super('malformed_item', `Stored ${kind} item has a malformed ${field} (expected ${expected}).`);
+  }
+}

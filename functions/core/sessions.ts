@@ -1,8 +1,8 @@
-import { keys } from '../adapters/schema.js';
-import type { ClaimKey, ClaimView, Dispatcher, DispatchStore } from './dispatcher.js';
+import type { Dispatcher } from './dispatcher.js';
 import { DomainError } from './errors.js';
 import type { Log } from './log.js';
 import type { DispatchMode, McpServerGrant, TenantRecord, UserRecord } from './model.js';
+import type { ClaimRef, ClaimView, DispatchStore, ParticipantTokens } from './ports.js';
 import { effectiveMcpConfig } from './resolve.js';
 import { newRoomName } from './rooms.js';
 import type { DispatchSealer, SecretBox } from './sealing.js';
@@ -12,22 +12,7 @@ export const IDEMPOTENCY_WINDOW_SECONDS = 600;
 /** How long a first request holds its key before a repeat may take over (it died). */
 export const IDEMPOTENCY_HOLD_SECONDS = 30;
 
-/** What a participant token carries. Grants are fixed: join this room, publish, subscribe, data. */
-export interface ParticipantTokenInput {
-  identity: string;
-  name?: string;
-  metadata?: string;
-  attributes?: Record<string, string>;
-  room: string;
-  ttlSeconds: number;
-  /** Agents LiveKit dispatches when the room is created by this participant (token dispatch mode). */
-  agents?: { agentName: string; metadata: string }[];
-}
-
-/** Signs participant tokens (the LiveKit gateway implements it). */
-export interface ParticipantTokens {
-  participantToken(input: ParticipantTokenInput): Promise<{ token: string; expiresAt: Date }>;
-}
+export type { ParticipantTokenInput, ParticipantTokens } from './ports.js';
 
 /** Everything a {@link SessionService} is built from. */
 export interface SessionServiceDeps {
@@ -136,7 +121,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
     idem: { key: string; requestHash: string },
     grant: McpServerGrant,
   ): Promise<{ owner: string } | { replay: StartedSession }> {
-    const key = keys.idempotency(input.userId, idem.key);
+    const key = idempotencyRef(input.userId, idem.key);
     for (let attempt = 0; attempt < 3; attempt++) {
       const claim = await store.tryClaim(key, {
         ttlSeconds: IDEMPOTENCY_WINDOW_SECONDS,
@@ -168,7 +153,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
     );
   }
 
-  async function dropIfSame(key: ClaimKey, seen: ClaimView): Promise<void> {
+  async function dropIfSame(key: ClaimRef, seen: ClaimView): Promise<void> {
     await store.releaseClaim(key, seen.owner);
   }
 
@@ -264,7 +249,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
         );
         if (idem !== undefined && owner !== undefined) {
           await store.completeClaim(
-            keys.idempotency(input.userId, idem.key),
+            idempotencyRef(input.userId, idem.key),
             owner,
             { room_name: roomName, agent_name: agentName, dispatch_id: result.session.dispatch_id },
             IDEMPOTENCY_WINDOW_SECONDS,
@@ -283,7 +268,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
       } catch (err) {
         if (idem !== undefined && owner !== undefined) {
           const held = owner;
-          await store.releaseClaim(keys.idempotency(input.userId, idem.key), held).catch((e: unknown) => {
+          await store.releaseClaim(idempotencyRef(input.userId, idem.key), held).catch((e: unknown) => {
             log.warn('idempotency key release failed', { error: e instanceof Error ? e.name : typeof e });
           });
         }
@@ -291,4 +276,8 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
       }
     },
   };
+}
+
+function idempotencyRef(user: string, key: string): ClaimRef {
+  return { kind: 'idempotency', user, key };
 }

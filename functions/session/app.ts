@@ -13,13 +13,14 @@ import {
   string,
 } from 'zod/mini';
 import type { Config } from '../core/config.js';
-import { createDispatcher, type DispatchApi, type DispatchStore } from '../core/dispatcher.js';
+import { createDispatcher } from '../core/dispatcher.js';
 import { DomainError, ValidationError } from '../core/errors.js';
 import { type Log, silentLog } from '../core/log.js';
 import { type Metrics, noMetrics } from '../core/metrics.js';
+import type { DispatchApi, DispatchStore, ParticipantTokens } from '../core/ports.js';
 import { cryptoRandom } from '../core/rooms.js';
 import type { DispatchSealer, SecretBox } from '../core/sealing.js';
-import { createSessionService, type ParticipantTokens } from '../core/sessions.js';
+import { createSessionService } from '../core/sessions.js';
 import { bodyLimitProblem } from '../http/body-limit.js';
 import { methodNotAllowed } from '../http/method-not-allowed.js';
 import { withProblemHandling } from '../http/problem.js';

@@ -1,11 +1,12 @@
 import { Hono } from 'hono';
 import { type WebhookEvent, WebhookReceiver } from 'livekit-server-sdk';
-import { escapeKeyPart, keys } from '../adapters/schema.js';
 import type { Config } from '../core/config.js';
-import { createDispatcher, type DispatchApi, type DispatchStore } from '../core/dispatcher.js';
-import { DomainError, LiveKitUnavailableError } from '../core/errors.js';
+import { createDispatcher } from '../core/dispatcher.js';
+import { KeyTooLongError, LiveKitUnavailableError } from '../core/errors.js';
 import { addLogContext, type Log, silentLog } from '../core/log.js';
 import { type MetricName, type Metrics, noMetrics } from '../core/metrics.js';
+import { once } from '../core/once.js';
+import type { DispatchApi, DispatchStore, RoomApi } from '../core/ports.js';
 import { isServiceParticipant, ParticipantKind } from '../core/rooms.js';
 import type { DispatchSealer, SecretBox } from '../core/sealing.js';
 import { bodyLimitProblem } from '../http/body-limit.js';
@@ -27,7 +28,7 @@ export interface WebhookAppDeps {
   /** `DynamoStore`. */
   store: DispatchStore;
   /** The LiveKit gateway (dispatch calls; deleting a room whose session ended). */
-  livekit: DispatchApi & { deleteRoom(room: string): Promise<void> };
+  livekit: DispatchApi & RoomApi;
   /** Sealer of dispatch metadata (dispatch keyring). */
   sealer: DispatchSealer;
   /** Opens stored MCP tokens and headers (storage keyring). */
@@ -43,17 +44,7 @@ export interface WebhookAppDeps {
 
 /** Largest webhook body (docs/api.md §5: LiveKit events carry room and participant metadata). */
 export const WEBHOOK_BODY_LIMIT = 1024 * 1024;
-/** How long a processed event id is remembered: far beyond LiveKit's retries. */
-export const EVENT_CLAIM_TTL_SECONDS = 24 * 3600;
-/** How long a delivery being processed holds its event id before a retry may take over. */
-export const EVENT_CLAIM_HOLD_SECONDS = 30;
-
-// Table keys are at most 2048 (partition) and 1024 (sort) bytes: an event whose ids would not fit
-// can name no room, user or event of ours, and a DynamoDB ValidationException is no reason for a 5xx.
-const MAX_ID_BYTES = 512;
-const MAX_IDENTITY_BYTES = 768;
-const fits = (value: string | undefined, max: number) =>
-  value === undefined || Buffer.byteLength(escapeKeyPart(value), 'utf8') <= max;
+export { EVENT_CLAIM_HOLD_SECONDS, EVENT_CLAIM_TTL_SECONDS } from '../core/once.js';
 
 /** The `action` of a 200 answer (docs/api.md §5). */
 export type WebhookAction =
@@ -89,42 +80,24 @@ export function createWebhookApp(deps: WebhookAppDeps) {
     config,
   });
 
-  /** Runs `work` for an event id at most once; a failed attempt leaves no claim behind. */
-  async function once(eventId: string, work: () => Promise<WebhookAction>): Promise<WebhookAction> {
-    if (eventId === '') return work();
-    const key = keys.eventClaim(eventId);
-    const claim = await store.tryClaim(key, {
-      ttlSeconds: EVENT_CLAIM_TTL_SECONDS,
-      holdSeconds: EVENT_CLAIM_HOLD_SECONDS,
-    });
-    if (!claim.won) {
-      if (claim.current.state === 'completed') return 'duplicate_event';
-      throw new DomainError('event_in_progress', 'This event is being processed; retry later.');
-    }
-    let action: WebhookAction;
+  const exactlyOnce = (eventId: string, work: () => Promise<WebhookAction>) =>
+    once(store, log, eventId, work);
+
+  /**
+   * An event whose ids do not fit a table key (the store's `KeyTooLongError`) can name no room,
+   * user or event of ours, and that is no reason for a 5xx: it is ignored.
+   */
+  async function handle(event: WebhookEvent): Promise<WebhookAction> {
     try {
-      action = await work();
+      return await route(event);
     } catch (err) {
-      await store.releaseClaim(key, claim.owner).catch((e: unknown) => {
-        log.warn('event claim release failed', { error: e instanceof Error ? e.name : typeof e });
-      });
+      if (err instanceof KeyTooLongError) return 'ignored';
       throw err;
     }
-    await store.completeClaim(key, claim.owner, { action }, EVENT_CLAIM_TTL_SECONDS);
-    return action;
   }
 
-  async function handle(event: WebhookEvent): Promise<WebhookAction> {
+  async function route(event: WebhookEvent): Promise<WebhookAction> {
     const room = event.room;
-    if (
-      !fits(event.id, MAX_ID_BYTES) ||
-      !fits(room?.name, MAX_ID_BYTES) ||
-      !fits(room?.sid, MAX_ID_BYTES) ||
-      !fits(event.participant?.identity, MAX_IDENTITY_BYTES) ||
-      !fits(event.participant?.attributes['sip.trunkID'], MAX_ID_BYTES)
-    ) {
-      return 'ignored';
-    }
     switch (event.event) {
       case 'participant_joined': {
         const participant = event.participant;
@@ -134,7 +107,7 @@ export function createWebhookApp(deps: WebhookAppDeps) {
         if (participant.kind !== ParticipantKind.SIP && !room.name.startsWith(config.webhookRoomPrefix)) {
           return 'ignored';
         }
-        return once(event.id, async () => {
+        return exactlyOnce(event.id, async () => {
           const outcome = await dispatcher.participantJoined({
             roomName: room.name,
             roomSid: room.sid,
@@ -151,7 +124,7 @@ export function createWebhookApp(deps: WebhookAppDeps) {
       }
       case 'room_finished': {
         if (!room?.name) return 'ignored';
-        return once(event.id, async () =>
+        return exactlyOnce(event.id, async () =>
           (await dispatcher.finishRoom(room.name, room.sid || undefined)) > 0 ? 'ended' : 'ignored',
         );
       }

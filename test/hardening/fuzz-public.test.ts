@@ -255,7 +255,7 @@ describe('fuzz: POST /v1/livekit/webhook correctly signed', () => {
           expect(h.livekitServer.dispatches.length).toBe(dispatchesBefore);
           if (action !== 'ended') {
             for (const w of rec.writes) {
-              const pk = String((w.first as { pk: string }).pk);
+              const pk = String(w.pk);
               // The event's own claim; or, for an already dispatched room, a claim attempt that lost.
               if (action === 'already_dispatched' && w.method === 'tryClaim' && pk.startsWith('DISPATCH#'))
                 continue;

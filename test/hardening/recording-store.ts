@@ -1,4 +1,5 @@
-import type { DynamoStore } from '../../functions/adapters/store.js';
+import { claimKey } from '../../functions/adapters/schema.js';
+import type { ClaimRef, Store } from '../../functions/core/ports.js';
 
 /** Store methods that write (or may write) the table. */
 export const WRITE_METHODS = new Set([
@@ -24,15 +25,17 @@ export const WRITE_METHODS = new Set([
 export interface WriteCall {
   method: string;
   first: unknown;
+  /** The table partition key a claim write names (its reference mapped by adapters/schema.ts). */
+  pk: string | undefined;
   /** `true` once it resolved, `false` once it rejected, `undefined` while pending. */
   ok?: boolean;
 }
 
 /**
- * Wraps a {@link DynamoStore} so every write call is recorded (cheaper than scanning the table
+ * Wraps a store so every write call is recorded (cheaper than scanning the table
  * after each of thousands of requests). `writes` is cleared by the caller between requests.
  */
-export function recordingStore(store: DynamoStore): { store: DynamoStore; writes: WriteCall[] } {
+export function recordingStore<S extends Store>(store: S): { store: S; writes: WriteCall[] } {
   const writes: WriteCall[] = [];
   const proxy = new Proxy(store, {
     get(target, prop, receiver) {
@@ -40,7 +43,7 @@ export function recordingStore(store: DynamoStore): { store: DynamoStore; writes
       if (typeof prop !== 'string' || typeof value !== 'function') return value;
       if (!WRITE_METHODS.has(prop)) return value.bind(target);
       return async (...args: unknown[]) => {
-        const call: WriteCall = { method: prop, first: args[0] };
+        const call: WriteCall = { method: prop, first: args[0], pk: claimPk(args[0]) };
         writes.push(call);
         try {
           const result = await value.apply(target, args);
@@ -54,4 +57,9 @@ export function recordingStore(store: DynamoStore): { store: DynamoStore; writes
     },
   });
   return { store: proxy, writes };
+}
+
+function claimPk(first: unknown): string | undefined {
+  if (typeof first !== 'object' || first === null || !('kind' in first)) return undefined;
+  return claimKey(first as ClaimRef).pk;
 }

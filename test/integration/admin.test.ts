@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { DynamoStore } from '../../functions/adapters/dynamo/store.js';
 import { createLiveKitGateway } from '../../functions/adapters/livekit.js';
-import { DynamoStore } from '../../functions/adapters/store.js';
 import { type AdminAppDeps, createAdminApp } from '../../functions/admin/app.js';
 import { holderOf } from '../../functions/core/dispatcher.js';
 import { parseKeyring } from '../../functions/core/keyring.js';
@@ -266,6 +266,33 @@ describe('admin API: tenants', () => {
     expect(asSuper.status).toBe(200);
     expect(asSuper.json.items.map((t: { tenant_id: string }) => t.tenant_id)).toContain('list-t1');
     expect(asAdmin.status).toBe(403);
+  });
+
+  it('answers 404 tenant_not_found to the users, audit and sessions lists of a tenant that does not exist', async () => {
+    // Prepare: one tenant that never existed, one deleted after it had a user and an audit trail
+    await createTenant('gone-lists');
+    await send('PUT', '/v1/admin/tenants/gone-lists/users/ulla', {
+      token: tokens.super,
+      headers: { 'if-none-match': '*' },
+      body: {},
+    });
+    await send('DELETE', '/v1/admin/tenants/gone-lists?cascade=true', { token: tokens.super });
+
+    for (const tenantId of ['never-existed', 'gone-lists']) {
+      for (const list of ['users', 'audit', 'sessions']) {
+        // Act
+        const res = await send('GET', `/v1/admin/tenants/${tenantId}/${list}`, { token: tokens.super });
+
+        // Assess
+        expect(res.status, `${tenantId} ${list}`).toBe(404);
+        expect(res.json.code).toBe('tenant_not_found');
+      }
+    }
+    // An existing tenant's empty list is still a page.
+    await createTenant('lists-ok');
+    const empty = await send('GET', '/v1/admin/tenants/lists-ok/sessions', { token: tokens.super });
+    expect(empty.status).toBe(200);
+    expect(empty.json.items).toEqual([]);
   });
 
   it('refuses a tenant admin setting a superadmin-only field (403), and lets it change the rest', async () => {

@@ -335,6 +335,15 @@ describe('livekit-mcp-dispatch users', () => {
     expect(gone.code).toBe(1);
     expect(gone.stderr).toContain('tenant_not_found, HTTP 404');
   });
+
+  it('answers users list of a tenant that does not exist with tenant_not_found', async () => {
+    // Act
+    const listed = await cli(['users', 'list', 'nosuch']);
+
+    // Assess
+    expect(listed.code).toBe(1);
+    expect(listed.stderr).toContain('tenant_not_found, HTTP 404');
+  });
 });
 
 describe('livekit-mcp-dispatch usage and connection errors', () => {

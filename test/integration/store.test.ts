@@ -5,13 +5,14 @@ import { DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
 import fc from 'fast-check';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { DynamoStore, StoreConflict } from '../../functions/adapters/dynamo/store.js';
 import { createDynamoClient } from '../../functions/adapters/dynamo.js';
 import { escapeKeyPart, key, keys } from '../../functions/adapters/schema.js';
-import { DynamoStore, StoreConflict } from '../../functions/adapters/store.js';
 import { createTable } from '../../functions/adapters/table.js';
 import { ConditionFailedError, StoreUnavailableError } from '../../functions/core/errors.js';
 import type { AuditRecord, SessionRecord, TenantRecord, UserRecord } from '../../functions/core/model.js';
 import { startDynalite, type TestDynamo } from '../support/dynalite.js';
+import { sessionRecord, tenantRecord, userRecord } from '../support/records.js';
 
 const T0 = Date.parse('2026-11-29T12:00:00Z');
 
@@ -34,50 +35,12 @@ beforeEach(() => {
 /** A fresh id per test so tests share the table without seeing each other. */
 const uid = (prefix: string) => `${prefix}-${++seq}-${Math.random().toString(36).slice(2, 8)}`;
 
-function tenant(overrides: Partial<TenantRecord> = {}): TenantRecord {
-  return {
-    tenant_id: uid('t'),
-    name: 'Acme',
-    dispatch_policy: 'per_room',
-    agent_names: [],
-    status: 'active',
-    webhook_dispatch: false,
-    sip_trunk_ids: [],
-    version: 0,
-    created_at: new Date(T0).toISOString(),
-    updated_at: new Date(T0).toISOString(),
-    ...overrides,
-  };
-}
-
-function user(tenantId: string, overrides: Partial<UserRecord> = {}): UserRecord {
-  return {
-    tenant_id: tenantId,
-    user_id: uid('u'),
-    phone_numbers: [],
-    status: 'active',
-    version: 0,
-    created_at: new Date(T0).toISOString(),
-    updated_at: new Date(T0).toISOString(),
-    ...overrides,
-  };
-}
-
-function session(overrides: Partial<SessionRecord> = {}): SessionRecord {
-  return {
-    room_name: uid('lk-mcp-room'),
-    tenant_id: 'acme',
-    user_id: 'alice',
-    participant_identity: 'alice',
-    agent_name: 'mcp-agent',
-    dispatch_id: 'AD_1',
-    mode: 'api',
-    origin: 'session',
-    status: 'active',
-    created_at: new Date(T0).toISOString(),
-    ...overrides,
-  };
-}
+const tenant = (overrides: Partial<TenantRecord> = {}) =>
+  tenantRecord({ tenant_id: uid('t'), version: 0, ...overrides });
+const user = (tenantId: string, overrides: Partial<UserRecord> = {}) =>
+  userRecord(tenantId, { user_id: uid('u'), version: 0, ...overrides });
+const session = (overrides: Partial<SessionRecord> = {}) =>
+  sessionRecord({ room_name: uid('lk-mcp-room'), ...overrides });
 
 async function conflictCode(promise: Promise<unknown>): Promise<string> {
   const error = await promise.then(
@@ -394,7 +357,7 @@ describe('DynamoStore users', () => {
 });
 
 describe('DynamoStore claims', () => {
-  const claimKey = () => keys.eventClaim(uid('EV'));
+  const claimKey = () => ({ kind: 'event', id: uid('EV') }) as const;
 
   it('lets exactly one of 10 concurrent claimers win', async () => {
     // Prepare
@@ -489,9 +452,15 @@ describe('DynamoStore claims', () => {
     const room = uid('room');
 
     // Act
-    const perRoom = await store.tryClaim(keys.dispatchClaim(room, 'agent'), { ttlSeconds: 60 });
-    const perAlice = await store.tryClaim(keys.dispatchClaim(room, 'agent', 'alice'), { ttlSeconds: 60 });
-    const perBob = await store.tryClaim(keys.dispatchClaim(room, 'agent', 'bob'), { ttlSeconds: 60 });
+    const perRoom = await store.tryClaim({ kind: 'dispatch', room, agent: 'agent' }, { ttlSeconds: 60 });
+    const perAlice = await store.tryClaim(
+      { kind: 'dispatch', room, agent: 'agent', participant: 'alice' },
+      { ttlSeconds: 60 },
+    );
+    const perBob = await store.tryClaim(
+      { kind: 'dispatch', room, agent: 'agent', participant: 'bob' },
+      { ttlSeconds: 60 },
+    );
 
     // Assess
     expect([perRoom.won, perAlice.won, perBob.won]).toEqual([true, true, true]);

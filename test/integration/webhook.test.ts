@@ -1,7 +1,6 @@
 import { openDispatchMetadata } from '@livekit-mcp-dispatch/worker';
 import { handle } from 'hono/aws-lambda';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { keys } from '../../functions/adapters/schema.js';
 import type { TenantRecord, UserRecord } from '../../functions/core/model.js';
 import { createWebhookApp, type WebhookAppDeps } from '../../functions/webhook/app.js';
 import {
@@ -361,7 +360,7 @@ describe('webhook: participant_joined', () => {
   it('an abandoned in-progress claim: the existing dispatch is adopted, no second agent', async () => {
     const { tenant, users } = await webhookTenant();
     const room = liveRoom(tenant.tenant_id);
-    const claimKey = keys.dispatchClaim(roomSidOf(room), 'mcp-agent');
+    const claimKey = { kind: 'dispatch', room: roomSidOf(room), agent: 'mcp-agent' } as const;
     await h.store.tryClaim(claimKey, { ttlSeconds: 7200, holdSeconds: 0 });
     const { dispatchId } = await h.gateway.createDispatch(room, 'mcp-agent', 'sealed-by-the-dead-attempt');
     await new Promise((r) => setTimeout(r, 5));
@@ -545,7 +544,9 @@ describe('webhook: room_finished and other events', () => {
     expect(typeof ended?.duration_seconds).toBe('number');
     expect(ended?.ended_at).toBeDefined();
     expect(retry).toMatchObject({ status: 200, action: 'dispatched' });
-    expect(await h.store.getClaim(keys.dispatchClaim(roomSidOf(room1), 'mcp-agent'))).toBeUndefined();
+    expect(
+      await h.store.getClaim({ kind: 'dispatch', room: roomSidOf(room1), agent: 'mcp-agent' } as const),
+    ).toBeUndefined();
   });
 
   it('a room name used again (a new incarnation, new sid) dispatches again after room_finished', async () => {

@@ -1,8 +1,8 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { SignJWT } from 'jose';
 import { AccessToken, WebhookEvent } from 'livekit-server-sdk';
+import { DynamoStore } from '../../functions/adapters/dynamo/store.js';
 import { createLiveKitGateway, type LiveKitGateway } from '../../functions/adapters/livekit.js';
-import { DynamoStore } from '../../functions/adapters/store.js';
 import { generateKeyringJson, type Keyring, parseKeyring } from '../../functions/core/keyring.js';
 import type { Log } from '../../functions/core/log.js';
 import type {
@@ -13,6 +13,7 @@ import type {
   Transport,
   UserRecord,
 } from '../../functions/core/model.js';
+import type { Store } from '../../functions/core/ports.js';
 import { originOf } from '../../functions/core/resolve.js';
 import {
   createDispatchSealer,
@@ -96,11 +97,7 @@ export async function storedMcp(
 }
 
 /** Creates a tenant through the store; returns the stored record. */
-export async function seedTenant(
-  store: DynamoStore,
-  box: SecretBox,
-  seed: SeedTenant = {},
-): Promise<TenantRecord> {
+export async function seedTenant(store: Store, box: SecretBox, seed: SeedTenant = {}): Promise<TenantRecord> {
   const tenantId = seed.tenant_id ?? uid('t');
   const now = new Date().toISOString();
   const record: TenantRecord = {
@@ -123,7 +120,7 @@ export async function seedTenant(
 }
 
 /** Creates a user through the store; returns the stored record. */
-export async function seedUser(store: DynamoStore, box: SecretBox, seed: SeedUser): Promise<UserRecord> {
+export async function seedUser(store: Store, box: SecretBox, seed: SeedUser): Promise<UserRecord> {
   const userId = seed.user_id ?? uid('u');
   const now = new Date().toISOString();
   const record: UserRecord = {

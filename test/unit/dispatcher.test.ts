@@ -1,118 +1,19 @@
 import { describe, expect, it } from 'vitest';
-import { keys } from '../../functions/adapters/schema.js';
 import {
-  type ClaimAttempt,
-  type ClaimKey,
-  type ClaimView,
   createDispatcher,
-  type DispatchApi,
   DispatchInProgressError,
   type DispatchRequest,
-  type DispatchStore,
   QuotaExceededError,
 } from '../../functions/core/dispatcher.js';
 import { DomainError, LiveKitUnavailableError, StoreUnavailableError } from '../../functions/core/errors.js';
 import { silentLog } from '../../functions/core/log.js';
-import type { SessionRecord, TenantRecord, UserRecord } from '../../functions/core/model.js';
+import type { TenantRecord } from '../../functions/core/model.js';
+import type { DispatchApi } from '../../functions/core/ports.js';
 import { newRoomName, normalizeE164, roomTenantCandidates } from '../../functions/core/rooms.js';
 import { createDispatchSealer } from '../../functions/core/sealing.js';
 import { testKeyring } from '../support/fixtures.js';
-
-/** An in-memory store with the same claim, lease and session semantics as DynamoStore. */
-class MemoryStore implements DispatchStore {
-  tenants = new Map<string, TenantRecord>();
-  users = new Map<string, UserRecord>();
-  claims = new Map<string, ClaimView & { holdUntil: number }>();
-  leases = new Map<string, string>();
-  sessions = new Map<string, SessionRecord>();
-  failPutSession = false;
-  private n = 0;
-
-  async getTenant(id: string) {
-    return this.tenants.get(id);
-  }
-  async getUser(id: string) {
-    return this.users.get(id);
-  }
-  async tenantBySipTrunk(trunk: string) {
-    return [...this.tenants.values()].find((t) => t.sip_trunk_ids.includes(trunk));
-  }
-  async userByPhoneNumber(e164: string) {
-    return [...this.users.values()].find((u) => u.phone_numbers.includes(e164));
-  }
-  async tryClaim(
-    key: ClaimKey,
-    options: { holdSeconds?: number; attrs?: Record<string, unknown> },
-  ): Promise<ClaimAttempt> {
-    const k = `${key.pk}|${key.sk}`;
-    const current = this.claims.get(k);
-    const stale = current !== undefined && current.state === 'in_progress' && current.holdUntil < Date.now();
-    if (current !== undefined && !stale) return { won: false, current };
-    this.n += 1;
-    const owner = `owner-${this.n}`;
-    this.claims.set(k, {
-      owner,
-      state: 'in_progress',
-      attrs: options.attrs ?? {},
-      stale: false,
-      holdUntil: Date.now() + (options.holdSeconds ?? 30) * 1000,
-    });
-    return { won: true, owner, previous: current === undefined ? undefined : { ...current, stale } };
-  }
-  async getClaim(key: ClaimKey) {
-    return this.claims.get(`${key.pk}|${key.sk}`);
-  }
-  async completeClaim(key: ClaimKey, owner: string, attrs: Record<string, unknown>) {
-    const c = this.claims.get(`${key.pk}|${key.sk}`);
-    if (c?.owner !== owner) throw new DomainError('claim_lost', 'lost');
-    c.state = 'completed';
-    c.attrs = { ...c.attrs, ...attrs };
-  }
-  async updateClaim(key: ClaimKey, owner: string, attrs: Record<string, unknown>, holdSeconds?: number) {
-    const c = this.claims.get(`${key.pk}|${key.sk}`);
-    if (c?.owner !== owner) throw new DomainError('claim_lost', 'lost');
-    c.attrs = { ...c.attrs, ...attrs };
-    if (holdSeconds !== undefined) c.holdUntil = Date.now() + holdSeconds * 1000 - 1;
-  }
-  async releaseClaim(key: ClaimKey, owner: string) {
-    const k = `${key.pk}|${key.sk}`;
-    if (this.claims.get(k)?.owner !== owner) return false;
-    return this.claims.delete(k);
-  }
-  async acquireLease(tenantId: string, max: number, holder: string) {
-    for (let slot = 0; slot < max; slot++) {
-      if (!this.leases.has(`${tenantId}#${slot}`)) {
-        this.leases.set(`${tenantId}#${slot}`, holder);
-        return slot;
-      }
-    }
-    return null;
-  }
-  async releaseLease(tenantId: string, slot: number, holder: string) {
-    if (this.leases.get(`${tenantId}#${slot}`) !== holder) return false;
-    return this.leases.delete(`${tenantId}#${slot}`);
-  }
-  async hitRate() {
-    return true;
-  }
-  async putSession(record: SessionRecord) {
-    if (this.failPutSession) throw new StoreUnavailableError();
-    this.sessions.set(`${record.room_name}|${record.agent_name}|${record.participant_identity}`, {
-      ...record,
-    });
-  }
-  async roomSessions(room: string) {
-    return [...this.sessions.values()].filter((s) => s.room_name === room);
-  }
-  async endSession(session: SessionRecord, endedAt = new Date()) {
-    const s = this.sessions.get(`${session.room_name}|${session.agent_name}|${session.participant_identity}`);
-    if (s?.status !== 'active') return undefined;
-    s.status = 'ended';
-    s.ended_at = endedAt.toISOString();
-    s.duration_seconds = Math.round((endedAt.getTime() - Date.parse(s.created_at)) / 1000);
-    return s;
-  }
-}
+import { MemoryStore } from '../support/memory-store.js';
+import { tenantRecord } from '../support/records.js';
 
 /** A MemoryStore whose reads take a few ms and count how many run at once. */
 class SlowReadStore extends MemoryStore {
@@ -163,21 +64,13 @@ class MemoryLiveKit implements DispatchApi {
   }
 }
 
-function tenant(overrides: Partial<TenantRecord> = {}): TenantRecord {
-  return {
-    tenant_id: 'acme',
-    name: 'Acme',
-    dispatch_policy: 'per_room',
-    agent_names: [],
-    status: 'active',
+const tenant = (overrides: Partial<TenantRecord> = {}) =>
+  tenantRecord({
     webhook_dispatch: true,
-    sip_trunk_ids: [],
-    version: 1,
     created_at: '2026-11-29T00:00:00Z',
     updated_at: '2026-11-29T00:00:00Z',
     ...overrides,
-  };
-}
+  });
 
 function setup(store = new MemoryStore()) {
   const livekit = new MemoryLiveKit();
@@ -258,7 +151,10 @@ describe('dispatcher.dispatch', () => {
 
   it('a claim another attempt is still holding is retryable, never already_dispatched', async () => {
     const { store, dispatcher } = setup();
-    await store.tryClaim(keys.dispatchClaim('RM_1', 'mcp-agent'), { holdSeconds: 30 });
+    await store.tryClaim(
+      { kind: 'dispatch', room: 'RM_1', agent: 'mcp-agent' },
+      { ttlSeconds: 7200, holdSeconds: 30 },
+    );
 
     await expect(dispatcher.dispatch(request())).rejects.toBeInstanceOf(DispatchInProgressError);
   });

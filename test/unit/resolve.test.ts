@@ -8,6 +8,7 @@ import {
   mcpHeadersProblems,
 } from '../../functions/core/resolve.js';
 import { createSecretBox, type SecretBox } from '../../functions/core/sealing.js';
+import { tenantRecord, userRecord } from '../support/records.js';
 
 const box: SecretBox = createSecretBox(
   parseKeyring('STORAGE_KEYS', { current: 'k1', keys: { k1: Buffer.alloc(32, 7).toString('base64url') } })
@@ -17,34 +18,9 @@ const box: SecretBox = createSecretBox(
 const TENANT_URL = 'https://tenant-mcp.example.com/mcp';
 const USER_URL = 'https://user-mcp.example.com/mcp';
 
-function tenant(mcp?: StoredMcp): TenantRecord {
-  return {
-    tenant_id: 'acme',
-    name: 'Acme',
-    mcp,
-    dispatch_policy: 'per_room',
-    agent_names: [],
-    status: 'active',
-    webhook_dispatch: false,
-    sip_trunk_ids: [],
-    version: 1,
-    created_at: '2026-01-01T00:00:00Z',
-    updated_at: '2026-01-01T00:00:00Z',
-  };
-}
-
-function user(mcp?: StoredMcp): UserRecord {
-  return {
-    tenant_id: 'acme',
-    user_id: 'alice',
-    phone_numbers: [],
-    mcp,
-    status: 'active',
-    version: 1,
-    created_at: '2026-01-01T00:00:00Z',
-    updated_at: '2026-01-01T00:00:00Z',
-  };
-}
+const WRITTEN = { created_at: '2026-01-01T00:00:00Z', updated_at: '2026-01-01T00:00:00Z' };
+const tenant = (mcp?: StoredMcp): TenantRecord => tenantRecord({ mcp, ...WRITTEN });
+const user = (mcp?: StoredMcp): UserRecord => userRecord('acme', { mcp, ...WRITTEN });
 
 async function secrets(
   userId: string,

@@ -1,9 +1,9 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { plainItem } from '../../functions/adapters/dynamo/client.js';
+import { DynamoStore } from '../../functions/adapters/dynamo/store.js';
 import { createDynamoClient } from '../../functions/adapters/dynamo.js';
-import { keys } from '../../functions/adapters/schema.js';
-import { DynamoStore, unmarshallItem } from '../../functions/adapters/store.js';
 
 /**
  * A loopback server speaking DynamoDB's JSON protocol that fails every conditional PutItem the
@@ -60,7 +60,7 @@ describe('DynamoStore.tryClaim when the claim is held', () => {
     const store = new DynamoStore({ client, tableName: 'claims', clock: () => now });
 
     // Act
-    const attempt = await store.tryClaim(keys.eventClaim('ev1'), { ttlSeconds: 3600 });
+    const attempt = await store.tryClaim({ kind: 'event', id: 'ev1' }, { ttlSeconds: 3600 });
     client.destroy();
 
     // Assess
@@ -78,10 +78,10 @@ describe('DynamoStore.tryClaim when the claim is held', () => {
   });
 });
 
-describe('unmarshallItem', () => {
+describe('plainItem (unmarshall)', () => {
   it('converts the attribute types claims hold', () => {
     // Act
-    const item = unmarshallItem({
+    const item = plainItem({
       s: { S: 'x' },
       n: { N: '12.5' },
       b: { BOOL: false },
@@ -96,7 +96,7 @@ describe('unmarshallItem', () => {
 
   it('gives up on types claims never store, and on a missing item', () => {
     // Act + Assess
-    expect(unmarshallItem({ s: { SS: ['a'] } })).toBeUndefined();
-    expect(unmarshallItem(undefined)).toBeUndefined();
+    expect(plainItem({ s: { SS: ['a'] } })).toBeUndefined();
+    expect(plainItem(undefined)).toBeUndefined();
   });
 });

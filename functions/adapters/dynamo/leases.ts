@@ -1,0 +1,109 @@
+import { ConditionFailedError } from '../../core/errors.js';
+import { keys, tableSchema } from '../schema.js';
+import type { Item, TableClient } from './client.js';
+import { absent, anyOf, eq, expiredAt, itemAbsent, lessThan } from './expr.js';
+import { fields } from './fields.js';
+import { seconds } from './records.js';
+
+const RATE_WINDOW_TTL_SECONDS = 120;
+
+/** One quota lease slot of a tenant, held by one session until its TTL. */
+export interface Lease {
+  tenant_id: string;
+  slot: number;
+  holder: string;
+  acquired_at: number;
+  /** Epoch s (the TTL attribute). */
+  expires_at: number;
+}
+
+/** The item of a lease. */
+export function leaseToItem(lease: Lease): Item {
+  return {
+    ...keys.lease(lease.tenant_id, lease.slot),
+    tenant_id: lease.tenant_id,
+    slot: lease.slot,
+    holder: lease.holder,
+    acquired_at: lease.acquired_at,
+    [tableSchema.ttlAttribute]: lease.expires_at,
+  };
+}
+
+/** A lease as read, checked. */
+export function leaseFromItem(item: Item): Lease {
+  const f = fields(item, 'lease');
+  return {
+    tenant_id: f.string('tenant_id'),
+    slot: f.number('slot'),
+    holder: f.string('holder'),
+    acquired_at: f.number('acquired_at'),
+    expires_at: f.number(tableSchema.ttlAttribute),
+  };
+}
+
+/** Quota leases (a tenant's concurrent sessions) and per-user start counters. */
+export class Leases {
+  constructor(
+    private readonly table: TableClient,
+    private readonly clock: () => number,
+  ) {}
+
+  /**
+   * Takes one of the tenant's `max` lease slots for `holder`, for `ttlSeconds`. Reads all slots
+   * with one strongly consistent Query and writes a free one (absent or past its TTL) with a
+   * conditional put, trying other free slots and re-reading when racing writers win.
+   * @returns the slot number (0-based), or null when `max` leases are active.
+   */
+  async acquire(tenantId: string, max: number, holder: string, ttlSeconds: number): Promise<number | null> {
+    for (let round = 0; round < max + 2; round++) {
+      const now = this.clock();
+      const items = await this.table.queryAll({ partition: keys.leasePartition(tenantId), consistent: true });
+      const active = new Set(
+        items
+          .map(leaseFromItem)
+          .filter((l) => l.expires_at >= seconds(now))
+          .map((l) => l.slot),
+      );
+      if (active.size >= max) return null;
+      const free = Array.from({ length: max }, (_, slot) => slot).filter((slot) => !active.has(slot));
+      // Start at a random free slot so concurrent acquirers rarely collide.
+      const offset = Math.floor(Math.random() * free.length);
+      for (const slot of [...free.slice(offset), ...free.slice(0, offset)]) {
+        const item = leaseToItem({
+          tenant_id: tenantId,
+          slot,
+          holder,
+          acquired_at: now,
+          expires_at: seconds(now) + ttlSeconds,
+        });
+        if (await this.table.putIf(item, anyOf(itemAbsent(), expiredAt(seconds(now))))) return slot;
+      }
+    }
+    return null;
+  }
+
+  /** Frees the slot if `holder` still holds it (a lease retaken by another holder is left alone). */
+  async release(tenantId: string, slot: number, holder: string): Promise<boolean> {
+    return this.table.deleteIf(keys.lease(tenantId, slot), eq('holder', holder));
+  }
+
+  /**
+   * Counts one session start for the user in the current minute, atomically, unless the count
+   * has reached `limitPerMinute` (a refusal writes nothing).
+   * @returns true if counted (allowed), false if the user is over the limit.
+   */
+  async hitRate(userId: string, limitPerMinute: number): Promise<boolean> {
+    const now = this.clock();
+    try {
+      await this.table.update(
+        keys.rate(userId, Math.floor(now / 60_000)),
+        { add: [['count', 1]], set: [[tableSchema.ttlAttribute, seconds(now) + RATE_WINDOW_TTL_SECONDS]] },
+        anyOf(absent('count'), lessThan('count', limitPerMinute)),
+      );
+      return true;
+    } catch (error) {
+      if (error instanceof ConditionFailedError) return false;
+      throw error;
+    }
+  }
+}

@@ -1,0 +1,322 @@
+import { DomainError, KeyTooLongError, LiveKitUnavailableError } from './errors.js';
+import { addLogContext, type Log } from './log.js';
+import type { DispatchMode, McpServerGrant, SessionOrigin, SessionRecord, TenantRecord } from './model.js';
+import type { ClaimRef, DispatchApi, DispatchStore } from './ports.js';
+import type { DispatchSealer, SecretBox } from './sealing.js';
+import { holderOf } from './session-resources.js';
+
+/** The tenant's leases are all taken (429 `quota_exceeded`; the webhook answers 200). */
+export class QuotaExceededError extends DomainError {
+  constructor() {
+    super('quota_exceeded', "All of the tenant's concurrent sessions are in use; retry later.");
+  }
+}
+
+/**
+ * Another attempt is making this dispatch right now (503, retryable): if it fails, the retry
+ * must find no claim and dispatch, so this is never reported as already dispatched.
+ */
+export class DispatchInProgressError extends DomainError {
+  constructor() {
+    super('dispatch_in_progress', 'This dispatch is being made by another request; retry shortly.');
+  }
+}
+
+/** Everything a {@link Dispatcher} is built from. */
+export interface DispatcherDeps {
+  store: DispatchStore;
+  livekit: DispatchApi;
+  sealer: DispatchSealer;
+  secretBox: Pick<SecretBox, 'open'>;
+  clock: () => Date;
+  log: Log;
+  config: {
+    /** Lifetime of sealed metadata and of a quota lease (`METADATA_TTL_SECONDS`). */
+    metadataTtlSeconds: number;
+    defaultAgentName: string;
+    webhookRoomPrefix: string;
+  };
+  /** How long an unfinished dispatch claim blocks others before it counts as abandoned (s). */
+  claimHoldSeconds?: number;
+}
+
+/** One dispatch to make. */
+export interface DispatchRequest {
+  tenant: TenantRecord;
+  userId: string;
+  /** The participant the job serves (`pid`). */
+  participantIdentity: string;
+  agentName: string;
+  roomName: string;
+  /** LiveKit's room sid, when the room exists (webhook): claims are then per room incarnation. */
+  roomSid?: string;
+  /** Claim one dispatch per participant rather than per room. */
+  perParticipant: boolean;
+  /**
+   * The caller has just named this room itself, at random (the session API): no one else can
+   * dispatch in it, so no dispatch claim is taken.
+   */
+  freshRoom?: boolean;
+  mcpServers: McpServerGrant[];
+  /** The app's own agent metadata, sealed as `client`. */
+  client?: string;
+  /** `api`: CreateDispatch now; `token`: the caller embeds the metadata in a participant token. */
+  mode: DispatchMode;
+  origin: SessionOrigin;
+  /**
+   * Last check before anything is created, run once the claim and lease are held (the session
+   * function's rate limit). When it throws, the claim and lease are released and the error
+   * propagates, so a refused request leaves nothing behind.
+   */
+  admit?: () => Promise<void>;
+}
+
+/** What {@link DispatchSaga} did. */
+export type DispatchResult =
+  | { status: 'dispatched'; session: SessionRecord; metadata: string; metadataExpiresAt: Date }
+  | { status: 'already_dispatched' };
+
+/** Seconds an in-progress dispatch claim holds: longer than one attempt can take. */
+export const DEFAULT_CLAIM_HOLD_SECONDS = 30;
+
+/**
+ * Seals the metadata, claims (room, agent[, participant]), takes a lease when the tenant has a
+ * limit, creates the dispatch (api mode) and records the session (both modes).
+ *
+ * @throws QuotaExceededError when every lease is taken (the claim is released).
+ * @throws LiveKitUnavailableError when LiveKit failed; any dispatch this attempt may have
+ *   created is removed first, then the claim and the lease are released.
+ */
+export type DispatchSaga = (request: DispatchRequest) => Promise<DispatchResult>;
+
+/** What a failed saga's undo steps share: whether a dispatch of this attempt may still exist. */
+interface UndoState {
+  dispatchMayRemain: boolean;
+}
+
+type Undo = (state: UndoState) => Promise<void>;
+
+/**
+ * Creates the dispatch saga. Each step pushes its undo once it has succeeded (or, for a LiveKit
+ * call whose failure may hide a success, before it runs); on failure the undos run in reverse.
+ *
+ * Ordering: the session is ended before its dispatch is removed, and the dispatch removed before
+ * the claim is released. A released claim lets the next attempt dispatch at once, so it must not
+ * be released while a dispatch of this attempt may exist: when removing it fails, the claim is
+ * kept with its hold ended instead, and the next attempt takes it over and lists the room's
+ * dispatches before creating one.
+ */
+export function createDispatchSaga(deps: DispatcherDeps): DispatchSaga {
+  const { store, livekit, sealer, clock, log, config } = deps;
+  const holdSeconds = deps.claimHoldSeconds ?? DEFAULT_CLAIM_HOLD_SECONDS;
+
+  async function quietly(what: string, fn: () => Promise<unknown>): Promise<void> {
+    try {
+      await fn();
+    } catch (err) {
+      log.warn(`${what} failed`, { error: errorName(err) });
+    }
+  }
+
+  /**
+   * Removes the dispatches this attempt may have created (a timed-out CreateDispatch may still
+   * have succeeded) or adopted. Matches the exact sealed metadata (or the adopted id), so
+   * another participant's dispatch of the same agent is never touched. Returns false when
+   * LiveKit could not be asked.
+   */
+  async function removeOwnDispatches(
+    roomName: string,
+    agentName: string,
+    metadata: string,
+    adoptedId: string | undefined,
+  ): Promise<boolean> {
+    try {
+      const existing = await livekit.listDispatches(roomName);
+      for (const d of existing) {
+        const ours = d.id === adoptedId || (d.agentName === agentName && d.metadata === metadata);
+        if (ours) await livekit.deleteDispatch(d.id, roomName);
+      }
+      return true;
+    } catch (err) {
+      log.error('dispatch cleanup failed', { room: roomName, agent: agentName, error: errorName(err) });
+      return false;
+    }
+  }
+
+  return async function dispatch(req) {
+    addLogContext({ tenant_id: req.tenant.tenant_id, room: req.roomName });
+    const participant = req.perParticipant ? req.participantIdentity : undefined;
+    const claimRef: ClaimRef = {
+      kind: 'dispatch',
+      room: req.roomSid || req.roomName,
+      agent: req.agentName,
+      ...(participant === undefined ? {} : { participant }),
+    };
+    // An id too long for the claim's key names nothing of ours; refused before anything is written.
+    if (!req.freshRoom && !store.fits(claimRef)) throw new KeyTooLongError();
+    const sealed = await sealer.seal({
+      agentName: req.agentName,
+      userId: req.userId,
+      tenantId: req.tenant.tenant_id,
+      roomName: req.roomName,
+      participantIdentity: req.participantIdentity,
+      mcpServers: req.mcpServers,
+      ttlSeconds: config.metadataTtlSeconds,
+      ...(req.client === undefined ? {} : { client: req.client }),
+    });
+    const metadataHash = await sha256Hex(sealed.metadata);
+
+    const undos: Undo[] = [];
+    const state: UndoState = { dispatchMayRemain: false };
+    const fail = async (err: unknown): Promise<never> => {
+      for (const undo of undos.reverse()) await undo(state);
+      throw err;
+    };
+
+    // Step 1, the claim. A fresh random room name (the session API's) guards itself: nobody else
+    // knows it until the participant token is handed out, the webhook claims by room sid and never
+    // dispatches in a room with a session record, and repeats of one Idempotency-Key are serialised
+    // by that key's own claim. A claim would guard nothing and cost two sequential writes.
+    const claim = req.freshRoom
+      ? undefined
+      : await store.tryClaim(claimRef, {
+          ttlSeconds: config.metadataTtlSeconds,
+          holdSeconds,
+          attrs: { metadata_sha256: metadataHash },
+        });
+    if (claim !== undefined && !claim.won) {
+      if (claim.current.state === 'completed') return { status: 'already_dispatched' };
+      throw new DispatchInProgressError();
+    }
+    const owner = claim?.owner;
+    if (owner !== undefined) {
+      undos.push(async ({ dispatchMayRemain }) => {
+        // A dispatch may exist that nothing records: keep the claim but end its hold now.
+        await (dispatchMayRemain
+          ? quietly('claim abandon', () => store.updateClaim(claimRef, owner, {}, 0))
+          : quietly('claim release', () => store.releaseClaim(claimRef, owner)));
+      });
+    }
+
+    // Step 2, adoption. An earlier attempt died mid-call: its dispatch may exist although nothing
+    // recorded it.
+    let adopted: string | undefined;
+    if (claim?.previous !== undefined && req.mode === 'api') {
+      const previousHash = claim.previous.attrs.metadata_sha256;
+      let existing: { id: string; agentName: string; metadata: string }[];
+      try {
+        existing = await livekit.listDispatches(req.roomName);
+      } catch (err) {
+        state.dispatchMayRemain = true;
+        return fail(asLiveKitError(err));
+      }
+      for (const d of existing) {
+        if (d.agentName !== req.agentName) continue;
+        // Per participant, only the abandoned attempt's own dispatch counts.
+        if (participant !== undefined && (await sha256Hex(d.metadata)) !== previousHash) continue;
+        adopted = d.id;
+        log.info('adopted the dispatch of an abandoned attempt', {
+          room: req.roomName,
+          agent: req.agentName,
+        });
+        break;
+      }
+    }
+    const removeDispatches: Undo = async (s) => {
+      if (!(await removeOwnDispatches(req.roomName, req.agentName, sealed.metadata, adopted))) {
+        s.dispatchMayRemain = true;
+      }
+    };
+    if (adopted !== undefined) undos.push(removeDispatches);
+
+    // Step 3, the lease, when the tenant has a limit.
+    const holder = holderOf(req.roomName, req.agentName, req.participantIdentity);
+    let leaseSlot: number | undefined;
+    const max = req.tenant.max_concurrent_sessions;
+    if (typeof max === 'number') {
+      let slot: number | null;
+      try {
+        slot = await store.acquireLease(req.tenant.tenant_id, max, holder, config.metadataTtlSeconds);
+      } catch (err) {
+        return fail(err);
+      }
+      if (slot === null) return fail(new QuotaExceededError());
+      leaseSlot = slot;
+      undos.push(() =>
+        quietly('lease release', () => store.releaseLease(req.tenant.tenant_id, slot, holder)),
+      );
+    }
+
+    // Step 4, the caller's last check (the rate limit); it has nothing to undo.
+    if (req.admit !== undefined) {
+      try {
+        await req.admit();
+      } catch (err) {
+        return fail(err);
+      }
+    }
+
+    // Step 5, the dispatch (api mode). Its undo is pushed before the call: a timed-out
+    // CreateDispatch may still have succeeded.
+    let dispatchId: string | null = null;
+    if (req.mode === 'api') {
+      if (adopted !== undefined) {
+        dispatchId = adopted;
+      } else {
+        undos.push(removeDispatches);
+        try {
+          ({ dispatchId } = await livekit.createDispatch(req.roomName, req.agentName, sealed.metadata));
+          addLogContext({ dispatch_id: dispatchId });
+        } catch (err) {
+          return fail(asLiveKitError(err));
+        }
+      }
+    }
+
+    // Step 6, the session record; then the claim is completed.
+    const session: SessionRecord = {
+      room_name: req.roomName,
+      ...(req.roomSid ? { room_sid: req.roomSid } : {}),
+      tenant_id: req.tenant.tenant_id,
+      user_id: req.userId,
+      participant_identity: req.participantIdentity,
+      agent_name: req.agentName,
+      dispatch_id: dispatchId,
+      mode: req.mode,
+      origin: req.origin,
+      status: 'active',
+      created_at: clock().toISOString(),
+      ...(leaseSlot === undefined ? {} : { lease_slot: leaseSlot }),
+    };
+    try {
+      await store.putSession(session);
+      undos.push(() => quietly('session end', () => store.endSession(session, clock())));
+      if (owner !== undefined) {
+        await store.completeClaim(
+          claimRef,
+          owner,
+          { metadata_sha256: metadataHash, dispatch_id: dispatchId },
+          config.metadataTtlSeconds,
+        );
+      }
+    } catch (err) {
+      return fail(err);
+    }
+    return { status: 'dispatched', session, metadata: sealed.metadata, metadataExpiresAt: sealed.expiresAt };
+  };
+}
+
+function asLiveKitError(err: unknown): DomainError {
+  return err instanceof DomainError ? err : new LiveKitUnavailableError({ cause: err });
+}
+
+/** SHA-256 of a string, hex. */
+export async function sha256Hex(value: string): Promise<string> {
+  const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(value));
+  return Buffer.from(digest).toString('hex');
+}
+
+/** A failure's code or name for logs (never its message). */
+export function errorName(err: unknown): string {
+  return err instanceof DomainError ? err.code : err instanceof Error ? err.name : typeof err;
+}

@@ -1,0 +1,187 @@
+import type { DispatcherDeps, DispatchSaga } from './dispatch-saga.js';
+import { QuotaExceededError } from './dispatch-saga.js';
+import type { McpServerGrant, TenantRecord, UserRecord } from './model.js';
+import { effectiveMcpConfig } from './resolve.js';
+import { isServiceParticipant, normalizeE164, ParticipantKind, roomTenantCandidates } from './rooms.js';
+import { SecretBoxError } from './sealing.js';
+
+/** A participant that joined a room, as the `participant_joined` webhook describes it. */
+export interface JoinedParticipant {
+  roomName: string;
+  roomSid: string;
+  identity: string;
+  /** `ParticipantInfo.Kind` (see {@link ParticipantKind}). */
+  kind: number;
+  attributes: Record<string, string>;
+}
+
+/** What the webhook reports for a `participant_joined` event. */
+export type JoinOutcome =
+  | 'dispatched'
+  | 'already_dispatched'
+  | 'ignored'
+  | 'quota_exceeded'
+  /**
+   * The room is one the session API named and its session has ended: whoever is back in it
+   * holds an old participant token (in token mode, LiveKit dispatches the agent again from the
+   * token's sealed metadata), so the caller deletes the room.
+   */
+  | 'session_ended';
+
+/** Applies docs/api.md §5 to a `participant_joined` event. */
+export type JoinPolicy = (participant: JoinedParticipant) => Promise<JoinOutcome>;
+
+/**
+ * Creates the join policy: who a joined participant is (SIP trunk and number, or the room's
+ * tenant and the identity), whether they get an agent, and with which MCP configuration.
+ */
+export function createJoinPolicy(deps: DispatcherDeps, dispatch: DispatchSaga): JoinPolicy {
+  const { store, secretBox, log, config } = deps;
+
+  /** The tenant and user a joined participant belongs to, or why it gets nothing. */
+  async function whoJoined(
+    p: JoinedParticipant,
+  ): Promise<{ tenant: TenantRecord; user: UserRecord } | { ignored: string }> {
+    if (p.kind === ParticipantKind.SIP) {
+      const trunkId = p.attributes['sip.trunkID'];
+      if (!trunkId) return { ignored: 'SIP participant without a trunk id' };
+      const phone = normalizeE164(p.attributes['sip.phoneNumber']);
+      if (phone === undefined) return { ignored: 'SIP participant without a usable phone number' };
+      // Neither lookup needs the other: one round trip instead of two.
+      const [tenant, user] = await Promise.all([
+        store.tenantBySipTrunk(trunkId),
+        store.userByPhoneNumber(phone),
+      ]);
+      if (tenant === undefined) return { ignored: 'SIP trunk of no tenant' };
+      if (user === undefined) return { ignored: 'unknown phone number' };
+      if (user.tenant_id !== tenant.tenant_id) return { ignored: "phone number of another tenant's user" };
+      return { tenant, user };
+    }
+    if (!p.roomName.startsWith(config.webhookRoomPrefix)) return { ignored: 'room outside the prefix' };
+    // A room `<prefix><tenant>-<rest>` belongs to the longest existing tenant id that fits (ids
+    // may contain `-`). The longest candidate is read with the user, not after it: in a room the
+    // session API named it is the user's own tenant, and otherwise it must be read anyway.
+    const candidates = roomTenantCandidates(p.roomName, config.webhookRoomPrefix);
+    const [user, longest] = await Promise.all([
+      store.getUser(p.identity),
+      candidates[0] === undefined ? undefined : store.getTenant(candidates[0]),
+    ]);
+    if (user === undefined) return { ignored: 'unknown user' };
+    const own = candidates.indexOf(user.tenant_id);
+    let tenant = longest;
+    let longer: (TenantRecord | undefined)[] = [];
+    if (own !== 0) {
+      const between = own === -1 ? candidates.slice(1) : candidates.slice(1, own);
+      [tenant, ...longer] = await Promise.all([
+        store.getTenant(user.tenant_id),
+        ...between.map((id) => store.getTenant(id)),
+      ]);
+      longer.push(longest);
+    }
+    if (tenant === undefined || !tenant.webhook_dispatch)
+      return { ignored: 'tenant without webhook dispatch' };
+    if (longer.some((t) => t !== undefined)) return { ignored: "another tenant's room" };
+    return { tenant, user };
+  }
+
+  return async function participantJoined(p) {
+    if (isServiceParticipant(p.kind)) return 'ignored';
+    // Independent reads, one round trip: the room's sessions and who joined.
+    const [roomSessions, who] = await Promise.all([store.roomSessions(p.roomName), whoJoined(p)]);
+    // Rooms the session API names are random and never reused: once none of their sessions is
+    // active, a participant back in one is replaying a participant token.
+    if (
+      !roomSessions.some((s) => s.status === 'active') &&
+      roomSessions.some((s) => s.origin === 'session')
+    ) {
+      log.info('participant in a room whose session ended', { room: p.roomName });
+      return 'session_ended';
+    }
+    if ('ignored' in who) {
+      log.info('participant ignored', { room: p.roomName, reason: who.ignored });
+      return 'ignored';
+    }
+    const { tenant, user } = who;
+    if (tenant.status !== 'active' || user.status !== 'active') {
+      log.info('participant ignored', {
+        room: p.roomName,
+        reason: 'suspended',
+        tenant_id: tenant.tenant_id,
+      });
+      return 'ignored';
+    }
+    const sessions = roomSessions.filter(
+      (s) => s.status === 'active' && (s.room_sid === undefined || !p.roomSid || s.room_sid === p.roomSid),
+    );
+    if (sessions.some((s) => s.tenant_id !== tenant.tenant_id)) {
+      log.info('participant ignored', { room: p.roomName, reason: "another tenant's room" });
+      return 'ignored';
+    }
+    const perParticipant = tenant.dispatch_policy === 'per_participant';
+    if (perParticipant ? sessions.some((s) => s.participant_identity === p.identity) : sessions.length > 0) {
+      return 'already_dispatched';
+    }
+    const agentName = tenant.agent_names[0] ?? config.defaultAgentName;
+    // The session record this dispatch would write (room incarnation, agent, participant) has
+    // ended, and the store never reopens an ended session: a dispatch would only be created and
+    // deleted again, on every retry of LiveKit's. A later incarnation (new sid) starts afresh.
+    if (
+      roomSessions.some(
+        (s) =>
+          s.status !== 'active' &&
+          s.agent_name === agentName &&
+          s.participant_identity === p.identity &&
+          (s.room_sid === undefined || !p.roomSid || s.room_sid === p.roomSid),
+      )
+    ) {
+      log.info('participant ignored', {
+        room: p.roomName,
+        reason: 'their session in this room has ended',
+        tenant_id: tenant.tenant_id,
+      });
+      return 'ignored';
+    }
+    let grant: McpServerGrant | null;
+    try {
+      grant = await effectiveMcpConfig(tenant, user, secretBox);
+    } catch (err) {
+      // A stored secret that does not open will not open on LiveKit's retry either.
+      if (!(err instanceof SecretBoxError)) throw err;
+      log.error('participant ignored', {
+        room: p.roomName,
+        reason: err.reason,
+        tenant_id: tenant.tenant_id,
+      });
+      return 'ignored';
+    }
+    if (grant === null) {
+      log.info('participant ignored', {
+        room: p.roomName,
+        reason: 'no MCP configuration',
+        tenant_id: tenant.tenant_id,
+      });
+      return 'ignored';
+    }
+    try {
+      const result = await dispatch({
+        tenant,
+        userId: user.user_id,
+        participantIdentity: p.identity,
+        agentName,
+        roomName: p.roomName,
+        roomSid: p.roomSid,
+        perParticipant,
+        mcpServers: [grant],
+        mode: 'api',
+        origin: 'webhook',
+      });
+      return result.status;
+    } catch (err) {
+      if (err instanceof QuotaExceededError) {
+        log.info('quota exceeded', { room: p.roomName, tenant_id: tenant.tenant_id });
+        return 'quota_exceeded';
+      }
+      throw err;
+    }
+  };
+}

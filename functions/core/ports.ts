@@ -1,0 +1,269 @@
+import type { AuditRecord, SessionRecord, TenantRecord, UserRecord } from './model.js';
+
+/**
+ * The ports of the domain: every store and LiveKit interface the core and the apps depend on,
+ * defined once. The DynamoDB store (adapters/dynamo) and the LiveKit gateway (adapters/livekit.ts)
+ * implement them; unit tests pass in-memory fakes through the same types.
+ */
+
+/** Codes of the store's `ConditionFailedError`s. */
+export const StoreConflict = {
+  /** Create-only write, but the record exists (in the caller's own tenant for users). */
+  alreadyExists: 'already_exists',
+  /** The record's version is not the expected one, or the record is gone. */
+  versionConflict: 'version_conflict',
+  /** The user id exists under another tenant (docs/api.md §6). */
+  userIdTaken: 'user_id_taken',
+  /** An E.164 number is claimed by another user (docs/api.md §6). */
+  phoneNumberTaken: 'phone_number_taken',
+  /** A SIP trunk id is claimed by another tenant. */
+  sipTrunkTaken: 'sip_trunk_taken',
+  /** The session already ended; it cannot be written as active again. */
+  sessionEnded: 'session_ended',
+  /** The caller no longer owns the claim it tried to complete or update. */
+  claimLost: 'claim_lost',
+} as const;
+
+/** One page of a list; `cursor` is the store's raw position (seal it before it leaves). */
+export interface Page<T> {
+  items: T[];
+  cursor: Record<string, unknown> | undefined;
+}
+
+/** Paging input: at most `limit` items (default 50, at most 100) after `cursor`. */
+export interface PageRequest {
+  limit?: number;
+  cursor?: Record<string, unknown> | undefined;
+}
+
+/**
+ * What an expiring claim guards, by name; the adapter maps it to its key (adapters/schema.ts).
+ * `dispatch.room` is the room sid when the room exists (webhook), else its name.
+ */
+export type ClaimRef =
+  | { kind: 'event'; id: string }
+  | { kind: 'dispatch'; room: string; agent: string; participant?: string }
+  | { kind: 'idempotency'; user: string; key: string };
+
+/** A claim as the store reads it back. */
+export interface ClaimView {
+  /** Random token of the attempt that holds the claim. */
+  owner: string;
+  state: 'in_progress' | 'completed';
+  /** What its holder recorded (hashes, room, dispatch id; nothing secret). */
+  attrs: Record<string, unknown>;
+  /** In progress past its hold: its attempt died; a new attempt may take over. */
+  stale: boolean;
+}
+
+/** Result of {@link ClaimStore.tryClaim}. */
+export type ClaimAttempt<C extends ClaimView = ClaimView> =
+  | {
+      won: true;
+      /** Owner token: pass it to complete/release so a late attempt cannot touch another's claim. */
+      owner: string;
+      /** The expired or stale claim this attempt took over, if any (check LiveKit before redoing its work). */
+      previous: C | undefined;
+    }
+  | { won: false; current: C };
+
+/** Options of {@link ClaimStore.tryClaim}. */
+export interface ClaimOptions {
+  /** Lifetime of the claim, in s. */
+  ttlSeconds: number;
+  /** How long an in-progress claim is held before another attempt may take it over, in s (default 30). */
+  holdSeconds?: number;
+  /** Caller data stored with the claim. */
+  attrs?: Record<string, unknown>;
+}
+
+/** Tenants, and the SIP trunk ids each one owns. */
+export interface TenantStore {
+  getTenant(tenantId: string): Promise<TenantRecord | undefined>;
+  /** Create-only at version 1; `already_exists` or `sip_trunk_taken`. */
+  createTenant(record: TenantRecord): Promise<TenantRecord>;
+  /** Replaces at `expectedVersion` (stored as `expectedVersion + 1`); `version_conflict` or `sip_trunk_taken`. */
+  updateTenant(record: TenantRecord, expectedVersion: number): Promise<TenantRecord>;
+  /** Deletes (at `expectedVersion` when given); the deleted record, or undefined if there was none. */
+  deleteTenant(tenantId: string, expectedVersion?: number): Promise<TenantRecord | undefined>;
+  listTenants(page?: PageRequest): Promise<Page<TenantRecord>>;
+  /** The tenant whose `sip_trunk_ids` lists this trunk, or undefined. */
+  tenantBySipTrunk(trunkId: string): Promise<TenantRecord | undefined>;
+}
+
+/** Users (ids unique across tenants), and the phone numbers each one owns. */
+export interface UserStore {
+  getUser(userId: string): Promise<UserRecord | undefined>;
+  /** Create-only at version 1; `already_exists`, `user_id_taken` or `phone_number_taken`. */
+  createUser(record: UserRecord): Promise<UserRecord>;
+  /** Replaces at `expectedVersion`; `version_conflict`, `user_id_taken` or `phone_number_taken`. */
+  updateUser(record: UserRecord, expectedVersion: number): Promise<UserRecord>;
+  /** Deletes the user of `tenantId`; the deleted record, or undefined if this tenant has no such user. */
+  deleteUser(tenantId: string, userId: string, expectedVersion?: number): Promise<UserRecord | undefined>;
+  listUsers(tenantId: string, page?: PageRequest): Promise<Page<UserRecord>>;
+  hasUsers(tenantId: string): Promise<boolean>;
+  /** The user whose `phone_numbers` lists this E.164 number, or undefined. */
+  userByPhoneNumber(e164: string): Promise<UserRecord | undefined>;
+}
+
+/** Expiring claims: webhook event ids, dispatches, Idempotency-Keys. */
+export interface ClaimStore {
+  /** Wins if absent, expired, or in progress past its hold; the winner gets a fresh owner token. */
+  tryClaim(ref: ClaimRef, options: ClaimOptions): Promise<ClaimAttempt>;
+  /** The claim, or undefined if absent or expired. */
+  getClaim(ref: ClaimRef): Promise<ClaimView | undefined>;
+  /** Marks it completed (never taken over until its TTL), merges `attrs`, sets its lifetime; `claim_lost`. */
+  completeClaim(
+    ref: ClaimRef,
+    owner: string,
+    attrs: Record<string, unknown>,
+    ttlSeconds: number,
+  ): Promise<void>;
+  /** Merges `attrs` into a held claim and, with `holdSeconds`, sets its hold from now; `claim_lost`. */
+  updateClaim(
+    ref: ClaimRef,
+    owner: string,
+    attrs: Record<string, unknown>,
+    holdSeconds?: number,
+  ): Promise<void>;
+  /** Deletes it if `owner` holds it; whether it was deleted. */
+  releaseClaim(ref: ClaimRef, owner: string): Promise<boolean>;
+  /**
+   * Whether the claim's key fits the store's key limits (no I/O). One that does not names
+   * nothing of ours; every store call with it would throw `KeyTooLongError`.
+   */
+  fits(ref: ClaimRef): boolean;
+}
+
+/** Quota leases (a tenant's concurrent sessions) and the per-user start rate. */
+export interface LeaseStore {
+  /** One of `max` slots for `holder`, or null when all are taken. */
+  acquireLease(tenantId: string, max: number, holder: string, ttlSeconds: number): Promise<number | null>;
+  /** Frees the slot if `holder` still holds it. */
+  releaseLease(tenantId: string, slot: number, holder: string): Promise<boolean>;
+  /** Counts one start unless the user has reached `limitPerMinute`; false when refused (nothing written). */
+  hitRate(userId: string, limitPerMinute: number): Promise<boolean>;
+}
+
+/** Sessions: one per (room[ incarnation], agent, participant). */
+export interface SessionStore {
+  /** Writes (or rewrites while active) the session; `session_ended` if it already ended. */
+  putSession(record: SessionRecord): Promise<void>;
+  /** Every session of the room (strongly consistent), any state. */
+  roomSessions(roomName: string): Promise<SessionRecord[]>;
+  /** Ends an active session once; the ended session, or undefined if it was not active. */
+  endSession(session: SessionRecord, endedAt?: Date): Promise<SessionRecord | undefined>;
+  listSessions(tenantId: string, page?: PageRequest): Promise<Page<SessionRecord>>;
+  activeSessionsOfTenant(tenantId: string): Promise<SessionRecord[]>;
+  activeSessionsOfUser(tenantId: string, userId: string): Promise<SessionRecord[]>;
+}
+
+/** Audit records, one per (target, version). */
+export interface AuditStore {
+  /** Writes it unless that version's record exists; whether this call wrote it. */
+  putAudit(record: AuditRecord): Promise<boolean>;
+  getAudit(target: string, version: number): Promise<AuditRecord | undefined>;
+  listAudit(tenantId: string, page?: PageRequest): Promise<Page<AuditRecord>>;
+}
+
+/** Every store port: what the DynamoDB facade implements. */
+export interface Store extends TenantStore, UserStore, ClaimStore, LeaseStore, SessionStore, AuditStore {}
+
+/** The store operations the dispatcher, the session service and the webhook need. */
+export type DispatchStore = Pick<
+  Store,
+  | 'getTenant'
+  | 'getUser'
+  | 'tenantBySipTrunk'
+  | 'userByPhoneNumber'
+  | keyof ClaimStore
+  | keyof LeaseStore
+  | 'putSession'
+  | 'roomSessions'
+  | 'endSession'
+>;
+
+/** What freeing an ended session's lease and claims takes. */
+export type SessionResourceStore = Pick<Store, 'releaseLease' | 'getClaim' | 'releaseClaim'>;
+
+/** The store operations the admin domain and the admin API use. */
+export type AdminStore = Pick<
+  Store,
+  | Exclude<keyof TenantStore, 'tenantBySipTrunk'>
+  | Exclude<keyof UserStore, 'userByPhoneNumber'>
+  | keyof AuditStore
+  | 'listSessions'
+  | 'activeSessionsOfUser'
+  | 'activeSessionsOfTenant'
+  | 'endSession'
+  | keyof SessionResourceStore
+>;
+
+/** One agent dispatch as LiveKit reports it. */
+export interface DispatchInfo {
+  id: string;
+  agentName: string;
+  metadata: string;
+}
+
+/** The LiveKit agent-dispatch calls the dispatcher makes. */
+export interface DispatchApi {
+  /** AgentDispatchService.CreateDispatch; LiveKit creates the room when it does not exist. */
+  createDispatch(room: string, agentName: string, metadata: string): Promise<{ dispatchId: string }>;
+  /**
+   * The room's dispatches; a room that does not exist has none. LiveKit also lists the automatic
+   * dispatch it adds to a new room (`agentName` ""), so callers filter by agent name.
+   */
+  listDispatches(room: string): Promise<DispatchInfo[]>;
+  /** AgentDispatchService.DeleteDispatch; a dispatch that is already gone (404) is success. */
+  deleteDispatch(dispatchId: string, room: string): Promise<void>;
+}
+
+/** Deletes LiveKit rooms (sessions ended by revoke, suspension, deletion, or a replayed token). */
+export interface RoomApi {
+  /** RoomService.DeleteRoom; a room that does not exist is success. */
+  deleteRoom(room: string): Promise<void>;
+}
+
+/** What a participant token carries. Grants are fixed: join this room, publish, subscribe, data. */
+export interface ParticipantTokenInput {
+  identity: string;
+  name?: string;
+  metadata?: string;
+  attributes?: Record<string, string>;
+  room: string;
+  ttlSeconds: number;
+  /** Agents LiveKit dispatches when the room is created by this participant (token dispatch mode). */
+  agents?: { agentName: string; metadata: string }[];
+}
+
+/** Signs participant tokens. */
+export interface ParticipantTokens {
+  /** HS256 with the API secret; `expiresAt` is its `exp`. */
+  participantToken(input: ParticipantTokenInput): Promise<{ token: string; expiresAt: Date }>;
+}
+
+/**
+ * Every LiveKit call the functions make. Every failure (HTTP error, timeout, reset, a body that
+ * is not the expected JSON) rejects with `LiveKitUnavailableError`.
+ */
+export interface LiveKitGateway extends DispatchApi, RoomApi, ParticipantTokens {}
+
+/** Who is calling: the verified JWT's subject, tenant claim and scopes. */
+export interface Principal {
+  sub: string;
+  /** Value of the configured tenant claim, when it is a non-empty string. */
+  tenantId: string | undefined;
+  /** Union of a space-separated `scope` string and an `scp` array (or string). */
+  scopes: Set<string>;
+}
+
+/** Verifies `Authorization: Bearer <JWT>` headers. */
+export interface JwtVerifier {
+  /**
+   * Resolves the principal, or rejects with `AuthError` (401 `unauthenticated`: the token is
+   * missing, malformed, unsigned by a served key, expired, …) or `AuthUnavailableError`
+   * (503 `auth_unavailable`: the JWKS could not be fetched, so no verdict on the token).
+   */
+  verify(authorizationHeader: string | undefined): Promise<Principal>;
+}

@@ -1,0 +1,173 @@
+import { claimKey } from '../../functions/adapters/schema.js';
+import { ConditionFailedError, KeyTooLongError, StoreUnavailableError } from '../../functions/core/errors.js';
+import type { SessionRecord, TenantRecord, UserRecord } from '../../functions/core/model.js';
+import {
+  type ClaimAttempt,
+  type ClaimOptions,
+  type ClaimRef,
+  type ClaimView,
+  type DispatchStore,
+  StoreConflict,
+} from '../../functions/core/ports.js';
+
+/** A claim as the fake keeps it: the port's view, its hold and its expiry (epoch ms). */
+export type MemoryClaim = ClaimView & { holdUntil: number; expiresAt: number };
+
+/** The fake's key of a claim reference (readable, and naming every part). */
+export function refKey(ref: ClaimRef): string {
+  switch (ref.kind) {
+    case 'event':
+      return JSON.stringify(['event', ref.id]);
+    case 'dispatch':
+      return JSON.stringify(['dispatch', ref.room, ref.agent, ref.participant ?? null]);
+    case 'idempotency':
+      return JSON.stringify(['idempotency', ref.user, ref.key]);
+  }
+}
+
+const sessionKey = (s: SessionRecord) =>
+  JSON.stringify([s.room_name, s.room_sid ?? null, s.agent_name, s.participant_identity]);
+
+/**
+ * The in-memory {@link DispatchStore} of the unit tests, with the claim, lease, rate and session
+ * semantics of `DynamoStore`. test/integration/store-contract.test.ts runs the same suite against
+ * both, and `implements DispatchStore` makes tsc fail when the port changes, so it cannot drift.
+ * Its maps are public so tests can look inside (and age a claim by setting `holdUntil`).
+ */
+export class MemoryStore implements DispatchStore {
+  tenants = new Map<string, TenantRecord>();
+  users = new Map<string, UserRecord>();
+  claims = new Map<string, MemoryClaim>();
+  leases = new Map<string, string>();
+  leaseExpiry = new Map<string, number>();
+  rates = new Map<string, number>();
+  sessions = new Map<string, SessionRecord>();
+  /** Makes `putSession` fail as an unavailable store would. */
+  failPutSession = false;
+  private n = 0;
+
+  /** `clock`: epoch ms, `Date.now` by default. */
+  constructor(private readonly clock: () => number = Date.now) {}
+
+  async getTenant(id: string) {
+    return this.tenants.get(id);
+  }
+  async getUser(id: string) {
+    return this.users.get(id);
+  }
+  async tenantBySipTrunk(trunk: string) {
+    return [...this.tenants.values()].find((t) => t.sip_trunk_ids.includes(trunk));
+  }
+  async userByPhoneNumber(e164: string) {
+    return [...this.users.values()].find((u) => u.phone_numbers.includes(e164));
+  }
+
+  async tryClaim(ref: ClaimRef, options: ClaimOptions): Promise<ClaimAttempt> {
+    const k = refKey(ref);
+    const now = this.clock();
+    const found = this.claims.get(k);
+    const current = found !== undefined && found.expiresAt >= now ? this.view(found) : undefined;
+    if (current !== undefined && !current.stale) return { won: false, current };
+    this.n += 1;
+    const owner = `owner-${this.n}`;
+    this.claims.set(k, {
+      owner,
+      state: 'in_progress',
+      attrs: { ...(options.attrs ?? {}) },
+      stale: false,
+      holdUntil: now + (options.holdSeconds ?? 30) * 1000,
+      expiresAt: now + options.ttlSeconds * 1000,
+    });
+    return { won: true, owner, previous: found === undefined ? undefined : this.view(found) };
+  }
+  async getClaim(ref: ClaimRef) {
+    if (!this.fits(ref)) throw new KeyTooLongError();
+    const c = this.claims.get(refKey(ref));
+    return c === undefined || c.expiresAt < this.clock() ? undefined : this.view(c);
+  }
+  async completeClaim(ref: ClaimRef, owner: string, attrs: Record<string, unknown>, ttlSeconds: number) {
+    const c = this.held(ref, owner);
+    c.state = 'completed';
+    c.attrs = { ...c.attrs, ...attrs };
+    c.expiresAt = this.clock() + ttlSeconds * 1000;
+  }
+  async updateClaim(ref: ClaimRef, owner: string, attrs: Record<string, unknown>, holdSeconds?: number) {
+    const c = this.held(ref, owner);
+    c.attrs = { ...c.attrs, ...attrs };
+    if (holdSeconds !== undefined) c.holdUntil = this.clock() + holdSeconds * 1000 - 1;
+  }
+  async releaseClaim(ref: ClaimRef, owner: string) {
+    const k = refKey(ref);
+    if (this.claims.get(k)?.owner !== owner) return false;
+    return this.claims.delete(k);
+  }
+
+  /** The same key limits as DynamoStore (partition 2048, sort 1024 bytes), on the same keys. */
+  fits(ref: ClaimRef) {
+    const key = claimKey(ref);
+    return Buffer.byteLength(key.pk, 'utf8') <= 2048 && Buffer.byteLength(key.sk, 'utf8') <= 1024;
+  }
+
+  async acquireLease(tenantId: string, max: number, holder: string, ttlSeconds: number) {
+    const now = this.clock();
+    for (let slot = 0; slot < max; slot++) {
+      const k = `${tenantId}#${slot}`;
+      if (!this.leases.has(k) || (this.leaseExpiry.get(k) ?? 0) < now) {
+        this.leases.set(k, holder);
+        this.leaseExpiry.set(k, now + ttlSeconds * 1000);
+        return slot;
+      }
+    }
+    return null;
+  }
+  async releaseLease(tenantId: string, slot: number, holder: string) {
+    const k = `${tenantId}#${slot}`;
+    if (this.leases.get(k) !== holder) return false;
+    this.leaseExpiry.delete(k);
+    return this.leases.delete(k);
+  }
+  async hitRate(userId: string, limitPerMinute: number) {
+    const k = `${userId}#${Math.floor(this.clock() / 60_000)}`;
+    const count = this.rates.get(k) ?? 0;
+    if (count >= limitPerMinute) return false;
+    this.rates.set(k, count + 1);
+    return true;
+  }
+
+  async putSession(record: SessionRecord) {
+    if (this.failPutSession) throw new StoreUnavailableError();
+    const k = sessionKey(record);
+    if (this.sessions.get(k)?.status === 'ended') {
+      throw new ConditionFailedError('Session already ended.', { code: StoreConflict.sessionEnded });
+    }
+    this.sessions.set(k, { ...record });
+  }
+  async roomSessions(room: string) {
+    return [...this.sessions.values()].filter((s) => s.room_name === room).map((s) => ({ ...s }));
+  }
+  async endSession(session: SessionRecord, endedAt = new Date(this.clock())) {
+    const s = this.sessions.get(sessionKey(session));
+    if (s?.status !== 'active') return undefined;
+    s.status = 'ended';
+    s.ended_at = endedAt.toISOString();
+    s.duration_seconds = Math.max(0, Math.round((endedAt.getTime() - Date.parse(s.created_at)) / 1000));
+    return { ...s };
+  }
+
+  private view(c: MemoryClaim): ClaimView {
+    return {
+      owner: c.owner,
+      state: c.state,
+      attrs: { ...c.attrs },
+      stale: c.state === 'in_progress' && c.holdUntil < this.clock(),
+    };
+  }
+
+  private held(ref: ClaimRef, owner: string): MemoryClaim {
+    const c = this.claims.get(refKey(ref));
+    if (c?.owner !== owner || c.expiresAt < this.clock()) {
+      throw new ConditionFailedError('Claim is held by another attempt.', { code: StoreConflict.claimLost });
+    }
+    return c;
+  }
+}
