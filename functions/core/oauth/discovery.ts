@@ -49,7 +49,9 @@ export function requestOptions(
 }
 
 function outboundReason(error: unknown): string | undefined {
-  const reason = (error as { reason?: unknown } | null)?.reason;
+  const { reason, code } = (error ?? {}) as { reason?: unknown; code?: unknown };
+  // oauth4webapi refuses a non-https URL itself, before our fetch sees it.
+  if (code === oauth.HTTP_REQUEST_FORBIDDEN || code === oauth.REQUEST_PROTOCOL_FORBIDDEN) return 'unsafe_url';
   return typeof reason === 'string' ? reason : undefined;
 }
 
