@@ -99,7 +99,9 @@ describe('worker/python/setup-venv.sh under a shared cache', () => {
     writeFileSync(join(cache, 'venv', '.requirements-hash'), 'stale\n');
 
     // Act
-    await run('bash', ['worker/python/setup-venv.sh'], { env: { ...process.env, LKMCP_CACHE: cache, PYTHON: fake } });
+    await run('bash', ['worker/python/setup-venv.sh'], {
+      env: { ...process.env, LKMCP_CACHE: cache, PYTHON: fake },
+    });
 
     // Assess
     expect(readlinkSync(join(cache, 'venv'))).toMatch(/^venv-[0-9a-f]{16}$/);
@@ -145,9 +147,11 @@ describe('scripts/e2e/install-livekit.sh under a shared cache', () => {
     }
 
     // Act
-    const attempt = run(process.env.SHELL?.endsWith('bash') ? process.env.SHELL : '/bin/bash', [
-      'scripts/e2e/install-livekit.sh',
-    ], { env: { LKMCP_CACHE: join(dir, 'cache'), PATH: bin, HOME: dir } });
+    const attempt = run(
+      process.env.SHELL?.endsWith('bash') ? process.env.SHELL : '/bin/bash',
+      ['scripts/e2e/install-livekit.sh'],
+      { env: { LKMCP_CACHE: join(dir, 'cache'), PATH: bin, HOME: dir } },
+    );
 
     // Assess
     await expect(attempt).rejects.toMatchObject({ stderr: expect.stringContaining('go is required') });
