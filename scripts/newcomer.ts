@@ -47,7 +47,7 @@ export function readmeBlock(readme: string, name: string): string {
 /** The commands of a block: continuation lines joined, trailing `# comments` dropped. */
 export function commandsOf(block: string): string[] {
   return block
-    .replace(/\\\n\s*/g, ' ')
+    .replace(/\s*\\\n\s*/g, ' ')
     .split('\n')
     .map((line) => line.replace(/\s+#\s.*$/, '').trim())
     .filter((line) => line !== '' && !line.startsWith('#'));
