@@ -41,6 +41,8 @@ describe('a LIVEKIT_URL where nothing answers', () => {
     expect(res.text).not.toContain(stack.local.services.config.livekit.apiSecret);
     // The expected error is logged, held by the test setup rather than printed.
     const failures = heldLogLines().filter((l) => l.level === 'ERROR');
-    expect(failures).toContainEqual(expect.objectContaining({ message: 'request failed', code: 'livekit_unavailable' }));
+    expect(failures).toContainEqual(
+      expect.objectContaining({ message: 'request failed', code: 'livekit_unavailable' }),
+    );
   });
 });
