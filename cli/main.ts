@@ -130,6 +130,65 @@ const COMMANDS: Record<string, { args: string[]; options: string[] }> = {
 /** A mistake in how the CLI was called (exit 2). */
 class UsageError extends Error {}
 
+/** Flags people type for a secret, and the file flag that takes it instead. */
+const SECRET_FLAGS: Record<string, string> = {
+  'mcp-token': 'mcp-token-file',
+  token: 'mcp-token-file',
+  'mcp-headers': 'mcp-headers-file',
+  headers: 'mcp-headers-file',
+  body: 'body-file',
+};
+
+/** Edit distance, for the did-you-mean of an unknown flag. */
+function distance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) {
+      next[j] = Math.min(
+        (row[j] ?? 0) + 1,
+        (next[j - 1] ?? 0) + 1,
+        (row[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+    }
+    row = next;
+  }
+  return row[b.length] ?? 0;
+}
+
+/**
+ * The usage error for a flag the CLI does not know: never Node's parser text (it repeats the
+ * argument) nor the whole help, but the flag it probably is. A secret typed as a flag gets the
+ * file flag and why (`ps` and shell history would keep it).
+ */
+function unknownFlag(flag: string): UsageError {
+  const name = flag.replace(/^-+/, '');
+  const secret = SECRET_FLAGS[name];
+  if (secret !== undefined) {
+    return new UsageError(
+      `Unknown option '--${name}'; did you mean --${secret}? secrets are read from files (or - for stdin), never flags`,
+    );
+  }
+  const known = Object.keys(OPTIONS);
+  const near = known
+    .map((k) => ({ k, d: k.startsWith(name) || name.startsWith(k) ? 1 : distance(name, k) }))
+    .filter(({ d }) => d <= Math.max(2, Math.floor(name.length / 3)))
+    .sort((x, y) => x.d - y.d)[0];
+  return new UsageError(`Unknown option '${flag}'${near ? `; did you mean --${near.k}?` : ''}`);
+}
+
+/** Node's parseArgs errors as usage errors that name the flag and nothing the user typed after it. */
+function parseError(err: unknown): UsageError {
+  const e = err as { code?: string; message?: string };
+  const flag = /option '(-{1,2}[^' ]+)/i.exec(e.message ?? '')?.[1];
+  if (e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && flag !== undefined) return unknownFlag(flag);
+  if (e.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' && flag !== undefined) {
+    const spec = OPTIONS[flag.replace(/^-+/, '') as keyof typeof OPTIONS];
+    return new UsageError(spec?.type === 'boolean' ? `${flag} takes no value` : `${flag} needs a value`);
+  }
+  return new UsageError('cannot read the command line');
+}
+
 function parse(argv: string[]) {
   return parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
 }
@@ -513,18 +572,39 @@ async function dispatch(command: string, args: string[], ctx: Context): Promise<
   }
 }
 
-function reportApiError(err: ApiError, io: CliIo): void {
+/** What to do about a refusal, for this command as it was called (undefined: nothing to add). */
+function hintFor(err: ApiError, command: string, args: string[], values: Values): string | undefined {
+  const [tenant = '', user = ''] = args;
+  const getCommand = user ? `users get ${tenant} ${user}` : `tenants get ${tenant}`;
+  switch (err.code) {
+    case 'unauthenticated':
+      return 'check LKMCP_TOKEN (missing, expired, or from another issuer)';
+    case 'forbidden':
+      return 'the token needs the dispatch:admin scope and a tenant, or dispatch:superadmin';
+    case 'version_conflict':
+      // With --if-match the same command fails again: the version it insists on is gone.
+      return values['if-match'] !== undefined
+        ? `the record is no longer at version ${values['if-match']}: read the current version (${getCommand}), check it, then pass that to --if-match (or leave --if-match out)`
+        : 'the record changed between reading and writing it; run the command again (it reads the current version)';
+    case 'already_exists':
+      return 'it exists; leave out --create to update it';
+    case 'tenant_has_users':
+      return 'delete the users first, or add --cascade';
+    case 'tenant_not_found':
+      return command === 'tenants put' ? undefined : `no tenant ${tenant} (tenants list shows them)`;
+    case 'user_not_found':
+      return `no user ${user} in ${tenant} (users list ${tenant} shows them)`;
+    case 'unsafe_mcp_url':
+      return 'MCP URLs are resolved and checked when written: https, port 443 (or MCP_ALLOWED_PORTS), a host that resolves to public addresses only; locally ALLOW_INSECURE_MCP_URLS=true also allows http://localhost and loopback';
+    default:
+      return undefined;
+  }
+}
+
+function reportApiError(err: ApiError, io: CliIo, hint: string | undefined): void {
   io.stderr(`error: ${err.detail} (${err.code}, HTTP ${err.status})\n`);
   for (const e of err.errors) io.stderr(`  - ${e.path === '' ? '(body)' : e.path}: ${e.message}\n`);
   if (err.fields.length > 0) io.stderr(`  fields: ${err.fields.join(', ')}\n`);
-  const hints: Record<string, string> = {
-    unauthenticated: 'check LKMCP_TOKEN (missing, expired, or from another issuer)',
-    forbidden: 'the token needs the dispatch:admin scope and a tenant, or dispatch:superadmin',
-    version_conflict: 'the record changed since it was read; run the command again',
-    already_exists: 'it exists; leave out --create to update it',
-    tenant_has_users: 'delete the users first, or add --cascade',
-  };
-  const hint = hints[err.code];
   if (hint !== undefined) io.stderr(`  hint: ${hint}\n`);
   if (err.retryAfter !== undefined) io.stderr(`  retry after ${err.retryAfter} s\n`);
 }
@@ -538,7 +618,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
   try {
     parsed = parse(argv);
   } catch (err) {
-    io.stderr(`error: ${(err as Error).message}\n\n${USAGE}`);
+    io.stderr(`error: ${parseError(err).message}\n(livekit-mcp-dispatch --help for usage)\n`);
     return EXIT.usage;
   }
   const { values, positionals } = parsed;
@@ -577,7 +657,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       return EXIT.usage;
     }
     if (err instanceof ApiError) {
-      reportApiError(err, io);
+      reportApiError(err, io, spec === undefined ? undefined : hintFor(err, command, args, values));
       return EXIT.api;
     }
     if (err instanceof UnreachableError) {

@@ -75,6 +75,7 @@ export function createServices(config: Config, log: Log, overrides: ServiceOverr
         apiSecret: config.livekit.apiSecret,
       }),
       metrics,
+      config.livekit.wsUrl,
     ),
     sealer: config.dispatchKeys.keys.size > 0 ? createDispatchSealer(config.dispatchKeys) : noDispatchKeys,
     secretBox: createSecretBox(config.storageKeys),
@@ -91,16 +92,21 @@ export function createServices(config: Config, log: Log, overrides: ServiceOverr
   };
 }
 
-/** The gateway, counting every LiveKit call that fails (`LiveKitFailures`), whichever app made it. */
-function countingFailures(gateway: LiveKitGateway, metrics: Metrics): LiveKitGateway {
+/**
+ * The gateway, counting every LiveKit call that fails (`LiveKitFailures`), whichever app made it,
+ * and naming the LiveKit URL in the failure's detail (a wrong or unstarted LIVEKIT_URL is the
+ * usual cause of a local 502).
+ */
+function countingFailures(gateway: LiveKitGateway, metrics: Metrics, server: string): LiveKitGateway {
   const counted =
     <A extends unknown[], R>(call: (...args: A) => Promise<R>) =>
     async (...args: A): Promise<R> => {
       try {
         return await call(...args);
       } catch (err) {
-        if (err instanceof LiveKitUnavailableError) metrics.count('LiveKitFailures');
-        throw err;
+        if (!(err instanceof LiveKitUnavailableError)) throw err;
+        metrics.count('LiveKitFailures');
+        throw new LiveKitUnavailableError({ cause: err.cause, server });
       }
     };
   return {

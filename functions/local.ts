@@ -32,6 +32,8 @@ const LOCAL_DEFAULTS: RawEnv = {
 export interface LocalServer {
   url: string;
   port: number;
+  /** The address it listens on (`HOST`, default 127.0.0.1). */
+  host: string;
   services: Services;
   /** Mints a dev token when the dev issuer is in use (AUTH_JWKS_URL unset). */
   mintToken?: (req: {
@@ -114,10 +116,11 @@ export async function startLocalServer(envIn: RawEnv = process.env): Promise<Loc
 
   // Node's 16 KiB header limit would answer a long query a bare 431; the apps' own limits
   // (cursor length, 422) are what clients should meet, as behind API Gateway.
+  const host = env.HOST ?? '127.0.0.1';
   const server = serve({
     fetch: app.fetch,
     port,
-    hostname: env.HOST ?? '127.0.0.1',
+    hostname: host,
     serverOptions: { maxHeaderSize: 64 * 1024 },
   });
   await new Promise<void>((ok, fail) => {
@@ -132,6 +135,7 @@ export async function startLocalServer(envIn: RawEnv = process.env): Promise<Loc
   return {
     url: `http://localhost:${actualPort}`,
     port: actualPort,
+    host,
     services,
     ...(devIssuer ? { mintToken: (req) => devIssuer.mint(req) } : {}),
     async stop() {
@@ -142,24 +146,107 @@ export async function startLocalServer(envIn: RawEnv = process.env): Promise<Loc
   };
 }
 
+/** True when something answers HTTP at `httpUrl` within a second (LiveKit answers `/` with 200 OK). */
+async function answers(httpUrl: string): Promise<boolean> {
+  try {
+    await fetch(httpUrl, { signal: AbortSignal.timeout(1000) });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A LiveKit dev server `npm start` started, or why there is none. */
+interface DevLiveKit {
+  line: string;
+  stop?: () => Promise<void>;
+}
+
+/**
+ * `npm start` reaches a real dispatch (CONTRACT §7): with LIVEKIT_URL left at its default and
+ * nothing answering there, it starts the pinned `livekit-server --dev` on 127.0.0.1:7880
+ * (scripts/e2e/livekit.ts, the e2e's own launcher; built once into the cache, with progress
+ * lines); without Go it says so and goes on. An explicit LIVEKIT_URL is never second-guessed.
+ */
+async function devLiveKit(local: LocalServer, explicitUrl: boolean): Promise<DevLiveKit> {
+  const { wsUrl, httpUrl, apiKey, apiSecret } = local.services.config.livekit;
+  if (explicitUrl) {
+    return (await answers(httpUrl))
+      ? { line: `LiveKit: ${wsUrl} (LIVEKIT_URL)` }
+      : {
+          line: `LiveKit: ${wsUrl} (LIVEKIT_URL) does not answer: sessions get 502 livekit_unavailable until it does`,
+        };
+  }
+  if (await answers(httpUrl)) return { line: `LiveKit: ${wsUrl} (already running there)` };
+  const defaultUrl = new URL(LOCAL_DEFAULTS.LIVEKIT_URL ?? '');
+  const { ensureLiveKitBinary, LiveKitInstallError, LIVEKIT_SERVER_VERSION, startLiveKitServer } =
+    await import('../scripts/e2e/livekit.js');
+  console.log(
+    `LiveKit: nothing answers at ${wsUrl}; starting livekit-server ${LIVEKIT_SERVER_VERSION} --dev …`,
+  );
+  try {
+    const binary = await ensureLiveKitBinary({ onProgress: (line) => console.log(`  ${line}`) });
+    const webhookHost = ['127.0.0.1', '0.0.0.0', 'localhost'].includes(local.host) ? '127.0.0.1' : local.host;
+    const webhookUrl = `http://${webhookHost}:${local.port}/v1/livekit/webhook`;
+    const server = await startLiveKitServer({
+      binary,
+      httpPort: Number(defaultUrl.port),
+      apiKey,
+      apiSecret,
+      webhookUrl,
+      // Time to join the room by hand before LiveKit closes an empty one.
+      emptyTimeoutSeconds: 300,
+      verbose: process.env.LKMCP_LIVEKIT_VERBOSE === '1',
+    });
+    return {
+      line: `LiveKit: ${wsUrl} = livekit-server ${LIVEKIT_SERVER_VERSION} --dev, started by npm start (127.0.0.1 only; API key ${apiKey}; webhooks -> ${webhookUrl}; its log: LKMCP_LIVEKIT_VERBOSE=1)`,
+      stop: server.stop,
+    };
+  } catch (err) {
+    const why = err instanceof LiveKitInstallError ? err.message : (err as Error).message.split('\n')[0];
+    return {
+      line: [
+        `LiveKit: not started (${why}).`,
+        `  Sessions get 502 livekit_unavailable until a LiveKit server answers at ${wsUrl}: install Go (https://go.dev/dl)`,
+        '  and run npm start again, or run one yourself (livekit-server --dev), or set LIVEKIT_URL.',
+      ].join('\n'),
+    };
+  }
+}
+
 async function main(): Promise<void> {
+  // The SDK warns on Node < 22 at the first client; engines allows 20 for local use, and the
+  // Lambda functions run Node 22 (infra/README.md). Its documented switch, for npm start only.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  const explicitUrl = Boolean(process.env.LIVEKIT_URL);
   const local = await startLocalServer();
   const { config } = local.services;
+  const jwtLine = local.mintToken
+    ? `  dev issuer: ${config.auth.jwksUrl}  —  npm run dev:token -- --user alice --tenant acme [--admin|--superadmin] [--ttl 3600]`
+    : `  JWTs from ${config.auth.jwksUrl}`;
   console.log(
     [
       `livekit-mcp-dispatch listening on ${local.url}`,
       `  POST ${local.url}/v1/sessions   POST ${local.url}/v1/livekit/webhook   ${local.url}/v1/admin/...`,
-      `  LiveKit: ${config.livekit.wsUrl}   store: ${config.dynamodbEndpoint} (${config.tableName})   data: ${config.dataDir}`,
-      local.mintToken
-        ? `  dev issuer: ${config.auth.jwksUrl}  —  npm run dev:token -- --user alice --tenant acme [--admin|--superadmin]`
-        : `  JWTs from ${config.auth.jwksUrl}`,
+      `  GET ${local.url}/healthz   GET ${local.url}/openapi.json`,
+      `  store: ${config.dynamodbEndpoint} (${config.tableName})   data: ${config.dataDir}`,
+      jwtLine,
     ].join('\n'),
   );
+  let livekit: DevLiveKit | undefined;
+  let stopping = false;
   const shutdown = () => {
-    local.stop().finally(() => process.exit(0));
+    if (stopping) return;
+    stopping = true;
+    Promise.allSettled([livekit?.stop?.(), local.stop()]).finally(() => process.exit(0));
   };
   process.once('SIGINT', shutdown);
   process.once('SIGTERM', shutdown);
+  livekit = await devLiveKit(local, explicitUrl);
+  console.log(livekit.line);
+  console.log(
+    `ready: next, in another terminal: npm run seed:demo   (Ctrl-C stops ${livekit.stop ? 'both' : 'the server'})`,
+  );
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {

@@ -11,11 +11,14 @@
  *   npm run seed:demo [-- --mcp-port 8788 --tenant demo --user demo-user]
  *   env: LKMCP_URL (default http://localhost:8787), DATA_DIR (default .data, as for npm start)
  */
+import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { AdminClient, ApiError, tenantPath, UnreachableError, userPath } from '../cli/client.js';
 import { DEV_JWKS_PATH, loadOrCreateDevIssuer } from '../functions/adapters/dev-issuer.js';
+import { tokenFingerprint } from '../test/support/mcp-server.js';
 import { type DemoMcpServer, MCP_TOOLS, startDemoMcpServer } from './demo-mcp-server.js';
+import { cacheDir } from './e2e/livekit.js';
 
 /** Options of {@link seedDemo}. */
 export interface SeedDemoOptions {
@@ -36,6 +39,8 @@ export interface SeededDemo {
   mcp: DemoMcpServer;
   /** A one-hour app-user token for `POST /v1/sessions`. */
   userToken: string;
+  /** The user's MCP token fingerprint as the admin API shows it (`users get`), never the token. */
+  tokenFingerprint: string;
   /** The command to run next. */
   nextCommand: string;
 }
@@ -43,13 +48,19 @@ export interface SeededDemo {
 /** A problem the person running the demo can fix; printed without a stack. */
 export class SeedError extends Error {}
 
-async function put(client: AdminClient, path: string, body: unknown): Promise<void> {
+/** Creates or updates the record at `path`; returns what the API answered. */
+async function put(client: AdminClient, path: string, body: unknown): Promise<Record<string, unknown>> {
   try {
     const current = await client.request('GET', path);
-    await client.request('PUT', path, { body, ...(current.version ? { ifMatch: current.version } : {}) });
+    return (
+      await client.request<Record<string, unknown>>('PUT', path, {
+        body,
+        ...(current.version ? { ifMatch: current.version } : {}),
+      })
+    ).body;
   } catch (err) {
     if (!(err instanceof ApiError && err.status === 404)) throw err;
-    await client.request('PUT', path, { body, createOnly: true });
+    return (await client.request<Record<string, unknown>>('PUT', path, { body, createOnly: true })).body;
   }
 }
 
@@ -114,7 +125,7 @@ export async function seedDemo(options: SeedDemoOptions): Promise<SeededDemo> {
       status: 'active',
     });
     // The URL is the tenant's; the token is this user's own, bound to that URL's origin.
-    await put(client, userPath(tenantId, userId), {
+    const user = await put(client, userPath(tenantId, userId), {
       display_name: 'Demo User',
       mcp: { token: mcp.token },
       status: 'active',
@@ -125,13 +136,70 @@ export async function seedDemo(options: SeedDemoOptions): Promise<SeededDemo> {
       `  -H "Authorization: Bearer ${userToken}" \\`,
       `  -H 'Content-Type: application/json' -d '{}'`,
     ].join('\n');
-    return { tenantId, userId, mcp, userToken, nextCommand };
+    const tokenFingerprint = String(
+      (user.mcp as { token_fingerprint?: unknown } | null)?.token_fingerprint ?? '',
+    );
+    return { tenantId, userId, mcp, userToken, tokenFingerprint, nextCommand };
   } catch (err) {
     await mcp.stop();
     if (err instanceof ApiError) throw new SeedError(`The admin API refused the demo: ${err.message}`);
     if (err instanceof UnreachableError) throw new SeedError(`${err.message}: is npm start still running?`);
     throw err;
   }
+}
+
+/**
+ * What seed:demo prints: what it made and the exact next commands (the session, the worker with
+ * DISPATCH_KEYS exported from DATA_DIR/keys.json, and a client to join the room with).
+ */
+export function demoInstructions(demo: SeededDemo, options: { dataDir: string }): string {
+  const keys = join(options.dataDir, 'keys.json');
+  const python = join(cacheDir(), 'venv', 'bin', 'python');
+  return [
+    `Demo MCP server: ${demo.mcp.url} (tools: ${MCP_TOOLS.join(', ')})`,
+    `Tenant ${demo.tenantId} (MCP URL above) and user ${demo.userId} (own MCP token ${demo.tokenFingerprint}, sealed by the server).`,
+    '',
+    `User token for ${demo.userId} (1 hour):`,
+    demo.userToken,
+    '',
+    'Next, start a session (a room, a participant token, and the agent dispatched with the sealed MCP config):',
+    demo.nextCommand,
+    '',
+    'Then a worker that opens it (worker/README.md; once: npm run e2e:install). The dispatch keyring is a dev',
+    `secret that npm start generated into ${keys}; export it rather than pasting it:`,
+    `  export DISPATCH_KEYS="$(node -p 'JSON.stringify(require(${JSON.stringify(keys)}).dispatch)')"`,
+    '  ALLOW_INSECURE_MCP_URLS=true LIVEKIT_URL=ws://localhost:7880 LIVEKIT_API_KEY=devkey LIVEKIT_API_SECRET=secret \\',
+    `    ${python} -m livekit.agents start worker/python/agent.py --dev`,
+    'and join the room with the session\'s server_url and participant_token: https://meet.livekit.io (tab "Custom"),',
+    `or LK_URL=<server_url> LK_TOKEN=<participant_token> ${python} scripts/e2e/join_room.py`,
+    '',
+    `Each MCP request the demo server serves shows up below (method, tool, whose token by fingerprint). Ctrl-C stops it.`,
+  ].join('\n');
+}
+
+/**
+ * Turns the demo MCP server's new requests into log lines: time, HTTP method and path, the
+ * JSON-RPC method (and tool), the status, and whose token it was (the admin API's fingerprint).
+ * Each call returns the lines since the previous one.
+ */
+export function mcpRequestLog(demo: SeededDemo): () => string[] {
+  const demoToken = tokenFingerprint(demo.mcp.token);
+  let seen = 0;
+  return () => {
+    const { requests } = demo.mcp.server;
+    const fresh = requests.slice(seen);
+    seen = requests.length;
+    return fresh.map((r) => {
+      const who =
+        r.tokenFingerprint === null
+          ? 'no token'
+          : r.tokenFingerprint === demoToken
+            ? `${demo.userId}'s token ${demo.tokenFingerprint}`
+            : 'an unknown token';
+      const rpc = r.rpc.map((c) => (c.tool === undefined ? c.method : `${c.method} ${c.tool}`)).join(', ');
+      return `${r.at.toISOString().slice(11, 19)} [mcp] ${r.method} ${r.path}${rpc ? ` ${rpc}` : ''} -> ${r.status} (${who})`;
+    });
+  };
 }
 
 async function main(): Promise<void> {
@@ -153,25 +221,11 @@ async function main(): Promise<void> {
     tenantId: values.tenant,
     userId: values.user,
   });
-  console.log(
-    [
-      `Demo MCP server: ${demo.mcp.url} (tools: ${MCP_TOOLS.join(', ')})`,
-      `Tenant ${demo.tenantId} (MCP URL above) and user ${demo.userId} (own MCP token, sealed by the server).`,
-      '',
-      `User token for ${demo.userId} (1 hour):`,
-      demo.userToken,
-      '',
-      'Next, start a session (a room, a participant token, and the agent dispatched with the sealed MCP config):',
-      demo.nextCommand,
-      '',
-      'Then run a worker (worker/README.md) with ALLOW_INSECURE_MCP_URLS=true and join the room with the token.',
-      'Tool calls show up below. Ctrl-C stops the demo MCP server.',
-    ].join('\n'),
-  );
+  console.log(demoInstructions(demo, { dataDir: resolve(process.env.DATA_DIR || '.data') }));
+  const log = mcpRequestLog(demo);
   const timer = setInterval(() => {
-    for (const c of demo.mcp.server.calls.splice(0))
-      console.log(`${c.at.toISOString()}  ${c.userId}  ${c.tool}`);
-  }, 500);
+    for (const line of log()) console.log(line);
+  }, 250);
   const stop = () => {
     clearInterval(timer);
     void demo.mcp.stop().then(() => process.exit(0));

@@ -8,7 +8,7 @@ import {
   jwtVerify,
 } from 'jose';
 import { AuthError, AuthUnavailableError, ConfigError } from '../core/errors.js';
-import type { JwtVerifier, Principal } from '../core/ports.js';
+import type { JwtVerifier } from '../core/ports.js';
 
 export type { JwtVerifier, Principal } from '../core/ports.js';
 

@@ -49,10 +49,19 @@ export class StoreUnavailableError extends DomainError {
   }
 }
 
-/** LiveKit failed or timed out (502 `livekit_unavailable`). */
+/**
+ * LiveKit failed or timed out (502 `livekit_unavailable`). `server` is the LiveKit URL the
+ * detail names (the `server_url` apps get anyway: scheme, host and path, never credentials).
+ */
 export class LiveKitUnavailableError extends DomainError {
-  constructor(options?: { cause?: unknown }) {
-    super('livekit_unavailable', 'LiveKit did not answer in time or failed; retry later.', options);
+  constructor(options?: { cause?: unknown; server?: string }) {
+    super(
+      'livekit_unavailable',
+      options?.server === undefined
+        ? 'LiveKit did not answer in time or failed; retry later.'
+        : `LiveKit at ${options.server} did not answer in time or failed; retry later.`,
+      options,
+    );
   }
 }
 

@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "worker" / "python"
 
 import agent  # noqa: E402  (worker/python/agent.py)
 from livekit import rtc  # noqa: E402
-from livekit.agents import AgentServer, AutoSubscribe, JobContext, cli  # noqa: E402
+from livekit.agents import AutoSubscribe, JobContext, cli  # noqa: E402
 from livekit.agents.llm.utils import prepare_function_arguments  # noqa: E402
 
 REPORT = os.environ["LKMCP_E2E_REPORT"]
@@ -46,7 +46,7 @@ LINGER = float(os.environ.get("LKMCP_E2E_LINGER", "3"))
 
 # agent.py's module-level server already holds agent.py's entrypoint (one per server), so this
 # one is built the same way and gets the LLM-free entrypoint below.
-server = AgentServer(**agent.server_options())
+server = agent.CheckedAgentServer(**agent.server_options())
 
 
 def report(**fields: Any) -> None:

@@ -1,9 +1,8 @@
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { freeTcpPort, freeUdpPort } from './ports.js';
 
 /** The pinned LiveKit server version (see install-livekit.sh). */
@@ -27,6 +26,10 @@ export interface LiveKitServerOptions {
   readyTimeoutMs?: number;
   /** Seconds a room lives with nobody in it (default 10: the e2e's rooms finish quickly). */
   emptyTimeoutSeconds?: number;
+  /** HTTP/WebSocket port (default: a free one; `npm start` asks for 7880, LiveKit's default). */
+  httpPort?: number;
+  /** The one RTC UDP port (default: a free one). */
+  udpPort?: number;
 }
 
 /** A running LiveKit server on loopback. */
@@ -45,17 +48,45 @@ export interface RunningLiveKitServer {
 
 const here = dirname(fileURLToPath(import.meta.url));
 
-/** Runs install-livekit.sh (a no-op when the pinned binary is cached) and returns the binary path. */
-export async function ensureLiveKitBinary(): Promise<string> {
+/** Thrown when the binary is not cached and cannot be built here (no Go toolchain). */
+export class LiveKitInstallError extends Error {}
+
+/**
+ * Runs install-livekit.sh (a no-op when the pinned binary is cached) and returns the binary path.
+ * The script's progress lines (the first build takes minutes) go to `onProgress` as they come.
+ */
+export async function ensureLiveKitBinary(
+  options: { onProgress?: (line: string) => void } = {},
+): Promise<string> {
   const cached = join(cacheDir(), 'bin', 'livekit-server');
   const stamp = join(cacheDir(), 'livekit-server.version');
   if (existsSync(cached) && existsSync(stamp)) {
     if (readFileSync(stamp, 'utf8').trim() === LIVEKIT_SERVER_VERSION) return cached;
   }
-  const { stdout } = await promisify(execFile)('bash', [join(here, 'install-livekit.sh')], {
+  const child = spawn('bash', [join(here, 'install-livekit.sh')], {
     env: { ...process.env, LIVEKIT_VERSION: LIVEKIT_SERVER_VERSION },
-    maxBuffer: 16 * 1024 * 1024,
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
+  let stdout = '';
+  const errors: string[] = [];
+  child.stdout.setEncoding('utf8').on('data', (d: string) => {
+    stdout += d;
+  });
+  let rest = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => {
+    const lines = (rest + d).split('\n');
+    rest = lines.pop() ?? '';
+    for (const line of lines.filter(Boolean)) {
+      errors.push(line);
+      options.onProgress?.(line);
+    }
+  });
+  const code = await new Promise<number>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', (c) => resolve(c ?? 1));
+  });
+  if (code !== 0)
+    throw new LiveKitInstallError(errors.slice(-5).join('\n') || `install-livekit.sh exited ${code}`);
   return stdout.trim().split('\n').at(-1) ?? cached;
 }
 
@@ -151,8 +182,8 @@ export async function startLiveKitServer(options: LiveKitServerOptions = {}): Pr
   const apiSecret = options.apiSecret ?? 'secret';
   const binary = options.binary ?? (await ensureLiveKitBinary());
   const verbose = options.verbose ?? process.env.LKMCP_E2E_VERBOSE === '1';
-  const httpPort = await freeTcpPort();
-  const udpPort = await freeUdpPort();
+  const httpPort = options.httpPort ?? (await freeTcpPort());
+  const udpPort = options.udpPort ?? (await freeUdpPort());
   const config = liveKitConfig({
     httpPort,
     udpPort,

@@ -20,8 +20,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { generateKeyringJson } from '../../functions/core/keyring.js';
 import { type LocalServer, startLocalServer } from '../../functions/local.js';
-import { tokenFingerprint } from '../../test/support/mcp-server.js';
-import { SeedError, type SeededDemo, seedDemo } from '../seed-demo.js';
+import { mcpRequestLog, SeedError, type SeededDemo, seedDemo } from '../seed-demo.js';
 import { localWorkerEnv } from './agents.js';
 import { ensureLiveKitBinary, type RunningLiveKitServer, startLiveKitServer } from './livekit.js';
 import { freeTcpPort } from './ports.js';
@@ -135,9 +134,10 @@ async function start(running: Running): Promise<void> {
   const { demo } = running;
 
   const logFile = join(running.dir, 'agent.log');
+  // livekit-agents' own entry (`python -m livekit.agents start <file>`), not agent.py's deprecated CLI.
   running.worker = spawnPythonWorker(
-    join(repoRoot, 'worker', 'python', 'agent.py'),
-    ['start', '--log-level', 'INFO'],
+    '-m',
+    ['livekit.agents', 'start', join(repoRoot, 'worker', 'python', 'agent.py'), '--log-level', 'INFO'],
     localWorkerEnv({ livekit, agentName: AGENT, dispatchKeys, idleProcesses: 1 }),
     {
       label: 'agent',
@@ -151,17 +151,11 @@ async function start(running: Running): Promise<void> {
   );
   await running.worker.waitForLine(/registered worker/, 90_000);
 
-  // Every request the demo MCP server gets: the user's token shows up as the user, never as itself.
-  const demoToken = tokenFingerprint(demo.mcp.token);
-  let seenRequests = 0;
+  // Every request the demo MCP server gets: the user's token shows up as the user and the
+  // fingerprint the admin API shows, never as itself.
+  const mcpLog = mcpRequestLog(demo);
   running.timer = setInterval(() => {
-    const { requests, calls } = demo.mcp.server;
-    for (const r of requests.slice(seenRequests)) {
-      const who = r.tokenFingerprint === demoToken ? `${demo.userId}'s token` : 'an unknown token';
-      say(`${time()} [mcp]   ${r.method} ${r.path} -> ${r.status} (${who})`);
-    }
-    seenRequests = requests.length;
-    for (const c of calls.splice(0)) say(`${time()} [mcp]   tool call ${c.tool} by ${c.userId}`);
+    for (const line of mcpLog()) say(line);
   }, 250);
 
   say(
@@ -189,6 +183,8 @@ async function start(running: Running): Promise<void> {
 }
 
 async function main(): Promise<void> {
+  // As in npm start (functions/local.ts): the SDK's documented switch for its Node < 22 warning.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const running: Running = { dir: mkdtempSync(join(tmpdir(), 'lk-mcp-stack-')) };
   let stopping = false;
   const shutdown = async (code: number) => {

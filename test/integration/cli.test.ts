@@ -188,6 +188,11 @@ describe('livekit-mcp-dispatch tenants', () => {
     expect(create.stderr).toContain('hint: it exists; leave out --create');
     expect(stale.code).toBe(1);
     expect(stale.stderr).toContain('version_conflict, HTTP 412');
+    // The same command would fail again: the hint is to read the current version.
+    expect(stale.stderr).toContain(
+      'hint: the record is no longer at version 1: read the current version (tenants get acme)',
+    );
+    expect(stale.stderr).not.toContain('run the command again');
   });
 
   it('lists tenants as a table, page by page or --all', async () => {
@@ -346,7 +351,48 @@ describe('livekit-mcp-dispatch users', () => {
   });
 });
 
+describe('livekit-mcp-dispatch lists of a missing tenant', () => {
+  it('exits 1 and prints the problem when the API answers 404 (users list of a tenant it does not show)', async () => {
+    // Prepare: a tenant admin of acme asking for another tenant: the API answers 404 as for a
+    // missing tenant (and, for a superadmin, `users list nosuch` is the same 404).
+    // Act
+    const run = await cli(['users', 'list', 'nosuch'], { token: tokens.adminAcme });
+
+    // Assess
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/\(tenant_not_found, HTTP 404\)/);
+    expect(run.stderr).toContain('hint: no tenant nosuch (tenants list shows them)');
+    expect(run.stdout).toBe('');
+  });
+});
+
 describe('livekit-mcp-dispatch usage and connection errors', () => {
+  it('answers a secret typed as a flag with the file flag, without the help or the value', async () => {
+    // Act
+    const run = await cli(['users', 'put', 'acme', 'bob', '--mcp-token', SECRET_TOKEN]);
+
+    // Assess (cli() also checks that the value is never printed)
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain(
+      "Unknown option '--mcp-token'; did you mean --mcp-token-file? secrets are read from files (or - for stdin), never flags",
+    );
+    expect(run.stderr).not.toContain('usage:');
+  });
+
+  it.each([
+    [['tenants', 'put', 'acme', '--mcp-urll', 'x'], 'did you mean --mcp-url?'],
+    [['users', 'list', 'acme', '--limt', '5'], 'did you mean --limit?'],
+    [['tenants', 'rm', 'acme', '--cascde'], 'did you mean --cascade?'],
+    [['tenants', 'list', '--limit'], '--limit needs a value'],
+  ])('suggests the flag meant for %j', async (argv, message) => {
+    // Act
+    const run = await cli(argv);
+
+    // Assess
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain(message);
+  });
+
   it.each([
     [['frobnicate'], 'unknown command: frobnicate'],
     [['tenants', 'get'], 'tenants get takes <tenant>'],

@@ -7,7 +7,13 @@ import { openDispatchMetadata } from '@livekit-mcp-dispatch/worker';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SeedError, type SeededDemo, seedDemo } from '../../scripts/seed-demo.js';
+import {
+  demoInstructions,
+  mcpRequestLog,
+  SeedError,
+  type SeededDemo,
+  seedDemo,
+} from '../../scripts/seed-demo.js';
 import type { LiveKitStandIn } from '../support/livekit-standin.js';
 import { type LocalStack, startLocalStack } from '../support/local-stack.js';
 
@@ -76,6 +82,53 @@ describe('seedDemo', () => {
     const server = grant.mcpServers[0]!;
     expect(server.url).toBe(demo.mcp.url);
     expect(await whoami(server.url, server.headers.Authorization!)).toMatchObject({ user_id: 'demo-user' });
+  });
+
+  it("logs each MCP request it serves: method, tool, and whose token by the API's fingerprint", async () => {
+    // Prepare
+    const demo = await seedDemo({ url: base, dataDir, mcpPort: 0 });
+    running.push(demo);
+    const log = mcpRequestLog(demo);
+    const admin = await stack.token({ user: 'ops', superadmin: true });
+    const shown = await stack.call('GET', '/v1/admin/tenants/demo/users/demo-user', { token: admin });
+
+    // Act
+    await whoami(demo.mcp.url, `Bearer ${demo.mcp.token}`);
+    await fetch(demo.mcp.url, { method: 'POST', body: '{}' });
+    const lines = log();
+
+    // Assess
+    const fingerprint = shown.json.mcp.token_fingerprint;
+    expect(demo.tokenFingerprint).toBe(fingerprint);
+    expect(lines).toContainEqual(
+      expect.stringMatching(/\[mcp\] POST \/mcp initialize -> 200 \(demo-user's token /),
+    );
+    expect(lines).toContainEqual(
+      expect.stringMatching(
+        new RegExp(`POST /mcp tools/call whoami -> 200 \\(demo-user's token ${fingerprint}\\)$`),
+      ),
+    );
+    expect(lines).toContainEqual(expect.stringMatching(/POST \/mcp -> 401 \(no token\)$/));
+    expect(lines.join('\n')).not.toContain(demo.mcp.token);
+    expect(log()).toEqual([]);
+  });
+
+  it('prints the next commands: DISPATCH_KEYS exported from keys.json, never pasted', async () => {
+    // Prepare
+    const demo = await seedDemo({ url: base, dataDir, mcpPort: 0 });
+    running.push(demo);
+    const keys = JSON.parse(readFileSync(join(dataDir, 'keys.json'), 'utf8'));
+
+    // Act
+    const text = demoInstructions(demo, { dataDir });
+    const exportLine = /^ {2}export DISPATCH_KEYS="\$\((.*)\)"$/m.exec(text)?.[1];
+    const { stdout } = await promisify(execFile)('sh', ['-c', exportLine!]);
+
+    // Assess
+    expect(JSON.parse(stdout)).toEqual(keys.dispatch);
+    expect(text).not.toContain(Object.values(keys.dispatch.keys as Record<string, string>)[0]);
+    expect(text).toContain('-m livekit.agents start worker/python/agent.py');
+    expect(text).toContain(demo.nextCommand);
   });
 
   it('runs again: the same tenant and user, now with the new MCP server and token', async () => {

@@ -34,7 +34,24 @@ export interface McpRequest {
   method: string;
   path: string;
   status: number;
+  /** The JSON-RPC calls of a POST (`initialize`, `tools/list`, `tools/call` with its tool, …). */
+  rpc: { method: string; tool?: string }[];
   at: Date;
+}
+
+/** The JSON-RPC method (and, for `tools/call`, the tool) of each message in a POST body. */
+function rpcCalls(body: unknown): { method: string; tool?: string }[] {
+  const messages = Array.isArray(body) ? body : [body];
+  return messages.flatMap((m) => {
+    if (typeof m !== 'object' || m === null || typeof (m as { method?: unknown }).method !== 'string')
+      return [];
+    const { method, params } = m as { method: string; params?: { name?: unknown } };
+    return [
+      typeof params?.name === 'string' && method === 'tools/call'
+        ? { method, tool: params.name }
+        : { method },
+    ];
+  });
 }
 
 export interface McpServerOptions {
@@ -142,12 +159,14 @@ export async function startMcpServer(options: McpServerOptions): Promise<Running
     const url = new URL(req.url ?? '/', 'http://localhost');
     const token = bearerToken(req);
     const fingerprint = token === null ? null : tokenFingerprint(token);
+    let rpc: McpRequest['rpc'] = [];
     res.on('finish', () => {
       requests.push({
         tokenFingerprint: fingerprint,
         method: req.method ?? '',
         path: url.pathname,
         status: res.statusCode,
+        rpc,
         at: new Date(),
       });
     });
@@ -172,6 +191,7 @@ export async function startMcpServer(options: McpServerOptions): Promise<Running
         return sendJson(res, 405, { error: 'method_not_allowed' }, { allow: 'POST' });
       }
       const body = await readJson(req);
+      rpc = rpcCalls(body);
       const server = buildServer(user, fingerprint, 'streamable_http', calls);
       const transport = new StreamableHTTPServerTransport({
         sessionIdGenerator: undefined,
@@ -200,7 +220,9 @@ export async function startMcpServer(options: McpServerOptions): Promise<Running
       if (!session || session.fingerprint !== fingerprint) {
         return sendJson(res, 404, { error: 'unknown_session' });
       }
-      await session.transport.handlePostMessage(req, res, await readJson(req));
+      const body = await readJson(req);
+      rpc = rpcCalls(body);
+      await session.transport.handlePostMessage(req, res, body);
       return;
     }
     return sendJson(res, 405, { error: 'method_not_allowed' });

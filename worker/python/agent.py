@@ -28,7 +28,15 @@ The model strings go to ``AgentSession`` as they are, so any model LiveKit Infer
 chosen without code changes; to use a provider plugin instead (e.g. ``livekit-plugins-openai``),
 install it and replace the three strings in ``_session_models``.
 
-Run:  python agent.py dev   (or: start)
+Run (from the repository root, with the worker venv's Python, see worker/README.md):
+    python -m livekit.agents start worker/python/agent.py --dev   (development: colored logs)
+    python -m livekit.agents start worker/python/agent.py         (production: JSON logs)
+or `lk agent dev` with the LiveKit CLI. (`python agent.py dev|start` still works, but
+livekit-agents 1.8 deprecates its built-in CLI in favour of these two.)
+
+Before it registers, the worker checks LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET (or the
+--url/--api-key/--api-secret flags) and DISPATCH_KEYS, and exits with status 2 and one message
+naming every problem: a worker without its keyring would register and then refuse every job.
 """
 
 from __future__ import annotations
@@ -36,8 +44,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlparse
 
 from livekit.agents import Agent, AgentServer, AgentSession, JobContext, cli, room_io
 
@@ -49,6 +59,7 @@ from livekit_mcp_dispatch import (
     UnsafeMcpUrlError,
     build_mcp_toolsets,
     open_dispatch_metadata,
+    parse_dispatch_keyring,
 )
 
 logger = logging.getLogger("lkmcp.agent")
@@ -96,7 +107,69 @@ def _no_load() -> float:
     return 0.0
 
 
-server = AgentServer(**server_options())
+def startup_problems(
+    env: Mapping[str, str] | None = None,
+    *,
+    url: str | None = None,
+    api_key: str | None = None,
+    api_secret: str | None = None,
+) -> list[str]:
+    """Everything that would make this worker useless, checked before it registers.
+
+    ``url``/``api_key``/``api_secret`` are what the worker will use (flags or environment);
+    ``None`` means the environment. The messages name variables, never their values.
+    """
+    env = os.environ if env is None else env
+    problems: list[str] = []
+    url = env.get("LIVEKIT_URL", "") if url is None else url
+    parsed = urlparse(url)
+    if not url:
+        problems.append("LIVEKIT_URL is not set (the LiveKit server; npm start's is ws://localhost:7880)")
+    elif parsed.scheme not in ("ws", "wss", "http", "https") or not parsed.hostname:
+        problems.append("LIVEKIT_URL must be a ws(s):// or http(s):// URL")
+    if not (env.get("LIVEKIT_API_KEY", "") if api_key is None else api_key):
+        problems.append("LIVEKIT_API_KEY is not set (npm start's LiveKit: devkey)")
+    if not (env.get("LIVEKIT_API_SECRET", "") if api_secret is None else api_secret):
+        problems.append("LIVEKIT_API_SECRET is not set")
+    keys = env.get("DISPATCH_KEYS", "")
+    if not keys.strip():
+        problems.append(
+            "DISPATCH_KEYS is not set (the dispatch keyring JSON the server seals with; locally the"
+            " `dispatch` entry of DATA_DIR/keys.json, see worker/README.md)"
+        )
+    else:
+        try:
+            parse_dispatch_keyring(keys)
+        except KeyringError as error:
+            problems.append("DISPATCH_KEYS is not a valid keyring: " + "; ".join(error.problems))
+    return problems
+
+
+class CheckedAgentServer(AgentServer):
+    """An ``AgentServer`` that refuses to start with a configuration that cannot serve a job.
+
+    Both entries (``python -m livekit.agents start``, ``lk agent``, and the deprecated
+    ``python agent.py start|dev``) end in ``run()``; livekit-agents would otherwise log the
+    missing URL as "worker failed" and exit 0, or register without a keyring.
+    """
+
+    async def run(self, *, devmode: bool = False, unregistered: bool = False) -> None:
+        # _ws_url/_api_key/_api_secret: what the CLI flags or the environment set (livekit-agents 1.8).
+        problems = startup_problems(
+            url=getattr(self, "_ws_url", None),
+            api_key=getattr(self, "_api_key", None),
+            api_secret=getattr(self, "_api_secret", None),
+        )
+        if problems and not unregistered:
+            print("livekit-mcp-dispatch worker not started:\n" + "\n".join(f"  - {p}" for p in problems), file=sys.stderr)
+            sys.stderr.flush()
+            # Nothing has started yet; a SystemExit raised in the CLI's task would be reported
+            # as an unretrieved task exception (a traceback) before the process exits.
+            os._exit(2)
+        await super().run(devmode=devmode, unregistered=unregistered)
+
+
+server = CheckedAgentServer(**server_options())
 
 
 def open_job(ctx: JobContext, keyring_json: str, agent_name: str | None = None) -> DispatchGrant | None:

@@ -14,8 +14,10 @@
  * MCP URLs, e.g. a local MCP server; never in production); `LKMCP_WORKER_LOAD`,
  * `LKMCP_HEALTH_HOST`, `LKMCP_HEALTH_PORT`, `LKMCP_IDLE_PROCESSES` (see {@link serverOptions}).
  *
- * Run: `npx tsx src/agent.ts dev` (or `start`). Importing this module starts nothing and makes no
- * network call; only running it as the main module starts the worker CLI.
+ * Run (from the repository root): `npx tsx worker/src/agent.ts start`, or `lk agent dev` with the
+ * LiveKit CLI for development (@livekit/agents 1.9 deprecates its own `dev` command in favour of
+ * it). Importing this module starts nothing and makes no network call; only running it as the
+ * main module checks the configuration ({@link startupProblems}) and starts the worker CLI.
  */
 import { fileURLToPath } from 'node:url';
 import { cli, defineAgent, type JobContext, log, ServerOptions, voice } from '@livekit/agents';
@@ -27,7 +29,13 @@ import {
   type McpToolset,
   type McpToolsetOptions,
 } from './mcp-toolset.js';
-import { type DispatchGrant, DispatchMetadataError, KeyringError, openDispatchMetadata } from './open.js';
+import {
+  type DispatchGrant,
+  DispatchMetadataError,
+  KeyringError,
+  openDispatchMetadata,
+  parseDispatchKeyring,
+} from './open.js';
 
 /** Where the example writes its log lines (pino's `(object, message)` shape). */
 export interface JobLogger {
@@ -189,6 +197,59 @@ export async function prepareJob(
   return { grant, toolsets };
 }
 
+/** The value of a worker CLI flag (`--url X` or `--url=X`), as commander reads it. */
+function flagValue(argv: readonly string[], flag: string): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] ?? '';
+    if (arg === flag) return argv[i + 1];
+    if (arg.startsWith(`${flag}=`)) return arg.slice(flag.length + 1);
+  }
+  return undefined;
+}
+
+/**
+ * Everything that would make this worker useless, checked before it registers: the LiveKit URL
+ * and credentials (environment or the CLI's `--url`/`--api-key`/`--api-secret`) and a valid
+ * `DISPATCH_KEYS` (without it the worker would register and then refuse every job). The
+ * messages name variables, never their values.
+ */
+export function startupProblems(
+  env: NodeJS.ProcessEnv = process.env,
+  argv: readonly string[] = [],
+): string[] {
+  const problems: string[] = [];
+  const url = flagValue(argv, '--url') ?? env.LIVEKIT_URL ?? '';
+  if (url === '') {
+    problems.push("LIVEKIT_URL is not set (the LiveKit server; npm start's is ws://localhost:7880)");
+  } else if (!URL.canParse(url) || !['ws:', 'wss:', 'http:', 'https:'].includes(new URL(url).protocol)) {
+    problems.push('LIVEKIT_URL must be a ws(s):// or http(s):// URL');
+  }
+  if (!(flagValue(argv, '--api-key') ?? env.LIVEKIT_API_KEY)) {
+    problems.push("LIVEKIT_API_KEY is not set (npm start's LiveKit: devkey)");
+  }
+  if (!(flagValue(argv, '--api-secret') ?? env.LIVEKIT_API_SECRET))
+    problems.push('LIVEKIT_API_SECRET is not set');
+  const keys = env.DISPATCH_KEYS ?? '';
+  if (keys.trim() === '') {
+    problems.push(
+      'DISPATCH_KEYS is not set (the dispatch keyring JSON the server seals with; locally the `dispatch` entry of DATA_DIR/keys.json, see worker/README.md)',
+    );
+  } else {
+    try {
+      parseDispatchKeyring(keys);
+    } catch (error) {
+      if (!(error instanceof KeyringError)) throw error;
+      problems.push(`DISPATCH_KEYS is not a valid keyring: ${error.problems.join('; ')}`);
+    }
+  }
+  try {
+    serverOptions(env);
+  } catch (error) {
+    problems.push((error as Error).message);
+  }
+  return problems;
+}
+
 export default defineAgent({
   entry: async (ctx: JobContext) => {
     const prepared = await prepareJob(ctx, log());
@@ -207,6 +268,17 @@ export default defineAgent({
 });
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const command = process.argv[2];
+  // Help and the other commands (download-files, …) need no LiveKit; `start`/`dev`/`connect` do.
+  const problems = ['start', 'dev', 'connect'].includes(command ?? '')
+    ? startupProblems(process.env, process.argv)
+    : [];
+  if (problems.length > 0) {
+    process.stderr.write(
+      `livekit-mcp-dispatch worker not started:\n${problems.map((p) => `  - ${p}\n`).join('')}`,
+    );
+    process.exit(2);
+  }
   cli.runApp(
     new ServerOptions({ agent: fileURLToPath(import.meta.url), agentName: agentName(), ...serverOptions() }),
   );
