@@ -18,10 +18,15 @@ export async function ensureVenv(): Promise<string> {
   return venvPython();
 }
 
-/** Fails early, with the fix, when the worker package's own dependencies are not installed. */
+/**
+ * Fails early, with the fix, when the worker package's own dependencies are not installed (npm
+ * workspaces hoist them to the root node_modules; a nested copy counts too).
+ */
 export function assertWorkerPackageInstalled(): void {
-  if (!existsSync(join(repoRoot, 'worker', 'node_modules', '@livekit', 'agents', 'package.json'))) {
-    throw new Error('worker/node_modules is missing: run `npm ci --prefix worker`');
+  const hoisted = join(repoRoot, 'node_modules', '@livekit', 'agents', 'package.json');
+  const nested = join(repoRoot, 'worker', 'node_modules', '@livekit', 'agents', 'package.json');
+  if (!existsSync(hoisted) && !existsSync(nested)) {
+    throw new Error('@livekit/agents is not installed: run `npm ci` at the repository root');
   }
 }
 
