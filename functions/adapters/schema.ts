@@ -73,8 +73,25 @@ export const keys = {
   eventClaim: (eventId: string) => ({ pk: key('EVENT', eventId), sk: 'CLAIM' }),
   /** Idempotency-Key of one user. */
   idempotency: (userId: string, idemKey: string) => ({ pk: key('IDEM', userId, idemKey), sk: 'CLAIM' }),
-  /** Per-user start counter for one minute window. */
-  rate: (userId: string, minute: number) => ({ pk: key('RATE', userId, String(minute)), sk: 'COUNT' }),
+  /**
+   * The sliding rate window of one (tenant, user): a single item holding the last admissions'
+   * times, so one conditional write decides each admission (docs/api.md §4).
+   */
+  rateWindow: (tenantId: string, userId: string) => ({ pk: key('RATE', tenantId, userId), sk: 'WINDOW' }),
+  /**
+   * Base-table index of a tenant's active sessions (docs/api.md §10): one item per session that
+   * may be live, written before its dispatch is created and removed once it has ended. Read
+   * strongly consistent by revoke, suspension and delete (an index, eventually consistent in AWS,
+   * would let a session slip past them). The sort key starts with the user, so one user's items
+   * share a prefix; the rest is a digest of the session's key, so long ids still fit.
+   */
+  activeMarker: (tenantId: string, userId: string, sessionDigest: string) => ({
+    pk: key('ACTIVE', tenantId),
+    sk: `${escapeKeyPart(userId)}#${sessionDigest}`,
+  }),
+  activeMarkerPartition: (tenantId: string) => key('ACTIVE', tenantId),
+  /** The sort-key prefix of one user's active-session markers (the escaped id holds no `#`). */
+  activeMarkerUserPrefix: (userId: string) => `${escapeKeyPart(userId)}#`,
   /** Quota lease slot `slot` of a tenant. */
   lease: (tenantId: string, slot: number) => ({
     pk: key('LEASE', tenantId),

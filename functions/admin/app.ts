@@ -1,4 +1,4 @@
-import { Hono } from 'hono';
+import { type Context, Hono } from 'hono';
 import { createAdminService } from '../core/admin.js';
 import type { Config } from '../core/config.js';
 import { createCursorCodec } from '../core/cursor.js';
@@ -12,7 +12,7 @@ import { withProblemHandling } from '../http/problem.js';
 import { requestContext } from '../http/request-context.js';
 import openApiDocument from '../openapi/openapi.json' with { type: 'json' };
 import { auditSessionRoutes } from './audit-sessions.js';
-import { type AdminEnv, type AdminStore, adminAuth } from './context.js';
+import { type AdminEnv, type AdminStore, adminAuth, requestDeadline } from './context.js';
 import { tenantRoutes } from './tenants.js';
 import { userRoutes } from './users.js';
 
@@ -35,8 +35,14 @@ export interface AdminAppDeps {
   resolveHost: HostResolver;
   clock?: () => Date;
   log?: Log;
-  /** How long one `?cascade=true` delete works before answering 202 (repeat to continue); default 20 s. */
+  /**
+   * How long one request's bulk work (a cascade, ending sessions) runs before answering 202
+   * (repeat to continue) when there is no Lambda context; default 20 s. In Lambda the budget is
+   * the invocation's remaining time less `bulkMarginMs`.
+   */
   cascadeBudgetMs?: number;
+  /** Time kept back from the invocation's remaining time to answer the 202; default 3 s. */
+  bulkMarginMs?: number;
   /** `PUBLIC_BASE_URL`: the document's `servers`; unset, it names the origin it is served from (`/`). */
   publicBaseUrl?: string;
 }
@@ -66,7 +72,14 @@ export function createAdminApp(deps: AdminAppDeps): Hono<AdminEnv> {
     log,
     cascadeBudgetMs: deps.cascadeBudgetMs ?? 20_000,
   });
-  const routes = { admin, store, cursors: createCursorCodec(config.storageKeys) };
+  const clock = deps.clock ?? (() => new Date());
+  const budget = { marginMs: deps.bulkMarginMs ?? 3_000, fallbackMs: deps.cascadeBudgetMs ?? 20_000 };
+  const routes = {
+    admin,
+    store,
+    cursors: createCursorCodec(config.storageKeys),
+    deadline: (c: Context<AdminEnv>) => requestDeadline(c, clock().getTime(), budget),
+  };
 
   const app = new Hono<AdminEnv>();
   // withProblemHandling only installs onError/notFound, which do not depend on the Env type.

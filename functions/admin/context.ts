@@ -11,20 +11,59 @@ import { listQuerySchema } from '../core/admin-input.js';
 import type { CursorCodec } from '../core/cursor.js';
 import type { AdminStore, JwtVerifier, Page, PageRequest } from '../core/ports.js';
 import { type Precondition, parsePrecondition } from '../core/preconditions.js';
-import type { PageView } from '../http/responses.js';
+import type { CascadeProgress, PageView } from '../http/responses.js';
 import { validate } from '../http/validate.js';
 
 /** The store operations the admin API uses. */
 export type { AdminStore } from '../core/ports.js';
 
-/** The Hono environment of the admin routes: the actor the auth middleware resolved. */
-export type AdminEnv = { Variables: { actor: AdminActor } };
+/** What hono's aws-lambda adapter passes as `c.env` (absent on the local server and in tests). */
+export interface LambdaBindings {
+  lambdaContext?: { getRemainingTimeInMillis(): number };
+}
+
+/**
+ * The Hono environment of the admin routes: the actor the auth middleware resolved, and, in
+ * Lambda, the invocation's context (its remaining time bounds bulk work).
+ */
+export type AdminEnv = { Variables: { actor: AdminActor }; Bindings: LambdaBindings };
 
 /** What each admin sub-app is built from. */
 export interface AdminRoutesDeps {
   admin: AdminService;
   store: AdminStore;
   cursors: CursorCodec;
+  /** When this request's bulk work must stop to answer a 202 in time (epoch ms). */
+  deadline: (c: Context<AdminEnv>) => number;
+}
+
+/**
+ * The deadline of a request's bulk work: the invocation's remaining time (Lambda) less
+ * `marginMs`, so the 202 with its progress is written before the function is killed; without a
+ * Lambda context (local server, tests), `fallbackMs` from now.
+ */
+export function requestDeadline(
+  c: Context<AdminEnv>,
+  now: number,
+  options: { marginMs: number; fallbackMs: number },
+): number {
+  const remaining = c.env?.lambdaContext?.getRemainingTimeInMillis();
+  return typeof remaining === 'number' && Number.isFinite(remaining)
+    ? now + Math.max(0, remaining - options.marginMs)
+    : now + options.fallbackMs;
+}
+
+/** The 202 of bulk work that ran out of time: what it did so far; repeat the request to continue. */
+export function inProgress(c: Context, progress: { deletedUsers?: number; endedSessions?: number }) {
+  return c.json(
+    {
+      status: 'in_progress',
+      deleted_users: progress.deletedUsers ?? 0,
+      ended_sessions: progress.endedSessions ?? 0,
+      detail: 'Repeat the request to continue.',
+    } satisfies CascadeProgress,
+    202,
+  );
 }
 
 /**
@@ -115,6 +154,8 @@ export function written<T extends { version: number }, V extends { ended_session
 ) {
   const { record, created, endedSessions } = result;
   c.header('etag', etag(record.version));
+  // Written, but not every session it ended was reached in time: repeat with the new ETag.
+  if (!result.done) return inProgress(c, { endedSessions });
   if (created) c.header('location', `/v1/admin/${path}`);
   return c.json(
     { ...view(record), ...(endedSessions > 0 ? { ended_sessions: endedSessions } : {}) } satisfies V,

@@ -2,12 +2,13 @@ import { Hono } from 'hono';
 import { checkSuperadminFields, tenantPath } from '../core/admin.js';
 import { deleteTenantQuerySchema, tenantBodySchema } from '../core/admin-input.js';
 import { DomainError } from '../core/errors.js';
-import type { CascadeProgress } from '../http/responses.js';
+import type { PageRequest } from '../core/ports.js';
 import { readJson, validate } from '../http/validate.js';
 import {
   type AdminEnv,
   type AdminRoutesDeps,
   etag,
+  inProgress,
   listPage,
   preconditionOf,
   tenantAccess,
@@ -16,12 +17,17 @@ import {
 import { tenantView } from './views.js';
 
 /** `/v1/admin/tenants[/{tenantId}]`: list (superadmin), read, create or replace, delete. */
-export function tenantRoutes({ admin, store, cursors }: AdminRoutesDeps): Hono<AdminEnv> {
+export function tenantRoutes({ admin, store, cursors, deadline }: AdminRoutesDeps): Hono<AdminEnv> {
   const app = new Hono<AdminEnv>();
 
   app.get('/', async (c) => {
     if (!c.get('actor').superadmin) throw new DomainError('forbidden', 'Only a superadmin lists tenants.');
-    return listPage(c, cursors, 'tenants', (page) => store.listTenants(page), tenantView);
+    // A tenant being deleted is answered as missing everywhere (docs/api.md §10).
+    const present = async (page: PageRequest) => {
+      const found = await store.listTenants(page);
+      return { ...found, items: found.items.filter((t) => t.status !== 'deleting') };
+    };
+    return listPage(c, cursors, 'tenants', present, tenantView);
   });
 
   app.get('/:tenantId', async (c) => {
@@ -37,7 +43,7 @@ export function tenantRoutes({ admin, store, cursors }: AdminRoutesDeps): Hono<A
     const raw = (await readJson(c)) as Record<string, unknown>;
     checkSuperadminFields(actor, raw);
     const body = validate(tenantBodySchema, raw);
-    const result = await admin.putTenant(actor, tenantId, body, pre);
+    const result = await admin.putTenant(actor, tenantId, body, pre, deadline(c));
     return written(c, result, tenantView, tenantPath(tenantId));
   });
 
@@ -45,17 +51,8 @@ export function tenantRoutes({ admin, store, cursors }: AdminRoutesDeps): Hono<A
     const { actor, tenantId } = tenantAccess(c);
     const pre = preconditionOf(c);
     const { cascade } = validate(deleteTenantQuerySchema, c.req.query(), 'query');
-    const result = await admin.deleteTenant(actor, tenantId, pre, cascade === 'true');
-    if (!result.done) {
-      return c.json(
-        {
-          status: 'in_progress',
-          deleted_users: result.deletedUsers,
-          detail: 'Repeat the request to continue.',
-        } satisfies CascadeProgress,
-        202,
-      );
-    }
+    const result = await admin.deleteTenant(actor, tenantId, pre, cascade === 'true', deadline(c));
+    if (!result.done) return inProgress(c, result);
     return c.body(null, 204);
   });
 

@@ -7,6 +7,7 @@ import {
   type AdminEnv,
   type AdminRoutesDeps,
   etag,
+  inProgress,
   listedTenantAccess,
   listPage,
   preconditionOf,
@@ -17,7 +18,7 @@ import {
 import { userView } from './views.js';
 
 /** `/v1/admin/tenants/{tenantId}/users[/{userId}[/revoke]]`: list, read, write, delete, revoke. */
-export function userRoutes({ admin, store, cursors }: AdminRoutesDeps): Hono<AdminEnv> {
+export function userRoutes({ admin, store, cursors, deadline }: AdminRoutesDeps): Hono<AdminEnv> {
   const app = new Hono<AdminEnv>();
 
   app.get('/', async (c) => {
@@ -37,21 +38,23 @@ export function userRoutes({ admin, store, cursors }: AdminRoutesDeps): Hono<Adm
     const userId = userIdOf(c, { writing: true });
     const pre = preconditionOf(c);
     const body = validate(userBodySchema, await readJson(c));
-    const result = await admin.putUser(actor, tenantId, userId, body, pre);
+    const result = await admin.putUser(actor, tenantId, userId, body, pre, deadline(c));
     return written(c, result, userView, userPath(tenantId, userId));
   });
 
   app.delete('/:userId', async (c) => {
     const { actor, tenantId } = tenantAccess(c);
     const pre = preconditionOf(c);
-    await admin.deleteUser(actor, tenantId, userIdOf(c), pre);
+    const result = await admin.deleteUser(actor, tenantId, userIdOf(c), pre, deadline(c));
+    if (!result.done) return inProgress(c, result);
     return c.body(null, 204);
   });
 
   app.post('/:userId/revoke', async (c) => {
     const { actor, tenantId } = tenantAccess(c);
-    const { record, endedSessions } = await admin.revokeUser(actor, tenantId, userIdOf(c));
+    const { record, endedSessions, done } = await admin.revokeUser(actor, tenantId, userIdOf(c), deadline(c));
     c.header('etag', etag(record.version));
+    if (!done) return inProgress(c, { endedSessions });
     return c.json({ ...userView(record), ended_sessions: endedSessions } satisfies RevokedView);
   });
 

@@ -27,7 +27,8 @@ export function tenantView(t: TenantRecord): TenantView {
     dispatch_policy: t.dispatch_policy,
     agent_names: t.agent_names,
     max_concurrent_sessions: t.max_concurrent_sessions ?? null,
-    status: t.status,
+    // A deleting tenant is answered as missing (core/admin.ts), so this never shows it.
+    status: t.status === 'deleting' ? 'suspended' : t.status,
     webhook_dispatch: t.webhook_dispatch,
     sip_trunk_ids: t.sip_trunk_ids,
     version: t.version,

@@ -26,6 +26,8 @@ export {
 
 /** Users deleted per page of a cascading tenant delete. */
 const CASCADE_PAGE = 25;
+/** Sessions ended at once (each ends its record, deletes its room, removes its marker). */
+export const END_SESSIONS_PARALLEL = 8;
 
 /** Everything {@link createAdminService} is built from. */
 export interface AdminServiceDeps {
@@ -38,19 +40,44 @@ export interface AdminServiceDeps {
   urlGuard: UrlGuardOptions;
   clock: () => Date;
   log: Log;
-  /** How long one cascading delete works before it stops (repeat to continue). */
+  /**
+   * How long one request's bulk work (a cascade, ending sessions) runs when the caller passes no
+   * deadline (local server, tests); in Lambda the deadline comes from the invocation's
+   * remaining time (functions/admin/app.ts).
+   */
   cascadeBudgetMs: number;
 }
 
-/** A write's effect: the stored record, whether it was created, and how many sessions it ended. */
+/**
+ * When the request's bulk work must stop (epoch ms of the service clock), so that it answers a
+ * 202 with its progress before its invocation is killed; the next request resumes.
+ */
+export type Deadline = number;
+
+/**
+ * A write's effect: the stored record, whether it was created, how many sessions it ended, and
+ * whether every session it had to end was reached before the deadline (else repeat it).
+ */
 export interface WriteResult<T> {
   record: T;
   created: boolean;
   endedSessions: number;
+  done: boolean;
 }
 
-/** A tenant delete either finished or stopped on its time budget after deleting some users. */
-export type TenantDeleteResult = { done: true } | { done: false; deletedUsers: number };
+/** A tenant delete either finished or stopped on its deadline after deleting some users. */
+export type TenantDeleteResult =
+  | { done: true }
+  | { done: false; deletedUsers: number; endedSessions: number };
+
+/** A user delete either finished, or stopped on its deadline with the user gone and sessions left. */
+export type UserDeleteResult = { done: true } | { done: false; endedSessions: number };
+
+/** How far ending a set of sessions got before the deadline. */
+export interface EndProgress {
+  ended: number;
+  done: boolean;
+}
 
 /** The admin operations of docs/api.md §6 (tenants, users, revoke), behind {@link createAdminService}. */
 export interface AdminService {
@@ -64,6 +91,7 @@ export interface AdminService {
     tenantId: string,
     body: TenantBody,
     pre: Precondition,
+    deadline?: Deadline,
   ): Promise<WriteResult<TenantRecord>>;
   /** Deletes a tenant after ending its sessions (with its users only with `cascade`), within the time budget. */
   deleteTenant(
@@ -71,6 +99,7 @@ export interface AdminService {
     tenantId: string,
     pre: Precondition,
     cascade: boolean,
+    deadline?: Deadline,
   ): Promise<TenantDeleteResult>;
   /** Creates or replaces a user of an existing tenant; a write that leaves it suspended ends its sessions. */
   putUser(
@@ -79,15 +108,23 @@ export interface AdminService {
     userId: string,
     body: UserBody,
     pre: Precondition,
+    deadline?: Deadline,
   ): Promise<WriteResult<UserRecord>>;
-  /** Ends the user's sessions, then deletes and audits the user; 404 when it is gone. */
-  deleteUser(actor: AdminActor, tenantId: string, userId: string, pre: Precondition): Promise<void>;
+  /** Deletes and audits the user, then ends the user's sessions; 404 when nothing of it is left. */
+  deleteUser(
+    actor: AdminActor,
+    tenantId: string,
+    userId: string,
+    pre: Precondition,
+    deadline?: Deadline,
+  ): Promise<UserDeleteResult>;
   /** Suspends the user (retrying on concurrent writes), then ends the user's live sessions. */
   revokeUser(
     actor: AdminActor,
     tenantId: string,
     userId: string,
-  ): Promise<{ record: UserRecord; endedSessions: number }>;
+    deadline?: Deadline,
+  ): Promise<{ record: UserRecord; endedSessions: number; done: boolean }>;
 }
 
 /**
@@ -105,39 +142,96 @@ export function createAdminService(deps: AdminServiceDeps): AdminService {
     return user?.tenant_id === tenantId ? user : undefined;
   }
 
-  /** Deletes the LiveKit rooms of these sessions, then ends the sessions; returns how many ended. */
-  async function endSessions(sessions: SessionRecord[]): Promise<number> {
-    const active = sessions.filter((s) => s.status === 'active');
-    for (const room of new Set(active.map((s) => s.room_name))) await livekit.deleteRoom(room);
+  const deadlineOf = (deadline: Deadline | undefined): Deadline =>
+    deadline ?? clock().getTime() + deps.cascadeBudgetMs;
+  const pastDeadline = (deadline: Deadline) => clock().getTime() >= deadline;
+
+  /**
+   * Ends these sessions (active markers), at most {@link END_SESSIONS_PARALLEL} at a time, each
+   * one as: its record marked ended first (the progress a retry sees), then its room deleted,
+   * its lease and claims released, and last its marker removed. A request stopped by its
+   * deadline, or by a LiveKit failure, leaves every session it did not finish still marked, so
+   * a retry resumes with those; a retry of one whose record is already ended still deletes the
+   * room. Starts no session once the deadline has passed.
+   */
+  async function endSessions(sessions: SessionRecord[], deadline: Deadline): Promise<EndProgress> {
+    const queue = [...sessions];
+    const rooms = new Map<string, Promise<void>>();
+    // One DeleteRoom per room, however many of its sessions are ended here.
+    const deleteRoom = (room: string) => {
+      let pending = rooms.get(room);
+      if (pending === undefined) {
+        pending = livekit.deleteRoom(room);
+        rooms.set(room, pending);
+      }
+      return pending;
+    };
     let ended = 0;
+    let stopped = false;
     const at = clock();
-    for (const s of active) {
-      if ((await store.endSession(s, at)) === undefined) continue;
-      ended += 1;
-      // Release what room_finished would have: that event now finds the sessions ended and
-      // leaves them alone, so without this the tenant's lease stays taken until it expires.
-      await releaseSessionResources(store, s);
-    }
-    return ended;
+    const worker = async () => {
+      for (let s = queue.shift(); s !== undefined; s = queue.shift()) {
+        if (pastDeadline(deadline)) {
+          stopped = true;
+          return;
+        }
+        await store.endSession(s, at);
+        await deleteRoom(s.room_name);
+        // Release what room_finished would have: that event now finds the session ended and
+        // leaves it alone, so without this the tenant's lease stays taken until it expires.
+        await releaseSessionResources(store, s);
+        await store.unmarkSessionActive(s);
+        // Counted when this request finished it: a retry after a failed room deletion counts it.
+        ended += 1;
+      }
+    };
+    const results = await Promise.allSettled(
+      Array.from({ length: Math.min(END_SESSIONS_PARALLEL, queue.length) }, worker),
+    );
+    const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failure !== undefined) throw failure.reason;
+    return { ended, done: !stopped };
   }
 
-  async function endUserSessions(tenantId: string, userId: string): Promise<number> {
-    return endSessions(await store.activeSessionsOfUser(tenantId, userId));
+  async function endUserSessions(tenantId: string, userId: string, deadline: Deadline): Promise<EndProgress> {
+    return endSessions(await store.activeSessionsOfUser(tenantId, userId), deadline);
   }
 
-  async function deleteUserAndAudit(actor: AdminActor, tenantId: string, user: UserRecord, version?: number) {
-    await endUserSessions(tenantId, user.user_id);
+  /**
+   * Deletes the user record first, then ends the user's sessions (the record's removal is the
+   * write a racing session start's fence reads, see dispatch-saga.ts). Whether the user existed.
+   */
+  async function deleteUserAndAudit(
+    actor: AdminActor,
+    tenantId: string,
+    user: UserRecord,
+    deadline: Deadline,
+    version?: number,
+  ): Promise<{ existed: boolean; progress: EndProgress }> {
     const old = await store.deleteUser(tenantId, user.user_id, version);
-    if (old === undefined) return false;
-    await auditDeletion(actor, tenantId, userPath(tenantId, old.user_id), old);
-    return true;
+    if (old !== undefined) await auditDeletion(actor, tenantId, userPath(tenantId, old.user_id), old);
+    return { existed: old !== undefined, progress: await endUserSessions(tenantId, user.user_id, deadline) };
+  }
+
+  /**
+   * The user create's fence against a tenant delete (docs/api.md §10): the user is written, then
+   * the tenant re-read strongly consistent; when it is `deleting` or gone, the create undoes
+   * itself (the cascade may have listed the users before this write) and answers 404. See
+   * deleteTenant for the other half of the ordering argument.
+   */
+  async function undoIfTenantGoing(actor: AdminActor, tenantId: string, created: UserRecord): Promise<void> {
+    const now = await store.getTenant(tenantId);
+    if (now !== undefined && now.status !== 'deleting') return;
+    const old = await store.deleteUser(tenantId, created.user_id, created.version);
+    if (old !== undefined) await auditDeletion(actor, tenantId, userPath(tenantId, old.user_id), old);
+    throw notFound('tenant_not_found');
   }
 
   return {
     /** The tenant, or 404 `tenant_not_found`. */
     async getTenant(tenantId: string): Promise<TenantRecord> {
       const tenant = await store.getTenant(tenantId);
-      if (tenant === undefined) throw notFound('tenant_not_found');
+      if (tenant === undefined || tenant.status === 'deleting') throw notFound('tenant_not_found');
       return tenant;
     },
 
@@ -158,8 +252,15 @@ export function createAdminService(deps: AdminServiceDeps): AdminService {
       tenantId: string,
       body: TenantBody,
       pre: Precondition,
+      deadline?: Deadline,
     ): Promise<WriteResult<TenantRecord>> {
       const existing = await store.getTenant(tenantId);
+      if (existing?.status === 'deleting') {
+        if (!actor.superadmin) throw notFound('tenant_not_found');
+        throw new ConditionFailedError('The tenant is being deleted; repeat its DELETE to finish.', {
+          code: 'version_conflict',
+        });
+      }
       // Tenants are provisioned by a superadmin; a tenant admin cannot (re)create its tenant.
       if (existing === undefined && !actor.superadmin) throw notFound('tenant_not_found');
       const expected = expectedVersion(pre, existing);
@@ -198,9 +299,18 @@ export function createAdminService(deps: AdminServiceDeps): AdminService {
       log.info('tenant written', { tenant_id: tenantId, version: stored.version });
       // Every write that leaves the tenant suspended ends what is still live, so repeating a
       // write whose LiveKit step failed finishes the job.
-      const endedSessions =
-        stored.status === 'suspended' ? await endSessions(await store.activeSessionsOfTenant(tenantId)) : 0;
-      return { record: stored, created: existing === undefined, endedSessions };
+      // Ordering (docs/api.md §10): the status is written before the markers are listed; see the
+      // fence in dispatch-saga.ts for why a session start racing this cannot be missed.
+      const progress =
+        stored.status === 'suspended'
+          ? await endSessions(await store.activeSessionsOfTenant(tenantId), deadlineOf(deadline))
+          : { ended: 0, done: true };
+      return {
+        record: stored,
+        created: existing === undefined,
+        endedSessions: progress.ended,
+        done: progress.done,
+      };
     },
 
     /**
@@ -213,36 +323,52 @@ export function createAdminService(deps: AdminServiceDeps): AdminService {
       tenantId: string,
       pre: Precondition,
       cascade: boolean,
+      deadline?: Deadline,
     ): Promise<TenantDeleteResult> {
-      const existing = await store.getTenant(tenantId);
-      if (existing === undefined) throw notFound('tenant_not_found');
-      const version = deleteVersion(pre, existing);
-      const started = Date.now();
-
-      const hasUsers = await store.hasUsers(tenantId);
-      if (hasUsers && !cascade) {
-        throw new DomainError('tenant_has_users', 'The tenant has users; delete them or use ?cascade=true.');
+      let tenant = await store.getTenant(tenantId);
+      if (tenant === undefined) throw notFound('tenant_not_found');
+      const until = deadlineOf(deadline);
+      if (tenant.status !== 'deleting') {
+        const version = deleteVersion(pre, tenant);
+        if (!cascade && (await store.hasUsers(tenantId))) {
+          throw new DomainError(
+            'tenant_has_users',
+            'The tenant has users; delete them or use ?cascade=true.',
+          );
+        }
+        // Mark the tenant `deleting` first (docs/api.md §10), then list its sessions and users.
+        // A user create writes its user, then re-reads the tenant (putUser): if that read missed
+        // this mark, it came before it, so the user was written before the listing below and
+        // is found; if it saw the mark, the create undoes itself. A session start's fence reads
+        // the tenant after its marker the same way (dispatch-saga.ts). A repeat of this request
+        // (after a 202) finds the tenant `deleting` and resumes, without its precondition again.
+        tenant = await store.updateTenant(
+          { ...tenant, status: 'deleting', updated_at: clock().toISOString() },
+          version ?? tenant.version,
+        );
       }
-      await endSessions(await store.activeSessionsOfTenant(tenantId));
-      if (hasUsers) {
-        // In pages, each user deleted and audited on its own: an interrupted cascade resumes
-        // where it stopped when the request is repeated.
-        let deleted = 0;
-        let pages = 0;
-        while (await store.hasUsers(tenantId)) {
-          // Every request makes progress (one page at least) before the budget may stop it.
-          if (pages > 0 && Date.now() - started > deps.cascadeBudgetMs) {
-            return { done: false, deletedUsers: deleted };
-          }
-          // Always the first page: the users of the previous page are gone.
-          const page = await store.listUsers(tenantId, { limit: CASCADE_PAGE });
-          pages += 1;
-          for (const user of page.items) {
-            if (await deleteUserAndAudit(actor, tenantId, user)) deleted += 1;
-          }
+      const sessions = await endSessions(await store.activeSessionsOfTenant(tenantId), until);
+      if (!sessions.done) return { done: false, deletedUsers: 0, endedSessions: sessions.ended };
+      // In pages, each user deleted and audited on its own: an interrupted cascade resumes where
+      // it stopped when the request is repeated.
+      let deleted = 0;
+      let ended = sessions.ended;
+      let pages = 0;
+      while (await store.hasUsers(tenantId)) {
+        // Every request makes progress (one page at least) before the deadline may stop it.
+        if (pages > 0 && pastDeadline(until))
+          return { done: false, deletedUsers: deleted, endedSessions: ended };
+        // Always the first page: the users of the previous page are gone.
+        const page = await store.listUsers(tenantId, { limit: CASCADE_PAGE });
+        pages += 1;
+        for (const user of page.items) {
+          const { existed, progress } = await deleteUserAndAudit(actor, tenantId, user, until);
+          if (existed) deleted += 1;
+          ended += progress.ended;
+          if (!progress.done) return { done: false, deletedUsers: deleted, endedSessions: ended };
         }
       }
-      const old = await store.deleteTenant(tenantId, version);
+      const old = await store.deleteTenant(tenantId, tenant.version);
       if (old !== undefined) {
         await auditDeletion(actor, tenantId, tenantPath(tenantId), old);
         log.info('tenant deleted', { tenant_id: tenantId });
@@ -260,9 +386,10 @@ export function createAdminService(deps: AdminServiceDeps): AdminService {
       userId: string,
       body: UserBody,
       pre: Precondition,
+      deadline?: Deadline,
     ): Promise<WriteResult<UserRecord>> {
       const tenant = await store.getTenant(tenantId);
-      if (tenant === undefined) throw notFound('tenant_not_found');
+      if (tenant === undefined || tenant.status === 'deleting') throw notFound('tenant_not_found');
       // A user of another tenant is treated as absent here: nothing of it is read or revealed.
       const existing = await sameTenantUser(tenantId, userId);
       const expected = expectedVersion(pre, existing);
@@ -299,17 +426,50 @@ export function createAdminService(deps: AdminServiceDeps): AdminService {
         fields: ['display_name', 'phone_numbers', 'status'],
         headersGiven: body.mcp?.headers !== undefined,
       });
+      if (existing === undefined) await undoIfTenantGoing(actor, tenantId, stored);
       log.info('user written', { tenant_id: tenantId, version: stored.version });
-      const endedSessions = stored.status === 'suspended' ? await endUserSessions(tenantId, userId) : 0;
-      return { record: stored, created: existing === undefined, endedSessions };
+      // The status is written before the markers are listed (the fence in dispatch-saga.ts).
+      const progress =
+        stored.status === 'suspended'
+          ? await endUserSessions(tenantId, userId, deadlineOf(deadline))
+          : { ended: 0, done: true };
+      return {
+        record: stored,
+        created: existing === undefined,
+        endedSessions: progress.ended,
+        done: progress.done,
+      };
     },
 
-    /** Ends the user's sessions, then deletes and audits the user; 404 when it is gone. */
-    async deleteUser(actor: AdminActor, tenantId: string, userId: string, pre: Precondition): Promise<void> {
+    /**
+     * Deletes and audits the user, then ends the user's sessions (until the deadline; a repeat
+     * resumes and answers done). 404 when neither the user nor any of its sessions is left.
+     */
+    async deleteUser(
+      actor: AdminActor,
+      tenantId: string,
+      userId: string,
+      pre: Precondition,
+      deadline?: Deadline,
+    ): Promise<UserDeleteResult> {
       const user = await sameTenantUser(tenantId, userId);
-      if (user === undefined) throw notFound('user_not_found');
+      if (user === undefined) {
+        // A delete that stopped on its deadline is repeated with the user gone: finish its work.
+        const left = await store.activeSessionsOfUser(tenantId, userId);
+        if (left.length === 0) throw notFound('user_not_found');
+        const progress = await endSessions(left, deadlineOf(deadline));
+        return progress.done ? { done: true } : { done: false, endedSessions: progress.ended };
+      }
       const version = deleteVersion(pre, user);
-      if (!(await deleteUserAndAudit(actor, tenantId, user, version))) throw notFound('user_not_found');
+      const { existed, progress } = await deleteUserAndAudit(
+        actor,
+        tenantId,
+        user,
+        deadlineOf(deadline),
+        version,
+      );
+      if (!existed && progress.ended === 0) throw notFound('user_not_found');
+      return progress.done ? { done: true } : { done: false, endedSessions: progress.ended };
     },
 
     /** Suspends the user (retrying on concurrent writes), then ends the user's live sessions. */
@@ -317,8 +477,10 @@ export function createAdminService(deps: AdminServiceDeps): AdminService {
       actor: AdminActor,
       tenantId: string,
       userId: string,
-    ): Promise<{ record: UserRecord; endedSessions: number }> {
-      // Suspend first, so no new session starts while the live ones are being ended.
+      deadline?: Deadline,
+    ): Promise<{ record: UserRecord; endedSessions: number; done: boolean }> {
+      // Suspend first, then list the markers: a session start racing this either is listed or
+      // sees the suspension in its fence (dispatch-saga.ts, docs/api.md §10).
       let stored: UserRecord | undefined;
       let before: UserRecord | undefined;
       for (let attempt = 0; stored === undefined; attempt++) {
@@ -344,9 +506,9 @@ export function createAdminService(deps: AdminServiceDeps): AdminService {
         changed_fields: before?.status === 'suspended' ? [] : ['status'],
         at: stored.updated_at,
       });
-      const ended = await endUserSessions(tenantId, userId);
-      log.info('user revoked', { tenant_id: tenantId, ended_sessions: ended });
-      return { record: stored, endedSessions: ended };
+      const progress = await endUserSessions(tenantId, userId, deadlineOf(deadline));
+      log.info('user revoked', { tenant_id: tenantId, ended_sessions: progress.ended, done: progress.done });
+      return { record: stored, endedSessions: progress.ended, done: progress.done };
     },
   };
 }

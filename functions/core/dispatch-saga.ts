@@ -84,6 +84,8 @@ export const DEFAULT_CLAIM_HOLD_SECONDS = 30;
  * limit, creates the dispatch (api mode) and records the session (both modes).
  *
  * @throws QuotaExceededError when every lease is taken (the claim is released).
+ * @throws DomainError `user_suspended` / `tenant_suspended` when a revoke, suspension or delete
+ *   raced this dispatch (the fence): the dispatch and session are undone first.
  * @throws LiveKitUnavailableError when LiveKit failed; any dispatch this attempt may have
  *   created is removed first, then the claim and the lease are released.
  */
@@ -99,6 +101,8 @@ type Undo = (state: UndoState) => Promise<void>;
 /**
  * Creates the dispatch saga. Each step pushes its undo once it has succeeded (or, for a LiveKit
  * call whose failure may hide a success, before it runs); on failure the undos run in reverse.
+ * The last step is a fence (write-then-check): the user and tenant are read again after the
+ * session's active marker is written, and the session undoes itself when either has changed.
  *
  * Ordering: the session is ended before its dispatch is removed, and the dispatch removed before
  * the claim is released. A released claim lets the next attempt dispatch at once, so it must not
@@ -141,6 +145,21 @@ export function createDispatchSaga(deps: DispatcherDeps): DispatchSaga {
       log.error('dispatch cleanup failed', { room: roomName, agent: agentName, error: errorName(err) });
       return false;
     }
+  }
+
+  /** The fence's verdict: the error this start must answer with, or undefined to go on. */
+  async function fenceCheck(req: DispatchRequest): Promise<DomainError | undefined> {
+    const [tenant, user] = await Promise.all([
+      store.getTenant(req.tenant.tenant_id),
+      store.getUser(req.userId),
+    ]);
+    if (tenant === undefined || tenant.status !== 'active') {
+      return new DomainError('tenant_suspended', 'The tenant is suspended.');
+    }
+    if (user === undefined || user.tenant_id !== req.tenant.tenant_id || user.status !== 'active') {
+      return new DomainError('user_suspended', 'The user is suspended.');
+    }
+    return undefined;
   }
 
   return async function dispatch(req) {
@@ -256,24 +275,9 @@ export function createDispatchSaga(deps: DispatcherDeps): DispatchSaga {
       }
     }
 
-    // Step 5, the dispatch (api mode). Its undo is pushed before the call: a timed-out
-    // CreateDispatch may still have succeeded.
-    let dispatchId: string | null = null;
-    if (req.mode === 'api') {
-      if (adopted !== undefined) {
-        dispatchId = adopted;
-      } else {
-        undos.push(removeDispatches);
-        try {
-          ({ dispatchId } = await livekit.createDispatch(req.roomName, req.agentName, sealed.metadata));
-          addLogContext({ dispatch_id: dispatchId });
-        } catch (err) {
-          return fail(asLiveKitError(err));
-        }
-      }
-    }
-
-    // Step 6, the session record; then the claim is completed.
+    // The session as it will be recorded; its active marker goes first (step 5), so that a
+    // revoke, suspension or delete that lists the markers after this write finds it (see the
+    // fence, step 8).
     const session: SessionRecord = {
       room_name: req.roomName,
       ...(req.roomSid ? { room_sid: req.roomSid } : {}),
@@ -281,21 +285,85 @@ export function createDispatchSaga(deps: DispatcherDeps): DispatchSaga {
       user_id: req.userId,
       participant_identity: req.participantIdentity,
       agent_name: req.agentName,
-      dispatch_id: dispatchId,
+      dispatch_id: null,
       mode: req.mode,
       origin: req.origin,
       status: 'active',
       created_at: clock().toISOString(),
       ...(leaseSlot === undefined ? {} : { lease_slot: leaseSlot }),
     };
+
+    // Step 5, the active marker (base table, docs/api.md §10). Its undo runs last of the
+    // session's, once the dispatch is gone.
+    try {
+      await store.markSessionActive(session);
+    } catch (err) {
+      return fail(err);
+    }
+    undos.push(() => quietly('active marker removal', () => store.unmarkSessionActive(session)));
+
+    // Step 6, the dispatch (api mode). Its undo is pushed before the call: a timed-out
+    // CreateDispatch may still have succeeded.
+    if (req.mode === 'api') {
+      if (adopted !== undefined) {
+        session.dispatch_id = adopted;
+      } else {
+        undos.push(removeDispatches);
+        try {
+          ({ dispatchId: session.dispatch_id } = await livekit.createDispatch(
+            req.roomName,
+            req.agentName,
+            sealed.metadata,
+          ));
+          addLogContext({ dispatch_id: session.dispatch_id });
+        } catch (err) {
+          return fail(asLiveKitError(err));
+        }
+      }
+    }
+
+    // Step 7, the session record.
     try {
       await store.putSession(session);
       undos.push(() => quietly('session end', () => store.endSession(session, clock())));
+    } catch (err) {
+      return fail(err);
+    }
+
+    // Step 8, the fence (write-then-check, docs/api.md §10): re-read the user and the tenant,
+    // strongly consistent, after the marker, and end this session if either is no longer active.
+    //
+    // Why a revoke (or suspension, or delete) and this start cannot both miss each other: the
+    // revoke writes the user's status (W_u), then lists the markers (R_m); this start writes its
+    // marker (W_m, step 5), then reads the status (R_u, here). Each is a strongly consistent
+    // single-item or single-partition operation, so they are totally ordered. If R_m misses W_m,
+    // then R_m < W_m, hence W_u < R_m < W_m < R_u: this read sees the suspension and the session
+    // ends itself before it answers. If R_u misses W_u, then R_u < W_u, hence
+    // W_m < R_u < W_u < R_m: the revoke sees the marker, and since this dispatch was created
+    // before R_u, it exists by the time the revoke deletes the room. Tenant suspension is the
+    // same with the tenant's record; a delete writes (removes) the record first, and a missing
+    // record fails this check too.
+    let fenced: DomainError | undefined;
+    try {
+      fenced = await fenceCheck(req);
+    } catch (err) {
+      return fail(err);
+    }
+    if (fenced !== undefined) {
+      log.info('session fenced off by a concurrent revoke, suspension or delete', {
+        tenant_id: req.tenant.tenant_id,
+        reason: fenced.code,
+      });
+      return fail(fenced);
+    }
+
+    // Step 9, the claim is completed.
+    try {
       if (owner !== undefined) {
         await store.completeClaim(
           claimRef,
           owner,
-          { metadata_sha256: metadataHash, dispatch_id: dispatchId },
+          { metadata_sha256: metadataHash, dispatch_id: session.dispatch_id },
           config.metadataTtlSeconds,
         );
       }

@@ -1,5 +1,6 @@
 import type { DispatcherDeps, DispatchSaga } from './dispatch-saga.js';
 import { QuotaExceededError } from './dispatch-saga.js';
+import { DomainError } from './errors.js';
 import type { McpServerGrant, TenantRecord, UserRecord } from './model.js';
 import { effectiveMcpConfig } from './resolve.js';
 import { isServiceParticipant, normalizeE164, ParticipantKind, roomTenantCandidates } from './rooms.js';
@@ -180,6 +181,15 @@ export function createJoinPolicy(deps: DispatcherDeps, dispatch: DispatchSaga): 
       if (err instanceof QuotaExceededError) {
         log.info('quota exceeded', { room: p.roomName, tenant_id: tenant.tenant_id });
         return 'quota_exceeded';
+      }
+      // The saga's fence: a revoke, suspension or delete raced this dispatch, which it undid.
+      if (err instanceof DomainError && (err.code === 'user_suspended' || err.code === 'tenant_suspended')) {
+        log.info('participant ignored', {
+          room: p.roomName,
+          reason: 'suspended',
+          tenant_id: tenant.tenant_id,
+        });
+        return 'ignored';
       }
       throw err;
     }

@@ -6,6 +6,11 @@ import type { McpTransport } from '@livekit-mcp-dispatch/contract';
  */
 
 export type Status = 'active' | 'suspended';
+/**
+ * A tenant's status; `deleting` is set first by a tenant delete (docs/api.md §10), so a user
+ * create racing it sees the tenant going and undoes itself. Such a tenant is answered as missing.
+ */
+export type TenantStatus = Status | 'deleting';
 export type Transport = McpTransport;
 export type DispatchPolicy = 'per_room' | 'per_participant';
 export type DispatchMode = 'api' | 'token';
@@ -36,7 +41,7 @@ export interface TenantRecord {
   dispatch_policy: DispatchPolicy;
   agent_names: string[];
   max_concurrent_sessions?: number;
-  status: Status;
+  status: TenantStatus;
   webhook_dispatch: boolean;
   sip_trunk_ids: string[];
   version: number;

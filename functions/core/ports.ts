@@ -141,8 +141,11 @@ export interface LeaseStore {
   acquireLease(tenantId: string, max: number, holder: string, ttlSeconds: number): Promise<number | null>;
   /** Frees the slot if `holder` still holds it. */
   releaseLease(tenantId: string, slot: number, holder: string): Promise<boolean>;
-  /** Counts one start unless the user has reached `limitPerMinute`; false when refused (nothing written). */
-  hitRate(userId: string, limitPerMinute: number): Promise<boolean>;
+  /**
+   * Admits one start of (tenant, user) unless `limitPerMinute` were admitted in the last 60 s
+   * (sliding window); false when refused (nothing written).
+   */
+  hitRate(tenantId: string, userId: string, limitPerMinute: number): Promise<boolean>;
 }
 
 /** Sessions: one per (room[ incarnation], agent, participant). */
@@ -154,7 +157,21 @@ export interface SessionStore {
   /** Ends an active session once; the ended session, or undefined if it was not active. */
   endSession(session: SessionRecord, endedAt?: Date): Promise<SessionRecord | undefined>;
   listSessions(tenantId: string, page?: PageRequest): Promise<Page<SessionRecord>>;
+  /**
+   * Records that this session may be live, in a base-table partition of its tenant
+   * (docs/api.md §10). Written before its dispatch is created; removed by
+   * {@link SessionStore.unmarkSessionActive} once it has ended and its room is gone.
+   */
+  markSessionActive(record: SessionRecord): Promise<void>;
+  /** Removes the session's active marker (absent is success). */
+  unmarkSessionActive(record: SessionRecord): Promise<void>;
+  /**
+   * The tenant's sessions that may be live: its active markers, read strongly consistent from
+   * the base table (never an index). A session being created appears here as soon as its
+   * dispatch may exist, possibly before its session record is written.
+   */
   activeSessionsOfTenant(tenantId: string): Promise<SessionRecord[]>;
+  /** One user's {@link SessionStore.activeSessionsOfTenant}. */
   activeSessionsOfUser(tenantId: string, userId: string): Promise<SessionRecord[]>;
 }
 
@@ -181,6 +198,8 @@ export type DispatchStore = Pick<
   | 'putSession'
   | 'roomSessions'
   | 'endSession'
+  | 'markSessionActive'
+  | 'unmarkSessionActive'
 >;
 
 /** What freeing an ended session's lease and claims takes. */
@@ -196,6 +215,7 @@ export type AdminStore = Pick<
   | 'activeSessionsOfUser'
   | 'activeSessionsOfTenant'
   | 'endSession'
+  | 'unmarkSessionActive'
   | keyof SessionResourceStore
 >;
 

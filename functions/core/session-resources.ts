@@ -34,7 +34,7 @@ export async function releaseSessionResources(store: SessionResourceStore, s: Se
  * claims. Returns how many ended. Sessions of another incarnation (other sid) stay.
  */
 export async function finishRoom(
-  store: Pick<DispatchStore, 'roomSessions' | 'endSession'> & SessionResourceStore,
+  store: Pick<DispatchStore, 'roomSessions' | 'endSession' | 'unmarkSessionActive'> & SessionResourceStore,
   endedAt: Date,
   roomName: string,
   roomSid?: string,
@@ -48,6 +48,8 @@ export async function finishRoom(
     if (done === undefined) continue;
     ended += 1;
     await releaseSessionResources(store, s);
+    // The room is gone, so nothing of this session can be live: its marker may go.
+    await store.unmarkSessionActive(s);
   }
   return ended;
 }

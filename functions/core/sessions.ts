@@ -235,7 +235,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
           mode,
           origin: 'session',
           admit: async () => {
-            if (!(await store.hitRate(input.userId, config.sessionRateLimitPerMinute))) {
+            if (!(await store.hitRate(tenant.tenant_id, input.userId, config.sessionRateLimitPerMinute))) {
               throw new DomainError('rate_limited', 'Too many sessions started; retry in a minute.');
             }
           },

@@ -136,10 +136,14 @@ export const webhookResponseSchema = strictObject({
   ]),
 });
 
-/** The 202 of a `?cascade=true` delete that ran out of time. */
+/**
+ * The 202 of bulk work that ran out of time (a `?cascade=true` delete, a revoke, a suspension, a
+ * user delete): what this request did; repeating it continues.
+ */
 export const cascadeProgressSchema = strictObject({
   status: literal('in_progress'),
   deleted_users: int(),
+  ended_sessions: int(),
   detail: string(),
 });
 

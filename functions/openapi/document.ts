@@ -398,6 +398,11 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
         requestBody: { required: true, content: { 'application/json': { schema: ref('TenantPut') } } },
         responses: {
           200: ok('Replaced.', 'Tenant', ETAG),
+          202: ok(
+            'Replaced and suspended, but ending its sessions ran out of time; repeat with the new ETag to continue.',
+            'CascadeProgress',
+            ETAG,
+          ),
           201: ok('Created.', 'Tenant', {
             ...ETAG,
             Location: { description: 'The tenant’s path.', schema: { type: 'string' } },
@@ -419,7 +424,10 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
           ),
         ],
         responses: {
-          202: ok('A cascade ran out of time for this request; repeat it to continue.', 'CascadeProgress'),
+          202: ok(
+            'Ending sessions or a cascade ran out of time for this request; repeat it to continue.',
+            'CascadeProgress',
+          ),
           204: { description: 'Deleted.' },
           ...problems({
             ...adminAuth,
@@ -462,6 +470,11 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
         requestBody: { required: true, content: { 'application/json': { schema: ref('UserPut') } } },
         responses: {
           200: ok('Replaced.', 'User', ETAG),
+          202: ok(
+            'Replaced and suspended, but ending the sessions ran out of time; repeat with the new ETag to continue.',
+            'CascadeProgress',
+            ETAG,
+          ),
           201: ok('Created.', 'User', {
             ...ETAG,
             Location: { description: 'The user’s path.', schema: { type: 'string' } },
@@ -476,6 +489,10 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
         security: [{ bearerAuth: [] }],
         parameters: [ifMatch],
         responses: {
+          202: ok(
+            'Deleted, but ending the sessions ran out of time; repeat the request to continue.',
+            'CascadeProgress',
+          ),
           204: { description: 'Deleted.' },
           ...problems({
             ...adminAuth,
@@ -496,6 +513,11 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
         security: [{ bearerAuth: [] }],
         responses: {
           200: ok('Suspended; `ended_sessions` says how many sessions ended.', 'RevokedUser', ETAG),
+          202: ok(
+            'Suspended, but ending the sessions ran out of time; repeat the request to continue.',
+            'CascadeProgress',
+            ETAG,
+          ),
           ...problems({ ...adminAuth, ...userNotFound }),
           default: unexpected,
         },

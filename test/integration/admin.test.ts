@@ -126,6 +126,12 @@ async function createUser(
   return res;
 }
 
+/** Writes a live session as the dispatch saga does: its active marker, then its record. */
+async function liveSession(record: SessionRecord): Promise<void> {
+  await store.markSessionActive(record);
+  await store.putSession(record);
+}
+
 function session(tenantId: string, userId: string, room: string): SessionRecord {
   return {
     room_name: room,
@@ -765,9 +771,9 @@ describe('admin API: revoke, suspension, sessions, audit', () => {
     await createUser('rev-t', 'ivan');
     await createUser('rev-t', 'judy');
     for (const room of ['lk-mcp-rev-t-1', 'lk-mcp-rev-t-2', 'lk-mcp-rev-t-3']) livekit.addRoom(room);
-    await store.putSession(session('rev-t', 'ivan', 'lk-mcp-rev-t-1'));
-    await store.putSession(session('rev-t', 'ivan', 'lk-mcp-rev-t-2'));
-    await store.putSession(session('rev-t', 'judy', 'lk-mcp-rev-t-3'));
+    await liveSession(session('rev-t', 'ivan', 'lk-mcp-rev-t-1'));
+    await liveSession(session('rev-t', 'ivan', 'lk-mcp-rev-t-2'));
+    await liveSession(session('rev-t', 'judy', 'lk-mcp-rev-t-3'));
     const admin = await jwks.mint({ sub: 'rev-admin', tenant_id: 'rev-t', scope: 'dispatch:admin' });
 
     // Act
@@ -837,7 +843,7 @@ describe('admin API: revoke, suspension, sessions, audit', () => {
     const holder = holderOf('lk-mcp-lease-t-1', 'mcp-agent', 'olga');
     const slot = await store.acquireLease('lease-t', 1, holder, 600);
     expect(slot).toBe(0);
-    await store.putSession({ ...session('lease-t', 'olga', 'lk-mcp-lease-t-1'), lease_slot: 0 });
+    await liveSession({ ...session('lease-t', 'olga', 'lk-mcp-lease-t-1'), lease_slot: 0 });
 
     // Act
     const res = await send('POST', '/v1/admin/tenants/lease-t/users/olga/revoke', { token: tokens.super });
@@ -852,7 +858,7 @@ describe('admin API: revoke, suspension, sessions, audit', () => {
     await createTenant('susp-t');
     await createUser('susp-t', 'kim');
     livekit.addRoom('lk-mcp-susp-t-1');
-    await store.putSession(session('susp-t', 'kim', 'lk-mcp-susp-t-1'));
+    await liveSession(session('susp-t', 'kim', 'lk-mcp-susp-t-1'));
 
     // Act
     const res = await send('PUT', '/v1/admin/tenants/susp-t', {
@@ -873,7 +879,7 @@ describe('admin API: revoke, suspension, sessions, audit', () => {
     await createTenant('flaky-t');
     await createUser('flaky-t', 'nina');
     livekit.addRoom('lk-mcp-flaky-t-1');
-    await store.putSession(session('flaky-t', 'nina', 'lk-mcp-flaky-t-1'));
+    await liveSession(session('flaky-t', 'nina', 'lk-mcp-flaky-t-1'));
     livekit.failNext(1, '503');
     const suspend = (version: number) =>
       send('PUT', '/v1/admin/tenants/flaky-t/users/nina', {
@@ -963,7 +969,7 @@ describe('admin API: revoke, suspension, sessions, audit', () => {
     for (const id of ['m1', 'm2', 'm3'])
       await createUser('casc-t', `casc-${id}`, { phone_numbers: [`+1415555020${id[1]}`] });
     livekit.addRoom('lk-mcp-casc-t-1');
-    await store.putSession(session('casc-t', 'casc-m1', 'lk-mcp-casc-t-1'));
+    await liveSession(session('casc-t', 'casc-m1', 'lk-mcp-casc-t-1'));
 
     // Act
     const refused = await send('DELETE', '/v1/admin/tenants/casc-t', { token: tokens.super });

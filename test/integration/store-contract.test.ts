@@ -160,11 +160,11 @@ function describeStore(name: string, makeStore: () => StoreUnderTest) {
       const t = makeStore();
       const u = uid('u');
       const hits = [];
-      for (let i = 0; i < 4; i++) hits.push(await t.store.hitRate(u, 3));
+      for (let i = 0; i < 4; i++) hits.push(await t.store.hitRate('t1', u, 3));
       expect(hits).toEqual([true, true, true, false]);
-      expect(await t.store.hitRate(uid('u'), 3)).toBe(true);
+      expect(await t.store.hitRate('t1', uid('u'), 3)).toBe(true);
       t.advance(60_000);
-      expect(await t.store.hitRate(u, 3)).toBe(true);
+      expect(await t.store.hitRate('t1', u, 3)).toBe(true);
     });
   });
 

@@ -40,8 +40,11 @@ export class MemoryStore implements DispatchStore {
   claims = new Map<string, MemoryClaim>();
   leases = new Map<string, string>();
   leaseExpiry = new Map<string, number>();
-  rates = new Map<string, number>();
+  /** Admission times (epoch ms) per (tenant, user), the sliding window of `hitRate`. */
+  rates = new Map<string, number[]>();
   sessions = new Map<string, SessionRecord>();
+  /** Active-session markers by session key. */
+  markers = new Map<string, SessionRecord>();
   /** Makes `putSession` fail as an unavailable store would. */
   failPutSession = false;
   private n = 0;
@@ -126,12 +129,19 @@ export class MemoryStore implements DispatchStore {
     this.leaseExpiry.delete(k);
     return this.leases.delete(k);
   }
-  async hitRate(userId: string, limitPerMinute: number) {
-    const k = `${userId}#${Math.floor(this.clock() / 60_000)}`;
-    const count = this.rates.get(k) ?? 0;
-    if (count >= limitPerMinute) return false;
-    this.rates.set(k, count + 1);
+  async hitRate(tenantId: string, userId: string, limitPerMinute: number) {
+    const k = JSON.stringify([tenantId, userId]);
+    const now = this.clock();
+    const admitted = (this.rates.get(k) ?? []).filter((t) => t > now - 60_000);
+    if (admitted.length >= limitPerMinute) return false;
+    this.rates.set(k, [...admitted, now]);
     return true;
+  }
+  async markSessionActive(record: SessionRecord) {
+    this.markers.set(sessionKey(record), { ...record, status: 'active' });
+  }
+  async unmarkSessionActive(record: SessionRecord) {
+    this.markers.delete(sessionKey(record));
   }
 
   async putSession(record: SessionRecord) {

@@ -13,7 +13,7 @@ import { newRoomName, normalizeE164, roomTenantCandidates } from '../../function
 import { createDispatchSealer } from '../../functions/core/sealing.js';
 import { testKeyring } from '../support/fixtures.js';
 import { MemoryStore } from '../support/memory-store.js';
-import { tenantRecord } from '../support/records.js';
+import { tenantRecord, userRecord } from '../support/records.js';
 
 /** A MemoryStore whose reads take a few ms and count how many run at once. */
 class SlowReadStore extends MemoryStore {
@@ -73,6 +73,9 @@ const tenant = (overrides: Partial<TenantRecord> = {}) =>
   });
 
 function setup(store = new MemoryStore()) {
+  // The tenant and user of request(): the saga's fence re-reads both after writing its marker.
+  store.tenants.set('acme', tenant());
+  for (const id of ['alice', 'bob']) store.users.set(id, userRecord('acme', { user_id: id }));
   const livekit = new MemoryLiveKit();
   const dispatcher = createDispatcher({
     store,

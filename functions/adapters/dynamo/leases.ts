@@ -1,11 +1,13 @@
-import { ConditionFailedError } from '../../core/errors.js';
 import { keys, tableSchema } from '../schema.js';
 import type { Item, TableClient } from './client.js';
-import { absent, anyOf, eq, expiredAt, itemAbsent, lessThan } from './expr.js';
+import { anyOf, eq, expiredAt, itemAbsent } from './expr.js';
 import { fields } from './fields.js';
 import { seconds } from './records.js';
 
+const RATE_WINDOW_MS = 60_000;
+/** The window item outlives its newest admission by the window and a margin. */
 const RATE_WINDOW_TTL_SECONDS = 120;
+const RATE_MAX_ATTEMPTS = 8;
 
 /** One quota lease slot of a tenant, held by one session until its TTL. */
 export interface Lease {
@@ -41,7 +43,7 @@ export function leaseFromItem(item: Item): Lease {
   };
 }
 
-/** Quota leases (a tenant's concurrent sessions) and per-user start counters. */
+/** Quota leases (a tenant's concurrent sessions) and per-user start windows. */
 export class Leases {
   constructor(
     private readonly table: TableClient,
@@ -88,22 +90,38 @@ export class Leases {
   }
 
   /**
-   * Counts one session start for the user in the current minute, atomically, unless the count
-   * has reached `limitPerMinute` (a refusal writes nothing).
-   * @returns true if counted (allowed), false if the user is over the limit.
+   * Admits one session start for (tenant, user) unless `limitPerMinute` starts were admitted in
+   * the last 60 s (a sliding window: at most `limitPerMinute` in ANY 60 s, docs/api.md §4).
+   *
+   * One item holds the admission times still inside the window and a version. An admission
+   * reads it strongly consistent, drops times 60 s old or more, and writes the list plus `now`
+   * on the condition that the version is still the one it read; a lost race re-reads. So every
+   * admission is decided on the exact list of the admissions before it, and a refusal writes
+   * nothing (docs/api.md §4: refusals write nothing).
+   * @returns true if admitted, false if the window is full.
    */
-  async hitRate(userId: string, limitPerMinute: number): Promise<boolean> {
-    const now = this.clock();
-    try {
-      await this.table.update(
-        keys.rate(userId, Math.floor(now / 60_000)),
-        { add: [['count', 1]], set: [[tableSchema.ttlAttribute, seconds(now) + RATE_WINDOW_TTL_SECONDS]] },
-        anyOf(absent('count'), lessThan('count', limitPerMinute)),
+  async hitRate(tenantId: string, userId: string, limitPerMinute: number): Promise<boolean> {
+    const key = keys.rateWindow(tenantId, userId);
+    for (let attempt = 0; attempt < RATE_MAX_ATTEMPTS; attempt++) {
+      const now = this.clock();
+      const item = await this.table.get(key);
+      const version = typeof item?.version === 'number' ? item.version : 0;
+      const admitted = Array.isArray(item?.admitted)
+        ? item.admitted.filter((t): t is number => typeof t === 'number' && t > now - RATE_WINDOW_MS)
+        : [];
+      if (admitted.length >= limitPerMinute) return false;
+      const written = await this.table.putIf(
+        {
+          ...key,
+          admitted: [...admitted, now],
+          version: version + 1,
+          [tableSchema.ttlAttribute]: seconds(now) + RATE_WINDOW_TTL_SECONDS,
+        },
+        item === undefined ? itemAbsent() : eq('version', version),
       );
-      return true;
-    } catch (error) {
-      if (error instanceof ConditionFailedError) return false;
-      throw error;
+      if (written) return true;
     }
+    // Many admissions of this very user raced this one: refusing is the safe side of the limit.
+    return false;
   }
 }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { ConditionFailedError } from '../../core/errors.js';
 import type { SessionRecord } from '../../core/model.js';
 import { type Page, type PageRequest, StoreConflict } from '../../core/ports.js';
@@ -9,6 +10,15 @@ import { conflict, putOr, seconds } from './records.js';
 
 const sessionKey = (s: SessionRecord) =>
   keys.session(s.room_name, s.agent_name, s.participant_identity, s.room_sid);
+
+/** The key of a session's active marker: its tenant's partition, its user, a digest of its key. */
+const markerKey = (s: SessionRecord) => {
+  const { pk, sk } = sessionKey(s);
+  const digest = createHash('sha256')
+    .update(JSON.stringify([pk, sk]))
+    .digest('base64url');
+  return keys.activeMarker(s.tenant_id, s.user_id, digest);
+};
 
 /**
  * The item of a session: under its room, listed under its tenant by `created_at` and, while
@@ -129,13 +139,36 @@ export class Sessions {
     return { items: result.items.map(sessionFromItem), cursor: result.cursor };
   }
 
-  /** The tenant's active sessions, or one user's (sparse index, eventually consistent). */
+  /**
+   * Writes the session's active marker (the record as it is when written) in its tenant's
+   * base-table partition; kept as long as session items, so an abandoned one is ended by the
+   * next revoke or suspension rather than forgotten.
+   */
+  async mark(record: SessionRecord): Promise<void> {
+    await this.table.put({
+      ...record,
+      ...markerKey(record),
+      status: 'active',
+      [tableSchema.ttlAttribute]: seconds(Date.parse(record.created_at)) + this.retentionSeconds,
+    });
+  }
+
+  /** Deletes the session's active marker. */
+  async unmark(record: SessionRecord): Promise<void> {
+    await this.table.delete(markerKey(record));
+  }
+
+  /**
+   * The tenant's active markers, or one user's, read strongly consistent from the base table:
+   * the sessions that may be live (docs/api.md §10). Not the sparse index gsi2, which is
+   * eventually consistent in AWS and would let a session created a moment ago slip past a revoke.
+   */
   async active(tenantId: string, userId?: string): Promise<SessionRecord[]> {
     const items = await this.table.queryAll({
-      index: tableSchema.indexes.activeSessions.name,
-      partition: keys.tenantActiveSessions(tenantId),
-      ...(userId === undefined ? {} : { sortPrefix: keys.activeSessionUserPrefix(userId) }),
+      partition: keys.activeMarkerPartition(tenantId),
+      consistent: true,
+      ...(userId === undefined ? {} : { sortPrefix: keys.activeMarkerUserPrefix(userId) }),
     });
-    return items.map(sessionFromItem).filter((s) => s.status === 'active');
+    return items.map(sessionFromItem);
   }
 }

@@ -147,8 +147,8 @@ export class DynamoStore implements Store {
   releaseLease(tenantId: string, slot: number, holder: string): Promise<boolean> {
     return this.leases.release(tenantId, slot, holder);
   }
-  hitRate(userId: string, limitPerMinute: number): Promise<boolean> {
-    return this.leases.hitRate(userId, limitPerMinute);
+  hitRate(tenantId: string, userId: string, limitPerMinute: number): Promise<boolean> {
+    return this.leases.hitRate(tenantId, userId, limitPerMinute);
   }
 
   putSession(record: SessionRecord): Promise<void> {
@@ -162,6 +162,12 @@ export class DynamoStore implements Store {
   }
   listSessions(tenantId: string, page?: PageRequest): Promise<Page<SessionRecord>> {
     return this.sessions.list(tenantId, page);
+  }
+  markSessionActive(record: SessionRecord): Promise<void> {
+    return this.sessions.mark(record);
+  }
+  unmarkSessionActive(record: SessionRecord): Promise<void> {
+    return this.sessions.unmark(record);
   }
   activeSessionsOfTenant(tenantId: string): Promise<SessionRecord[]> {
     return this.sessions.active(tenantId);

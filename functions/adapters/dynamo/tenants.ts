@@ -28,7 +28,7 @@ export function tenantFromItem(item: Item): TenantRecord {
     dispatch_policy: f.oneOf('dispatch_policy', ['per_room', 'per_participant']),
     agent_names: f.strings('agent_names'),
     ...defined('max_concurrent_sessions', f.optionalNumber('max_concurrent_sessions')),
-    status: f.oneOf('status', ['active', 'suspended']),
+    status: f.oneOf('status', ['active', 'suspended', 'deleting']),
     webhook_dispatch: f.boolean('webhook_dispatch'),
     sip_trunk_ids: f.strings('sip_trunk_ids'),
     version: f.number('version'),
