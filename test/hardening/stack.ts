@@ -136,8 +136,8 @@ export async function seedUserWithJwt(s: Stack, tenantSeed: Parameters<typeof se
 }
 
 /** `POST /v1/sessions` with an empty body as the holder of `jwt`. */
-export function startSession(s: Stack, jwt: string) {
-  return postJson(`${s.url}/v1/sessions`, {}, { authorization: `Bearer ${jwt}` });
+export function startSession(s: Stack, jwt: string, headers: Record<string, string> = {}) {
+  return postJson(`${s.url}/v1/sessions`, {}, { ...headers, authorization: `Bearer ${jwt}` });
 }
 
 /** Delivers a signed webhook as LiveKit does. */

@@ -29,8 +29,13 @@ describe('throttling: ProvisionedThroughputExceededException twice, then success
       const { jwt } = await seedUserWithJwt(s, { max_concurrent_sessions: 5 });
       s.dynamoProxy.fail({ mode: 'throttle', times: 2, operations: [operation] });
 
-      // Act
-      const res = await startSession(s, jwt);
+      // Act: the session path's UpdateItem is the Idempotency-Key claim's completion (the rate
+      // limit is a conditional PutItem since the sliding window), so that one carries a key.
+      const res = await startSession(
+        s,
+        jwt,
+        operation === 'UpdateItem' ? { 'idempotency-key': uid('k') } : {},
+      );
 
       // Assess
       expect(res.status, res.text).toBe(201);

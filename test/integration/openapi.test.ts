@@ -119,7 +119,7 @@ async function callApp(
   path: string,
   options: Call = {},
 ) {
-  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  const headers: Record<string, string> = { 'content-type': 'application/json', ...options.headers };
   if (options.token) headers.authorization = `Bearer ${options.token}`;
   const init: RequestInit = { method, headers };
   if (options.body !== undefined) init.body = JSON.stringify(options.body);
@@ -363,6 +363,36 @@ describe('admin API responses', () => {
     // Assess
     expect(first).toMatchObject({ status: 202, body: { status: 'in_progress', deleted_users: 25 } });
     expect(second.status).toBe(204);
+  });
+
+  it('202 while ending sessions is still going (suspend, revoke, user delete, tenant suspend)', async () => {
+    // Prepare: one live session per user, and an admin app whose deadline has already passed.
+    await superPut(`${T}/busy`, { name: 'Busy', mcp: { url: MCP_URL, token: 'busy-token' } });
+    const users = ['b-suspend', 'b-revoke', 'b-delete', 'b-tenant'];
+    for (const user of users) {
+      await superPut(`${T}/busy/users/${user}`, {});
+      const token = await local.mintToken!({ user, tenant: 'busy' });
+      expect((await call('POST', '/v1/sessions', { token, body: {} })).status).toBe(201);
+    }
+    const app = createAdminApp({ ...local.services, cascadeBudgetMs: 0 });
+    const sa = { token: tokens.super };
+
+    // Act
+    const suspended = await callApp(app, 'PUT', `${T}/busy/users/b-suspend`, {
+      ...sa,
+      body: { status: 'suspended' },
+      headers: { 'if-match': '"1"' },
+    });
+    const revoked = await callApp(app, 'POST', `${T}/busy/users/b-revoke/revoke`, sa);
+    const deleted = await callApp(app, 'DELETE', `${T}/busy/users/b-delete`, sa);
+    const tenant = await callApp(app, 'PUT', `${T}/busy`, {
+      ...sa,
+      body: { name: 'Busy', status: 'suspended' },
+      headers: { 'if-match': '"1"' },
+    });
+
+    // Assess
+    expect([suspended.status, revoked.status, deleted.status, tenant.status]).toEqual([202, 202, 202, 202]);
   });
 
   it('users: list, get, put, delete and revoke', async () => {
