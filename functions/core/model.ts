@@ -95,3 +95,84 @@ export interface AuditRecord {
   new_token_fingerprint?: string;
   at: string;
 }
+
+/** How a catalog server's credential is obtained (docs/api.md §6). */
+export type CatalogAuthType = 'none' | 'static' | 'user_token' | 'oauth';
+
+/** A catalog entry's `auth` as stored: secrets sealed with the storage keyring. */
+export type StoredCatalogAuth =
+  | { type: 'none' }
+  | {
+      type: 'static';
+      /** Sealed, bound to (tenant, "", `catalog:<name>:token`). Cleared when `url` changes. */
+      token_sealed?: string;
+      token_fingerprint?: string;
+    }
+  | { type: 'user_token' }
+  | {
+      type: 'oauth';
+      /** A pre-registered client, bound to its authorization server `issuer`. */
+      client_id?: string;
+      issuer?: string;
+      client_secret_sealed?: string;
+      client_secret_fingerprint?: string;
+      scopes?: string[];
+    };
+
+/** One server of a tenant's catalog (`mcp_servers`, at most 7), as stored. */
+export interface CatalogServer {
+  name: string;
+  display_name?: string;
+  description?: string;
+  icon_url?: string;
+  url: string;
+  transport?: Transport;
+  allowed_tools?: string[];
+  headers_sealed?: string;
+  header_names?: string[];
+  /** Webhook and SIP dispatches may carry this server's user credentials (default false, §1). */
+  webhook: boolean;
+  auth: StoredCatalogAuth;
+}
+
+/** A connection's status (docs/api.md §8). */
+export type ConnectionStatus = 'connected' | 'not_connected' | 'pending' | 'needs_reauth';
+/** Why a connection needs the user again. */
+export type ReauthReason = 'invalid_grant' | 'expired' | 'resource_changed' | 'insufficient_scope';
+/** A server's status in a session or renewal (docs/api.md §8). */
+export type ServerStatus = 'ready' | 'not_connected' | 'needs_reauth' | 'unavailable';
+
+/**
+ * One user's credential for one catalog server (docs/api.md §8), keyed by (tenant, user, server).
+ * Every secret is sealed with the storage keyring, bound to (tenant, user, `conn:<server>:<field>`).
+ */
+export interface ConnectionRecord {
+  tenant_id: string;
+  user_id: string;
+  server: string;
+  auth: 'oauth' | 'user_token';
+  status: Exclude<ConnectionStatus, 'not_connected'>;
+  reason?: ReauthReason;
+  /** The canonical resource (MCP server URL) the credential was obtained for. */
+  resource: string;
+  /** OAuth: the issuer and client the grant belongs to; refresh and revocation use them. */
+  issuer?: string;
+  client_id?: string;
+  scopes?: string[];
+  required_scopes?: string[];
+  /** user_token: the user's token; oauth: the current access token. Sealed. */
+  token_sealed?: string;
+  token_fingerprint?: string;
+  /** OAuth access token expiry, epoch seconds. */
+  access_expires_at?: number;
+  refresh_token_sealed?: string;
+  /** Incremented by each stored refresh: the `rt_version = n` condition of §8. */
+  rt_version: number;
+  /** The single refresher: a conditional update takes it (§8). */
+  refresh_lock?: { owner: string; until: number };
+  connected_at?: string;
+  refreshed_at?: string;
+  last_error?: string;
+  version: number;
+  updated_at: string;
+}

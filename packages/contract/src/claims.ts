@@ -3,13 +3,15 @@ import {
   type DispatchClaims,
   MAX_CLAIMS_DEPTH,
   MAX_NUMERIC_DATE,
+  MCP_SERVER_AUTHS,
+  type McpServerAuth,
   type McpServerGrant,
 } from './format.js';
 import { isMcpTransport } from './ids.js';
 
 /** Why a value is not an {@link McpServerGrant}: the field at fault (none: not an object) and how. */
 export interface GrantProblem {
-  field: 'name' | 'url' | 'transport' | 'headers' | 'allowed_tools' | undefined;
+  field: 'name' | 'url' | 'transport' | 'headers' | 'allowed_tools' | 'auth' | 'expires_at' | undefined;
   message: string;
 }
 
@@ -21,7 +23,7 @@ export interface GrantProblem {
 export function parseMcpServerGrant(value: unknown): { grant: McpServerGrant } | { problem: GrantProblem } {
   const problem = (field: GrantProblem['field'], message: string) => ({ problem: { field, message } });
   if (!isPlainObject(value)) return problem(undefined, 'must be an object');
-  const { name, url, transport, headers, allowed_tools: allowedTools } = value;
+  const { name, url, transport, headers, allowed_tools: allowedTools, auth, expires_at: expiresAt } = value;
   if (typeof name !== 'string' || name.length === 0) return problem('name', 'is invalid');
   if (typeof url !== 'string' || url.length === 0) return problem('url', 'is invalid');
   if (!isMcpTransport(transport)) return problem('transport', 'is invalid');
@@ -34,6 +36,9 @@ export function parseMcpServerGrant(value: unknown): { grant: McpServerGrant } |
   ) {
     return problem('allowed_tools', 'must be strings');
   }
+  if (auth !== undefined && !MCP_SERVER_AUTHS.includes(auth as McpServerAuth))
+    return problem('auth', 'is invalid');
+  if (expiresAt !== undefined && !isNumericDate(expiresAt)) return problem('expires_at', 'is invalid');
   // Object.fromEntries defines own properties, so a header named "__proto__" stays a header.
   const grant: McpServerGrant = {
     name,
@@ -42,6 +47,8 @@ export function parseMcpServerGrant(value: unknown): { grant: McpServerGrant } |
     headers: Object.fromEntries(Object.entries(headers)) as Record<string, string>,
   };
   if (allowedTools !== undefined) grant.allowed_tools = [...(allowedTools as string[])];
+  if (auth !== undefined) grant.auth = auth as McpServerAuth;
+  if (expiresAt !== undefined) grant.expires_at = expiresAt as number;
   return { grant };
 }
 
@@ -89,6 +96,11 @@ export function parseDispatchClaims(text: string): DispatchClaims {
   for (const name of ['iat', 'exp'] as const) if (!isNumericDate(value[name])) throw invalid(name);
   if (value.nbf !== undefined && !isNumericDate(value.nbf)) throw invalid('nbf');
   if (value.client !== undefined && typeof value.client !== 'string') throw invalid('client');
+  for (const name of ['sid', 'refresh_url'] as const) {
+    const v = value[name];
+    if (v !== undefined && (typeof v !== 'string' || v.length === 0)) throw invalid(name);
+  }
+  if (value.refresh_at !== undefined && !isNumericDate(value.refresh_at)) throw invalid('refresh_at');
   const servers = value.mcp_servers;
   if (!Array.isArray(servers)) throw invalid('mcp_servers');
   const mcpServers: McpServerGrant[] = [];
@@ -110,6 +122,9 @@ export function parseDispatchClaims(text: string): DispatchClaims {
     mcp_servers: mcpServers,
     ...(value.nbf === undefined ? {} : { nbf: value.nbf as number }),
     ...(value.client === undefined ? {} : { client: value.client as string }),
+    ...(value.sid === undefined ? {} : { sid: value.sid as string }),
+    ...(value.refresh_at === undefined ? {} : { refresh_at: value.refresh_at as number }),
+    ...(value.refresh_url === undefined ? {} : { refresh_url: value.refresh_url as string }),
   };
 }
 

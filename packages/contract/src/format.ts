@@ -47,7 +47,18 @@ export interface McpServerGrant {
   headers: Record<string, string>;
   /** When present, only these tools may be exposed to the agent. */
   allowed_tools?: string[];
+  /** How the credential in `headers` was obtained (docs/api.md §3, §6). */
+  auth?: McpServerAuth;
+  /** Epoch seconds when this server's credential stops working (OAuth access tokens). */
+  expires_at?: number;
 }
+
+/** The `auth` of a sealed MCP server. */
+export type McpServerAuth = 'static' | 'oauth' | 'user_token' | 'none';
+/** Every {@link McpServerAuth}. */
+export const MCP_SERVER_AUTHS: readonly McpServerAuth[] = ['static', 'oauth', 'user_token', 'none'];
+/** At most this many MCP servers in one dispatch (`mcp` plus 7 catalog servers). */
+export const MAX_DISPATCH_MCP_SERVERS = 8;
 
 /** The JWT claims set inside sealed dispatch metadata (docs/api.md §3). */
 export interface DispatchClaims {
@@ -77,4 +88,10 @@ export interface DispatchClaims {
   mcp_servers: McpServerGrant[];
   /** The app's own agent metadata string (not secret, at most 4 KiB). */
   client?: string;
+  /** The session id (≥ 128 random bits, stable across renewals; docs/api.md §9). */
+  sid?: string;
+  /** Epoch seconds after which the worker should renew (§9). */
+  refresh_at?: number;
+  /** The absolute URL of `POST /v1/worker/credentials`. */
+  refresh_url?: string;
 }

@@ -5,6 +5,7 @@
  * by vectors sealed with it.
  */
 export * from './address.js';
+export * from './assertion.js';
 export * from './claims.js';
 export * from './codes.js';
 export * from './format.js';
