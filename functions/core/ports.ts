@@ -1,4 +1,12 @@
-import type { AuditRecord, SessionRecord, TenantRecord, UserRecord } from './model.js';
+import type {
+  AuditRecord,
+  CatalogServer,
+  ConnectionRecord,
+  ReauthReason,
+  SessionRecord,
+  TenantRecord,
+  UserRecord,
+} from './model.js';
 
 /**
  * The ports of the domain: every store and LiveKit interface the core and the apps depend on,
@@ -286,4 +294,32 @@ export interface JwtVerifier {
    * (503 `auth_unavailable`: the JWKS could not be fetched, so no verdict on the token).
    */
   verify(authorizationHeader: string | undefined): Promise<Principal>;
+}
+
+/**
+ * A user's connections (docs/api.md §8), read strongly consistently from the base table: every
+ * dispatch, renewal and connection call decides from them.
+ */
+export interface ConnectionReader {
+  listConnections(tenantId: string, userId: string): Promise<ConnectionRecord[]>;
+}
+
+/** What one server's credential resolves to at dispatch or renewal. */
+export type CredentialResult =
+  | { status: 'ready'; token: string; expires_at?: number }
+  | { status: 'not_connected' | 'needs_reauth' | 'unavailable'; reason?: ReauthReason; code?: string };
+
+/**
+ * A usable OAuth access token for one connection: the stored one while it has at least
+ * `MCP_TOKEN_MIN_TTL_SECONDS` left, else refreshed per §8 (one writer at a time; `force` after a
+ * worker reported it rejected). Never throws for the authorization server's failures: those are
+ * `unavailable` (an unexpired token is still `ready` with its `expires_at`) or `needs_reauth`.
+ */
+export interface OAuthTokenSource {
+  accessToken(input: {
+    tenant: TenantRecord;
+    server: CatalogServer;
+    connection: ConnectionRecord;
+    force?: boolean;
+  }): Promise<CredentialResult>;
 }

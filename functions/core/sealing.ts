@@ -108,8 +108,23 @@ export interface SecretBinding {
   field: SecretField;
 }
 
-/** The stored secret fields: the MCP bearer token and the JSON object of extra headers. */
-export type SecretField = 'token' | 'headers';
+/**
+ * The stored secret fields: the `mcp` bearer token and the JSON object of extra headers; a catalog
+ * entry's (`catalog:<server>:token|headers|client_secret`); a connection's
+ * (`conn:<server>:token|refresh_token`); an OAuth client registration's
+ * (`client:<issuer>:client_secret`) and a pending authorization (`oauth:state`). The binding keeps
+ * a ciphertext from being moved to another tenant, user, server or field.
+ */
+export type SecretField =
+  | 'token'
+  | 'headers'
+  | `catalog:${string}:${'token' | 'headers' | 'client_secret'}`
+  | `conn:${string}:${'token' | 'refresh_token'}`
+  | `client:${string}:client_secret`
+  | 'oauth:state';
+
+const FIELD_PATTERN =
+  /^(token|headers|oauth:state|catalog:[a-z0-9_-]{1,32}:(token|headers|client_secret)|conn:[a-z0-9_-]{1,32}:(token|refresh_token)|client:[^\s]{1,2048}:client_secret)$/;
 
 /** Seals MCP tokens and headers at rest with the storage keyring (never given to workers). */
 export interface SecretBox {
@@ -144,7 +159,6 @@ export class SecretBoxError extends DomainError {
 /** Protected header `typ` of secrets sealed at rest; distinct from dispatch metadata's. */
 export const SECRET_TYP = 'lk-mcp-secret';
 const SECRET_HEADER_KEYS = ['alg', 'enc', 'kid', 'typ', 'bnd'];
-const SECRET_FIELDS: readonly string[] = ['token', 'headers'] satisfies SecretField[];
 /** HKDF `info` for the fingerprint key. */
 export const FINGERPRINT_INFO = 'lk-mcp-dispatch fingerprint v1';
 
@@ -223,7 +237,8 @@ function bindingTuple(binding: SecretBinding): [string, string, string] {
     throw new TypeError('SecretBox: tenantId is required');
   if (typeof userId !== 'string')
     throw new TypeError('SecretBox: userId must be a string ("" for the tenant)');
-  if (!SECRET_FIELDS.includes(field)) throw new TypeError('SecretBox: field must be "token" or "headers"');
+  if (typeof field !== 'string' || !FIELD_PATTERN.test(field))
+    throw new TypeError('SecretBox: field is not a known secret field');
   return [tenantId, userId, field];
 }
 
