@@ -7,9 +7,10 @@ import {
   DISPATCH_ISSUER,
   type DispatchClaims,
   type McpServerGrant,
+  parseExactHeader,
   parseMcpServerGrant,
 } from '@livekit-mcp-dispatch/contract';
-import { base64url, CompactEncrypt, type CryptoKey, compactDecrypt } from 'jose';
+import { CompactEncrypt, type CryptoKey, compactDecrypt } from 'jose';
 import { DomainError, ValidationError } from './errors.js';
 import type { Keyring } from './keyring.js';
 
@@ -243,25 +244,12 @@ function bindingTuple(binding: SecretBinding): [string, string, string] {
 }
 
 function parseSecretHeader(segment: string): { kid: string; bnd: [string, string, string] } | undefined {
-  let header: unknown;
-  let text: string;
-  try {
-    text = utf8.decode(base64url.decode(segment));
-    header = JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-  if (typeof header !== 'object' || header === null || Array.isArray(header)) return undefined;
-  const h = header as Record<string, unknown>;
-  const names = Object.keys(h);
-  if (names.length !== SECRET_HEADER_KEYS.length || !SECRET_HEADER_KEYS.every((k) => Object.hasOwn(h, k))) {
-    return undefined;
-  }
+  const h = parseExactHeader(segment, SECRET_HEADER_KEYS);
+  if (h === undefined) return undefined;
   if (h.alg !== DISPATCH_ALG || h.enc !== DISPATCH_ENC || h.typ !== SECRET_TYP) return undefined;
   if (typeof h.kid !== 'string' || h.kid.length === 0) return undefined;
   const bnd = h.bnd;
   if (!Array.isArray(bnd) || bnd.length !== 3 || !bnd.every((p) => typeof p === 'string')) return undefined;
-  if (JSON.stringify(h) !== text) return undefined;
   return { kid: h.kid, bnd: bnd as [string, string, string] };
 }
 

@@ -7,7 +7,8 @@
  * (≤ `iat` + 60), `jti`. The Python worker makes the same bytes (held to it by the vectors).
  */
 import { hkdfSync, randomBytes } from 'node:crypto';
-import { base64url, compactVerify, decodeProtectedHeader, SignJWT } from 'jose';
+import { base64url, compactVerify, SignJWT } from 'jose';
+import { parseExactHeader } from './header.js';
 import type { Keyring } from './keyring.js';
 
 /** Protected header `alg` of a worker assertion. */
@@ -116,26 +117,15 @@ export async function verifyWorkerAssertion(
 ): Promise<WorkerAssertionClaims> {
   if (typeof token !== 'string' || token.length > 4096 || token.split('.').length !== 3)
     throw new WorkerAssertionError('malformed');
-  let header: Record<string, unknown>;
-  try {
-    header = decodeProtectedHeader(token) as Record<string, unknown>;
-  } catch {
-    throw new WorkerAssertionError('malformed');
-  }
-  const names = Object.keys(header);
+  const header = parseExactHeader(token.slice(0, token.indexOf('.')), ['alg', 'kid', 'typ']);
   if (
-    names.length !== 3 ||
-    names[0] !== 'alg' ||
-    names[1] !== 'kid' ||
-    names[2] !== 'typ' ||
+    header === undefined ||
     header.alg !== WORKER_ASSERTION_ALG ||
     header.typ !== WORKER_ASSERTION_TYP ||
     typeof header.kid !== 'string'
   )
     throw new WorkerAssertionError('bad_header');
-  const raw = Object.hasOwn(Object.fromEntries(options.keyring.keys), header.kid)
-    ? options.keyring.keys.get(header.kid)
-    : undefined;
+  const raw = options.keyring.keys.get(header.kid);
   if (raw === undefined) throw new WorkerAssertionError('unknown_kid');
   let payload: Uint8Array;
   try {

@@ -35,13 +35,16 @@ export function canonicalDecode(segment: string): Uint8Array | undefined {
 }
 
 /**
- * The exact-header check of sealed dispatch metadata (docs/api.md §3): returns the header's
- * `kid` when the segment is canonical base64url of exactly
- * `{"alg":"dir","enc":"A256GCM","kid":…,"typ":"lk-mcp-dispatch+jwt"}` in minimal JSON (no other
- * member such as `zip` or `crit`, no duplicate member) and `kid` is a non-empty string of Unicode
- * text (no lone surrogate), else `undefined`.
+ * The one exact-header parser of the wire format: the JSON object a JOSE protected-header segment
+ * holds when the segment is canonical base64url of minimal JSON (no duplicate member, which
+ * JSON.parse would silently merge) with exactly the members `names` (any order, nothing else,
+ * no `zip` or `crit`), else `undefined`. Used for dispatch metadata, stored secrets and worker
+ * assertions; each caller then checks its own values.
  */
-export function checkDispatchHeader(segment: string): string | undefined {
+export function parseExactHeader(
+  segment: string,
+  names: readonly string[],
+): Record<string, unknown> | undefined {
   let header: unknown;
   let text: string;
   try {
@@ -54,19 +57,25 @@ export function checkDispatchHeader(segment: string): string | undefined {
   }
   if (typeof header !== 'object' || header === null || Array.isArray(header)) return undefined;
   const h = header as Record<string, unknown>;
-  const names = Object.keys(h);
-  if (
-    names.length !== DISPATCH_HEADER_KEYS.length ||
-    !DISPATCH_HEADER_KEYS.every((k) => Object.hasOwn(h, k))
-  ) {
-    return undefined;
-  }
+  if (Object.keys(h).length !== names.length || !names.every((k) => Object.hasOwn(h, k))) return undefined;
+  if (JSON.stringify(h) !== text) return undefined;
+  return h;
+}
+
+/**
+ * The exact-header check of sealed dispatch metadata (docs/api.md §3): returns the header's
+ * `kid` when the segment is canonical base64url of exactly
+ * `{"alg":"dir","enc":"A256GCM","kid":…,"typ":"lk-mcp-dispatch+jwt"}` in minimal JSON (no other
+ * member such as `zip` or `crit`, no duplicate member) and `kid` is a non-empty string of Unicode
+ * text (no lone surrogate), else `undefined`.
+ */
+export function checkDispatchHeader(segment: string): string | undefined {
+  const h = parseExactHeader(segment, DISPATCH_HEADER_KEYS);
+  if (h === undefined) return undefined;
   const { alg, enc, kid, typ } = h;
   if (alg !== DISPATCH_ALG || enc !== DISPATCH_ENC || typ !== DISPATCH_TYP) return undefined;
   // A lone surrogate (`"\ud800"`) is no Unicode text (RFC 8259 §8.2, I-JSON RFC 7493 §2.1): no
   // key id can be one, and Python cannot even hold the header's text, so it is a bad header.
   if (typeof kid !== 'string' || kid.length === 0 || LONE_SURROGATE.test(kid)) return undefined;
-  // Minimal JSON only: this refuses duplicate members, which JSON.parse would silently merge.
-  if (JSON.stringify(h) !== text) return undefined;
   return kid;
 }
