@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Creates (or reuses) the Python virtualenv of the external API validators (openapi-spec-validator,
-# schemathesis) and installs their pinned requirements. Like worker/python/setup-venv.sh, the venv
+# Creates (or reuses) the Python virtualenv of the external tools (openapi-spec-validator,
+# schemathesis, moto's server) and installs their pinned requirements. Like worker/python/setup-venv.sh, the venv
 # lives in the shared cache outside the work tree and is rebuilt when its inputs change (their
 # hash is recorded inside it). Two checkouts may run this at once: the build holds an flock on
 # the cache, and a new venv is built beside the old one and moved into place, so a reader never
@@ -11,7 +11,7 @@ cache="${LKMCP_CACHE:-$HOME/.cache/livekit-mcp-dispatch}"
 venv="$cache/validators-venv"
 python="${PYTHON:-python3}"
 
-hash="$(cat "$here/requirements.txt" "$here/setup-venv.sh" | sha256sum | cut -d' ' -f1)"
+hash="$(cat "$here/requirements.txt" "$here/constraints.txt" "$here/setup-venv.sh" | sha256sum | cut -d' ' -f1)"
 ready() { [[ -x "$venv/bin/python" && -f "$venv/.requirements-hash" && "$(cat "$venv/.requirements-hash")" == "$hash" ]]; }
 if ready; then
   echo "validators: reusing $venv"
@@ -27,13 +27,13 @@ if ready; then
   exit 0
 fi
 
-echo "validators: creating $venv (PyPI: openapi-spec-validator, schemathesis)"
+echo "validators: creating $venv (PyPI: openapi-spec-validator, schemathesis, moto[server])"
 tmp="$venv.tmp.$$"
 rm -rf "$tmp"
 trap 'rm -rf "$tmp"' EXIT
 "$python" -m venv "$tmp"
 "$tmp/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
-"$tmp/bin/python" -m pip install --quiet --disable-pip-version-check -r "$here/requirements.txt"
+"$tmp/bin/python" -m pip install --quiet --disable-pip-version-check -r "$here/requirements.txt" -c "$here/constraints.txt"
 echo "$hash" > "$tmp/.requirements-hash"
 # Swap it in with renames. A moved venv keeps working through `bin/python -m …` (its scripts'
 # shebangs would not), which is how scripts/schemathesis.sh calls it.

@@ -4,6 +4,7 @@ import type { SessionRecord, TenantRecord, UserRecord } from '../../functions/co
 import type { ClaimRef, DispatchStore } from '../../functions/core/ports.js';
 import { startDynalite, type TestDynamo } from '../support/dynalite.js';
 import { MemoryStore } from '../support/memory-store.js';
+import { startMoto } from '../support/moto.js';
 import { RECORDS_T0, sessionRecord, tenantRecord, userRecord } from '../support/records.js';
 
 /** A store under test, a way to put tenants and users into it, and its clock to move. */
@@ -232,6 +233,29 @@ afterAll(async () => {
 describeStore('DynamoStore (dynalite)', () => {
   let now = T0;
   const store = new DynamoStore({ client: db.client, tableName: db.tableName, clock: () => now });
+  return {
+    store,
+    seedTenant: async (r) => void (await store.createTenant(r)),
+    seedUser: async (r) => void (await store.createUser(r)),
+    advance: (ms) => {
+      now += ms;
+    },
+  };
+});
+
+// moto's server: a second DynamoDB-compatible implementation, so that what dynalite does not model
+// (key size limits, ReturnValuesOnConditionCheckFailure) is checked against another one.
+let moto: TestDynamo;
+beforeAll(async () => {
+  moto = await startMoto();
+}, 900_000);
+afterAll(async () => {
+  await moto?.stop();
+});
+
+describeStore('DynamoStore (moto server)', () => {
+  let now = T0;
+  const store = new DynamoStore({ client: moto.client, tableName: moto.tableName, clock: () => now });
   return {
     store,
     seedTenant: async (r) => void (await store.createTenant(r)),
