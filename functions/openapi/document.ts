@@ -215,11 +215,11 @@ const writeProblems = (resource: 'tenant' | 'user') => ({
     ...adminAuth,
     ...(resource === 'tenant'
       ? { field_requires_superadmin: 'A tenant admin set a superadmin-only field.' }
-      : { user_id_taken: 'The user id exists under another tenant.' }),
+      : {}),
     ...tenantNotFound,
     ...(resource === 'tenant'
       ? { sip_trunk_taken: 'A SIP trunk id is already claimed by another tenant.' }
-      : { phone_number_taken: 'A phone number belongs to another user.' }),
+      : { phone_number_taken: 'A phone number belongs to another user of the tenant.' }),
     version_conflict: '`If-Match` names a stale version (or the record is gone).',
     already_exists: '`If-None-Match: *` and the record exists.',
     payload_too_large: 'The body is over 64 KiB.',

@@ -9,8 +9,12 @@ export const TENANT_ID = /^[a-z0-9][a-z0-9-]{1,62}$/;
 /** Longest user id, in code points. */
 export const MAX_USER_ID = 255;
 
-/** User ids: no control characters and no lone surrogates (length checked by {@link isUserId}). */
-export const USER_ID = /^[^\p{Cc}\p{Cs}]+$/u;
+/**
+ * User ids are the issuer's `sub`: printable characters, so no control characters, no spaces
+ * or other separators (`\p{Z}`: U+0020, U+00A0, U+2028, …) and no lone surrogates (length
+ * checked by {@link isUserId}).
+ */
+export const USER_ID = /^[^\p{Cc}\p{Cs}\p{Z}]+$/u;
 
 /** Phone numbers: E.164, `+` and 2-15 digits. */
 export const E164 = /^\+[1-9][0-9]{1,14}$/;
@@ -29,7 +33,7 @@ export function isTenantId(value: unknown): value is string {
   return typeof value === 'string' && TENANT_ID.test(value);
 }
 
-/** True when `value` is a valid user id: 1-255 code points, none a control character. */
+/** True when `value` is a valid user id: 1-255 code points, none a control character or a space. */
 export function isUserId(value: unknown): value is string {
   return typeof value === 'string' && [...value].length <= MAX_USER_ID && USER_ID.test(value);
 }
