@@ -1,6 +1,7 @@
 import { toJSONSchema, type ZodMiniType } from 'zod/mini';
 import { listQuerySchema, tenantBodySchema, userBodySchema } from '../admin/app.js';
-import { deleteTenantQuerySchema, PRINTABLE } from '../core/admin-input.js';
+import { USER_ID_PATTERN } from '@livekit-mcp-dispatch/contract';
+import { deleteTenantQuerySchema } from '../core/admin-input.js';
 import { retryAfterFor, statusFor, WEBHOOK_STATUS } from '../http/problem.js';
 import {
   auditViewSchema,
@@ -155,8 +156,10 @@ const userId = {
   name: 'userId',
   in: 'path',
   required: true,
-  description: "The issuer's `sub` of the user (1-255 characters, no control characters), URL-encoded.",
-  schema: { type: 'string', minLength: 1, maxLength: 255, pattern: PRINTABLE.source },
+  description:
+    "The issuer's `sub` of the user (1-255 printable characters: no spaces or controls), URL-encoded. " +
+    'The same id in another tenant is another user.',
+  schema: { type: 'string', minLength: 1, maxLength: 255, pattern: USER_ID_PATTERN },
 };
 const ifMatch = {
   name: 'If-Match',
@@ -412,7 +415,7 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
       },
       delete: {
         operationId: 'deleteTenant',
-        summary: 'Delete a tenant; one with users only with `?cascade=true`.',
+        summary: 'Delete a tenant (superadmin); one with users only with `?cascade=true`.',
         tags: ['admin'],
         security: [{ bearerAuth: [] }],
         parameters: [
@@ -431,6 +434,7 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
           204: { description: 'Deleted.' },
           ...problems({
             ...adminAuth,
+            forbidden: 'No admin scope, or a tenant admin: only a superadmin deletes a tenant.',
             ...tenantNotFound,
             tenant_has_users: 'The tenant has users and `cascade` is not `true`.',
             version_conflict: '`If-Match` names a stale version.',

@@ -521,12 +521,17 @@ describe('admin API: users', () => {
     expect(still.status).toBe(200);
   });
 
-  it('keeps phone numbers unique across users (409 phone_number_taken)', async () => {
+  it('keeps phone numbers unique within a tenant (409 phone_number_taken)', async () => {
     // Prepare
     await createUser('users-t', 'dave', { phone_numbers: ['+442071838750'] });
 
     // Act
-    const res = await send('PUT', '/v1/admin/tenants/users-other/users/erin', {
+    const res = await send('PUT', '/v1/admin/tenants/users-t/users/erin', {
+      token: tokens.super,
+      body: { phone_numbers: ['+442071838750'] },
+    });
+    // v3 (docs/api.md §6): another tenant's user may have the same number.
+    const elsewhere = await send('PUT', '/v1/admin/tenants/users-other/users/erin', {
       token: tokens.super,
       body: { phone_numbers: ['+442071838750'] },
     });
@@ -534,6 +539,7 @@ describe('admin API: users', () => {
     // Assess
     expect(res.status).toBe(409);
     expect(res.json.code).toBe('phone_number_taken');
+    expect(elsewhere.status, elsewhere.text).toBe(201);
   });
 
   it('validates every field with 422 invalid_request naming the failing fields, never their values', async () => {

@@ -16,6 +16,15 @@ export const MAX_USER_ID = 255;
  */
 export const USER_ID = /^[^\p{Cc}\p{Cs}\p{Z}]+$/u;
 
+/**
+ * {@link USER_ID} spelled without Unicode property classes, so that ECMAScript and Python's `re`
+ * (the OpenAPI document's validators and fuzzers) read it alike: no C0/C1 control, no space or
+ * other `\p{Z}` separator. (Lone surrogates, which JSON text cannot carry, are refused by
+ * {@link isUserId} only.)
+ */
+export const USER_ID_PATTERN =
+  '^[^\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]+$';
+
 /** Phone numbers: E.164, `+` and 2-15 digits. */
 export const E164 = /^\+[1-9][0-9]{1,14}$/;
 
