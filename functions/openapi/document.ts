@@ -1,6 +1,6 @@
+import { USER_ID_PATTERN } from '@livekit-mcp-dispatch/contract';
 import { toJSONSchema, type ZodMiniType } from 'zod/mini';
 import { listQuerySchema, tenantBodySchema, userBodySchema } from '../admin/app.js';
-import { USER_ID_PATTERN } from '@livekit-mcp-dispatch/contract';
 import { deleteTenantQuerySchema } from '../core/admin-input.js';
 import { retryAfterFor, statusFor, WEBHOOK_STATUS } from '../http/problem.js';
 import {
@@ -324,7 +324,8 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
             agent_not_allowed: 'The agent is not one the tenant allows.',
             user_suspended: 'The user is suspended.',
             tenant_suspended: 'The tenant is suspended.',
-            user_not_found: 'No user record for the JWT `sub`.',
+            user_not_found:
+              'No user record for the JWT `sub` in the tenant its tenant claim names (or no such tenant).',
             mcp_not_configured: 'No MCP URL for this user.',
             idempotency_key_in_flight: 'The same `Idempotency-Key` is still being processed (retry).',
             payload_too_large: 'The body is over 64 KiB.',
