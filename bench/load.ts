@@ -161,7 +161,10 @@ async function bareWork(local: LocalServer, caller: Caller, token: boolean): Pro
     sealer: LocalServer['services']['sealer'];
     livekit: LocalServer['services']['livekit'];
   };
-  const [user, tenant] = await Promise.all([store.getUser(caller.userId), store.getTenant(caller.tenantId)]);
+  const [user, tenant] = await Promise.all([
+    store.getUser(caller.tenantId, caller.userId),
+    store.getTenant(caller.tenantId),
+  ]);
   if (!user || !tenant) throw new Error('seeded records missing');
   const grant = await effectiveMcpConfig(tenant, user, secretBox);
   if (!grant) throw new Error('no MCP grant');

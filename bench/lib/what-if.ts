@@ -9,12 +9,11 @@ import type { DispatchStore } from '../../functions/core/ports.js';
 export function leverStore(store: DispatchStore): DispatchStore {
   const early = new Map<string, Promise<boolean>[]>();
   const lean = Object.create(store) as DispatchStore;
-  lean.getUser = (userId) => {
+  lean.getUser = (tenantId, userId) => {
     const list = early.get(userId) ?? [];
-    // The tenant is not known before the user is read; the same one write per start is measured.
-    list.push(store.hitRate('what-if', userId, 1_000_000));
+    list.push(store.hitRate(tenantId, userId, 1_000_000));
     early.set(userId, list);
-    return store.getUser(userId);
+    return store.getUser(tenantId, userId);
   };
   lean.hitRate = (tenantId, userId, limit) =>
     early.get(userId)?.shift() ?? store.hitRate(tenantId, userId, limit);

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { ClaimRef } from '../core/ports.js';
 
 /**
@@ -39,6 +40,27 @@ export function escapeKeyPart(part: string): string {
   );
 }
 
+/**
+ * Marks a hashed key part. An escaped part never holds `%h` (every `%` it holds starts `%25`,
+ * `%23` or `%u`), so a hashed part can never equal an escaped one.
+ */
+const HASHED = '%h';
+
+/**
+ * One escaped key part, or, when its escape is longer than `maxBytes` in UTF-8, `%h` and the
+ * sha256 (base64url) of the escape: deterministic per part (prefix queries still match) and
+ * injective up to sha256, so every id the contract allows fits DynamoDB's key limits
+ * (partition 2048, sort 1024 bytes) however many of its parts a key holds (docs/api.md §6).
+ */
+export function boundedPart(part: string, maxBytes: number): string {
+  const escaped = escapeKeyPart(part);
+  if (Buffer.byteLength(escaped, 'utf8') <= maxBytes) return escaped;
+  return HASHED + createHash('sha256').update(escaped, 'utf8').digest('base64url');
+}
+
+/** Room for one id in a key: the budget of a part that shares a key with up to three others. */
+const ID_BYTES = 400;
+
 /** Joins key parts with `#`; each part is escaped so the separator cannot be forged. */
 export function key(kind: string, ...parts: string[]): string {
   return [kind, ...parts.map(escapeKeyPart)].join('#');
@@ -47,10 +69,16 @@ export function key(kind: string, ...parts: string[]): string {
 /** Key builders for every item kind the table holds. */
 export const keys = {
   tenant: (tenantId: string) => ({ pk: key('TENANT', tenantId), sk: 'TENANT' }),
-  /** A user's record; keyed by user id alone, so a user id is unique across tenants by construction. */
-  user: (userId: string) => ({ pk: key('USER', userId), sk: 'USER' }),
-  /** Claim item making an E.164 number unique across users. */
-  phone: (e164: string) => ({ pk: key('PHONE', e164), sk: 'PHONE' }),
+  /**
+   * A user's record, keyed by (tenant, user id): the same id in another tenant is another user
+   * (docs/api.md §6). A deleted user leaves its item as a tombstone holding the last version.
+   */
+  user: (tenantId: string, userId: string) => ({
+    pk: `${key('USER', tenantId)}#${boundedPart(userId, 1024)}`,
+    sk: 'USER',
+  }),
+  /** Claim item making an E.164 number unique among the users of one tenant. */
+  phone: (tenantId: string, e164: string) => ({ pk: key('PHONE', tenantId, e164), sk: 'PHONE' }),
   /** Claim item making a SIP trunk id belong to one tenant. */
   sipTrunk: (trunkId: string) => ({ pk: key('SIPTRUNK', trunkId), sk: 'SIPTRUNK' }),
   /** Sessions of a room: one item per (agent, participant). */
@@ -58,7 +86,12 @@ export const keys = {
     pk: key('ROOM', roomName),
     // A webhook session belongs to one incarnation of the room (its sid): a room name that is
     // used again later (a daily room) starts fresh sessions instead of meeting the ended ones.
-    sk: roomSid ? key('SESSION', agentName, participant, roomSid) : key('SESSION', agentName, participant),
+    sk: [
+      'SESSION',
+      boundedPart(agentName, 200),
+      boundedPart(participant, ID_BYTES),
+      ...(roomSid ? [boundedPart(roomSid, 200)] : []),
+    ].join('#'),
   }),
   roomPartition: (roomName: string) => key('ROOM', roomName),
   /** One dispatch per (room, agent[, participant]). */
@@ -66,18 +99,24 @@ export const keys = {
     pk:
       participant === undefined
         ? key('DISPATCH', room, agentName)
-        : key('DISPATCH', room, agentName, participant),
+        : `${key('DISPATCH', room, agentName)}#${boundedPart(participant, ID_BYTES)}`,
     sk: 'CLAIM',
   }),
   /** One webhook event processed at most once. */
   eventClaim: (eventId: string) => ({ pk: key('EVENT', eventId), sk: 'CLAIM' }),
-  /** Idempotency-Key of one user. */
-  idempotency: (userId: string, idemKey: string) => ({ pk: key('IDEM', userId, idemKey), sk: 'CLAIM' }),
+  /** Idempotency-Key of one (tenant, user). */
+  idempotency: (tenantId: string, userId: string, idemKey: string) => ({
+    pk: `${key('IDEM', tenantId)}#${boundedPart(userId, ID_BYTES)}#${boundedPart(idemKey, ID_BYTES)}`,
+    sk: 'CLAIM',
+  }),
   /**
    * The sliding rate window of one (tenant, user): a single item holding the last admissions'
    * times, so one conditional write decides each admission (docs/api.md §4).
    */
-  rateWindow: (tenantId: string, userId: string) => ({ pk: key('RATE', tenantId, userId), sk: 'WINDOW' }),
+  rateWindow: (tenantId: string, userId: string) => ({
+    pk: `${key('RATE', tenantId)}#${boundedPart(userId, 1024)}`,
+    sk: 'WINDOW',
+  }),
   /**
    * Base-table index of a tenant's active sessions (docs/api.md §10): one item per session that
    * may be live, written before its dispatch is created and removed once it has ended. Read
@@ -87,11 +126,11 @@ export const keys = {
    */
   activeMarker: (tenantId: string, userId: string, sessionDigest: string) => ({
     pk: key('ACTIVE', tenantId),
-    sk: `${escapeKeyPart(userId)}#${sessionDigest}`,
+    sk: `${boundedPart(userId, ID_BYTES)}#${sessionDigest}`,
   }),
   activeMarkerPartition: (tenantId: string) => key('ACTIVE', tenantId),
   /** The sort-key prefix of one user's active-session markers (the escaped id holds no `#`). */
-  activeMarkerUserPrefix: (userId: string) => `${escapeKeyPart(userId)}#`,
+  activeMarkerUserPrefix: (userId: string) => `${boundedPart(userId, ID_BYTES)}#`,
   /** Quota lease slot `slot` of a tenant. */
   lease: (tenantId: string, slot: number) => ({
     pk: key('LEASE', tenantId),
@@ -100,7 +139,7 @@ export const keys = {
   leasePartition: (tenantId: string) => key('LEASE', tenantId),
   /** Audit item keyed by target and the version a write produced: rewriting it is idempotent. */
   audit: (target: string, version: number) => ({
-    pk: key('AUDIT', target),
+    pk: `AUDIT#${boundedPart(target, 1536)}`,
     sk: `V#${String(version).padStart(12, '0')}`,
   }),
   /** GSI partitions for per-tenant lists. */
@@ -110,9 +149,14 @@ export const keys = {
   /** GSI2 partition of a tenant's active sessions. */
   tenantActiveSessions: (tenantId: string) => key('TENANT', tenantId, 'ACTIVE'),
   /** GSI2 sort key of an active session: user first, so one user's sessions share a prefix. */
-  activeSessionSort: (userId: string, createdAt: string) => `${escapeKeyPart(userId)}#${createdAt}`,
+  activeSessionSort: (userId: string, createdAt: string) => `${boundedPart(userId, ID_BYTES)}#${createdAt}`,
   /** The GSI2 sort-key prefix of one user's active sessions (the escaped id holds no `#`). */
-  activeSessionUserPrefix: (userId: string) => `${escapeKeyPart(userId)}#`,
+  activeSessionUserPrefix: (userId: string) => `${boundedPart(userId, ID_BYTES)}#`,
+  /** GSI1 sort key of a user under its tenant: the id itself while it fits (list order). */
+  userSort: (userId: string) => (Buffer.byteLength(userId, 'utf8') <= 1024 ? userId : boundedPart(userId, 0)),
+  /** GSI1 sort key of an audit record under its tenant: by time, then target and version. */
+  auditSort: (at: string, target: string, version: number) =>
+    `${at}#${boundedPart(target, 600)}#${String(version).padStart(12, '0')}`,
   allTenants: () => 'TENANTS',
 } as const;
 
@@ -124,6 +168,6 @@ export function claimKey(ref: ClaimRef): { pk: string; sk: string } {
     case 'dispatch':
       return keys.dispatchClaim(ref.room, ref.agent, ref.participant);
     case 'idempotency':
-      return keys.idempotency(ref.user, ref.key);
+      return keys.idempotency(ref.tenant, ref.user, ref.key);
   }
 }

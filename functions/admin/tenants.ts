@@ -49,6 +49,8 @@ export function tenantRoutes({ admin, store, cursors, deadline }: AdminRoutesDep
 
   app.delete('/:tenantId', async (c) => {
     const { actor, tenantId } = tenantAccess(c);
+    // Whoever creates a tenant deletes it (docs/api.md §6): a tenant admin gets 403, nothing written.
+    if (!actor.superadmin) throw new DomainError('forbidden', 'Only a superadmin deletes tenants.');
     const pre = preconditionOf(c);
     const { cascade } = validate(deleteTenantQuerySchema, c.req.query(), 'query');
     const result = await admin.deleteTenant(actor, tenantId, pre, cascade === 'true', deadline(c));

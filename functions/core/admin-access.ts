@@ -1,4 +1,4 @@
-import { MAX_USER_ID, TENANT_ID, USER_ID } from '@livekit-mcp-dispatch/contract';
+import { isUserId, MAX_USER_ID, TENANT_ID } from '@livekit-mcp-dispatch/contract';
 import { DomainError, ValidationError } from './errors.js';
 import { addLogContext } from './log.js';
 
@@ -64,12 +64,12 @@ export function checkTenantAccess(
   }
 }
 
-/** Checks a user id from a path: 400 when it is being written, else 404 (no such user). */
+/** Checks a user id from a path: 422 when it is being written, else 404 (no such user). */
 export function checkUserId(userId: string, options: { writing?: boolean } = {}): void {
-  if ([...userId].length <= MAX_USER_ID && USER_ID.test(userId)) return;
+  if (isUserId(userId)) return;
   if (options.writing) {
     throw fieldErrors('The user id is invalid.', [
-      { path: 'userId', message: `must be 1-${MAX_USER_ID} printable characters` },
+      { path: 'userId', message: `must be 1-${MAX_USER_ID} printable characters, no spaces or controls` },
     ]);
   }
   throw notFound('user_not_found');

@@ -138,7 +138,7 @@ export function createAdminService(deps: AdminServiceDeps): AdminService {
   const mcpSettings = { secretBox: deps.secretBox, urlGuard: deps.urlGuard };
 
   async function sameTenantUser(tenantId: string, userId: string): Promise<UserRecord | undefined> {
-    const user = await store.getUser(userId);
+    const user = await store.getUser(tenantId, userId);
     return user?.tenant_id === tenantId ? user : undefined;
   }
 

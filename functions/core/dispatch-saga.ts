@@ -151,7 +151,7 @@ export function createDispatchSaga(deps: DispatcherDeps): DispatchSaga {
   async function fenceCheck(req: DispatchRequest): Promise<DomainError | undefined> {
     const [tenant, user] = await Promise.all([
       store.getTenant(req.tenant.tenant_id),
-      store.getUser(req.userId),
+      store.getUser(req.tenant.tenant_id, req.userId),
     ]);
     if (tenant === undefined || tenant.status !== 'active') {
       return new DomainError('tenant_suspended', 'The tenant is suspended.');

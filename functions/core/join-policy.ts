@@ -6,6 +6,9 @@ import { effectiveMcpConfig } from './resolve.js';
 import { isServiceParticipant, normalizeE164, ParticipantKind, roomTenantCandidates } from './rooms.js';
 import { SecretBoxError } from './sealing.js';
 
+/** How many candidate tenant ids of a room name are read in one round trip. */
+const TENANT_READS_AT_ONCE = 4;
+
 /** A participant that joined a room, as the `participant_joined` webhook describes it. */
 export interface JoinedParticipant {
   roomName: string;
@@ -48,41 +51,45 @@ export function createJoinPolicy(deps: DispatcherDeps, dispatch: DispatchSaga): 
       if (!trunkId) return { ignored: 'SIP participant without a trunk id' };
       const phone = normalizeE164(p.attributes['sip.phoneNumber']);
       if (phone === undefined) return { ignored: 'SIP participant without a usable phone number' };
-      // Neither lookup needs the other: one round trip instead of two.
-      const [tenant, user] = await Promise.all([
-        store.tenantBySipTrunk(trunkId),
-        store.userByPhoneNumber(phone),
-      ]);
+      // Trunk → tenant (trunk ids are unique across tenants), then the number within that tenant.
+      const tenant = await store.tenantBySipTrunk(trunkId);
       if (tenant === undefined) return { ignored: 'SIP trunk of no tenant' };
+      const user = await store.userByPhoneNumber(tenant.tenant_id, phone);
       if (user === undefined) return { ignored: 'unknown phone number' };
-      if (user.tenant_id !== tenant.tenant_id) return { ignored: "phone number of another tenant's user" };
       return { tenant, user };
     }
     if (!p.roomName.startsWith(config.webhookRoomPrefix)) return { ignored: 'room outside the prefix' };
-    // A room `<prefix><tenant>-<rest>` belongs to the longest existing tenant id that fits (ids
-    // may contain `-`). The longest candidate is read with the user, not after it: in a room the
-    // session API named it is the user's own tenant, and otherwise it must be read anyway.
     const candidates = roomTenantCandidates(p.roomName, config.webhookRoomPrefix);
-    const [user, longest] = await Promise.all([
-      store.getUser(p.identity),
-      candidates[0] === undefined ? undefined : store.getTenant(candidates[0]),
+    // The user is read under the longest candidate together with the tenants: in a room the
+    // session API named, that is the room's tenant, so one round trip decides.
+    const [tenant, guess] = await Promise.all([
+      roomTenant(candidates),
+      candidates[0] === undefined ? undefined : store.getUser(candidates[0], p.identity),
     ]);
+    if (tenant === undefined) return { ignored: 'room of no tenant' };
+    if (!tenant.webhook_dispatch) return { ignored: 'tenant without webhook dispatch' };
+    // The user is the identity within the room's tenant: a participant of another tenant (or
+    // nobody's) has no record there, so it never gets a dispatch in this room.
+    const user =
+      tenant.tenant_id === candidates[0] ? guess : await store.getUser(tenant.tenant_id, p.identity);
     if (user === undefined) return { ignored: 'unknown user' };
-    const own = candidates.indexOf(user.tenant_id);
-    let tenant = longest;
-    let longer: (TenantRecord | undefined)[] = [];
-    if (own !== 0) {
-      const between = own === -1 ? candidates.slice(1) : candidates.slice(1, own);
-      [tenant, ...longer] = await Promise.all([
-        store.getTenant(user.tenant_id),
-        ...between.map((id) => store.getTenant(id)),
-      ]);
-      longer.push(longest);
-    }
-    if (tenant === undefined || !tenant.webhook_dispatch)
-      return { ignored: 'tenant without webhook dispatch' };
-    if (longer.some((t) => t !== undefined)) return { ignored: "another tenant's room" };
     return { tenant, user };
+  }
+
+  /**
+   * The tenant a room `<prefix><tenant>-<anything>` belongs to: the longest existing tenant id
+   * that fits (ids may contain `-`, docs/api.md §5), or undefined when it names none. Candidates
+   * are read strongly consistent from the base table, longest first, a few at a time (a room the
+   * session API named is decided by its first read).
+   */
+  async function roomTenant(candidates: string[]): Promise<TenantRecord | undefined> {
+    for (let i = 0; i < candidates.length; i += TENANT_READS_AT_ONCE) {
+      const batch = candidates.slice(i, i + TENANT_READS_AT_ONCE);
+      const found = await Promise.all(batch.map((id) => store.getTenant(id)));
+      const tenant = found.find((t) => t !== undefined);
+      if (tenant !== undefined) return tenant;
+    }
+    return undefined;
   }
 
   return async function participantJoined(p) {

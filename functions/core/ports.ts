@@ -20,9 +20,7 @@ export const StoreConflict = {
   alreadyExists: 'already_exists',
   /** The record's version is not the expected one, or the record is gone. */
   versionConflict: 'version_conflict',
-  /** The user id exists under another tenant (docs/api.md §6). */
-  userIdTaken: 'user_id_taken',
-  /** An E.164 number is claimed by another user (docs/api.md §6). */
+  /** An E.164 number is claimed by another user of the tenant (docs/api.md §6). */
   phoneNumberTaken: 'phone_number_taken',
   /** A SIP trunk id is claimed by another tenant. */
   sipTrunkTaken: 'sip_trunk_taken',
@@ -51,7 +49,7 @@ export interface PageRequest {
 export type ClaimRef =
   | { kind: 'event'; id: string }
   | { kind: 'dispatch'; room: string; agent: string; participant?: string }
-  | { kind: 'idempotency'; user: string; key: string };
+  | { kind: 'idempotency'; tenant: string; user: string; key: string };
 
 /** A claim as the store reads it back. */
 export interface ClaimView {
@@ -88,7 +86,7 @@ export interface ClaimOptions {
 /** Tenants, and the SIP trunk ids each one owns. */
 export interface TenantStore {
   getTenant(tenantId: string): Promise<TenantRecord | undefined>;
-  /** Create-only at version 1; `already_exists` or `sip_trunk_taken`. */
+  /** Create-only, above every earlier incarnation's version; `already_exists` or `sip_trunk_taken`. */
   createTenant(record: TenantRecord): Promise<TenantRecord>;
   /** Replaces at `expectedVersion` (stored as `expectedVersion + 1`); `version_conflict` or `sip_trunk_taken`. */
   updateTenant(record: TenantRecord, expectedVersion: number): Promise<TenantRecord>;
@@ -99,19 +97,26 @@ export interface TenantStore {
   tenantBySipTrunk(trunkId: string): Promise<TenantRecord | undefined>;
 }
 
-/** Users (ids unique across tenants), and the phone numbers each one owns. */
+/**
+ * Users, keyed by (tenant, user id): the same id in another tenant is another user; the phone
+ * numbers each one owns, unique within its tenant.
+ */
 export interface UserStore {
-  getUser(userId: string): Promise<UserRecord | undefined>;
-  /** Create-only at version 1; `already_exists`, `user_id_taken` or `phone_number_taken`. */
+  /** The user of this tenant, read strongly consistent, or undefined. */
+  getUser(tenantId: string, userId: string): Promise<UserRecord | undefined>;
+  /**
+   * Create-only, at a version above every version an earlier incarnation of this (tenant, user)
+   * had (versions never repeat for an id); `already_exists` or `phone_number_taken`.
+   */
   createUser(record: UserRecord): Promise<UserRecord>;
-  /** Replaces at `expectedVersion`; `version_conflict`, `user_id_taken` or `phone_number_taken`. */
+  /** Replaces at `expectedVersion`; `version_conflict` or `phone_number_taken`. */
   updateUser(record: UserRecord, expectedVersion: number): Promise<UserRecord>;
   /** Deletes the user of `tenantId`; the deleted record, or undefined if this tenant has no such user. */
   deleteUser(tenantId: string, userId: string, expectedVersion?: number): Promise<UserRecord | undefined>;
   listUsers(tenantId: string, page?: PageRequest): Promise<Page<UserRecord>>;
   hasUsers(tenantId: string): Promise<boolean>;
-  /** The user whose `phone_numbers` lists this E.164 number, or undefined. */
-  userByPhoneNumber(e164: string): Promise<UserRecord | undefined>;
+  /** The user of this tenant whose `phone_numbers` lists this E.164 number, or undefined. */
+  userByPhoneNumber(tenantId: string, e164: string): Promise<UserRecord | undefined>;
 }
 
 /** Expiring claims: webhook event ids, dispatches, Idempotency-Keys. */

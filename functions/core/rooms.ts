@@ -41,7 +41,7 @@ export function cryptoRandom(n: number): Uint8Array {
  * first. Tenant ids may contain `-`, so `lk-mcp-acme-corp-x` could be tenant `acme-corp` or
  * `acme`; the owner is the longest one that exists. At most `limit` candidates.
  */
-export function roomTenantCandidates(roomName: string, prefix: string, limit = 8): string[] {
+export function roomTenantCandidates(roomName: string, prefix: string, limit = 32): string[] {
   if (!roomName.startsWith(prefix)) return [];
   const rest = roomName.slice(prefix.length);
   const out: string[] = [];

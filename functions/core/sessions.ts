@@ -1,3 +1,4 @@
+import { isTenantId } from '@livekit-mcp-dispatch/contract';
 import type { Dispatcher } from './dispatcher.js';
 import { DomainError } from './errors.js';
 import type { Log } from './log.js';
@@ -77,19 +78,22 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
   const { store, dispatcher, tokens, sealer, secretBox, random, log, config } = deps;
 
   async function loadCaller(input: StartSessionInput): Promise<{ user: UserRecord; tenant: TenantRecord }> {
-    const [user, claimedTenant] = await Promise.all([
-      store.getUser(input.userId),
-      input.tenantClaim === undefined ? Promise.resolve(undefined) : store.getTenant(input.tenantClaim),
+    // The user is the `sub` within the tenant the token names (docs/api.md §4): the same `sub`
+    // may be a user of several tenants, each its own record.
+    const tenantId = input.tenantClaim;
+    if (!isTenantId(tenantId)) {
+      throw new DomainError('tenant_mismatch', "The token's tenant claim is missing or not a tenant id.");
+    }
+    const [user, tenant] = await Promise.all([
+      store.getUser(tenantId, input.userId),
+      store.getTenant(tenantId),
     ]);
-    if (user === undefined) throw new DomainError('user_not_found', 'No user record exists for this token.');
-    if (input.tenantClaim !== user.tenant_id) {
-      throw new DomainError('tenant_mismatch', "The token's tenant is not the user's tenant.");
+    if (user === undefined || tenant === undefined) {
+      throw new DomainError('user_not_found', 'No user record exists for this token.');
     }
-    if (claimedTenant === undefined || claimedTenant.status !== 'active') {
-      throw new DomainError('tenant_suspended', 'The tenant is suspended.');
-    }
+    if (tenant.status !== 'active') throw new DomainError('tenant_suspended', 'The tenant is suspended.');
     if (user.status !== 'active') throw new DomainError('user_suspended', 'The user is suspended.');
-    return { user, tenant: claimedTenant };
+    return { user, tenant };
   }
 
   function agentFor(tenant: TenantRecord, requested: string | undefined): string {
@@ -121,7 +125,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
     idem: { key: string; requestHash: string },
     grant: McpServerGrant,
   ): Promise<{ owner: string } | { replay: StartedSession }> {
-    const key = idempotencyRef(input.userId, idem.key);
+    const key = idempotencyRef(input, idem.key);
     for (let attempt = 0; attempt < 3; attempt++) {
       const claim = await store.tryClaim(key, {
         ttlSeconds: IDEMPOTENCY_WINDOW_SECONDS,
@@ -249,7 +253,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
         );
         if (idem !== undefined && owner !== undefined) {
           await store.completeClaim(
-            idempotencyRef(input.userId, idem.key),
+            idempotencyRef(input, idem.key),
             owner,
             { room_name: roomName, agent_name: agentName, dispatch_id: result.session.dispatch_id },
             IDEMPOTENCY_WINDOW_SECONDS,
@@ -268,7 +272,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
       } catch (err) {
         if (idem !== undefined && owner !== undefined) {
           const held = owner;
-          await store.releaseClaim(idempotencyRef(input.userId, idem.key), held).catch((e: unknown) => {
+          await store.releaseClaim(idempotencyRef(input, idem.key), held).catch((e: unknown) => {
             log.warn('idempotency key release failed', { error: e instanceof Error ? e.name : typeof e });
           });
         }
@@ -278,6 +282,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
   };
 }
 
-function idempotencyRef(user: string, key: string): ClaimRef {
-  return { kind: 'idempotency', user, key };
+/** The Idempotency-Key of one (tenant, user): a key of one tenant's user never meets another's. */
+function idempotencyRef(input: StartSessionInput, key: string): ClaimRef {
+  return { kind: 'idempotency', tenant: input.tenantClaim ?? '', user: input.userId, key };
 }

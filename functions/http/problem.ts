@@ -21,7 +21,6 @@ const STATUS: Record<string, number> = {
   method_not_allowed: 405,
   mcp_not_configured: 409,
   idempotency_key_in_flight: 409,
-  user_id_taken: 409,
   phone_number_taken: 409,
   sip_trunk_taken: 409,
   tenant_has_users: 409,

@@ -1,6 +1,7 @@
+import { USER_ID_PATTERN } from '@livekit-mcp-dispatch/contract';
 import { toJSONSchema, type ZodMiniType } from 'zod/mini';
 import { listQuerySchema, tenantBodySchema, userBodySchema } from '../admin/app.js';
-import { deleteTenantQuerySchema, PRINTABLE } from '../core/admin-input.js';
+import { deleteTenantQuerySchema } from '../core/admin-input.js';
 import { retryAfterFor, statusFor, WEBHOOK_STATUS } from '../http/problem.js';
 import {
   auditViewSchema,
@@ -155,8 +156,10 @@ const userId = {
   name: 'userId',
   in: 'path',
   required: true,
-  description: "The issuer's `sub` of the user (1-255 characters, no control characters), URL-encoded.",
-  schema: { type: 'string', minLength: 1, maxLength: 255, pattern: PRINTABLE.source },
+  description:
+    "The issuer's `sub` of the user (1-255 printable characters: no spaces or controls), URL-encoded. " +
+    'The same id in another tenant is another user.',
+  schema: { type: 'string', minLength: 1, maxLength: 255, pattern: USER_ID_PATTERN },
 };
 const ifMatch = {
   name: 'If-Match',
@@ -215,11 +218,11 @@ const writeProblems = (resource: 'tenant' | 'user') => ({
     ...adminAuth,
     ...(resource === 'tenant'
       ? { field_requires_superadmin: 'A tenant admin set a superadmin-only field.' }
-      : { user_id_taken: 'The user id exists under another tenant.' }),
+      : {}),
     ...tenantNotFound,
     ...(resource === 'tenant'
       ? { sip_trunk_taken: 'A SIP trunk id is already claimed by another tenant.' }
-      : { phone_number_taken: 'A phone number belongs to another user.' }),
+      : { phone_number_taken: 'A phone number belongs to another user of the tenant.' }),
     version_conflict: '`If-Match` names a stale version (or the record is gone).',
     already_exists: '`If-None-Match: *` and the record exists.',
     payload_too_large: 'The body is over 64 KiB.',
@@ -321,7 +324,8 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
             agent_not_allowed: 'The agent is not one the tenant allows.',
             user_suspended: 'The user is suspended.',
             tenant_suspended: 'The tenant is suspended.',
-            user_not_found: 'No user record for the JWT `sub`.',
+            user_not_found:
+              'No user record for the JWT `sub` in the tenant its tenant claim names (or no such tenant).',
             mcp_not_configured: 'No MCP URL for this user.',
             idempotency_key_in_flight: 'The same `Idempotency-Key` is still being processed (retry).',
             payload_too_large: 'The body is over 64 KiB.',
@@ -412,7 +416,7 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
       },
       delete: {
         operationId: 'deleteTenant',
-        summary: 'Delete a tenant; one with users only with `?cascade=true`.',
+        summary: 'Delete a tenant (superadmin); one with users only with `?cascade=true`.',
         tags: ['admin'],
         security: [{ bearerAuth: [] }],
         parameters: [
@@ -431,6 +435,7 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
           204: { description: 'Deleted.' },
           ...problems({
             ...adminAuth,
+            forbidden: 'No admin scope, or a tenant admin: only a superadmin deletes a tenant.',
             ...tenantNotFound,
             tenant_has_users: 'The tenant has users and `cascade` is not `true`.',
             version_conflict: '`If-Match` names a stale version.',

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { IDEMPOTENCY_KEY, MAX_USER_ID, USER_ID } from '@livekit-mcp-dispatch/contract';
+import { IDEMPOTENCY_KEY, isTenantId, isUserId } from '@livekit-mcp-dispatch/contract';
 import { Hono } from 'hono';
 import { cors } from 'hono/cors';
 import {
@@ -154,9 +154,12 @@ export function createSessionApp(deps: SessionAppDeps) {
 
   app.post('/v1/sessions', bodyLimitProblem(SESSION_BODY_LIMIT), async (c) => {
     const principal = await deps.verifier.verify(c.req.header('authorization'));
-    // User ids are 1-255 printable characters (docs/api.md §6): any other `sub` has no record, and a
-    // long one would not even fit a table key (DynamoDB's ValidationException is no 5xx).
-    if ([...principal.sub].length > MAX_USER_ID || !USER_ID.test(principal.sub)) {
+    // The user is the `sub` within the tenant the tenant claim names (docs/api.md §4).
+    if (!isTenantId(principal.tenantId)) {
+      throw new DomainError('tenant_mismatch', "The token's tenant claim is missing or not a tenant id.");
+    }
+    // User ids are 1-255 printable characters (docs/api.md §6): any other `sub` has no record.
+    if (!isUserId(principal.sub)) {
       throw new DomainError('user_not_found', 'No user record exists for this token.');
     }
     const body = validate(sessionRequest, await readJson(c, { emptyAs: {} }));

@@ -185,18 +185,20 @@ describe('admin: users', () => {
     }
   });
 
-  it('409 user_id_taken across tenants and 409 phone_number_taken across users', async () => {
+  it('the same user id in another tenant is another user; 409 phone_number_taken within a tenant', async () => {
     await stack.call('PUT', '/v1/admin/tenants/acme/users/shared-id', {
       token: acmeAdmin,
       body: { phone_numbers: ['+15550100100'] },
     });
+    // v3 (docs/api.md §6): users are keyed by (tenant, user id); phone numbers unique within a tenant.
+    const other = await stack.call('PUT', '/v1/admin/tenants/globex/users/shared-id', {
+      token: superadmin,
+      body: { phone_numbers: ['+15550100100'] },
+    });
+    expect(other.status).toBe(201);
+    expect(other.json).toMatchObject({ tenant_id: 'globex', user_id: 'shared-id' });
     expectProblem(
-      await stack.call('PUT', '/v1/admin/tenants/globex/users/shared-id', { token: superadmin, body: {} }),
-      409,
-      'user_id_taken',
-    );
-    expectProblem(
-      await stack.call('PUT', '/v1/admin/tenants/globex/users/other', {
+      await stack.call('PUT', '/v1/admin/tenants/acme/users/other', {
         token: superadmin,
         body: { phone_numbers: ['+15550100100'] },
       }),

@@ -145,8 +145,9 @@ function adminGates(flow: AdminFlow, tenantId: string, userId: string) {
     flow === 'suspend tenant'
       ? { operation: 'PutItem', body: namesKey('pk', keys.tenant(tenantId).pk) }
       : flow === 'delete user'
-        ? { operation: 'DeleteItem', body: namesKey('pk', keys.user(userId).pk) }
-        : { operation: 'PutItem', body: namesKey('pk', keys.user(userId).pk) };
+        ? // A delete leaves a tombstone holding the last version (versions never repeat).
+          { operation: 'PutItem', body: namesKey('pk', keys.user(tenantId, userId).pk) }
+        : { operation: 'PutItem', body: namesKey('pk', keys.user(tenantId, userId).pk) };
   return {
     write: adminSide.gate('admin: write', write),
     list: adminSide.gate('admin: list markers', {
@@ -199,7 +200,7 @@ describe('§10 once a revoke, suspension or delete has answered, no session of i
         const tenantFence = flow === 'suspend tenant';
         const statusRead = tenantFence
           ? { operation: 'GetItem', body: namesKey('pk', keys.tenant(tenantId).pk), skip: 1 }
-          : { operation: 'GetItem', body: namesKey('pk', keys.user(userId).pk), skip: 1 };
+          : { operation: 'GetItem', body: namesKey('pk', keys.user(tenantId, userId).pk), skip: 1 };
         const gates = new Map([
           [
             'session: write marker',
@@ -261,7 +262,7 @@ describe('§10 once a tenant delete has answered, none of its users is reachable
           'create: write user',
           sessionSide.gate('create: write user', {
             operation: 'PutItem',
-            body: namesKey('pk', keys.user(newUser).pk),
+            body: namesKey('pk', keys.user(tenantId, newUser).pk),
           }),
         ],
         [
@@ -311,7 +312,7 @@ describe('§10 once a tenant delete has answered, none of its users is reachable
       await expect(del).resolves.toEqual({ done: true });
       expect(['started', 'tenant_not_found']).toContain(await create);
       expect(await h.store.getTenant(tenantId)).toBeUndefined();
-      expect(await h.store.getUser(newUser)).toBeUndefined();
+      expect(await h.store.getUser(tenantId, newUser)).toBeUndefined();
       expect((await h.store.listUsers(tenantId)).items).toEqual([]);
     });
   }

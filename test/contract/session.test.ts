@@ -186,9 +186,9 @@ describe('POST /v1/sessions: refusals', () => {
       403,
       'identity_mismatch',
     );
-    const foreign = await stack.token({ user: 'alice', tenant: 'globex' });
+    const noTenant = await stack.token({ user: 'alice', tenant: 'Not_A_Tenant' });
     expectProblem(
-      await stack.call('POST', '/v1/sessions', { token: foreign, body: {} }),
+      await stack.call('POST', '/v1/sessions', { token: noTenant, body: {} }),
       403,
       'tenant_mismatch',
     );
@@ -206,6 +206,13 @@ describe('POST /v1/sessions: refusals', () => {
     const nobody = await stack.token({ user: 'nobody', tenant: 'acme' });
     expectProblem(
       await stack.call('POST', '/v1/sessions', { token: nobody, body: {} }),
+      404,
+      'user_not_found',
+    );
+    // v3: a tenant claim naming a tenant where the sub has no record (docs/api.md §4).
+    const foreign = await stack.token({ user: 'alice', tenant: 'globex' });
+    expectProblem(
+      await stack.call('POST', '/v1/sessions', { token: foreign, body: {} }),
       404,
       'user_not_found',
     );

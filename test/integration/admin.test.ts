@@ -462,7 +462,7 @@ describe('admin API: users', () => {
 
     // Assess: the effective config sends the user's token to the tenant URL
     const tenant = (await store.getTenant('users-t'))!;
-    const user = (await store.getUser('auth0|bob@example.com'))!;
+    const user = (await store.getUser('users-t', 'auth0|bob@example.com'))!;
     const grant = await effectiveMcpConfig(tenant, user, createSecretBox(storageKeys));
     expect(grant).toEqual({
       name: 'mcp',
@@ -491,7 +491,7 @@ describe('admin API: users', () => {
     expect(gone.json.code).toBe('user_not_found');
   });
 
-  it('refuses a user id taken in another tenant with 409, revealing nothing of it', async () => {
+  it('keeps the same user id in another tenant as another user (v3, docs/api.md §6)', async () => {
     // Prepare
     await createUser('users-t', 'carol');
 
@@ -499,23 +499,39 @@ describe('admin API: users', () => {
     const res = await send('PUT', '/v1/admin/tenants/users-other/users/carol', {
       token: tokens.super,
       headers: { 'if-none-match': '*' },
-      body: {},
+      body: { display_name: 'Other Carol' },
     });
     const read = await send('GET', '/v1/admin/tenants/users-other/users/carol', { token: tokens.super });
+    const first = await send('GET', '/v1/admin/tenants/users-t/users/carol', { token: tokens.super });
+    const deleted = await send('DELETE', '/v1/admin/tenants/users-other/users/carol', {
+      token: tokens.super,
+    });
+    const still = await send('GET', '/v1/admin/tenants/users-t/users/carol', { token: tokens.super });
 
     // Assess
-    expect(res.status).toBe(409);
-    expect(res.json.code).toBe('user_id_taken');
-    expect(res.text).not.toContain('users-t');
-    expect(read.status).toBe(404);
+    expect(res.status, res.text).toBe(201);
+    expect(read.json).toMatchObject({
+      tenant_id: 'users-other',
+      user_id: 'carol',
+      display_name: 'Other Carol',
+    });
+    expect(first.json).toMatchObject({ tenant_id: 'users-t', user_id: 'carol' });
+    expect(first.json.display_name).not.toBe('Other Carol');
+    expect(deleted.status).toBe(204);
+    expect(still.status).toBe(200);
   });
 
-  it('keeps phone numbers unique across users (409 phone_number_taken)', async () => {
+  it('keeps phone numbers unique within a tenant (409 phone_number_taken)', async () => {
     // Prepare
     await createUser('users-t', 'dave', { phone_numbers: ['+442071838750'] });
 
     // Act
-    const res = await send('PUT', '/v1/admin/tenants/users-other/users/erin', {
+    const res = await send('PUT', '/v1/admin/tenants/users-t/users/erin', {
+      token: tokens.super,
+      body: { phone_numbers: ['+442071838750'] },
+    });
+    // v3 (docs/api.md §6): another tenant's user may have the same number.
+    const elsewhere = await send('PUT', '/v1/admin/tenants/users-other/users/erin', {
       token: tokens.super,
       body: { phone_numbers: ['+442071838750'] },
     });
@@ -523,6 +539,7 @@ describe('admin API: users', () => {
     // Assess
     expect(res.status).toBe(409);
     expect(res.json.code).toBe('phone_number_taken');
+    expect(elsewhere.status, elsewhere.text).toBe(201);
   });
 
   it('validates every field with 422 invalid_request naming the failing fields, never their values', async () => {
@@ -756,7 +773,7 @@ describe('admin API: authorisation', () => {
     expect(res.status).toBe(404);
     expect(res.json.code).toBe('user_not_found');
     expect(revoke.status).toBe(404);
-    expect((await store.getUser('bob-b'))?.status).toBe('active');
+    expect((await store.getUser(tenantB, 'bob-b'))?.status).toBe('active');
   });
 });
 
@@ -785,7 +802,7 @@ describe('admin API: revoke, suspension, sessions, audit', () => {
     expect(livekit.rooms.sort()).toEqual(['lk-mcp-rev-t-3']);
     expect(livekit.calls.filter((c) => c.rpc === 'RoomService/DeleteRoom').every((c) => c.authOk)).toBe(true);
     expect(await store.activeSessionsOfUser('rev-t', 'ivan')).toEqual([]);
-    expect((await store.getUser('ivan'))?.status).toBe('suspended');
+    expect((await store.getUser('rev-t', 'ivan'))?.status).toBe('suspended');
     const sessions = await send('GET', '/v1/admin/tenants/rev-t/sessions', { token: admin });
     const byRoom = Object.fromEntries(
       sessions.json.items.map((s: { room_name: string; status: string }) => [s.room_name, s]),
@@ -982,8 +999,8 @@ describe('admin API: revoke, suspension, sessions, audit', () => {
     expect(roomsAfterRefusal).toEqual(['lk-mcp-casc-t-1']);
     expect(cascaded.status, cascaded.text).toBe(204);
     expect(await store.getTenant('casc-t')).toBeUndefined();
-    expect(await store.getUser('casc-m2')).toBeUndefined();
-    expect(await store.userByPhoneNumber('+14155550202')).toBeUndefined();
+    expect(await store.getUser('casc-t', 'casc-m2')).toBeUndefined();
+    expect(await store.userByPhoneNumber('casc-t', '+14155550202')).toBeUndefined();
     expect(livekit.rooms).toEqual([]);
     const audit = await store.listAudit('casc-t', { limit: 100 });
     expect(audit.items.filter((a) => a.action === 'delete')).toHaveLength(4);

@@ -426,9 +426,8 @@ describe('admin API responses', () => {
     expect((await put(`${T}/missing/users/x`, {}, { 'if-none-match': '*' })).body.code).toBe(
       'tenant_not_found',
     );
-    expect((await put(`${T}/bare/users/carol`, {}, { 'if-none-match': '*' })).body.code).toBe(
-      'user_id_taken',
-    );
+    // v3: the same user id in another tenant is another user (docs/api.md §6).
+    expect((await put(`${T}/bare/users/carol`, {}, { 'if-none-match': '*' })).status).toBe(201);
     expect(
       (await put(`${U}/dave`, { phone_numbers: ['+14155550123'] }, { 'if-none-match': '*' })).body.code,
     ).toBe('phone_number_taken');

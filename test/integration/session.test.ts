@@ -392,8 +392,16 @@ describe('POST /v1/sessions, refusals leave nothing behind', () => {
       403,
       'identity_mismatch',
     );
-    await expectNoSideEffects(() => post(app, {}, { token: wrongTenant }), 403, 'tenant_mismatch');
+    // v3 (docs/api.md §4): a claim naming a tenant where the sub has no record is 404
+    // user_not_found; tenant_mismatch means the claim is missing or not a tenant id.
+    await expectNoSideEffects(() => post(app, {}, { token: wrongTenant }), 404, 'user_not_found');
     await expectNoSideEffects(() => post(app, {}, { token: noTenant }), 403, 'tenant_mismatch');
+    const notAnId = await h.jwks.mint({ sub: user.user_id, tenant_id: `${user.tenant_id.toUpperCase()}!` });
+    await expectNoSideEffects(() => post(app, {}, { token: notAnId }), 403, 'tenant_mismatch');
+    const numeric = await h.jwks.mint({ sub: user.user_id, tenant_id: 42 });
+    await expectNoSideEffects(() => post(app, {}, { token: numeric }), 403, 'tenant_mismatch');
+    const noSuchTenant = await h.jwks.mint({ sub: user.user_id, tenant_id: uid('absent').toLowerCase() });
+    await expectNoSideEffects(() => post(app, {}, { token: noSuchTenant }), 404, 'user_not_found');
     await expectNoSideEffects(
       () => post(app, tokenSourceBody({ agentName: 'mcp-agent' }), { token }),
       403,
@@ -407,6 +415,40 @@ describe('POST /v1/sessions, refusals leave nothing behind', () => {
     const app = appWith();
     await expectNoSideEffects(() => post(app, {}, { token: suspendedUser.token }), 403, 'user_suspended');
     await expectNoSideEffects(() => post(app, {}, { token: suspendedTenant.token }), 403, 'tenant_suspended');
+  });
+
+  it('the same sub in two tenants is two users: each token starts a session of its own tenant', async () => {
+    // Prepare (docs/api.md §4, §6: users are keyed by (tenant, user id))
+    const sub = uid('shared');
+    const first = await seedTenant(h.store, h.secretBox);
+    const second = await seedTenant(h.store, h.secretBox);
+    await seedUser(h.store, h.secretBox, {
+      tenant_id: first.tenant_id,
+      user_id: sub,
+      mcp: { url: 'https://mcp.example.com/1' },
+    });
+    await seedUser(h.store, h.secretBox, {
+      tenant_id: second.tenant_id,
+      user_id: sub,
+      status: 'suspended',
+      mcp: { url: 'https://mcp.example.com/2' },
+    });
+    const app = appWith();
+    const tokenOf = (t: TenantRecord) => h.jwks.mint({ sub, tenant_id: t.tenant_id });
+
+    // Act
+    const ok = await post(app, {}, { token: await tokenOf(first), idempotencyKey: 'same-key' });
+    const suspended = await post(app, {}, { token: await tokenOf(second), idempotencyKey: 'same-key' });
+
+    // Assess: the first tenant's user started; the second tenant's (suspended) record decided its own answer.
+    expect(ok.status).toBe(201);
+    const room = ((await ok.json()) as { room_name: string }).room_name;
+    expect(room.startsWith(`lk-mcp-${first.tenant_id}-`)).toBe(true);
+    expect(suspended.status).toBe(403);
+    expect(((await suspended.json()) as { code: string }).code).toBe('user_suspended');
+    const sessions = (await h.store.listSessions(first.tenant_id)).items;
+    expect(sessions.map((x) => [x.tenant_id, x.user_id])).toEqual([[first.tenant_id, sub]]);
+    expect((await h.store.listSessions(second.tenant_id)).items).toEqual([]);
   });
 
   it('404 user_not_found and 409 mcp_not_configured', async () => {

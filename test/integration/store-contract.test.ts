@@ -45,13 +45,15 @@ function describeStore(name: string, makeStore: () => StoreUnderTest) {
 
       // Act + Assess
       expect(await t.store.getTenant(acme.tenant_id)).toEqual(acme);
-      expect(await t.store.getUser(alice.user_id)).toEqual(alice);
+      expect(await t.store.getUser(acme.tenant_id, alice.user_id)).toEqual(alice);
       expect(await t.store.tenantBySipTrunk(trunk)).toEqual(acme);
-      expect(await t.store.userByPhoneNumber(phone)).toEqual(alice);
+      expect(await t.store.userByPhoneNumber(acme.tenant_id, phone)).toEqual(alice);
       expect(await t.store.getTenant(uid('none'))).toBeUndefined();
-      expect(await t.store.getUser(uid('none'))).toBeUndefined();
+      expect(await t.store.getUser(acme.tenant_id, uid('none'))).toBeUndefined();
+      expect(await t.store.getUser(uid('none'), alice.user_id)).toBeUndefined();
       expect(await t.store.tenantBySipTrunk(uid('ST'))).toBeUndefined();
-      expect(await t.store.userByPhoneNumber('+15550000000')).toBeUndefined();
+      expect(await t.store.userByPhoneNumber(acme.tenant_id, '+15550000000')).toBeUndefined();
+      expect(await t.store.userByPhoneNumber(uid('none'), phone)).toBeUndefined();
     });
   });
 
@@ -123,8 +125,9 @@ function describeStore(name: string, makeStore: () => StoreUnderTest) {
         { kind: 'dispatch', room, agent: 'agent', participant: 'alice' },
         { kind: 'dispatch', room, agent: 'agent', participant: 'bob' },
         { kind: 'dispatch', room, agent: 'other' },
-        { kind: 'idempotency', user: room, key: 'k' },
-        { kind: 'idempotency', user: 'k', key: room },
+        { kind: 'idempotency', tenant: 't', user: room, key: 'k' },
+        { kind: 'idempotency', tenant: 't', user: 'k', key: room },
+        { kind: 'idempotency', tenant: 'u', user: room, key: 'k' },
         { kind: 'event', id: room },
       ];
       const attempts = await Promise.all(refs.map((r) => store.tryClaim(r, { ttlSeconds: 60 })));
@@ -215,7 +218,7 @@ describeStore('MemoryStore (unit-test fake)', () => {
   return {
     store,
     seedTenant: async (r) => void store.tenants.set(r.tenant_id, r),
-    seedUser: async (r) => void store.users.set(r.user_id, r),
+    seedUser: async (r) => void store.setUser(r),
     advance: (ms) => {
       now += ms;
     },

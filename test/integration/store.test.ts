@@ -90,7 +90,7 @@ describe('keys', () => {
     );
     fc.assert(
       fc.property(part, part, (a, b) => {
-        if (a !== b) expect(keys.user(a).pk).not.toBe(keys.user(b).pk);
+        if (a !== b) expect(keys.user('acme', a).pk).not.toBe(keys.user('acme', b).pk);
       }),
     );
     fc.assert(
@@ -116,7 +116,7 @@ describe('keys', () => {
     for (const id of ids) await store.createUser(user(t.tenant_id, { user_id: id, display_name: id }));
 
     // Assess
-    for (const id of ids) expect((await store.getUser(id))?.display_name).toBe(id);
+    for (const id of ids) expect((await store.getUser(t.tenant_id, id))?.display_name).toBe(id);
   });
 });
 
@@ -203,24 +203,26 @@ describe('DynamoStore tenants', () => {
 });
 
 describe('DynamoStore users', () => {
-  it('creates once per tenant and refuses an id taken under another tenant', async () => {
+  it('creates once per tenant; the same id in another tenant is another user', async () => {
     // Prepare
     const a = await store.createTenant(tenant());
     const b = await store.createTenant(tenant());
-    const u = await store.createUser(user(a.tenant_id));
+    const u = await store.createUser(user(a.tenant_id, { display_name: 'A' }));
 
-    // Act + Assess
+    // Act + Assess (v3: users are keyed by (tenant, user id), docs/api.md §6)
     expect(await conflictCode(store.createUser(user(a.tenant_id, { user_id: u.user_id })))).toBe(
       StoreConflict.alreadyExists,
     );
-    const error = await store.createUser(user(b.tenant_id, { user_id: u.user_id })).catch((e: unknown) => e);
-    expect((error as ConditionFailedError).code).toBe(StoreConflict.userIdTaken);
-    expect(String((error as Error).message)).not.toContain(a.tenant_id);
     expect(await conflictCode(store.updateUser(user(b.tenant_id, { user_id: u.user_id }), 1))).toBe(
-      StoreConflict.userIdTaken,
+      StoreConflict.versionConflict,
     );
-    expect(await store.deleteUser(b.tenant_id, u.user_id)).toBeUndefined();
-    expect((await store.getUser(u.user_id))?.tenant_id).toBe(a.tenant_id);
+    const other = await store.createUser(user(b.tenant_id, { user_id: u.user_id, display_name: 'B' }));
+    expect(other.tenant_id).toBe(b.tenant_id);
+    expect((await store.getUser(a.tenant_id, u.user_id))?.display_name).toBe('A');
+    expect((await store.getUser(b.tenant_id, u.user_id))?.display_name).toBe('B');
+    expect((await store.deleteUser(b.tenant_id, u.user_id))?.tenant_id).toBe(b.tenant_id);
+    expect((await store.getUser(a.tenant_id, u.user_id))?.tenant_id).toBe(a.tenant_id);
+    expect(await store.getUser(b.tenant_id, u.user_id)).toBeUndefined();
   });
 
   it('updates at the expected version only', async () => {
@@ -233,7 +235,7 @@ describe('DynamoStore users', () => {
 
     // Assess
     expect(updated.version).toBe(2);
-    expect((await store.getUser(u.user_id))?.display_name).toBe('Alice');
+    expect((await store.getUser(t.tenant_id, u.user_id))?.display_name).toBe('Alice');
     expect(await conflictCode(store.updateUser({ ...u, display_name: 'Stale' }, 1))).toBe(
       StoreConflict.versionConflict,
     );
@@ -257,24 +259,24 @@ describe('DynamoStore users', () => {
     expect(await conflictCode(store.createUser(user(t.tenant_id, { phone_numbers: [p3, p2] })))).toBe(
       StoreConflict.phoneNumberTaken,
     );
-    expect(await store.userByPhoneNumber(p3)).toBeUndefined();
-    expect((await store.userByPhoneNumber(p2))?.user_id).toBe(alice.user_id);
+    expect(await store.userByPhoneNumber(t.tenant_id, p3)).toBeUndefined();
+    expect((await store.userByPhoneNumber(t.tenant_id, p2))?.user_id).toBe(alice.user_id);
 
     // Act + Assess: alice drops p2 and adds p3; bob can now take p2 but not p3.
     await store.updateUser({ ...alice, phone_numbers: [p1, p3] }, 1);
-    expect(await store.userByPhoneNumber(p2)).toBeUndefined();
+    expect(await store.userByPhoneNumber(t.tenant_id, p2)).toBeUndefined();
     const bob = await store.createUser(user(t.tenant_id, { phone_numbers: [p2] }));
-    expect((await store.userByPhoneNumber(p2))?.user_id).toBe(bob.user_id);
+    expect((await store.userByPhoneNumber(t.tenant_id, p2))?.user_id).toBe(bob.user_id);
     expect(await conflictCode(store.updateUser({ ...bob, phone_numbers: [p2, p3] }, 1))).toBe(
       StoreConflict.phoneNumberTaken,
     );
-    expect((await store.getUser(bob.user_id))?.phone_numbers).toEqual([p2]);
+    expect((await store.getUser(t.tenant_id, bob.user_id))?.phone_numbers).toEqual([p2]);
 
     // Act + Assess: deleting alice frees her numbers.
     await store.deleteUser(t.tenant_id, alice.user_id);
-    expect(await store.userByPhoneNumber(p1)).toBeUndefined();
+    expect(await store.userByPhoneNumber(t.tenant_id, p1)).toBeUndefined();
     await store.updateUser({ ...bob, phone_numbers: [p2, p3] }, 1);
-    expect((await store.userByPhoneNumber(p3))?.user_id).toBe(bob.user_id);
+    expect((await store.userByPhoneNumber(t.tenant_id, p3))?.user_id).toBe(bob.user_id);
   });
 
   it('gives a phone number to exactly one of 5 concurrent creators', async () => {
@@ -294,7 +296,7 @@ describe('DynamoStore users', () => {
       if (r.status === 'rejected')
         expect((r.reason as ConditionFailedError).code).toBe(StoreConflict.phoneNumberTaken);
     }
-    expect((await store.userByPhoneNumber(phone))?.user_id).toBe(
+    expect((await store.userByPhoneNumber(t.tenant_id, phone))?.user_id).toBe(
       winners[0]?.status === 'fulfilled' && winners[0].value.user_id,
     );
   });
@@ -306,7 +308,7 @@ describe('DynamoStore users', () => {
     await db.client.send(
       new PutCommand({
         TableName: db.tableName,
-        Item: { ...keys.phone(phone), owner_id: 'ghost', claimed_at: Math.floor(T0 / 1000) },
+        Item: { ...keys.phone(t.tenant_id, phone), owner_id: 'ghost', claimed_at: Math.floor(T0 / 1000) },
       }),
     );
 
@@ -316,7 +318,7 @@ describe('DynamoStore users', () => {
     );
     now = T0 + 301_000;
     const u = await store.createUser(user(t.tenant_id, { phone_numbers: [phone] }));
-    expect((await store.userByPhoneNumber(phone))?.user_id).toBe(u.user_id);
+    expect((await store.userByPhoneNumber(t.tenant_id, phone))?.user_id).toBe(u.user_id);
   });
 
   it('lists 120 users of a tenant in pages, and only that tenant', async () => {
@@ -691,7 +693,7 @@ describe('DynamoStore errors', () => {
     // Act
     const started = Date.now();
     const error = await new DynamoStore({ client, tableName: 'x-table' })
-      .getUser('alice')
+      .getUser('acme', 'alice')
       .catch((e: unknown) => e);
 
     // Assess

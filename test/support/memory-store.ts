@@ -21,9 +21,12 @@ export function refKey(ref: ClaimRef): string {
     case 'dispatch':
       return JSON.stringify(['dispatch', ref.room, ref.agent, ref.participant ?? null]);
     case 'idempotency':
-      return JSON.stringify(['idempotency', ref.user, ref.key]);
+      return JSON.stringify(['idempotency', ref.tenant, ref.user, ref.key]);
   }
 }
+
+/** The fake's key of a user: users are keyed by (tenant, user id). */
+export const userKey = (tenantId: string, userId: string) => JSON.stringify([tenantId, userId]);
 
 const sessionKey = (s: SessionRecord) =>
   JSON.stringify([s.room_name, s.room_sid ?? null, s.agent_name, s.participant_identity]);
@@ -55,14 +58,18 @@ export class MemoryStore implements DispatchStore {
   async getTenant(id: string) {
     return this.tenants.get(id);
   }
-  async getUser(id: string) {
-    return this.users.get(id);
+  async getUser(tenantId: string, id: string) {
+    return this.users.get(userKey(tenantId, id));
+  }
+  /** Seeds a user under its (tenant, user id). */
+  setUser(record: UserRecord) {
+    this.users.set(userKey(record.tenant_id, record.user_id), record);
   }
   async tenantBySipTrunk(trunk: string) {
     return [...this.tenants.values()].find((t) => t.sip_trunk_ids.includes(trunk));
   }
-  async userByPhoneNumber(e164: string) {
-    return [...this.users.values()].find((u) => u.phone_numbers.includes(e164));
+  async userByPhoneNumber(tenantId: string, e164: string) {
+    return [...this.users.values()].find((u) => u.tenant_id === tenantId && u.phone_numbers.includes(e164));
   }
 
   async tryClaim(ref: ClaimRef, options: ClaimOptions): Promise<ClaimAttempt> {

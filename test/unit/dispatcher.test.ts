@@ -29,8 +29,8 @@ class SlowReadStore extends MemoryStore {
       this.inFlight -= 1;
     }
   }
-  override getUser(id: string) {
-    return this.slow(() => super.getUser(id));
+  override getUser(tenantId: string, id: string) {
+    return this.slow(() => super.getUser(tenantId, id));
   }
   override getTenant(id: string) {
     return this.slow(() => super.getTenant(id));
@@ -75,7 +75,7 @@ const tenant = (overrides: Partial<TenantRecord> = {}) =>
 function setup(store = new MemoryStore()) {
   // The tenant and user of request(): the saga's fence re-reads both after writing its marker.
   store.tenants.set('acme', tenant());
-  for (const id of ['alice', 'bob']) store.users.set(id, userRecord('acme', { user_id: id }));
+  for (const id of ['alice', 'bob']) store.setUser(userRecord('acme', { user_id: id }));
   const livekit = new MemoryLiveKit();
   const dispatcher = createDispatcher({
     store,
@@ -296,7 +296,7 @@ describe('dispatcher.participantJoined', () => {
     const { store, livekit, dispatcher } = setup();
     store.tenants.set('acme', tenant());
     store.tenants.set('acme-corp', tenant({ tenant_id: 'acme-corp' }));
-    store.users.set('alice', {
+    store.setUser({
       tenant_id: 'acme',
       user_id: 'alice',
       phone_numbers: [],
@@ -317,16 +317,17 @@ describe('dispatcher.participantJoined', () => {
 
     expect(await join('lk-mcp-acme-corp-x')).toBe('ignored');
     expect(await join('lk-mcp-acme-x')).toBe('dispatched');
-    expect(await join('lk-mcp-free-form')).toBe('dispatched');
+    // v3: a room that names no tenant gets no dispatch (docs/api.md §5).
+    expect(await join('lk-mcp-free-form')).toBe('ignored');
     expect(await join('lk-mcp-acme-daily-x')).toBe('dispatched');
-    expect(livekit.dispatches).toHaveLength(3);
+    expect(livekit.dispatches).toHaveLength(2);
   });
 
   it("reads the room's sessions, the user and the room name's tenant at once", async () => {
     const store = new SlowReadStore();
     const { livekit, dispatcher } = setup(store);
     store.tenants.set('acme', tenant());
-    store.users.set('alice', {
+    store.setUser({
       tenant_id: 'acme',
       user_id: 'alice',
       phone_numbers: [],

@@ -13,7 +13,7 @@ export function auditToItem(record: AuditRecord): Item {
     ...record,
     ...keys.audit(record.target, record.version),
     gsi1pk: keys.tenantAudit(record.tenant_id),
-    gsi1sk: `${record.at}#${record.target}#${String(record.version).padStart(12, '0')}`,
+    gsi1sk: keys.auditSort(record.at, record.target, record.version),
   };
 }
 

@@ -57,9 +57,9 @@ export class DynamoStore implements Store {
     const unique = new UniqueClaims(table, {
       clock,
       orphanGraceSeconds: options.orphanGraceSeconds ?? 300,
-      listedBy: async (kind, ownerId, value) =>
-        kind === 'phone'
-          ? ((await this.users.get(ownerId))?.phone_numbers.includes(value) ?? false)
+      listedBy: async (space, ownerId, value) =>
+        space.kind === 'phone'
+          ? ((await this.users.get(space.tenantId, ownerId))?.phone_numbers.includes(value) ?? false)
           : ((await this.tenants.get(ownerId))?.sip_trunk_ids.includes(value) ?? false),
     });
     this.tenants = new Tenants(table, unique);
@@ -89,8 +89,8 @@ export class DynamoStore implements Store {
     return this.tenants.bySipTrunk(trunkId);
   }
 
-  getUser(userId: string): Promise<UserRecord | undefined> {
-    return this.users.get(userId);
+  getUser(tenantId: string, userId: string): Promise<UserRecord | undefined> {
+    return this.users.get(tenantId, userId);
   }
   createUser(record: UserRecord): Promise<UserRecord> {
     return this.users.create(record);
@@ -108,8 +108,8 @@ export class DynamoStore implements Store {
   async hasUsers(tenantId: string): Promise<boolean> {
     return (await this.users.list(tenantId, { limit: 1 })).items.length > 0;
   }
-  userByPhoneNumber(e164: string): Promise<UserRecord | undefined> {
-    return this.users.byPhoneNumber(e164);
+  userByPhoneNumber(tenantId: string, e164: string): Promise<UserRecord | undefined> {
+    return this.users.byPhoneNumber(tenantId, e164);
   }
 
   tryClaim(ref: ClaimRef, options: ClaimOptions): Promise<ClaimAttempt<Claim>> {

@@ -1,11 +1,10 @@
 import type { TenantRecord } from '../../core/model.js';
-import { type Page, type PageRequest, StoreConflict } from '../../core/ports.js';
+import type { Page, PageRequest } from '../../core/ports.js';
 import { keys, tableSchema } from '../schema.js';
 import type { Item, TableClient } from './client.js';
-import { itemAbsent, versionIs } from './expr.js';
 import { defined, fields, mcpFromItem } from './fields.js';
-import { conflict, deleteVersioned, putOr } from './records.js';
 import type { UniqueClaims } from './unique-claims.js';
+import { VersionedRecords } from './versioned.js';
 
 /** The item of a tenant: its record, keyed by id, listed under all tenants. */
 export function tenantToItem(record: TenantRecord): Item {
@@ -37,31 +36,38 @@ export function tenantFromItem(item: Item): TenantRecord {
   };
 }
 
-/** Tenants, with their SIP trunk ids made unique by {@link UniqueClaims}. */
+/** Tenants, with their SIP trunk ids made unique across tenants by {@link UniqueClaims}. */
 export class Tenants {
+  private readonly records: VersionedRecords<TenantRecord>;
+
   constructor(
     private readonly table: TableClient,
     private readonly unique: UniqueClaims,
-  ) {}
+  ) {
+    this.records = new VersionedRecords(table, unique, {
+      label: 'Tenant',
+      toItem: tenantToItem,
+      fromItem: tenantFromItem,
+      values: (r) => r.sip_trunk_ids,
+    });
+  }
+
+  private ref(tenantId: string) {
+    return { key: keys.tenant(tenantId), space: { kind: 'sipTrunk' as const }, ownerId: tenantId };
+  }
 
   /** The tenant, read strongly consistent, or undefined. */
   async get(tenantId: string): Promise<TenantRecord | undefined> {
-    const item = await this.table.get(keys.tenant(tenantId));
-    return item === undefined ? undefined : tenantFromItem(item);
+    return this.records.get(keys.tenant(tenantId));
   }
 
   /**
-   * Creates the tenant (create-only) at version 1, after claiming its `sip_trunk_ids`.
+   * Creates the tenant (create-only), one version above a deleted incarnation's, after claiming
+   * its `sip_trunk_ids`.
    * @throws ConditionFailedError `already_exists`, or `sip_trunk_taken` (no claim is left behind).
    */
   async create(record: TenantRecord): Promise<TenantRecord> {
-    const stored = { ...record, version: 1 };
-    await this.unique.writeWithClaims('sipTrunk', record.tenant_id, [], record.sip_trunk_ids, () =>
-      putOr(this.table, tenantToItem(stored), itemAbsent(), () =>
-        conflict(StoreConflict.alreadyExists, 'Tenant exists.'),
-      ),
-    );
-    return stored;
+    return this.records.create(this.ref(record.tenant_id), record);
   }
 
   /**
@@ -70,30 +76,17 @@ export class Tenants {
    * @throws ConditionFailedError `version_conflict` (stale or missing), or `sip_trunk_taken`.
    */
   async update(record: TenantRecord, expectedVersion: number): Promise<TenantRecord> {
-    const stored = { ...record, version: expectedVersion + 1 };
-    const current = await this.get(record.tenant_id);
-    await this.unique.writeWithClaims(
-      'sipTrunk',
-      record.tenant_id,
-      current?.sip_trunk_ids ?? [],
-      record.sip_trunk_ids,
-      () =>
-        putOr(this.table, tenantToItem(stored), versionIs(expectedVersion), () =>
-          conflict(StoreConflict.versionConflict, 'Tenant version is stale.'),
-        ),
-    );
-    return stored;
+    return this.records.update(this.ref(record.tenant_id), record, expectedVersion);
   }
 
   /**
-   * Deletes the tenant (only at `expectedVersion` when given) and releases its SIP trunks.
+   * Deletes the tenant (only at `expectedVersion` when given), leaving its tombstone, and
+   * releases its SIP trunks.
    * @returns the deleted record, or undefined if there was none.
    * @throws ConditionFailedError `version_conflict`.
    */
   async delete(tenantId: string, expectedVersion?: number): Promise<TenantRecord | undefined> {
-    const old = await deleteVersioned(this.table, keys.tenant(tenantId), tenantFromItem, { expectedVersion });
-    if (old !== undefined) await this.unique.releaseAll('sipTrunk', tenantId, old.sip_trunk_ids);
-    return old;
+    return this.records.delete(this.ref(tenantId), tenantId, expectedVersion);
   }
 
   /** All tenants by id (eventually consistent index). */
@@ -110,7 +103,7 @@ export class Tenants {
    * confirmed against the tenant record), or undefined.
    */
   async bySipTrunk(trunkId: string): Promise<TenantRecord | undefined> {
-    const ownerId = await this.unique.owner('sipTrunk', trunkId);
+    const ownerId = await this.unique.owner({ kind: 'sipTrunk' }, trunkId);
     if (ownerId === undefined) return undefined;
     const tenant = await this.get(ownerId);
     return tenant?.sip_trunk_ids.includes(trunkId) ? tenant : undefined;

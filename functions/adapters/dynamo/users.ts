@@ -1,19 +1,18 @@
 import type { UserRecord } from '../../core/model.js';
-import { type Page, type PageRequest, StoreConflict } from '../../core/ports.js';
+import type { Page, PageRequest } from '../../core/ports.js';
 import { keys, tableSchema } from '../schema.js';
 import type { Item, TableClient } from './client.js';
-import { allOf, itemAbsent, tenantIs, versionIs } from './expr.js';
 import { defined, fields, mcpFromItem } from './fields.js';
-import { conflict, deleteVersioned, putOr } from './records.js';
 import type { UniqueClaims } from './unique-claims.js';
+import { VersionedRecords } from './versioned.js';
 
-/** The item of a user: keyed by user id alone (unique across tenants), listed under its tenant. */
+/** The item of a user: keyed by (tenant, user id), listed under its tenant. */
 export function userToItem(record: UserRecord): Item {
   return {
     ...record,
-    ...keys.user(record.user_id),
+    ...keys.user(record.tenant_id, record.user_id),
     gsi1pk: keys.tenantUsers(record.tenant_id),
-    gsi1sk: record.user_id,
+    gsi1sk: keys.userSort(record.user_id),
   };
 }
 
@@ -34,76 +33,61 @@ export function userFromItem(item: Item): UserRecord {
   };
 }
 
-/** Users, with their phone numbers made unique by {@link UniqueClaims}. */
+/** Users keyed by (tenant, user id), with their phone numbers unique within the tenant. */
 export class Users {
+  private readonly records: VersionedRecords<UserRecord>;
+
   constructor(
     private readonly table: TableClient,
     private readonly unique: UniqueClaims,
-  ) {}
+  ) {
+    this.records = new VersionedRecords(table, unique, {
+      label: 'User',
+      toItem: userToItem,
+      fromItem: userFromItem,
+      values: (r) => r.phone_numbers,
+    });
+  }
 
-  /** The user (ids are unique across tenants), read strongly consistent, or undefined. */
-  async get(userId: string): Promise<UserRecord | undefined> {
-    const item = await this.table.get(keys.user(userId));
-    return item === undefined ? undefined : userFromItem(item);
+  private ref(tenantId: string, userId: string) {
+    return {
+      key: keys.user(tenantId, userId),
+      space: { kind: 'phone' as const, tenantId },
+      ownerId: userId,
+    };
+  }
+
+  /** The user of this tenant, read strongly consistent, or undefined. */
+  async get(tenantId: string, userId: string): Promise<UserRecord | undefined> {
+    return this.records.get(keys.user(tenantId, userId));
   }
 
   /**
-   * Creates the user (create-only) at version 1, after claiming its phone numbers.
-   * @throws ConditionFailedError `already_exists` (same tenant), `user_id_taken` (another tenant;
-   *   nothing about it is revealed) or `phone_number_taken`; no claim is left behind.
+   * Creates the user (create-only), one version above a deleted incarnation's, after claiming
+   * its phone numbers within the tenant.
+   * @throws ConditionFailedError `already_exists` or `phone_number_taken`; no claim is left behind.
    */
   async create(record: UserRecord): Promise<UserRecord> {
-    const stored = { ...record, version: 1 };
-    await this.unique.writeWithClaims('phone', record.user_id, [], record.phone_numbers, () =>
-      putOr(this.table, userToItem(stored), itemAbsent(), async () => {
-        const existing = await this.get(record.user_id);
-        return existing !== undefined && existing.tenant_id !== record.tenant_id
-          ? conflict(StoreConflict.userIdTaken, 'User id is taken.')
-          : conflict(StoreConflict.alreadyExists, 'User exists.');
-      }),
-    );
-    return stored;
+    return this.records.create(this.ref(record.tenant_id, record.user_id), record);
   }
 
   /**
-   * Replaces the user if it belongs to `record.tenant_id` at `expectedVersion`; the version
-   * becomes `expectedVersion + 1`. Phone numbers: new ones claimed first, dropped ones released last.
-   * @throws ConditionFailedError `version_conflict`, `user_id_taken` or `phone_number_taken`.
+   * Replaces the user at `expectedVersion`; the version becomes `expectedVersion + 1`. Phone
+   * numbers: new ones claimed first, dropped ones released last.
+   * @throws ConditionFailedError `version_conflict` or `phone_number_taken`.
    */
   async update(record: UserRecord, expectedVersion: number): Promise<UserRecord> {
-    const stored = { ...record, version: expectedVersion + 1 };
-    const current = await this.get(record.user_id);
-    if (current !== undefined && current.tenant_id !== record.tenant_id) {
-      conflict(StoreConflict.userIdTaken, 'User id is taken.');
-    }
-    await this.unique.writeWithClaims(
-      'phone',
-      record.user_id,
-      current?.phone_numbers ?? [],
-      record.phone_numbers,
-      () =>
-        putOr(
-          this.table,
-          userToItem(stored),
-          allOf(versionIs(expectedVersion), tenantIs(record.tenant_id)),
-          () => conflict(StoreConflict.versionConflict, 'User version is stale.'),
-        ),
-    );
-    return stored;
+    return this.records.update(this.ref(record.tenant_id, record.user_id), record, expectedVersion);
   }
 
   /**
-   * Deletes the user of `tenantId` (only at `expectedVersion` when given) and releases its phone numbers.
+   * Deletes the user of `tenantId` (only at `expectedVersion` when given), leaving its tombstone,
+   * and releases its phone numbers.
    * @returns the deleted record, or undefined if this tenant has no such user.
    * @throws ConditionFailedError `version_conflict`.
    */
   async delete(tenantId: string, userId: string, expectedVersion?: number): Promise<UserRecord | undefined> {
-    const old = await deleteVersioned(this.table, keys.user(userId), userFromItem, {
-      expectedVersion,
-      tenantId,
-    });
-    if (old !== undefined) await this.unique.releaseAll('phone', userId, old.phone_numbers);
-    return old;
+    return this.records.delete(this.ref(tenantId, userId), tenantId, expectedVersion);
   }
 
   /** Users of a tenant by user id (eventually consistent index). */
@@ -116,13 +100,13 @@ export class Users {
   }
 
   /**
-   * The user whose `phone_numbers` lists this E.164 number (claim item read strongly
-   * consistent, confirmed against the user record), or undefined.
+   * The user of this tenant whose `phone_numbers` lists this E.164 number (claim item read
+   * strongly consistent, confirmed against the user record), or undefined.
    */
-  async byPhoneNumber(e164: string): Promise<UserRecord | undefined> {
-    const ownerId = await this.unique.owner('phone', e164);
+  async byPhoneNumber(tenantId: string, e164: string): Promise<UserRecord | undefined> {
+    const ownerId = await this.unique.owner({ kind: 'phone', tenantId }, e164);
     if (ownerId === undefined) return undefined;
-    const user = await this.get(ownerId);
+    const user = await this.get(tenantId, ownerId);
     return user?.phone_numbers.includes(e164) ? user : undefined;
   }
 }
