@@ -18,6 +18,7 @@ public names from the package itself.
 
 from __future__ import annotations
 
+from .assertion import make_worker_assertion, worker_assertion_key
 from .address_guard import (
     assert_public_host,
     assert_public_url,
@@ -64,6 +65,8 @@ __all__ = [
     "UnsafeMcpUrlError",
     "McpConnectionError",
     "parse_dispatch_keyring",
+    "make_worker_assertion",
+    "worker_assertion_key",
     "open_dispatch_metadata",
     "classify_address",
     "is_public_address",
