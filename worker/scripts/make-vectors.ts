@@ -18,11 +18,11 @@ import { fileURLToPath } from 'node:url';
 import {
   createClaimsSealer,
   DISPATCH_ISSUER,
-  makeWorkerAssertion,
   type DispatchErrorCode,
   MAX_CLAIMS_DEPTH,
   MAX_NUMERIC_DATE,
   type McpServerGrant,
+  makeWorkerAssertion,
   parseKeyring,
 } from '@livekit-mcp-dispatch/contract';
 import fc from 'fast-check';
@@ -324,18 +324,41 @@ async function build(): Promise<Vector[]> {
     ...(['static', 'oauth', 'user_token', 'none'] as const).map((auth) =>
       ok(`valid_server_auth_${auth}`, withClaims({ mcp_servers: [{ ...servers[0], auth }] })),
     ),
-    bad('server_auth_unknown', withClaims({ mcp_servers: [{ ...servers[0], auth: 'password' }] }), 'malformed'),
-    bad('server_auth_uppercase', withClaims({ mcp_servers: [{ ...servers[0], auth: 'OAUTH' }] }), 'malformed'),
+    bad(
+      'server_auth_unknown',
+      withClaims({ mcp_servers: [{ ...servers[0], auth: 'password' }] }),
+      'malformed',
+    ),
+    bad(
+      'server_auth_uppercase',
+      withClaims({ mcp_servers: [{ ...servers[0], auth: 'OAUTH' }] }),
+      'malformed',
+    ),
     bad('server_auth_null', withClaims({ mcp_servers: [{ ...servers[0], auth: null }] }), 'malformed'),
-    ok('valid_server_expires_at_fractional', withClaims({ mcp_servers: [{ ...servers[0], expires_at: now + 0.5 }] })),
+    ok(
+      'valid_server_expires_at_fractional',
+      withClaims({ mcp_servers: [{ ...servers[0], expires_at: now + 0.5 }] }),
+    ),
     bad(
       'server_expires_at_string',
       withClaims({ mcp_servers: [{ ...servers[0], expires_at: String(now) }] }),
       'malformed',
     ),
-    bad('server_expires_at_negative', withClaims({ mcp_servers: [{ ...servers[0], expires_at: -1 }] }), 'malformed'),
-    bad('server_expires_at_1e300', withClaims({ mcp_servers: [{ ...servers[0], expires_at: 1e300 }] }), 'malformed'),
-    bad('server_expires_at_null', withClaims({ mcp_servers: [{ ...servers[0], expires_at: null }] }), 'malformed'),
+    bad(
+      'server_expires_at_negative',
+      withClaims({ mcp_servers: [{ ...servers[0], expires_at: -1 }] }),
+      'malformed',
+    ),
+    bad(
+      'server_expires_at_1e300',
+      withClaims({ mcp_servers: [{ ...servers[0], expires_at: 1e300 }] }),
+      'malformed',
+    ),
+    bad(
+      'server_expires_at_null',
+      withClaims({ mcp_servers: [{ ...servers[0], expires_at: null }] }),
+      'malformed',
+    ),
   ];
 }
 
@@ -500,8 +523,23 @@ export interface AssertionVector {
 export async function assertionVectors(): Promise<AssertionVector[]> {
   const inputs: Omit<AssertionVector, 'token' | 'keyring'>[] = [
     { name: 'plain', agent_name: AGENT, refresh_url: REFRESH_URL, sid: SID, now, jti: 'jti-a1' },
-    { name: 'fractional_now', agent_name: AGENT, refresh_url: REFRESH_URL, sid: SID, now: now + 0.999, jti: 'j' },
-    { name: 'short_lifetime', agent_name: AGENT, refresh_url: REFRESH_URL, sid: SID, now, lifetime: 5, jti: 'j5' },
+    {
+      name: 'fractional_now',
+      agent_name: AGENT,
+      refresh_url: REFRESH_URL,
+      sid: SID,
+      now: now + 0.999,
+      jti: 'j',
+    },
+    {
+      name: 'short_lifetime',
+      agent_name: AGENT,
+      refresh_url: REFRESH_URL,
+      sid: SID,
+      now,
+      lifetime: 5,
+      jti: 'j5',
+    },
     {
       name: 'url_with_query_and_slashes',
       agent_name: AGENT,
@@ -526,7 +564,14 @@ export async function assertionVectors(): Promise<AssertionVector[]> {
       now,
       jti: 'j-ü',
     },
-    { name: 'lone_surrogates', agent_name: AGENT, refresh_url: REFRESH_URL, sid: 'a\ud800b\udc00c', now, jti: 'j' },
+    {
+      name: 'lone_surrogates',
+      agent_name: AGENT,
+      refresh_url: REFRESH_URL,
+      sid: 'a\ud800b\udc00c',
+      now,
+      jti: 'j',
+    },
     { name: 'epoch_zero', agent_name: AGENT, refresh_url: REFRESH_URL, sid: SID, now: 0, jti: 'j0' },
   ];
   const vectors: AssertionVector[] = [];

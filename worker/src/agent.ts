@@ -23,13 +23,13 @@ import { fileURLToPath } from 'node:url';
 import { cli, defineAgent, type JobContext, log, ServerOptions, voice } from '@livekit/agents';
 import type { McpServerGrant } from '@livekit-mcp-dispatch/contract';
 import { UnsafeWorkerUrlError } from './address-guard.js';
+import { JobCredentials } from './live.js';
 import {
   createMcpToolset,
   McpConnectionError,
   type McpToolset,
   type McpToolsetOptions,
 } from './mcp-toolset.js';
-import { JobCredentials } from './live.js';
 import {
   type DispatchGrant,
   DispatchMetadataError,

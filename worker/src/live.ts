@@ -13,8 +13,18 @@
  */
 import type { McpServerGrant } from '@livekit-mcp-dispatch/contract';
 import { UnsafeWorkerUrlError } from './address-guard.js';
-import { createMcpToolset, McpConnectionError, type McpToolset, type McpToolsetOptions } from './mcp-toolset.js';
-import { type DispatchGrant, DispatchMetadataError, type OpenDispatchOptions, openDispatchMetadata } from './open.js';
+import {
+  createMcpToolset,
+  McpConnectionError,
+  type McpToolset,
+  type McpToolsetOptions,
+} from './mcp-toolset.js';
+import {
+  type DispatchGrant,
+  DispatchMetadataError,
+  type OpenDispatchOptions,
+  openDispatchMetadata,
+} from './open.js';
 import {
   type RejectedCredential,
   type RenewalClient,
@@ -142,7 +152,10 @@ export class JobCredentials {
     try {
       ({ metadata } = await client.renew(this.metadata, refreshUrl, sid, rejected).then((answer) => {
         for (const item of answer.unavailable)
-          logger.warn?.({ server: item.name, code: item.code }, `MCP server ${item.name} unavailable: ${item.code}`);
+          logger.warn?.(
+            { server: item.name, code: item.code },
+            `MCP server ${item.name} unavailable: ${item.code}`,
+          );
         return answer;
       }));
     } catch (error) {
@@ -153,11 +166,17 @@ export class JobCredentials {
         return 'ended';
       }
       if (error instanceof RenewalRefusedError) {
-        logger.error({ code: error.code, status: error.status }, `credentials renewal refused: ${error.code}`);
+        logger.error(
+          { code: error.code, status: error.status },
+          `credentials renewal refused: ${error.code}`,
+        );
         return 'refused';
       }
       if (error instanceof RenewalError) {
-        logger.warn?.({ code: error.code, status: error.status }, `credentials renewal unavailable: ${error.code}`);
+        logger.warn?.(
+          { code: error.code, status: error.status },
+          `credentials renewal unavailable: ${error.code}`,
+        );
         this.#failed = true;
         return 'unavailable';
       }
@@ -192,7 +211,10 @@ export class JobCredentials {
     await this.#close((toolset) => {
       const next = servers.get(toolset.serverName);
       return (
-        !next || next.url !== toolset.server.url || next.transport !== toolset.server.transport || !hasHeaders(next)
+        !next ||
+        next.url !== toolset.server.url ||
+        next.transport !== toolset.server.transport ||
+        !hasHeaders(next)
       );
     });
     for (const [name, toolset] of this.toolsets) {
@@ -236,7 +258,10 @@ export class JobCredentials {
   /** A tool call failed on a refused token: renew; true to retry the call once. */
   async #rejected(toolset: McpToolset, rejection: { status: 401 | 403; scope?: string }): Promise<boolean> {
     const name = toolset.serverName;
-    this.#options.logger.info?.({ server: name, status: rejection.status }, `MCP server ${name} refused the token`);
+    this.#options.logger.info?.(
+      { server: name, status: rejection.status },
+      `MCP server ${name} refused the token`,
+    );
     const refused = JSON.stringify(toolset.server.headers);
     if (this.#inflight) {
       // A renewal already runs: if it brings this server new headers, that is enough.

@@ -125,7 +125,9 @@ export class RenewalClient {
   /** How long to wait before attempt `attempt + 1`: full jitter, at least `Retry-After` (capped). */
   backoffMs(attempt: number, retryAfter: number | undefined): number {
     const jitter = this.#random() * Math.min(this.policy.maxDelayMs, this.policy.baseDelayMs * 2 ** attempt);
-    return retryAfter === undefined ? jitter : Math.max(Math.min(retryAfter, this.policy.maxRetryAfterMs), jitter);
+    return retryAfter === undefined
+      ? jitter
+      : Math.max(Math.min(retryAfter, this.policy.maxRetryAfterMs), jitter);
   }
 
   /**
@@ -167,7 +169,11 @@ export class RenewalClient {
         });
       } catch {
         // Timeout, refused, reset: retried. The error (it may quote the URL) is not kept.
-        last = new RenewalUnavailableError('unavailable', undefined, 'The credentials endpoint could not be reached.');
+        last = new RenewalUnavailableError(
+          'unavailable',
+          undefined,
+          'The credentials endpoint could not be reached.',
+        );
         continue;
       }
       const status = response.status;
@@ -176,7 +182,11 @@ export class RenewalClient {
       if (status === 200) {
         const answer = readAnswer(text);
         if (answer) return answer;
-        last = new RenewalUnavailableError('bad_answer', status, 'The credentials endpoint answered 200 without metadata.');
+        last = new RenewalUnavailableError(
+          'bad_answer',
+          status,
+          'The credentials endpoint answered 200 without metadata.',
+        );
         continue;
       }
       if (status === 403 && code === 'session_ended')
@@ -203,7 +213,11 @@ export class RenewalClient {
     const url = URL.canParse(refreshUrl) ? new URL(refreshUrl) : undefined;
     const schemes = this.#insecure ? ['https:', 'http:'] : ['https:'];
     if (!url || !schemes.includes(url.protocol) || url.username !== '' || url.password !== '')
-      throw new RenewalRefusedError('unsafe_refresh_url', undefined, "The metadata's refresh_url is not an https URL.");
+      throw new RenewalRefusedError(
+        'unsafe_refresh_url',
+        undefined,
+        "The metadata's refresh_url is not an https URL.",
+      );
   }
 }
 
@@ -222,9 +236,12 @@ function problemCode(text: string): string | undefined {
 
 function readAnswer(text: string): RenewalAnswer | undefined {
   const body = parse(text) as { metadata?: unknown; unavailable?: unknown } | undefined;
-  if (!body || typeof body !== 'object' || typeof body.metadata !== 'string' || body.metadata === '') return undefined;
+  if (!body || typeof body !== 'object' || typeof body.metadata !== 'string' || body.metadata === '')
+    return undefined;
   const unavailable = Array.isArray(body.unavailable)
-    ? (body.unavailable.filter((u) => u && typeof u === 'object' && typeof u.name === 'string') as UnavailableServer[])
+    ? (body.unavailable.filter(
+        (u) => u && typeof u === 'object' && typeof u.name === 'string',
+      ) as UnavailableServer[])
     : [];
   return { metadata: body.metadata, unavailable };
 }
