@@ -310,18 +310,24 @@ describe('JobCredentials with the real MCP server', () => {
     }
   });
 
-  it.each(['revoke', 'scope'] as const)(
-    'a token refused (%s) renews, swaps the headers in place and retries the call once',
-    async (refusal) => {
+  it.each([
+    ['revoke', 'streamable_http'],
+    ['scope', 'streamable_http'],
+    ['revoke', 'sse'],
+  ] as const)(
+    'a token refused (%s, %s) renews, swaps the headers in place and retries the call once',
+    async (refusal, transport) => {
       const first = issue();
       const second = issue();
-      standIn.servers = [server('notes', first)];
+      const grantFor = (token: string) =>
+        server('notes', token, transport === 'sse' ? { transport, url: mcp.sseUrl } : {});
+      standIn.servers = [grantFor(first)];
       const job = await credentials(await standIn.metadata(), []);
       const [toolset] = (await job.start()) ?? [];
       try {
         if (refusal === 'revoke') delete users[first];
         else users[first]!.insufficientScope = 'notes:read notes:write';
-        standIn.servers = [server('notes', second)];
+        standIn.servers = [grantFor(second)];
         const seen = mcp.seenTokens.length;
 
         expect(await call(toolset!, 'notes_search', { query: 'milk' })).toBe('alice: buy milk');

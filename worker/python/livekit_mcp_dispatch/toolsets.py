@@ -153,6 +153,11 @@ def _guarded_classes(mcp: Any) -> tuple[type, type]:
                     raise failure
                 return result
             self._lkmcp_rejected = None
+            if not self._use_streamable_http or self._client is None:
+                # The SSE client's writer ends on a refused POST ("Connection closed"): reconnect,
+                # with the renewed headers, before the one retry.
+                await self.aclose()
+                await self.initialize()
             return await super()._call_tool(name, arguments, **kwargs)
 
         def __repr__(self) -> str:

@@ -310,19 +310,24 @@ class TestJobCredentials:
         assert asyncio.run(go()) == ["mcp_notes"]
         assert len(stand_in.requests) == 3 and job.ended == []
 
-    @pytest.mark.parametrize("refusal", ["revoke", "scope"])
+    @pytest.mark.parametrize(("refusal", "transport"), [("revoke", "streamable_http"), ("scope", "streamable_http"), ("revoke", "sse")])
     def test_a_refused_token_renews_swaps_headers_in_place_and_retries_the_call_once(
-        self, stand_in: StandIn, mcp_server: dict[str, Any], refusal: str
+        self, stand_in: StandIn, mcp_server: dict[str, Any], refusal: str, transport: str
     ) -> None:
         # Prepare
         control = mcp_server["control"]
         first = control({"op": "issue", "user": "alice"})["token"]
         second = control({"op": "issue", "user": "alice"})["token"]
-        stand_in.servers = [_server("notes", mcp_server["url"], first)]
+        url = mcp_server["sseUrl"] if transport == "sse" else mcp_server["url"]
+
+        def grant(token: str) -> dict[str, Any]:
+            return {**_server("notes", url, token), "transport": transport}
+
+        stand_in.servers = [grant(first)]
         job = Job()
 
         async def go() -> tuple[Any, bool, dict[str, Any]]:
-            credentials = _credentials(stand_in, stand_in.metadata(), job)
+            credentials = _credentials(stand_in, stand_in.metadata(), job, client_session_timeout_seconds=5)
             [toolset] = await credentials.start() or []
             server = toolset._mcp_server
             try:
@@ -331,7 +336,7 @@ class TestJobCredentials:
                     control({"op": "revoke", "token": first})
                 else:
                     control({"op": "scope", "token": first, "scope": "notes:read notes:write"})
-                stand_in.servers = [_server("notes", mcp_server["url"], second)]
+                stand_in.servers = [grant(second)]
                 result = await _call(toolset, "notes_search", {"query": "milk"})
                 same = toolset is credentials.toolsets["notes"] and server is toolset._mcp_server
                 return result, same, dict(server.headers)
