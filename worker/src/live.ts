@@ -113,11 +113,13 @@ export class JobCredentials {
   /** Renews now (joining one in flight); true when the job has fresh credentials. */
   async renew(rejected: readonly RejectedCredential[] = []): Promise<boolean> {
     if (this.ended) return false;
-    if (this.#inflight) {
-      // Single-flight: the running renewal's answer serves this caller too.
-      const ok = await this.#inflight;
-      if (rejected.length === 0 || this.ended) return ok;
-    }
+    // Single-flight: the running renewal's answer serves this caller too; one with a rejection
+    // to report runs its own after it (never two at once: nothing awaits between the loop's end
+    // and the new renewal taking #inflight).
+    let joined: boolean | undefined;
+    while (this.#inflight) joined = await this.#inflight;
+    if (joined !== undefined && (rejected.length === 0 || this.ended)) return joined;
+    if (this.ended) return false;
     const run = (async () => {
       const outcome = await this.#renewOnce(rejected, true);
       if (outcome === 'refused') {

@@ -347,6 +347,24 @@ describe('JobCredentials with the real MCP server', () => {
     },
   );
 
+  it('renews once for calls refused at the same time, and retries each', async () => {
+    const first = issue();
+    const second = issue();
+    standIn.servers = [server('notes', first)];
+    const job = await credentials(await standIn.metadata(), []);
+    const [toolset] = (await job.start()) ?? [];
+    try {
+      delete users[first];
+      standIn.servers = [server('notes', second)];
+      standIn.delayMs = 200;
+      const answers = await Promise.all(Array.from({ length: 4 }, () => call(toolset!, 'whoami')));
+      expect(answers).toEqual(Array(4).fill('user:alice'));
+      expect(standIn.requests).toHaveLength(2);
+    } finally {
+      await job.aclose();
+    }
+  });
+
   it('fails a call still refused after the renewal, without a second retry', async () => {
     const token = issue();
     standIn.servers = [server('notes', token)];

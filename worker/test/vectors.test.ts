@@ -46,7 +46,9 @@ describe('shared dispatch vectors, TypeScript opener', () => {
     expect(grant.refreshAt?.getTime()).toBe((now + 300) * 1000);
     expect(grant.refreshUrl).toBe('https://dispatch.example.com/v1/worker/credentials');
     expect(grant.mcpServers[0]).toMatchObject({ auth: 'oauth', expires_at: now + 900 });
-    const bad = vectors.filter((v) => /^(sid|refresh_url|refresh_at|server_auth|server_expires_at)_/.test(v.name));
+    const bad = vectors.filter((v) =>
+      /^(sid|refresh_url|refresh_at|server_auth|server_expires_at)_/.test(v.name),
+    );
     expect(bad.length).toBeGreaterThanOrEqual(15);
     for (const vector of bad) expect(await outcome(vector), vector.name).toBe('malformed');
   });

@@ -118,11 +118,16 @@ class JobCredentials:
         """Renews now (joining one in flight); True when the job has fresh credentials."""
         if self.ended:
             return False
-        if self._inflight is not None:
-            # Single-flight: a renewal runs; its answer serves this caller too.
-            ok = await asyncio.shield(self._inflight)
-            if not rejected or self.ended:
-                return ok
+        # Single-flight: the running renewal's answer serves this caller too; one with a rejection
+        # to report runs its own after it (never two at once: nothing awaits between the loop's
+        # end and the new renewal taking _inflight).
+        joined: bool | None = None
+        while self._inflight is not None:
+            joined = await asyncio.shield(self._inflight)
+        if joined is not None and (not rejected or self.ended):
+            return joined
+        if self.ended:
+            return False
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._inflight = future
         try:

@@ -357,6 +357,29 @@ class TestJobCredentials:
         else:
             assert rejected == [{"name": "notes", "status": 403, "scope": "notes:read notes:write"}]
 
+    def test_calls_refused_at_the_same_time_share_one_renewal_and_each_is_retried(
+        self, stand_in: StandIn, mcp_server: dict[str, Any]
+    ) -> None:
+        control = mcp_server["control"]
+        first = control({"op": "issue", "user": "alice"})["token"]
+        second = control({"op": "issue", "user": "alice"})["token"]
+        stand_in.servers = [_server("notes", mcp_server["url"], first)]
+
+        async def go() -> list[Any]:
+            credentials = _credentials(stand_in, stand_in.metadata(), Job())
+            [toolset] = await credentials.start() or []
+            control({"op": "revoke", "token": first})
+            stand_in.servers = [_server("notes", mcp_server["url"], second)]
+            stand_in.delay = 0.2
+            try:
+                return list(await asyncio.gather(*(_call(toolset, "whoami") for _ in range(4))))
+            finally:
+                await credentials.aclose()
+
+        answers = asyncio.run(go())
+        assert all("user:alice" in str(a) for a in answers) and len(answers) == 4
+        assert len(stand_in.requests) == 2
+
     def test_a_call_still_refused_after_the_renewal_fails_without_a_second_retry(
         self, stand_in: StandIn, mcp_server: dict[str, Any]
     ) -> None:
