@@ -88,7 +88,12 @@ export class JobCredentials {
       this.#schedule();
       return [...this.toolsets.values()];
     }
-    const renewal = this.#renewOnce([], false);
+    // A handler attached at once: an unexpected failure must not be an unhandled rejection
+    // while the connections run; it counts as a refusal (no tools).
+    const renewal = this.#renewOnce([], false).catch((): Outcome => {
+      logger.error({}, 'credentials renewal failed unexpectedly');
+      return 'refused';
+    });
     // Connected meanwhile: only servers that came with headers (token mode seals none).
     await this.#connect(this.grant.mcpServers.filter((s) => hasHeaders(s) && !this.#expired(s)));
     const outcome = await renewal;
