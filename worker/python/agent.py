@@ -54,9 +54,11 @@ from livekit.agents import Agent, AgentServer, AgentSession, JobContext, cli, ro
 from livekit_mcp_dispatch import (
     DispatchGrant,
     DispatchMetadataError,
+    JobCredentials,
     KeyringError,
     McpConnectionError,
     UnsafeMcpUrlError,
+    RenewalClient,
     build_mcp_toolsets,
     open_dispatch_metadata,
     parse_dispatch_keyring,
@@ -237,19 +239,42 @@ def _session_models() -> dict[str, str]:
 
 async def prepare_job(ctx: JobContext) -> tuple[DispatchGrant, list[Any]] | None:
     """Everything a job does before its session: open the metadata (or end the job and return
-    None), connect the user's MCP toolsets, and close them when the job shuts down."""
-    grant = open_job(ctx, os.environ.get("DISPATCH_KEYS", ""))
+    None), renew the credentials while the user's MCP toolsets connect (docs/api.md §9: no tool
+    before that renewal answered 200), keep them renewed for the job's life, and close them when
+    the job shuts down. ``session_ended`` (now or later) ends the job through ``ctx.shutdown``."""
+    keys = os.environ.get("DISPATCH_KEYS", "")
+    grant = open_job(ctx, keys)
     if grant is None:
         ctx.shutdown(reason="dispatch metadata refused")
         return None
 
-    toolsets = await setup_toolsets(grant)
+    insecure = insecure_mcp_urls_allowed()
+    if insecure:
+        logger.warning("ALLOW_INSECURE_MCP_URLS=true: loopback MCP URLs allowed (dev only)")
+    client = RenewalClient(keys, grant.agent_name, allow_insecure_for_tests=insecure)
 
-    async def close_toolsets() -> None:
-        await asyncio.gather(*(t.aclose() for t in toolsets), return_exceptions=True)
+    def end_job(reason: str) -> None:
+        logger.info("ending job %s: %s", ctx.job.id, reason)
+        ctx.shutdown(reason=reason)
 
-    ctx.add_shutdown_callback(close_toolsets)
-    return grant, toolsets
+    credentials = JobCredentials(
+        ctx.job.metadata or "",
+        grant,
+        keyring_json=keys,
+        client=client,
+        on_session_ended=end_job,
+        allow_loopback_for_tests=insecure,
+    )
+
+    async def close() -> None:
+        await credentials.aclose()
+        await client.aclose()
+
+    ctx.add_shutdown_callback(close)
+    toolsets = await credentials.start()
+    if toolsets is None:
+        return None
+    return credentials.grant, toolsets
 
 
 @server.rtc_session(agent_name=AGENT_NAME)

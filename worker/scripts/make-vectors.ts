@@ -22,6 +22,7 @@ import {
   MAX_CLAIMS_DEPTH,
   MAX_NUMERIC_DATE,
   type McpServerGrant,
+  makeWorkerAssertion,
   parseKeyring,
 } from '@livekit-mcp-dispatch/contract';
 import fc from 'fast-check';
@@ -68,6 +69,8 @@ const servers: McpServerGrant[] = [
     transport: 'streamable_http',
     headers: { Authorization: 'Bearer tok-alice-secret', 'X-Tenant': 'acme' },
     allowed_tools: ['whoami', 'notes_search'],
+    auth: 'oauth',
+    expires_at: now + 900,
   },
   {
     name: 'legacy',
@@ -88,6 +91,8 @@ const claimsBase = {
   jti: 'jti-0001',
   mcp_servers: servers,
 };
+const SID = 'sid-3q9f7w2k5m8x1c4v6b0n';
+const REFRESH_URL = 'https://dispatch.example.com/v1/worker/credentials';
 
 async function seal(
   keyring: { current: string; keys: Record<string, string> },
@@ -107,6 +112,9 @@ async function seal(
     jti: randomBytes(16).toString('base64url'),
     mcp_servers: servers,
     client: '{"locale":"de-DE"}',
+    sid: SID,
+    refresh_at: iat + 300,
+    refresh_url: REFRESH_URL,
   });
 }
 
@@ -298,6 +306,59 @@ async function build(): Promise<Vector[]> {
     bad('kid_empty', withHeader(headerWithKid('""')), 'bad_header'),
     // Lone surrogates inside claims are strings both openers keep (the server never seals one).
     ok('valid_client_lone_surrogate', withRawClaim('client', '"\\ud800"')),
+    // The renewal claims (docs/api.md §3, §9): optional, but of the right type when present.
+    ok('valid_without_renewal_claims', withClaims({})),
+    ok('valid_renewal_claims', withClaims({ sid: SID, refresh_at: now + 300, refresh_url: REFRESH_URL })),
+    ok('valid_refresh_at_past', withClaims({ refresh_at: now - 3600 })),
+    ok('valid_refresh_at_fractional', withClaims({ refresh_at: now + 0.5 })),
+    bad('sid_empty', withClaims({ sid: '' }), 'malformed'),
+    bad('sid_number', withClaims({ sid: 7 }), 'malformed'),
+    bad('sid_null', withClaims({ sid: null }), 'malformed'),
+    bad('refresh_url_empty', withClaims({ refresh_url: '' }), 'malformed'),
+    bad('refresh_url_object', withClaims({ refresh_url: { href: REFRESH_URL } }), 'malformed'),
+    bad('refresh_at_string', withClaims({ refresh_at: String(now) }), 'malformed'),
+    bad('refresh_at_negative', withClaims({ refresh_at: -1 }), 'malformed'),
+    bad('refresh_at_after_year_9999', withClaims({ refresh_at: MAX_NUMERIC_DATE + 1 }), 'malformed'),
+    bad('refresh_at_true', withClaims({ refresh_at: true }), 'malformed'),
+    bad('refresh_at_null', withClaims({ refresh_at: null }), 'malformed'),
+    ...(['static', 'oauth', 'user_token', 'none'] as const).map((auth) =>
+      ok(`valid_server_auth_${auth}`, withClaims({ mcp_servers: [{ ...servers[0], auth }] })),
+    ),
+    bad(
+      'server_auth_unknown',
+      withClaims({ mcp_servers: [{ ...servers[0], auth: 'password' }] }),
+      'malformed',
+    ),
+    bad(
+      'server_auth_uppercase',
+      withClaims({ mcp_servers: [{ ...servers[0], auth: 'OAUTH' }] }),
+      'malformed',
+    ),
+    bad('server_auth_null', withClaims({ mcp_servers: [{ ...servers[0], auth: null }] }), 'malformed'),
+    ok(
+      'valid_server_expires_at_fractional',
+      withClaims({ mcp_servers: [{ ...servers[0], expires_at: now + 0.5 }] }),
+    ),
+    bad(
+      'server_expires_at_string',
+      withClaims({ mcp_servers: [{ ...servers[0], expires_at: String(now) }] }),
+      'malformed',
+    ),
+    bad(
+      'server_expires_at_negative',
+      withClaims({ mcp_servers: [{ ...servers[0], expires_at: -1 }] }),
+      'malformed',
+    ),
+    bad(
+      'server_expires_at_1e300',
+      withClaims({ mcp_servers: [{ ...servers[0], expires_at: 1e300 }] }),
+      'malformed',
+    ),
+    bad(
+      'server_expires_at_null',
+      withClaims({ mcp_servers: [{ ...servers[0], expires_at: null }] }),
+      'malformed',
+    ),
   ];
 }
 
@@ -342,6 +403,9 @@ const CLAIMS = [
   'jti',
   'mcp_servers',
   'client',
+  'sid',
+  'refresh_at',
+  'refresh_url',
 ];
 const B64URL_CHARS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.=';
 
@@ -362,7 +426,7 @@ const fuzzCase: fc.Arbitrary<FuzzCase> = fc.oneof(
   }),
   fc.record({
     kind: fc.constant('claim' as const),
-    name: fc.constantFrom('iat', 'exp', 'nbf'),
+    name: fc.constantFrom('iat', 'exp', 'nbf', 'refresh_at'),
     value: anyNumber,
     drop: fc.constant(false),
   }),
@@ -377,7 +441,7 @@ const fuzzCase: fc.Arbitrary<FuzzCase> = fc.oneof(
   }),
   fc.record({
     kind: fc.constant('server' as const),
-    name: fc.constantFrom('name', 'url', 'transport', 'headers', 'allowed_tools'),
+    name: fc.constantFrom('name', 'url', 'transport', 'headers', 'allowed_tools', 'auth', 'expires_at'),
     value: anyJson,
   }),
   fc.record({
@@ -438,6 +502,96 @@ export async function fuzzVectors(count: number, seed: number): Promise<Vector[]
   return vectors;
 }
 
+/** One worker assertion (docs/api.md §9) and the exact bytes both libraries must make for it. */
+export interface AssertionVector {
+  name: string;
+  keyring: { current: string; keys: Record<string, string> };
+  agent_name: string;
+  refresh_url: string;
+  sid: string;
+  now: number;
+  lifetime?: number;
+  jti: string;
+  token: string;
+}
+
+/**
+ * Assertions made by the contract's `makeWorkerAssertion`: the Python `make_worker_assertion` must
+ * give the same token for the same inputs. Strings that JSON escapes, non-ASCII text, a lone
+ * surrogate (JSON.stringify writes `\ud800`), a fractional `now`, a short lifetime, the other key.
+ */
+export async function assertionVectors(): Promise<AssertionVector[]> {
+  const inputs: Omit<AssertionVector, 'token' | 'keyring'>[] = [
+    { name: 'plain', agent_name: AGENT, refresh_url: REFRESH_URL, sid: SID, now, jti: 'jti-a1' },
+    {
+      name: 'fractional_now',
+      agent_name: AGENT,
+      refresh_url: REFRESH_URL,
+      sid: SID,
+      now: now + 0.999,
+      jti: 'j',
+    },
+    {
+      name: 'short_lifetime',
+      agent_name: AGENT,
+      refresh_url: REFRESH_URL,
+      sid: SID,
+      now,
+      lifetime: 5,
+      jti: 'j5',
+    },
+    {
+      name: 'url_with_query_and_slashes',
+      agent_name: AGENT,
+      refresh_url: 'https://dispatch.example.com/v1/worker/credentials?x=1&y=a/b',
+      sid: SID,
+      now,
+      jti: 'jti/+=',
+    },
+    {
+      name: 'json_escapes',
+      agent_name: 'agent "quoted" \\ back',
+      refresh_url: REFRESH_URL,
+      sid: 'tab\t nl\n cr\r bs\b ff\f nul\u0000 us\u001f del\u007f',
+      now,
+      jti: 'j-esc',
+    },
+    {
+      name: 'non_ascii',
+      agent_name: 'agént-ü-日本',
+      refresh_url: 'https://dispatch.example.com/v1/worker/crédentials',
+      sid: 'sid-\u{1f600}-\u2028-\u2029-\ufeff',
+      now,
+      jti: 'j-ü',
+    },
+    {
+      name: 'lone_surrogates',
+      agent_name: AGENT,
+      refresh_url: REFRESH_URL,
+      sid: 'a\ud800b\udc00c',
+      now,
+      jti: 'j',
+    },
+    { name: 'epoch_zero', agent_name: AGENT, refresh_url: REFRESH_URL, sid: SID, now: 0, jti: 'j0' },
+  ];
+  const vectors: AssertionVector[] = [];
+  for (const [i, input] of inputs.entries()) {
+    // The last one is made with the previous key as current.
+    const keyring = i === inputs.length - 1 ? { ...keyringJson, current: 'k2026-05' } : keyringJson;
+    const token = await makeWorkerAssertion({
+      keyring: parsed(keyring),
+      agentName: input.agent_name,
+      refreshUrl: input.refresh_url,
+      sid: input.sid,
+      now: input.now,
+      jti: input.jti,
+      ...(input.lifetime === undefined ? {} : { lifetimeSeconds: input.lifetime }),
+    });
+    vectors.push({ ...input, keyring, token });
+  }
+  return vectors;
+}
+
 /** The vectors file: the named vectors, then the fuzz ones. */
 export interface VectorsFile {
   now: number;
@@ -447,6 +601,7 @@ export interface VectorsFile {
   fuzz_seed: number;
   expected_grant: Record<string, unknown>;
   vectors: Vector[];
+  assertions: AssertionVector[];
 }
 
 /** Named vectors whose expectation the TypeScript opener does not meet (empty when all agree). */
@@ -481,8 +636,12 @@ export async function buildVectorsFile(fuzz: number, seed: number): Promise<Vect
       agent_name: AGENT,
       client: '{"locale":"de-DE"}',
       mcp_servers: servers,
+      sid: SID,
+      refresh_at: now + 300,
+      refresh_url: REFRESH_URL,
     },
     vectors: [...named, ...(await fuzzVectors(fuzz, seed))],
+    assertions: await assertionVectors(),
   };
 }
 

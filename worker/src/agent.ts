@@ -23,6 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { cli, defineAgent, type JobContext, log, ServerOptions, voice } from '@livekit/agents';
 import type { McpServerGrant } from '@livekit-mcp-dispatch/contract';
 import { UnsafeWorkerUrlError } from './address-guard.js';
+import { JobCredentials } from './live.js';
 import {
   createMcpToolset,
   McpConnectionError,
@@ -36,11 +37,13 @@ import {
   openDispatchMetadata,
   parseDispatchKeyring,
 } from './open.js';
+import { RenewalClient } from './renewal.js';
 
 /** Where the example writes its log lines (pino's `(object, message)` shape). */
 export interface JobLogger {
   error(fields: Record<string, unknown>, message: string): void;
   warn?(message: string): void;
+  info?(message: string): void;
 }
 
 /** The part of `JobContext` the job handling reads. */
@@ -176,25 +179,42 @@ const INSTRUCTIONS =
 
 /**
  * Everything a job does before its session: open the metadata (or end the job and return
- * undefined), connect the user's MCP toolsets, and close them when the job shuts down.
+ * undefined), renew the credentials while the user's MCP toolsets connect (docs/api.md §9: no
+ * tool before that renewal answered 200), keep them renewed for the job's life, and close them
+ * when the job shuts down. `session_ended` (now or later) ends the job through `ctx.shutdown`.
  */
 export async function prepareJob(
   ctx: JobLike & Pick<JobContext, 'addShutdownCallback'>,
   logger: JobLogger,
   env: NodeJS.ProcessEnv = process.env,
-): Promise<{ grant: DispatchGrant; toolsets: McpToolset[] } | undefined> {
-  const grant = await openJob(ctx, env.DISPATCH_KEYS ?? '', agentName(env), logger);
+  options: { renewal?: RenewalClient; toolsetOptions?: McpToolsetOptions } = {},
+): Promise<{ grant: DispatchGrant; toolsets: McpToolset[]; credentials: JobCredentials } | undefined> {
+  const keyring = env.DISPATCH_KEYS ?? '';
+  const grant = await openJob(ctx, keyring, agentName(env), logger);
   if (!grant) {
     ctx.shutdown('dispatch metadata refused');
     return undefined;
   }
   const insecure = insecureMcpUrlsAllowed(env);
   if (insecure) logger.warn?.('ALLOW_INSECURE_MCP_URLS=true: loopback MCP URLs allowed (dev only)');
-  const toolsets = await connectToolsets(grant.mcpServers, logger, { allowLoopbackForTests: insecure });
-  ctx.addShutdownCallback(async () => {
-    await Promise.allSettled(toolsets.map((toolset) => toolset.aclose()));
+  const client =
+    options.renewal ??
+    new RenewalClient({ keyring, agentName: grant.agentName, allowInsecureForTests: insecure });
+  const credentials = new JobCredentials(ctx.job.metadata ?? '', grant, {
+    keyring,
+    client,
+    logger: {
+      error: (fields, message) => logger.error(fields, message),
+      warn: (_fields, message) => logger.warn?.(message),
+      info: (_fields, message) => logger.info?.(message),
+    },
+    onSessionEnded: (reason) => ctx.shutdown(reason),
+    toolsetOptions: { allowLoopbackForTests: insecure, ...options.toolsetOptions },
   });
-  return { grant, toolsets };
+  ctx.addShutdownCallback(() => credentials.aclose());
+  const toolsets = await credentials.start();
+  if (!toolsets) return undefined;
+  return { grant: credentials.grant, toolsets, credentials };
 }
 
 /** The value of a worker CLI flag (`--url X` or `--url=X`), as commander reads it. */

@@ -33,10 +33,17 @@ export {
   UnsafeWorkerUrlError,
 } from './address-guard.js';
 export {
+  type CredentialsLogger,
+  JobCredentials,
+  type JobCredentialsOptions,
+} from './live.js';
+export {
   createMcpToolset,
   McpConnectionError,
   McpToolset,
   type McpToolsetOptions,
   resultText,
+  type TokenRejection,
 } from './mcp-toolset.js';
 export * from './open.js';
+export * from './renewal.js';

@@ -16,6 +16,21 @@ import {
   UnsafeWorkerUrlError,
 } from './address-guard.js';
 
+/** A server refused the token: 401, or 403 with `WWW-Authenticate: Bearer error="insufficient_scope"`. */
+export interface TokenRejection {
+  status: 401 | 403;
+  /** The scope the 403's challenge names (RFC 6750 §3). */
+  scope?: string;
+}
+
+function tokenRejection(response: Response): TokenRejection | undefined {
+  if (response.status === 401) return { status: 401 };
+  const challenge = response.headers.get('www-authenticate') ?? '';
+  if (response.status !== 403 || !challenge.includes('insufficient_scope')) return undefined;
+  const scope = /scope="([^"]*)"/.exec(challenge)?.[1];
+  return scope === undefined ? { status: 403 } : { status: 403, scope };
+}
+
 /** Options of {@link createMcpToolset}. */
 export interface McpToolsetOptions {
   /**
@@ -114,10 +129,15 @@ export function resultText(result: CallToolResult): string {
  * closes the MCP session. Build one per job with {@link createMcpToolset}.
  */
 export class McpToolset extends llm.Toolset {
-  readonly #server: McpServerGrant;
+  #server: McpServerGrant;
   readonly #options: McpToolsetOptions;
   #client: Client | undefined;
   #closed = false;
+  /** Every header name ever sent, so a header a renewal drops is not sent any more. */
+  readonly #headerNames = new Set<string>();
+  /** The last refusal of the token (401, or 403 `insufficient_scope`), recorded per request. */
+  #rejected: TokenRejection | undefined;
+  #onRejected: ((rejection: TokenRejection) => Promise<boolean>) | undefined;
 
   constructor(server: McpServerGrant, options: McpToolsetOptions = {}) {
     super({ id: toolsetId(server.name), tools: [] });
@@ -128,6 +148,32 @@ export class McpToolset extends llm.Toolset {
   /** The server's name from the grant. */
   get serverName(): string {
     return this.#server.name;
+  }
+
+  /** The server as last granted (its headers are secret). */
+  get server(): McpServerGrant {
+    return this.#server;
+  }
+
+  /** Whether `setup` connected it and `aclose` has not run. */
+  get connected(): boolean {
+    return this.#client !== undefined;
+  }
+
+  /**
+   * Swaps the headers in place (a renewal, docs/api.md §9): every later request, on the open MCP
+   * session, sends these; a header the new set lacks is not sent any more.
+   */
+  setHeaders(headers: Record<string, string>): void {
+    this.#server = { ...this.#server, headers: { ...headers } };
+  }
+
+  /**
+   * Called when a tool call failed because the server refused the token; resolving `true` (the
+   * headers were renewed) retries that call once.
+   */
+  onTokenRejected(handler: ((rejection: TokenRejection) => Promise<boolean>) | undefined): void {
+    this.#onRejected = handler;
   }
 
   /** Connects and lists the tools; the LiveKit runtime calls it once when the agent activates. */
@@ -198,7 +244,16 @@ export class McpToolset extends llm.Toolset {
         throw new McpConnectionError(`MCP server "${serverName}" tried to send the client to another origin`);
       }
       await assertPublicHost(target.hostname, guard);
-      const response = await fetch(input, { ...init, redirect: 'manual' });
+      // The current headers on every request: a renewal's swap takes effect on the open session.
+      const headers = new Headers(init?.headers);
+      for (const name of this.#headerNames) headers.delete(name);
+      for (const [name, value] of Object.entries(this.#server.headers)) {
+        this.#headerNames.add(name);
+        headers.set(name, value);
+      }
+      const response = await fetch(input, { ...init, headers, redirect: 'manual' });
+      const rejection = tokenRejection(response);
+      if (rejection) this.#rejected = rejection;
       if (response.status >= 300 && response.status < 400) {
         const location = response.headers.get('location');
         const next = location ? new URL(location, target) : undefined;
@@ -212,15 +267,11 @@ export class McpToolset extends llm.Toolset {
       }
       return response;
     };
-    const requestInit: RequestInit = { headers: { ...this.#server.headers } };
+    // No headers in requestInit: guardedFetch adds the current ones to every request.
     if (this.#server.transport === 'sse') {
-      return new SSEClientTransport(url, { requestInit, fetch: guardedFetch, redirectPolicy: 'same-origin' });
+      return new SSEClientTransport(url, { fetch: guardedFetch, redirectPolicy: 'same-origin' });
     }
-    return new StreamableHTTPClientTransport(url, {
-      requestInit,
-      fetch: guardedFetch,
-      redirectPolicy: 'same-origin',
-    });
+    return new StreamableHTTPClientTransport(url, { fetch: guardedFetch, redirectPolicy: 'same-origin' });
   }
 
   async #listTools(client: Client): Promise<AnyFunctionTool[]> {
@@ -252,12 +303,24 @@ export class McpToolset extends llm.Toolset {
       parameters,
       execute: async (args: JsonObject, opts?: { abortSignal?: AbortSignal }): Promise<string> => {
         if (this.#client !== client) throw new llm.ToolError(`MCP server "${serverName}" is not connected`);
-        let result: CallToolResult;
-        try {
-          result = (await client.callTool({ name: mcpTool.name, arguments: args ?? {} }, undefined, {
+        const call = () =>
+          client.callTool({ name: mcpTool.name, arguments: args ?? {} }, undefined, {
             timeout,
             ...(opts?.abortSignal ? { signal: opts.abortSignal } : {}),
-          })) as CallToolResult;
+          }) as Promise<CallToolResult>;
+        let result: CallToolResult;
+        try {
+          this.#rejected = undefined;
+          try {
+            result = await call();
+          } catch (error) {
+            // The token was refused: renew (single-flight per job), then call once more.
+            const rejection = this.#rejected;
+            const handler = this.#onRejected;
+            if (!rejection || !handler || !(await handler(rejection)) || this.#client !== client) throw error;
+            this.#rejected = undefined;
+            result = await call();
+          }
         } catch (error) {
           if (error instanceof McpError) {
             throw new llm.ToolError(`MCP tool ${mcpTool.name} failed: ${error.message}`);

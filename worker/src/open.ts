@@ -72,6 +72,12 @@ export interface DispatchGrant {
   client: string | undefined;
   expiresAt: Date;
   jti: string;
+  /** The session id the renewal endpoint knows the job by (docs/api.md §9); absent from an older server. */
+  sid?: string;
+  /** When the worker should renew (`refresh_at`). */
+  refreshAt?: Date;
+  /** The absolute URL of `POST /v1/worker/credentials` (`refresh_url`). */
+  refreshUrl?: string;
 }
 
 /** Options for {@link openDispatchMetadata}. */
@@ -185,6 +191,9 @@ export async function openDispatchMetadata(
     client: claims.client,
     expiresAt: new Date(claims.exp * 1000),
     jti: claims.jti,
+    ...(claims.sid === undefined ? {} : { sid: claims.sid }),
+    ...(claims.refresh_at === undefined ? {} : { refreshAt: new Date(claims.refresh_at * 1000) }),
+    ...(claims.refresh_url === undefined ? {} : { refreshUrl: claims.refresh_url }),
   };
 }
 
@@ -214,6 +223,9 @@ interface OpenedClaims {
   jti: string;
   mcp_servers: McpServerGrant[];
   client: string | undefined;
+  sid?: string;
+  refresh_at?: number;
+  refresh_url?: string;
 }
 
 function parseClaims(plaintext: Uint8Array): OpenedClaims {

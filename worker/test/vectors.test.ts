@@ -33,6 +33,26 @@ describe('shared dispatch vectors, TypeScript opener', () => {
     }
   });
 
+  it('opens the renewal claims and refuses bad values of them as malformed, as the Python opener does', async () => {
+    const vectors = await namedVectors();
+    const valid = vectors.find((v) => v.name === 'valid')!;
+    const grant = await openDispatchMetadata(valid.metadata, {
+      keyring: keyringJson,
+      agentName: 'mcp-agent',
+      roomName: 'lk-mcp-acme-7f3k2q',
+      now: new Date(now * 1000),
+    });
+    expect(grant.sid).toMatch(/^sid-/);
+    expect(grant.refreshAt?.getTime()).toBe((now + 300) * 1000);
+    expect(grant.refreshUrl).toBe('https://dispatch.example.com/v1/worker/credentials');
+    expect(grant.mcpServers[0]).toMatchObject({ auth: 'oauth', expires_at: now + 900 });
+    const bad = vectors.filter((v) =>
+      /^(sid|refresh_url|refresh_at|server_auth|server_expires_at)_/.test(v.name),
+    );
+    expect(bad.length).toBeGreaterThanOrEqual(15);
+    for (const vector of bad) expect(await outcome(vector), vector.name).toBe('malformed');
+  });
+
   it('answers any fuzzed input with ok or a contract code, never another error', async () => {
     // Act: outcome() rethrows anything that is not a DispatchMetadataError
     const vectors = await fuzzVectors(300, 20261203);

@@ -12,12 +12,15 @@ Nothing here logs or raises with claims, tokens or header values: exceptions car
 message and the contract's error ``code``; the grant types hide headers from ``repr``.
 
 One job per module: ``wire`` (the format's constants), ``errors``, ``grants``, ``keyring``,
-``opener``, ``address_guard`` (the address rule and the URL check) and ``toolsets``. Import the
+``opener``, ``address_guard`` (the address rule and the URL check), ``toolsets``, ``assertion``
+(the worker assertion, docs/api.md §9), ``renewal`` (the ``POST /v1/worker/credentials`` client)
+and ``live`` (a job's toolsets kept current across renewals). Import the
 public names from the package itself.
 """
 
 from __future__ import annotations
 
+from .assertion import make_worker_assertion, worker_assertion_key
 from .address_guard import (
     assert_public_host,
     assert_public_url,
@@ -40,6 +43,16 @@ from .errors import (
 )
 from .grants import DispatchGrant, McpServerGrant
 from .keyring import parse_dispatch_keyring
+from .live import JobCredentials
+from .renewal import (
+    RenewalAnswer,
+    RenewalClient,
+    RenewalError,
+    RenewalPolicy,
+    RenewalRefusedError,
+    RenewalUnavailableError,
+    SessionEndedError,
+)
 from .opener import open_dispatch_metadata
 from .toolsets import build_mcp_toolsets
 from .wire import DISPATCH_ALG, DISPATCH_ENC, DISPATCH_ISSUER, DISPATCH_TYP, EXP_LEEWAY_SECONDS
@@ -64,6 +77,8 @@ __all__ = [
     "UnsafeMcpUrlError",
     "McpConnectionError",
     "parse_dispatch_keyring",
+    "make_worker_assertion",
+    "worker_assertion_key",
     "open_dispatch_metadata",
     "classify_address",
     "is_public_address",
@@ -71,4 +86,12 @@ __all__ = [
     "assert_public_host",
     "assert_public_url",
     "build_mcp_toolsets",
+    "RenewalClient",
+    "RenewalPolicy",
+    "RenewalAnswer",
+    "RenewalError",
+    "RenewalRefusedError",
+    "RenewalUnavailableError",
+    "SessionEndedError",
+    "JobCredentials",
 ]

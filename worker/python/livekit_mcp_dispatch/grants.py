@@ -17,6 +17,10 @@ class McpServerGrant:
     transport: Literal["streamable_http", "sse"]
     headers: Mapping[str, str] = dataclasses.field(repr=False)
     allowed_tools: tuple[str, ...] | None = None
+    #: How the credential in ``headers`` was obtained: ``static``, ``oauth``, ``user_token``, ``none``.
+    auth: str | None = None
+    #: Epoch seconds when this server's credential stops working (docs/api.md §3).
+    expires_at: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,3 +38,9 @@ class DispatchGrant:
     client: str | None
     expires_at: datetime
     jti: str
+    #: The session id the renewal endpoint knows the job by (docs/api.md §9); None from an older server.
+    sid: str | None = None
+    #: Epoch seconds after which the worker should renew.
+    refresh_at: float | None = None
+    #: The absolute URL of ``POST /v1/worker/credentials``.
+    refresh_url: str | None = None

@@ -15,6 +15,12 @@ def parse_dispatch_keyring(keyring: str | Mapping[str, Any]) -> dict[str, bytes]
 
     Raises :class:`KeyringError` listing every problem.
     """
+    return parse_dispatch_keyring_with_current(keyring)[1]
+
+
+def parse_dispatch_keyring_with_current(keyring: str | Mapping[str, Any]) -> tuple[str, dict[str, bytes]]:
+    """Like :func:`parse_dispatch_keyring`, also returning the ``current`` key id (the one a
+    worker assertion is made with, docs/api.md §9)."""
     value: Any = keyring
     if isinstance(keyring, (str, bytes)):
         try:
@@ -47,4 +53,4 @@ def parse_dispatch_keyring(keyring: str | Mapping[str, Any]) -> dict[str, bytes]
         problems.append(f'"current" key "{current}" is not in "keys"')
     if problems:
         raise KeyringError(problems)
-    return parsed
+    return current, parsed

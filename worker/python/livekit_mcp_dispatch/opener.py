@@ -27,6 +27,7 @@ from .keyring import parse_dispatch_keyring
 from .wire import (
     _HEADER_KEYS,
     _IV_BYTES,
+    _MCP_SERVER_AUTHS,
     _MCP_TRANSPORTS,
     _TAG_BYTES,
     DISPATCH_ALG,
@@ -126,12 +127,18 @@ def _parse_server(server: Any) -> McpServerGrant | None:
         return None
     if allowed is not _MISSING and not (isinstance(allowed, list) and all(isinstance(t, str) for t in allowed)):
         return None
+    if "auth" in server and server["auth"] not in _MCP_SERVER_AUTHS:
+        return None
+    if "expires_at" in server and not _is_numeric_date(server["expires_at"]):
+        return None
     return McpServerGrant(
         name=name,
         url=url,
         transport=transport,
         headers=dict(headers),
         allowed_tools=tuple(allowed) if isinstance(allowed, list) else None,
+        auth=server.get("auth"),
+        expires_at=server.get("expires_at"),
     )
 
 
@@ -173,6 +180,11 @@ def _parse_claims(plaintext: bytes) -> dict[str, Any]:
         raise _malformed("nbf")
     if "client" in value and not isinstance(value["client"], str):
         raise _malformed("client")
+    for name in ("sid", "refresh_url"):
+        if name in value and (not isinstance(value[name], str) or value[name] == ""):
+            raise _malformed(name)
+    if "refresh_at" in value and not _is_numeric_date(value["refresh_at"]):
+        raise _malformed("refresh_at")
     servers = value.get("mcp_servers")
     if not isinstance(servers, list):
         raise _malformed("mcp_servers")
@@ -266,4 +278,7 @@ def open_dispatch_metadata(
         client=claims.get("client"),
         expires_at=datetime.fromtimestamp(claims["exp"], tz=timezone.utc),
         jti=claims["jti"],
+        sid=claims.get("sid"),
+        refresh_at=claims.get("refresh_at"),
+        refresh_url=claims.get("refresh_url"),
     )

@@ -64,6 +64,8 @@ def build_mcp_toolsets(
         )
         mcp_server._lkmcp_guard = (_origin(server.url), allow_loopback_for_tests, resolver)
         mcp_server._lkmcp_status = None
+        mcp_server._lkmcp_rejected = None
+        mcp_server._lkmcp_on_rejected = None
         toolset = toolset_cls(id=_toolset_id(server.name), mcp_server=mcp_server)
         toolset._lkmcp_name = server.name
         toolsets.append(toolset)
@@ -71,6 +73,20 @@ def build_mcp_toolsets(
 
 
 _GUARDED: dict[int, tuple[type, type]] = {}
+_SCOPE = re.compile(r'scope="([^"]*)"')
+
+
+def _rejection(response: Any) -> dict[str, Any] | None:
+    """A 401, or a 403 whose ``WWW-Authenticate`` says ``insufficient_scope`` (RFC 6750 §3.1),
+    as the renewal's ``rejected`` entry (without the name); else None."""
+    status = response.status_code
+    challenge = response.headers.get("www-authenticate", "")
+    if status == 401:
+        return {"status": 401}
+    if status == 403 and "insufficient_scope" in challenge:
+        found = _SCOPE.search(challenge)
+        return {"status": 403, **({"scope": found.group(1)} if found else {})}
+    return None
 
 
 def _leaf_exceptions(error: BaseException) -> list[BaseException]:
@@ -111,6 +127,38 @@ def _guarded_classes(mcp: Any) -> tuple[type, type]:
     class GuardedMCPServerHTTP(mcp.MCPServerHTTP):  # type: ignore[name-defined,misc]
         _lkmcp_guard: tuple[tuple[str, str, int | None], bool, Resolver | None]
         _lkmcp_status: int | None
+        #: The last rejection of the credentials: {"status": 401|403, "scope"?: …}, set by the
+        #: response hook on a 401 or a 403 ``insufficient_scope``.
+        _lkmcp_rejected: dict[str, Any] | None
+        #: Called with that rejection after a tool call failed on it; True: the headers were
+        #: renewed, call once more (set by :class:`~livekit_mcp_dispatch.live.JobCredentials`).
+        _lkmcp_on_rejected: Any
+
+        async def _call_tool(self, name: str, arguments: dict[str, Any], **kwargs: Any) -> Any:
+            self._lkmcp_rejected = None
+            result: Any = None
+            failure: BaseException | None = None
+            try:
+                result = await super()._call_tool(name, arguments, **kwargs)
+            except Exception as error:  # noqa: BLE001 - re-raised below unless the token was rejected
+                failure = error
+            rejected, on_rejected = self._lkmcp_rejected, self._lkmcp_on_rejected
+            if rejected is None or on_rejected is None:
+                if failure is not None:
+                    raise failure
+                return result
+            # The token was refused: renew (single-flight per job) and call once more.
+            if not await on_rejected(rejected):
+                if failure is not None:
+                    raise failure
+                return result
+            self._lkmcp_rejected = None
+            if not self._use_streamable_http or self._client is None:
+                # The SSE client's writer ends on a refused POST ("Connection closed"): reconnect,
+                # with the renewed headers, before the one retry.
+                await self.aclose()
+                await self.initialize()
+            return await super()._call_tool(name, arguments, **kwargs)
 
         def __repr__(self) -> str:
             # URL and transport only, never the headers.
@@ -135,6 +183,9 @@ def _guarded_classes(mcp: Any) -> tuple[type, type]:
             async def record_status(response: Any) -> None:
                 if response.status_code >= 300:
                     self._lkmcp_status = response.status_code
+                rejected = _rejection(response)
+                if rejected is not None:
+                    self._lkmcp_rejected = rejected
 
             client.event_hooks["request"].append(check_request)
             client.event_hooks["response"].append(record_status)

@@ -22,6 +22,7 @@ MAX_NUMERIC_DATE = 253_402_300_799
 MAX_CLAIMS_DEPTH = 32
 _HEADER_KEYS = ("alg", "enc", "kid", "typ")
 _MCP_TRANSPORTS = ("streamable_http", "sse")
+_MCP_SERVER_AUTHS = ("static", "oauth", "user_token", "none")
 _KID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _B64URL = re.compile(r"^[A-Za-z0-9_-]*$")
 _KEY_BYTES = 32

@@ -72,7 +72,17 @@ def mcp_server() -> Iterator[dict[str, Any]]:
         if not line:
             err = proc.stderr.read() if proc.stderr else ""
             raise RuntimeError(f"test MCP server did not start: {err[-2000:]}")
-        yield json.loads(line)
+        info = json.loads(line)
+
+        def control(command: dict[str, Any]) -> dict[str, Any]:
+            """One command to the server (serve-test-mcp.ts: issue / revoke / scope a token)."""
+            assert proc.stdin is not None and proc.stdout is not None
+            proc.stdin.write(json.dumps(command) + "\n")
+            proc.stdin.flush()
+            return json.loads(proc.stdout.readline())
+
+        info["control"] = control
+        yield info
     finally:
         if proc.stdin:
             proc.stdin.close()

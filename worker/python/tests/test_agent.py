@@ -166,3 +166,58 @@ class TestServerOptions:
         assert 'LKMCP_WORKER_LOAD must be "cpu" or "ignore"' in message
         assert "LKMCP_HEALTH_PORT must be a whole number from 0 to 65535" in message
         assert "LKMCP_IDLE_PROCESSES must be a whole number from 0 to 64" in message
+
+
+class TestPrepareJobRenews:
+    """prepare_job against the stand-in endpoint (tests/standin.py) and the real MCP server."""
+
+    class Ctx(FakeCtx):
+        def __init__(self, metadata: str, room: str) -> None:
+            super().__init__(metadata, room)
+            self.callbacks: list[Any] = []
+
+        def add_shutdown_callback(self, callback: Any) -> None:
+            self.callbacks.append(callback)
+
+    def _run(self, monkeypatch: pytest.MonkeyPatch, stand_in: Any, metadata: str) -> tuple[Any, Any]:
+        monkeypatch.setenv("DISPATCH_KEYS", json.dumps(stand_in.keyring))
+        monkeypatch.setenv("ALLOW_INSECURE_MCP_URLS", "true")
+        monkeypatch.setattr(agent, "AGENT_NAME", stand_in.agent)
+        ctx = self.Ctx(metadata, stand_in.room)
+
+        async def go() -> Any:
+            prepared = await agent.prepare_job(ctx)  # type: ignore[arg-type]
+            tools = sorted(t.info.name for ts in (prepared[1] if prepared else []) for t in ts.tools)
+            for callback in ctx.callbacks:
+                await callback()
+            return prepared, tools
+
+        return ctx, asyncio.run(go())
+
+    def test_the_renewed_tokens_serve_the_job(self, monkeypatch: pytest.MonkeyPatch, mcp_server: dict[str, Any]) -> None:
+        from standin import StandIn
+
+        stand_in = StandIn({"current": "k1", "keys": {"k1": "A" * 43}}, "mcp-agent", "room-1")
+        try:
+            token = mcp_server["tokens"]["alice"]
+            server = {"name": "notes", "url": mcp_server["url"], "transport": "streamable_http"}
+            stand_in.servers = [{**server, "headers": {"Authorization": f"Bearer {token}"}}]
+            # Token mode: the sealed server has no headers; the start renewal supplies them.
+            ctx, (prepared, tools) = self._run(monkeypatch, stand_in, stand_in.metadata(servers=[{**server, "headers": {}}]))
+        finally:
+            stand_in.close()
+        assert prepared is not None and "whoami" in tools
+        assert prepared[0].sid == stand_in.sid and len(stand_in.requests) == 1
+        assert ctx.shutdowns == []
+
+    def test_session_ended_ends_the_job_without_tools(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from standin import StandIn
+
+        stand_in = StandIn({"current": "k1", "keys": {"k1": "A" * 43}}, "mcp-agent", "room-1")
+        stand_in.script = [(403, "session_ended", {})]
+        try:
+            ctx, (prepared, tools) = self._run(monkeypatch, stand_in, stand_in.metadata(servers=[]))
+        finally:
+            stand_in.close()
+        assert prepared is None and tools == []
+        assert ctx.shutdowns == ["session ended"]

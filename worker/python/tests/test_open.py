@@ -84,10 +84,36 @@ class TestVectors:
                 "transport": s.transport,
                 "headers": dict(s.headers),
                 **({"allowed_tools": list(s.allowed_tools)} if s.allowed_tools is not None else {}),
+                **({"auth": s.auth} if s.auth is not None else {}),
+                **({"expires_at": s.expires_at} if s.expires_at is not None else {}),
             }
             for s in grant.mcp_servers
         ]
         assert servers == want["mcp_servers"]
+        assert grant.mcp_servers[0].auth == "oauth"
+        assert (grant.sid, grant.refresh_at, grant.refresh_url) == (
+            want["sid"],
+            want["refresh_at"],
+            want["refresh_url"],
+        )
+
+    def test_metadata_without_the_renewal_claims_opens_without_them(self, vectors: dict[str, Any]) -> None:
+        grant = _open(vectors, next(v for v in vectors["vectors"] if v["name"] == "valid_without_renewal_claims"))
+        assert (grant.sid, grant.refresh_at, grant.refresh_url) == (None, None, None)
+
+    def test_bad_renewal_claims_are_malformed_in_both_openers(self, vectors: dict[str, Any]) -> None:
+        # The same vectors the TypeScript suite checks (worker/test/vectors.test.ts).
+        names = [
+            v["name"]
+            for v in vectors["vectors"]
+            if v["name"].startswith(("sid_", "refresh_url_", "refresh_at_", "server_auth_", "server_expires_at_"))
+        ]
+        assert len(names) >= 15
+        for name in names:
+            vector = next(v for v in vectors["vectors"] if v["name"] == name)
+            assert vector["expect"] == {"code": "malformed"}, name
+            with pytest.raises(lkmd.MalformedError):
+                _open(vectors, vector)
 
     def test_grant_repr_never_shows_headers(self, vectors: dict[str, Any]) -> None:
         grant = _open(vectors, next(v for v in vectors["vectors"] if v["name"] == "valid"))

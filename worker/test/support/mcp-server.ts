@@ -10,6 +10,8 @@ import { string } from 'zod/mini';
 export interface TestMcpUser {
   id: string;
   notes: string[];
+  /** When set, every request with this user's token is answered 403 `insufficient_scope` naming it. */
+  insufficientScope?: string;
 }
 
 /** A running test MCP server on 127.0.0.1. */
@@ -61,7 +63,7 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
 /**
  * Starts an MCP server (the official SDK's `McpServer`) that requires `Authorization: Bearer
  * <token>` and answers per token: `whoami` returns `user:<id>`, `notes_search` searches only
- * that user's notes. Streamable HTTP (stateless) at `/mcp`, SSE at `/sse` + `/messages`.
+ * that user's notes. `users` is read on every request: a test revokes a token by deleting it. Streamable HTTP (stateless) at `/mcp`, SSE at `/sse` + `/messages`.
  */
 export async function startTestMcpServer(users: Record<string, TestMcpUser>): Promise<TestMcpServer> {
   const seenTokens: string[] = [];
@@ -72,10 +74,19 @@ export async function startTestMcpServer(users: Record<string, TestMcpUser>): Pr
     const header = req.headers.authorization ?? '';
     seenTokens.push(header);
     const token = header.startsWith('Bearer ') ? header.slice(7) : '';
-    const user = users[token];
+    const user = Object.hasOwn(users, token) ? users[token] : undefined;
     if (!user) {
       res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Bearer' });
       res.end(JSON.stringify({ error: 'invalid_token' }));
+      return undefined;
+    }
+    if (user.insufficientScope !== undefined) {
+      res.writeHead(403, {
+        'content-type': 'application/json',
+        'www-authenticate': `Bearer error="insufficient_scope", scope="${user.insufficientScope}"`,
+      });
+      res.end(JSON.stringify({ error: 'insufficient_scope' }));
+      return undefined;
     }
     return user;
   };

@@ -23,6 +23,10 @@ export interface SealInput {
   tenantId?: string;
   mcpServers: McpServerGrant[];
   ttlSeconds?: number;
+  /** The renewal claims (docs/api.md §9), sealed when `sid` is given. */
+  sid?: string;
+  refreshUrl?: string;
+  refreshInSeconds?: number;
 }
 
 /** Seals dispatch metadata exactly as docs/api.md §3 describes, with jose (the server sealer's format). */
@@ -42,6 +46,9 @@ export async function sealForTest(
     exp: now + (input.ttlSeconds ?? 600),
     jti: randomUUID(),
     mcp_servers: input.mcpServers,
+    ...(input.sid === undefined
+      ? {}
+      : { sid: input.sid, refresh_url: input.refreshUrl, refresh_at: now + (input.refreshInSeconds ?? 300) }),
   };
   const key = new Uint8Array(Buffer.from(keyring.keys[keyring.current] as string, 'base64url'));
   return new CompactEncrypt(new TextEncoder().encode(JSON.stringify(claims)))
