@@ -1,3 +1,5 @@
+import { refreshUrlOf } from './config.js';
+import { DEFAULT_CREDENTIALS_REFRESH_SECONDS } from './dispatch-saga.js';
 import type { Dispatcher } from './dispatcher.js';
 import { DomainError } from './errors.js';
 import type { Log } from './log.js';
@@ -30,6 +32,8 @@ export interface SessionServiceDeps {
     sessionRateLimitPerMinute: number;
     metadataTtlSeconds: number;
     webhookRoomPrefix: string;
+    publicBaseUrl?: string | undefined;
+    credentialsRefreshSeconds?: number;
   };
 }
 
@@ -186,6 +190,12 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
         mcpServers: [grant],
         ttlSeconds: config.metadataTtlSeconds,
         ...(input.agentMetadata === undefined ? {} : { client: input.agentMetadata }),
+        // The same session, so the same session id: the job renews it (docs/api.md §9).
+        ...(session.sid === undefined ? {} : { sid: session.sid }),
+        refresh: {
+          url: refreshUrlOf({ publicBaseUrl: config.publicBaseUrl }),
+          seconds: config.credentialsRefreshSeconds ?? DEFAULT_CREDENTIALS_REFRESH_SECONDS,
+        },
       });
       agents = [{ agentName, metadata: sealed.metadata }];
     }

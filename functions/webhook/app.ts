@@ -33,7 +33,8 @@ export interface WebhookAppDeps {
   sealer: DispatchSealer;
   /** Opens stored MCP tokens and headers (storage keyring). */
   secretBox: Pick<SecretBox, 'open'>;
-  config: Pick<Config, 'defaultAgentName' | 'metadataTtlSeconds' | 'webhookRoomPrefix'> & {
+  config: Pick<Config, 'defaultAgentName' | 'metadataTtlSeconds' | 'webhookRoomPrefix'> &
+    Partial<Pick<Config, 'publicBaseUrl' | 'credentialsRefreshSeconds'>> & {
     livekit: Pick<Config['livekit'], 'apiKey' | 'apiSecret'>;
   };
   clock?: () => Date;
