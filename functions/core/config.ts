@@ -207,7 +207,11 @@ export function loadConfig(
     problems.push('LIVEKIT_API_KEY must not be empty');
   }
 
-  if (runtime === 'lambda' && parsed.PUBLIC_BASE_URL !== undefined && !parsed.PUBLIC_BASE_URL.startsWith('https:')) {
+  if (
+    runtime === 'lambda' &&
+    parsed.PUBLIC_BASE_URL !== undefined &&
+    !parsed.PUBLIC_BASE_URL.startsWith('https:')
+  ) {
     problems.push('PUBLIC_BASE_URL must use https: in AWS');
   }
 

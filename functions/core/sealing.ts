@@ -117,7 +117,9 @@ export function createDispatchSealer(keyring: Keyring, clock: () => Date = () =>
             }),
         ...(input.unavailable === undefined
           ? {}
-          : { unavailable: input.unavailable.map((u) => ({ name: u.name, status: u.status, code: u.code })) }),
+          : {
+              unavailable: input.unavailable.map((u) => ({ name: u.name, status: u.status, code: u.code })),
+            }),
       };
       const metadata = await sealClaims(claims);
       return { metadata, jti, expiresAt: new Date(exp * 1000) };

@@ -35,8 +35,8 @@ export interface WebhookAppDeps {
   secretBox: Pick<SecretBox, 'open'>;
   config: Pick<Config, 'defaultAgentName' | 'metadataTtlSeconds' | 'webhookRoomPrefix'> &
     Partial<Pick<Config, 'publicBaseUrl' | 'credentialsRefreshSeconds'>> & {
-    livekit: Pick<Config['livekit'], 'apiKey' | 'apiSecret'>;
-  };
+      livekit: Pick<Config['livekit'], 'apiKey' | 'apiSecret'>;
+    };
   clock?: () => Date;
   log?: Log;
   /** Counts dispatches, duplicate events, rejected signatures and quota refusals. */

@@ -7,6 +7,7 @@ import { Template } from 'aws-cdk-lib/assertions';
 import type { Hono } from 'hono';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createAdminApp } from '../../functions/admin/app.js';
+import { createCredentialsApp } from '../../functions/credentials/app.js';
 import { createServices } from '../../functions/compose.js';
 import { loadConfig } from '../../functions/core/config.js';
 import { silentLog } from '../../functions/core/log.js';
@@ -48,6 +49,7 @@ const apps: Record<RouteFunction, Hono> = {
   session: createSessionApp(services) as unknown as Hono,
   webhook: createWebhookApp(services) as unknown as Hono,
   admin: createAdminApp(services) as unknown as Hono,
+  credentials: createCredentialsApp(services) as unknown as Hono,
 };
 
 const label = (r: Pick<Route, 'method' | 'path'>) => `${r.method} ${r.path}`;

@@ -1,6 +1,6 @@
+import { ConditionFailedError } from '../../core/errors.js';
 import { keys, tableSchema } from '../schema.js';
 import type { Item, TableClient } from './client.js';
-import { ConditionFailedError } from '../../core/errors.js';
 import { allOf, anyOf, eq, expiredAt, itemAbsent, itemPresent } from './expr.js';
 import { fields } from './fields.js';
 import { seconds } from './records.js';

@@ -74,7 +74,9 @@ export class Renewals {
    * @returns false when the jti was used already.
    */
   async useJti(sid: string, jti: string, untilSeconds: number): Promise<boolean> {
-    const digest = createHash('sha256').update(JSON.stringify([sid, jti])).digest('base64url');
+    const digest = createHash('sha256')
+      .update(JSON.stringify([sid, jti]))
+      .digest('base64url');
     return this.table.putIf(
       { ...keys.assertionJti(digest), [tableSchema.ttlAttribute]: Math.ceil(untilSeconds) },
       anyOf(itemAbsent(), expiredAt(seconds(this.clock()))),
