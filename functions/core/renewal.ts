@@ -189,8 +189,10 @@ export function createRenewalService(deps: RenewalDeps): RenewalService {
         throw invalidMetadata('mismatch');
       if (assertion.iss !== session.agent_name) throw invalidAssertion('wrong_issuer');
       // `expired` is accepted while the session is active: a job LiveKit restarts has only its
-      // original metadata. An ended session answers below, whatever the metadata's age.
-      if (session.status !== 'active') throw sessionEnded();
+      // original metadata. An ended session answers here, whatever the metadata's age; so does one
+      // whose user or tenant is no longer active, before anything but the jti is written.
+      if (session.status !== 'active' || (await stillActive(pointer, sid)) === undefined)
+        throw sessionEnded();
 
       // 4. The writes: the rate counter, then the lease.
       if (!(await store.hitRenewalRate(sid, RENEWALS_PER_MINUTE))) {

@@ -67,7 +67,11 @@ export type ServerStatus = 'ready' | 'not_connected' | 'needs_reauth' | 'unavail
  * The codes of servers a renewal left out (docs/api.md §9 `unavailable[].code`): the authorization
  * server could not be reached, the worker reported the token rejected, the user must reconnect.
  */
-export const UNAVAILABLE_SERVER_CODES = ['mcp_auth_unavailable', 'mcp_auth_rejected', 'mcp_reauth_required'] as const;
+export const UNAVAILABLE_SERVER_CODES = [
+  'mcp_auth_unavailable',
+  'mcp_auth_rejected',
+  'mcp_reauth_required',
+] as const;
 
 /** One server a renewal left out of `mcp_servers`, and why. */
 export interface UnavailableServer {
