@@ -56,7 +56,7 @@ describe('cdk app', () => {
       Object.values(template.Resources).filter(
         (r) => (r as { Type: string }).Type === 'AWS::Lambda::Function',
       ),
-    ).toHaveLength(4);
+    ).toHaveLength(5);
     const report = JSON.parse(readFileSync(join(outdir, 'validation-report.json'), 'utf8'));
     expect(report.pluginReports.filter((r: { conclusion: string }) => r.conclusion !== 'success')).toEqual(
       [],

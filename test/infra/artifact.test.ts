@@ -263,6 +263,7 @@ function stackEnvironments(refs: {
     for (const [k, v] of Object.entries(resources[id]!.Properties.Environment.Variables)) {
       if (typeof v === 'string') env[k] = v;
       else if (k === 'TABLE_NAME') env[k] = refs.tableName;
+      else if (k === 'PUBLIC_BASE_URL') env[k] = 'https://api.example.com';
       else if (refs.secretArns[k] !== undefined) env[k] = refs.secretArns[k];
       else throw new Error(`${name}: no test value for the stack's ${k} (${JSON.stringify(v)})`);
     }
