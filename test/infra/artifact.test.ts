@@ -414,7 +414,7 @@ describe('artifact: bundle contents', () => {
 });
 
 describe('artifact: cold start', () => {
-  it('reads its secrets from Secrets Manager; the admin function never the dispatch keyring', () => {
+  it('reads its secrets from Secrets Manager; admin never the dispatch keyring, credentials never LiveKit', () => {
     // Prepare
     const reads = (arn: string | undefined) => secrets.calls.filter((c) => c.secretId === arn).length;
 
@@ -424,10 +424,13 @@ describe('artifact: cold start', () => {
     // Assess
     expect([...targets]).toEqual(['secretsmanager.GetSecretValue']);
     expect(secrets.calls.every((c) => c.signed && c.status === 200)).toBe(true);
+    // One cold start each: the LiveKit secret by session, webhook and admin; the storage keyring by
+    // all four; the dispatch keyring by session, webhook and credentials.
     expect(reads(envs.session.LIVEKIT_CREDENTIALS_SECRET_ARN)).toBe(3);
-    expect(reads(envs.session.STORAGE_KEYS_SECRET_ARN)).toBe(3);
-    expect(reads(envs.session.DISPATCH_KEYS_SECRET_ARN)).toBe(2);
+    expect(reads(envs.session.STORAGE_KEYS_SECRET_ARN)).toBe(4);
+    expect(reads(envs.session.DISPATCH_KEYS_SECRET_ARN)).toBe(3);
     expect(envs.admin.DISPATCH_KEYS_SECRET_ARN).toBeUndefined();
+    expect(envs.credentials.LIVEKIT_CREDENTIALS_SECRET_ARN).toBeUndefined();
   });
 
   it('refuses a plain-env DISPATCH_KEYS with one ConfigError naming no secret', async () => {
