@@ -7,10 +7,10 @@ import { Template } from 'aws-cdk-lib/assertions';
 import type { Hono } from 'hono';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createAdminApp } from '../../functions/admin/app.js';
-import { createCredentialsApp } from '../../functions/credentials/app.js';
 import { createServices } from '../../functions/compose.js';
 import { loadConfig } from '../../functions/core/config.js';
 import { silentLog } from '../../functions/core/log.js';
+import { createCredentialsApp } from '../../functions/credentials/app.js';
 import {
   ADMIN_PROXY_PATH,
   gatewayRoutes,
