@@ -4,11 +4,12 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { makeWorkerAssertion } from '@livekit-mcp-dispatch/contract';
 import { App, type CfnElement } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { compactDecrypt, decodeProtectedHeader, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateKeyringJson } from '../../functions/core/keyring.js';
+import { generateKeyringJson, parseKeyring } from '../../functions/core/keyring.js';
 import { stackPropsFromContext } from '../../infra/context.js';
 import { type FunctionName, LiveKitMcpDispatchStack } from '../../infra/stack.js';
 import { functionNames } from '../../scripts/esbuild-options.js';
@@ -529,6 +530,26 @@ describe('artifact: session bundle', () => {
     expect(claims.mcp_servers).toMatchObject([
       { url: MCP_URL, headers: { Authorization: `Bearer ${MCP_TOKEN}` } },
     ]);
+    expect(claims.refresh_url).toBe('https://api.example.com/v1/worker/credentials');
+
+    // The credentials bundle renews that job's credentials for a worker assertion.
+    const assertion = await makeWorkerAssertion({
+      keyring: parseKeyring('DISPATCH_KEYS', JSON.stringify(DISPATCH_KEYS)).keyring!,
+      agentName: AGENT,
+      refreshUrl: claims.refresh_url as string,
+      sid: claims.sid as string,
+    });
+    const renewed = await call(
+      'credentials',
+      httpEvent('POST', '/v1/worker/credentials', {
+        headers: { authorization: `Bearer ${assertion}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ metadata: dispatch.metadata }),
+      }),
+    );
+    expect(renewed.status, renewed.text).toBe(200);
+    const fresh = await openMetadata(renewed.json.metadata);
+    expect(fresh).toMatchObject({ sid: claims.sid, room: res.json.room_name, sub: userId });
+    expect(fresh.jti).not.toBe(claims.jti);
   });
 });
 
