@@ -58,6 +58,22 @@ const noDispatchKeys: DispatchSealer = {
 };
 
 /**
+ * The LiveKit gateway of a function that holds no LiveKit credentials (credentials, docs/api.md §9):
+ * it never calls LiveKit, and building the real one without credentials would throw at cold start.
+ */
+const noLiveKit: LiveKitGateway = {
+  createDispatch: refuseLiveKit,
+  listDispatches: refuseLiveKit,
+  deleteDispatch: refuseLiveKit,
+  deleteRoom: refuseLiveKit,
+  participantToken: refuseLiveKit,
+};
+
+async function refuseLiveKit(): Promise<never> {
+  throw new ConfigError(['LiveKit credentials are not available to this function']);
+}
+
+/**
  * The one composition root: builds the adapters from a validated config. Nothing here talks to
  * the network until a request needs it.
  */
@@ -68,15 +84,18 @@ export function createServices(config: Config, log: Log, overrides: ServiceOverr
   return {
     config,
     store: new DynamoStore({ client, tableName: config.tableName }),
-    livekit: countingFailures(
-      createLiveKitGateway({
-        httpUrl: config.livekit.httpUrl,
-        apiKey: config.livekit.apiKey,
-        apiSecret: config.livekit.apiSecret,
-      }),
-      metrics,
-      config.livekit.wsUrl,
-    ),
+    livekit:
+      config.livekit.apiKey === ''
+        ? noLiveKit
+        : countingFailures(
+            createLiveKitGateway({
+              httpUrl: config.livekit.httpUrl,
+              apiKey: config.livekit.apiKey,
+              apiSecret: config.livekit.apiSecret,
+            }),
+            metrics,
+            config.livekit.wsUrl,
+          ),
     sealer: config.dispatchKeys.keys.size > 0 ? createDispatchSealer(config.dispatchKeys) : noDispatchKeys,
     secretBox: createSecretBox(config.storageKeys),
     verifier: createJwtVerifier({

@@ -1,14 +1,24 @@
 import { createLog } from './adapters/logger.js';
 import { loadLambdaConfig } from './adapters/secrets.js';
 import { createServices, type Services } from './compose.js';
+import { ConfigError } from './core/errors.js';
 
 /**
  * Cold start of one function: configuration from the environment and Secrets Manager, then
  * the services. Invalid configuration throws here, so the function fails to initialise with
  * one message listing every problem. Never generates keys.
  */
-export async function lambdaServices(service: 'session' | 'webhook' | 'admin'): Promise<Services> {
-  const config = await loadLambdaConfig(process.env, { dispatchKeys: service !== 'admin' });
+export async function lambdaServices(
+  service: 'session' | 'webhook' | 'admin' | 'credentials',
+): Promise<Services> {
+  // The admin function seals nothing for workers; the credentials function never calls LiveKit.
+  const config = await loadLambdaConfig(process.env, {
+    dispatchKeys: service !== 'admin',
+    livekit: service !== 'credentials',
+  });
+  if (service === 'credentials' && config.publicBaseUrl === undefined) {
+    throw new ConfigError(['PUBLIC_BASE_URL is required (the refresh_url worker assertions name)']);
+  }
   const name = `livekit-mcp-dispatch-${service}`;
   return createServices(config, createLog({ service: name, level: config.logLevel }), { service: name });
 }

@@ -14,6 +14,7 @@ import { createAdminApp } from './admin/app.js';
 import { createServices, type ServiceOverrides, type Services } from './compose.js';
 import { loadConfig, type RawEnv } from './core/config.js';
 import { generateKeyringJson } from './core/keyring.js';
+import { createCredentialsApp } from './credentials/app.js';
 import { problem } from './http/problem.js';
 import { createSessionApp } from './session/app.js';
 import { createWebhookApp } from './webhook/app.js';
@@ -111,6 +112,7 @@ export async function startLocalServer(envIn: RawEnv = process.env): Promise<Loc
   if (devIssuer) app.get(DEV_JWKS_PATH, (c) => c.json(devIssuer.jwks()));
   app.route('/', createSessionApp(services));
   app.route('/', createWebhookApp(services));
+  app.route('/', createCredentialsApp(services));
   app.route('/', createAdminApp({ ...services, publicBaseUrl: env.PUBLIC_BASE_URL }));
   app.notFound(() => problem('not_found', 'No such resource.'));
 
@@ -132,6 +134,9 @@ export async function startLocalServer(envIn: RawEnv = process.env): Promise<Loc
     // Port 0 (tests): the verifier uses the in-process key set, the URL is informational.
     services.config.auth.jwksUrl = `http://localhost:${actualPort}${DEV_JWKS_PATH}`;
   }
+  // The sealed refresh_url names the port actually listened on (the apps read it per request).
+  if (!env.PUBLIC_BASE_URL && actualPort !== port)
+    services.config.publicBaseUrl = `http://localhost:${actualPort}`;
   return {
     url: `http://localhost:${actualPort}`,
     port: actualPort,
@@ -228,6 +233,7 @@ async function main(): Promise<void> {
     [
       `livekit-mcp-dispatch listening on ${local.url}`,
       `  POST ${local.url}/v1/sessions   POST ${local.url}/v1/livekit/webhook   ${local.url}/v1/admin/...`,
+      `  POST ${local.url}/v1/worker/credentials (agent workers renew credentials)`,
       `  GET ${local.url}/healthz   GET ${local.url}/openapi.json`,
       `  store: ${config.dynamodbEndpoint} (${config.tableName})   data: ${config.dataDir}`,
       jwtLine,

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { loadConfig } from '../functions/core/config.js';
 import { ConfigError } from '../functions/core/errors.js';
+import type { ThrottleClass } from '../functions/http/routes.js';
 import { functionNames } from '../scripts/esbuild-options.js';
 import {
   type FunctionName,
@@ -26,6 +27,8 @@ export const contextDefaults = {
     sessions: { rateLimit: 50, burstLimit: 100 },
     webhook: { rateLimit: 200, burstLimit: 400 },
     admin: { rateLimit: 10, burstLimit: 20 },
+    // Each live job renews about every CREDENTIALS_REFRESH_SECONDS, and once at its start.
+    credentials: { rateLimit: 50, burstLimit: 100 },
   },
   functions: {
     // Session and webhook: a failed CreateDispatch is cleaned up with up to four LiveKit calls of
@@ -34,9 +37,11 @@ export const contextDefaults = {
     session: { memoryMb: 512, timeoutSeconds: 25 },
     webhook: { memoryMb: 512, timeoutSeconds: 25 },
     admin: { memoryMb: 512, timeoutSeconds: 20 },
+    // A renewal that refreshes an OAuth token waits for the authorization server (≤ 10 s).
+    credentials: { memoryMb: 512, timeoutSeconds: 20 },
   },
 } as const satisfies {
-  throttles: Record<'sessions' | 'webhook' | 'admin', RouteThrottle>;
+  throttles: Record<ThrottleClass, RouteThrottle>;
   functions: Record<FunctionName, FunctionSizing>;
   [key: string]: unknown;
 };
@@ -53,7 +58,8 @@ const SECRET_ARN = /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+-[
  * Keys: `livekitUrl`, `authJwksUrl`, `authIssuer`, `authAudience` (required); `authTenantClaim`,
  * `defaultAgentName`, `sessionDispatchMode`, `webhookRoomPrefix`, `corsOrigins`,
  * `sessionTokenTtlSeconds`, `sessionRateLimitPerMinute`, `metadataTtlSeconds`, `mcpAllowedPorts`,
- * `logLevel`, `secretsRevision`, `stackName` (read in app.ts), `{sessions,webhook,admin}{RateLimit,BurstLimit}`, `{session,webhook,admin}{MemoryMb,TimeoutSeconds}`,
+ * `credentialsRefreshSeconds`, `publicBaseUrl`, `logLevel`, `secretsRevision`, `stackName` (read in app.ts),
+ * `{sessions,webhook,admin,credentials}{RateLimit,BurstLimit}`, `{session,webhook,admin,credentials}{MemoryMb,TimeoutSeconds}`,
  * `webhookReservedConcurrency`, `logRetentionDays`, `alarmTopicArn`, `functionsDir`,
  * `livekitCredentialsSecretArn`, `dispatchKeysSecretArn`, `storageKeysSecretArn`.
  */
@@ -139,6 +145,9 @@ export function stackPropsFromContext(get: ContextGetter): LiveKitMcpDispatchSta
   const issuer = required('authIssuer');
   const audience = required('authAudience');
 
+  const publicBaseUrl = str('publicBaseUrl');
+  if (publicBaseUrl !== undefined) url('publicBaseUrl', ['https:'], publicBaseUrl);
+
   const corsOrigins = list('corsOrigins');
   for (const origin of corsOrigins) {
     let ok = false;
@@ -156,7 +165,7 @@ export function stackPropsFromContext(get: ContextGetter): LiveKitMcpDispatchSta
     else mcpAllowedPorts.push(n);
   }
 
-  const throttle = (route: 'sessions' | 'webhook' | 'admin'): RouteThrottle => ({
+  const throttle = (route: ThrottleClass): RouteThrottle => ({
     rateLimit: int(`${route}RateLimit`, 1, 10_000) ?? contextDefaults.throttles[route].rateLimit,
     burstLimit: int(`${route}BurstLimit`, 1, 5_000) ?? contextDefaults.throttles[route].burstLimit,
   });
@@ -191,10 +200,17 @@ export function stackPropsFromContext(get: ContextGetter): LiveKitMcpDispatchSta
     sessionTokenTtlSeconds: int('sessionTokenTtlSeconds', 60, 86_400),
     sessionRateLimitPerMinute: int('sessionRateLimitPerMinute', 1, 10_000),
     metadataTtlSeconds: int('metadataTtlSeconds', 60, 7 * 86_400),
+    credentialsRefreshSeconds: int('credentialsRefreshSeconds', 60, 86_400),
+    publicBaseUrl,
     mcpAllowedPorts,
     secretsRevision: revision(),
     logLevel: oneOf('logLevel', ['DEBUG', 'INFO', 'WARN', 'ERROR'] as const, 'INFO'),
-    throttles: { sessions: throttle('sessions'), webhook: throttle('webhook'), admin: throttle('admin') },
+    throttles: {
+      sessions: throttle('sessions'),
+      webhook: throttle('webhook'),
+      admin: throttle('admin'),
+      credentials: throttle('credentials'),
+    },
     functions: Object.fromEntries(functionNames.map((n) => [n, sizing(n)])) as Record<
       FunctionName,
       FunctionSizing

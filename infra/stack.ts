@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps, Validations } from 'aws-cdk-lib';
+import { Aws, CfnOutput, Duration, RemovalPolicy, Stack, type StackProps, Validations } from 'aws-cdk-lib';
 import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
 import {
   type CfnStage,
@@ -34,7 +34,7 @@ import { type ISecret, Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import type { Construct } from 'constructs';
 import { tableSchema } from '../functions/adapters/schema.js';
-import { gatewayRoutes, type RouteFunction } from '../functions/http/routes.js';
+import { gatewayRoutes, type RouteFunction, type ThrottleClass } from '../functions/http/routes.js';
 import type { functionNames } from '../scripts/esbuild-options.js';
 import { HouseFunction } from './house-function.js';
 import { SecretSeeder, SeededSecret } from './seeded-secret.js';
@@ -77,6 +77,12 @@ export interface LiveKitMcpDispatchStackProps extends StackProps {
   readonly sessionTokenTtlSeconds?: number;
   readonly sessionRateLimitPerMinute?: number;
   readonly metadataTtlSeconds?: number;
+  readonly credentialsRefreshSeconds?: number;
+  /**
+   * `PUBLIC_BASE_URL` (`https://`, e.g. a custom domain); unset, the HTTP API's own
+   * `https://<api id>.execute-api.<region>.<suffix>`. The sealed `refresh_url` is under it.
+   */
+  readonly publicBaseUrl?: string;
   readonly mcpAllowedPorts?: readonly number[];
   readonly logLevel?: 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
   /**
@@ -85,7 +91,7 @@ export interface LiveKitMcpDispatchStackProps extends StackProps {
    */
   readonly secretsRevision?: string;
   /** Route throttles; the webhook has its own so app traffic cannot starve LiveKit's deliveries. */
-  readonly throttles: Readonly<Record<'sessions' | 'webhook' | 'admin', RouteThrottle>>;
+  readonly throttles: Readonly<Record<ThrottleClass, RouteThrottle>>;
   readonly functions: Readonly<Record<FunctionName, FunctionSizing>>;
   /** Concurrency reserved for the webhook function (unset: shares the account pool). */
   readonly webhookReservedConcurrency?: number;
@@ -127,6 +133,10 @@ export function plainEnvironment(props: LiveKitMcpDispatchStackProps): Record<st
   }
   if (props.secretsRevision !== undefined) env.SECRETS_REVISION = props.secretsRevision;
   if (props.metadataTtlSeconds !== undefined) env.METADATA_TTL_SECONDS = String(props.metadataTtlSeconds);
+  if (props.credentialsRefreshSeconds !== undefined) {
+    env.CREDENTIALS_REFRESH_SECONDS = String(props.credentialsRefreshSeconds);
+  }
+  if (props.publicBaseUrl !== undefined) env.PUBLIC_BASE_URL = props.publicBaseUrl.replace(/\/+$/, '');
   if (props.mcpAllowedPorts !== undefined && props.mcpAllowedPorts.length > 0) {
     env.MCP_ALLOWED_PORTS = props.mcpAllowedPorts.join(',');
   }
@@ -276,7 +286,16 @@ export class LiveKitMcpDispatchStack extends Stack {
       .bindTable(this.table, 'readWrite')
       .bindSecret('LIVEKIT_CREDENTIALS_SECRET_ARN', this.secrets.livekitCredentials)
       .bindSecret('STORAGE_KEYS_SECRET_ARN', this.secrets.storageKeys);
-    this.functions = { session, webhook, admin };
+    // POST /v1/worker/credentials: no LiveKit credentials (it never calls LiveKit) and no user JWTs;
+    // the dispatch keyring verifies worker assertions and seals, the storage keyring opens tokens.
+    const credentials = make(
+      'credentials',
+      "POST /v1/worker/credentials: agent workers renew a live job's MCP credentials",
+    )
+      .bindTable(this.table, 'readWrite')
+      .bindSecret('DISPATCH_KEYS_SECRET_ARN', this.secrets.dispatchKeys)
+      .bindSecret('STORAGE_KEYS_SECRET_ARN', this.secrets.storageKeys);
+    this.functions = { session, webhook, admin, credentials };
 
     this.workerPolicy = new ManagedPolicy(this, 'WorkerDispatchKeysPolicy', {
       description: 'Attach to the agent worker fleet: reads the DISPATCH_KEYS keyring, nothing else',
@@ -289,6 +308,12 @@ export class LiveKitMcpDispatchStack extends Stack {
     });
 
     ({ api: this.api, stage: this.stage } = this.httpApi(props));
+    // The refresh_url the dispatching functions seal and the credentials function checks as the
+    // assertion's aud. The API's id is known before any route: no dependency cycle.
+    if (props.publicBaseUrl === undefined) {
+      const base = `https://${this.api.apiId}.execute-api.${Aws.REGION}.${Aws.URL_SUFFIX}`;
+      for (const fn of [session, webhook, credentials]) fn.function.addEnvironment('PUBLIC_BASE_URL', base);
+    }
     this.alarms(props);
 
     new CfnOutput(this, 'ApiUrl', {
@@ -336,6 +361,8 @@ export class LiveKitMcpDispatchStack extends Stack {
         'LiveKit signs each delivery (no bearer token an authorizer could check); the webhook function verifies that signature against the raw body with WebhookReceiver before anything else.',
       admin:
         'The admin function verifies the JWT, its dispatch:admin/superadmin scope and tenant itself; per-tenant 404s and problem+json errors need its data. GET /openapi.json is public documentation and carries no data.',
+      credentials:
+        'Agent workers prove the dispatch keyring with an HMAC worker assertion (single-use jti, checked against the table), which no API Gateway authorizer can verify; the credentials function checks it before anything else.',
     };
     // The routes come from the one route list (functions/http/routes.ts).
     const routes: HttpRoute[] = gatewayRoutes().map((r) => {

@@ -24,4 +24,4 @@ export const lambdaBuildOptions: BuildOptions = {
 };
 
 /** The functions that are bundled, each from `functions/<name>/handler.ts`. */
-export const functionNames = ['session', 'webhook', 'admin'] as const;
+export const functionNames = ['session', 'webhook', 'admin', 'credentials'] as const;

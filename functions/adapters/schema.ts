@@ -131,6 +131,15 @@ export const keys = {
   activeMarkerPartition: (tenantId: string) => key('ACTIVE', tenantId),
   /** The sort-key prefix of one user's active-session markers (the escaped id holds no `#`). */
   activeMarkerUserPrefix: (userId: string) => `${boundedPart(userId, ID_BYTES)}#`,
+  /**
+   * The session id's pointer (docs/api.md §9): `sid` → the key of its session, so a renewal finds
+   * the session with one strongly consistent GetItem. Written before the session's dispatch.
+   */
+  sessionPointer: (sid: string) => ({ pk: key('SID', sid), sk: 'SID' }),
+  /** One worker assertion `jti` used once; `digest` hashes (sid, jti), so any jti fits. */
+  assertionJti: (digest: string) => ({ pk: key('JTI', digest), sk: 'JTI' }),
+  /** The sliding window of one session's renewals (docs/api.md §9: 20 per minute). */
+  renewalRateWindow: (sid: string) => ({ pk: key('RATE', 'SID', sid), sk: 'WINDOW' }),
   /** Quota lease slot `slot` of a tenant. */
   lease: (tenantId: string, slot: number) => ({
     pk: key('LEASE', tenantId),

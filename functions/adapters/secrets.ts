@@ -12,6 +12,8 @@ const SECRET_ARNS = [
 /** Which secrets a function reads; the admin function never sees the dispatch keyring. */
 export interface SecretNeeds {
   dispatchKeys: boolean;
+  /** LiveKit credentials (default true); the credentials function never calls LiveKit. */
+  livekit?: boolean;
 }
 
 /**
@@ -32,14 +34,16 @@ export async function loadLambdaConfig(
   }),
 ): Promise<Config> {
   const problems: string[] = [];
+  const needsLiveKit = needs.livekit ?? true;
   for (const name of ['LIVEKIT_API_SECRET', 'DISPATCH_KEYS', 'STORAGE_KEYS']) {
     if (env[name]) problems.push(`${name} must come from Secrets Manager, not the environment`);
   }
   for (const name of SECRET_ARNS) {
     if (name === 'DISPATCH_KEYS_SECRET_ARN' && !needs.dispatchKeys) continue;
+    if (name === 'LIVEKIT_CREDENTIALS_SECRET_ARN' && !needsLiveKit) continue;
     if (!env[name]) problems.push(`${name} is required`);
   }
-  if (problems.length > 0) throw new ConfigError([...problems, ...plainSettingProblems(env)]);
+  if (problems.length > 0) throw new ConfigError([...problems, ...plainSettingProblems(env, needsLiveKit)]);
 
   const read = async (arn: string | undefined, label: string): Promise<string | undefined> => {
     if (!arn) return undefined;
@@ -53,7 +57,7 @@ export async function loadLambdaConfig(
     }
   };
   const [livekit, dispatch, storage] = await Promise.all([
-    read(env.LIVEKIT_CREDENTIALS_SECRET_ARN, 'LIVEKIT_CREDENTIALS_SECRET_ARN'),
+    needsLiveKit ? read(env.LIVEKIT_CREDENTIALS_SECRET_ARN, 'LIVEKIT_CREDENTIALS_SECRET_ARN') : undefined,
     needs.dispatchKeys ? read(env.DISPATCH_KEYS_SECRET_ARN, 'DISPATCH_KEYS_SECRET_ARN') : undefined,
     read(env.STORAGE_KEYS_SECRET_ARN, 'STORAGE_KEYS_SECRET_ARN'),
   ]);
@@ -68,17 +72,17 @@ export async function loadLambdaConfig(
       problems.push('LIVEKIT_CREDENTIALS_SECRET_ARN: secret must hold string "api_key" and "api_secret"');
     }
   }
-  if (problems.length > 0) throw new ConfigError([...problems, ...plainSettingProblems(env)]);
+  if (problems.length > 0) throw new ConfigError([...problems, ...plainSettingProblems(env, needsLiveKit)]);
   return loadConfig(
     {
       ...env,
-      LIVEKIT_API_KEY: creds.api_key as string,
-      LIVEKIT_API_SECRET: creds.api_secret as string,
+      LIVEKIT_API_KEY: creds.api_key as string | undefined,
+      LIVEKIT_API_SECRET: creds.api_secret as string | undefined,
       DISPATCH_KEYS: dispatch,
       STORAGE_KEYS: storage,
     },
     'lambda',
-    { needsDispatchKeys: needs.dispatchKeys },
+    { needsDispatchKeys: needs.dispatchKeys, needsLiveKit },
   );
 }
 
@@ -86,7 +90,7 @@ export async function loadLambdaConfig(
  * Problems of the plain settings (everything but the secrets), so that a start refused for a
  * secret still lists every problem in its one message (docs/api.md §2).
  */
-function plainSettingProblems(env: RawEnv): string[] {
+function plainSettingProblems(env: RawEnv, needsLiveKit = true): string[] {
   try {
     loadConfig(
       {
@@ -97,7 +101,7 @@ function plainSettingProblems(env: RawEnv): string[] {
         STORAGE_KEYS: undefined,
       },
       'lambda',
-      { needsDispatchKeys: false },
+      { needsDispatchKeys: false, needsLiveKit },
     );
     return [];
   } catch (err) {

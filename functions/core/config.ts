@@ -66,12 +66,14 @@ const urlWithSchemes = (schemes: string[]) =>
 const envSchema = object({
   PORT: optional(intFrom(1, 65535)),
   DATA_DIR: optional(string()),
-  LIVEKIT_URL: urlWithSchemes(['ws:', 'wss:', 'http:', 'https:']),
-  LIVEKIT_API_KEY: pipe(
-    string(),
-    transform((v) => v.trim()),
+  LIVEKIT_URL: optional(urlWithSchemes(['ws:', 'wss:', 'http:', 'https:'])),
+  LIVEKIT_API_KEY: optional(
+    pipe(
+      string(),
+      transform((v) => v.trim()),
+    ),
   ),
-  LIVEKIT_API_SECRET: string(),
+  LIVEKIT_API_SECRET: optional(string()),
   TABLE_NAME: optional(string()),
   DYNAMODB_ENDPOINT: optional(urlWithSchemes(['http:', 'https:'])),
   DISPATCH_KEYS: optional(string()),
@@ -89,6 +91,8 @@ const envSchema = object({
   MCP_ALLOWED_PORTS: optional(listFrom),
   ALLOW_INSECURE_MCP_URLS: optional(boolFrom),
   CORS_ORIGINS: optional(listFrom),
+  PUBLIC_BASE_URL: optional(urlWithSchemes(['http:', 'https:'])),
+  CREDENTIALS_REFRESH_SECONDS: optional(intFrom(60, 86_400)),
   LOG_LEVEL: optional(enumOf(['DEBUG', 'INFO', 'WARN', 'ERROR', 'debug', 'info', 'warn', 'error'])),
 });
 
@@ -113,7 +117,22 @@ export interface Config {
   mcpAllowedPorts: number[];
   allowInsecureMcpUrls: boolean;
   corsOrigins: string[];
+  /**
+   * `PUBLIC_BASE_URL` without a trailing `/` (`http://localhost:<PORT>` locally); undefined in AWS
+   * when unset. The `refresh_url` sealed into metadata is `<it>/v1/worker/credentials`.
+   */
+  publicBaseUrl: string | undefined;
+  /** `CREDENTIALS_REFRESH_SECONDS`: how long sealed credentials are good for before a renewal (§9). */
+  credentialsRefreshSeconds: number;
   logLevel: string;
+}
+
+/** The path of the worker credentials endpoint (docs/api.md §9). */
+export const WORKER_CREDENTIALS_PATH = '/v1/worker/credentials';
+
+/** The `refresh_url` sealed into metadata and expected as a worker assertion's `aud`, if known. */
+export function refreshUrlOf(config: Pick<Config, 'publicBaseUrl'>): string | undefined {
+  return config.publicBaseUrl === undefined ? undefined : `${config.publicBaseUrl}${WORKER_CREDENTIALS_PATH}`;
 }
 
 /** Where the configuration is loaded: Lambda refuses dev-only switches. */
@@ -126,9 +145,12 @@ export type Runtime = 'local' | 'lambda';
 export function loadConfig(
   env: RawEnv,
   runtime: Runtime = 'lambda',
-  options: { needsDispatchKeys?: boolean } = {},
+  options: { needsDispatchKeys?: boolean; needsLiveKit?: boolean } = {},
 ): Config {
   const needsDispatchKeys = options.needsDispatchKeys ?? true;
+  // The credentials function (docs/api.md §9) never calls LiveKit and holds no LiveKit credentials.
+  const needsLiveKit = options.needsLiveKit ?? true;
+  const livekitVariables = ['LIVEKIT_URL', 'LIVEKIT_API_KEY', 'LIVEKIT_API_SECRET'];
   const problems: string[] = [];
   const blanked: RawEnv = {};
   for (const [k, v] of Object.entries(env)) blanked[k] = v === '' ? undefined : v;
@@ -138,6 +160,10 @@ export function loadConfig(
   for (const [name, schema] of Object.entries(envSchema.shape)) {
     if (name === 'DISPATCH_KEYS' && needsDispatchKeys && blanked[name] === undefined) {
       problems.push('DISPATCH_KEYS is required');
+      continue;
+    }
+    if (livekitVariables.includes(name) && needsLiveKit && blanked[name] === undefined) {
+      problems.push(`${name} is required`);
       continue;
     }
     const result = safeParse(schema, blanked[name]);
@@ -181,19 +207,29 @@ export function loadConfig(
     problems.push('LIVEKIT_API_KEY must not be empty');
   }
 
+  if (
+    runtime === 'lambda' &&
+    parsed.PUBLIC_BASE_URL !== undefined &&
+    !parsed.PUBLIC_BASE_URL.startsWith('https:')
+  ) {
+    problems.push('PUBLIC_BASE_URL must use https: in AWS');
+  }
+
   if (problems.length > 0) throw new ConfigError(problems);
   const p = parsed as ParsedEnv;
-  const lk = new URL(p.LIVEKIT_URL);
+  const lk = new URL(p.LIVEKIT_URL ?? 'ws://livekit.invalid');
+  const port = p.PORT ?? 8787;
+  const publicBaseUrl = p.PUBLIC_BASE_URL ?? (runtime === 'local' ? `http://localhost:${port}` : undefined);
   const secure = lk.protocol === 'wss:' || lk.protocol === 'https:';
   const hostPath = `${lk.host}${lk.pathname === '/' ? '' : lk.pathname}`;
   return {
-    port: p.PORT ?? 8787,
+    port,
     dataDir: p.DATA_DIR ?? '.data',
     livekit: {
       wsUrl: `${secure ? 'wss' : 'ws'}://${hostPath}`,
       httpUrl: `${secure ? 'https' : 'http'}://${hostPath}`,
-      apiKey: p.LIVEKIT_API_KEY,
-      apiSecret: p.LIVEKIT_API_SECRET,
+      apiKey: p.LIVEKIT_API_KEY ?? '',
+      apiSecret: p.LIVEKIT_API_SECRET ?? '',
     },
     tableName: p.TABLE_NAME ?? 'livekit-mcp-dispatch',
     dynamodbEndpoint: p.DYNAMODB_ENDPOINT,
@@ -215,6 +251,8 @@ export function loadConfig(
     mcpAllowedPorts: ports,
     allowInsecureMcpUrls: p.ALLOW_INSECURE_MCP_URLS ?? false,
     corsOrigins: p.CORS_ORIGINS ?? [],
+    publicBaseUrl: publicBaseUrl?.replace(/\/+$/, ''),
+    credentialsRefreshSeconds: p.CREDENTIALS_REFRESH_SECONDS ?? 900,
     logLevel: (p.LOG_LEVEL ?? 'INFO').toUpperCase(),
   };
 }

@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+import { refreshUrlOf } from './config.js';
 import { DomainError, KeyTooLongError, LiveKitUnavailableError } from './errors.js';
 import { addLogContext, type Log } from './log.js';
 import type { DispatchMode, McpServerGrant, SessionOrigin, SessionRecord, TenantRecord } from './model.js';
@@ -35,6 +37,10 @@ export interface DispatcherDeps {
     metadataTtlSeconds: number;
     defaultAgentName: string;
     webhookRoomPrefix: string;
+    /** `PUBLIC_BASE_URL`: the sealed `refresh_url` is `<it>/v1/worker/credentials` (docs/api.md §9). */
+    publicBaseUrl?: string | undefined;
+    /** `CREDENTIALS_REFRESH_SECONDS` (default 900): when the worker renews (docs/api.md §9). */
+    credentialsRefreshSeconds?: number;
   };
   /** How long an unfinished dispatch claim blocks others before it counts as abandoned (s). */
   claimHoldSeconds?: number;
@@ -75,6 +81,17 @@ export interface DispatchRequest {
 export type DispatchResult =
   | { status: 'dispatched'; session: SessionRecord; metadata: string; metadataExpiresAt: Date }
   | { status: 'already_dispatched' };
+
+/** Default `CREDENTIALS_REFRESH_SECONDS` (docs/api.md §2). */
+export const DEFAULT_CREDENTIALS_REFRESH_SECONDS = 900;
+
+/**
+ * A new session id (docs/api.md §9): 128 random bits, base64url. Random and independent of the
+ * room name and dispatch id, so neither reveals it; it is never shown to apps.
+ */
+export function newSessionId(): string {
+  return randomBytes(16).toString('base64url');
+}
 
 /** Seconds an in-progress dispatch claim holds: longer than one attempt can take. */
 export const DEFAULT_CLAIM_HOLD_SECONDS = 30;
@@ -173,6 +190,7 @@ export function createDispatchSaga(deps: DispatcherDeps): DispatchSaga {
     };
     // An id too long for the claim's key names nothing of ours; refused before anything is written.
     if (!req.freshRoom && !store.fits(claimRef)) throw new KeyTooLongError();
+    const sid = newSessionId();
     const sealed = await sealer.seal({
       agentName: req.agentName,
       userId: req.userId,
@@ -182,6 +200,11 @@ export function createDispatchSaga(deps: DispatcherDeps): DispatchSaga {
       mcpServers: req.mcpServers,
       ttlSeconds: config.metadataTtlSeconds,
       ...(req.client === undefined ? {} : { client: req.client }),
+      sid,
+      refresh: {
+        url: refreshUrlOf({ publicBaseUrl: config.publicBaseUrl }),
+        seconds: config.credentialsRefreshSeconds ?? DEFAULT_CREDENTIALS_REFRESH_SECONDS,
+      },
     });
     const metadataHash = await sha256Hex(sealed.metadata);
 
@@ -278,7 +301,7 @@ export function createDispatchSaga(deps: DispatcherDeps): DispatchSaga {
     // The session as it will be recorded; its active marker goes first (step 5), so that a
     // revoke, suspension or delete that lists the markers after this write finds it (see the
     // fence, step 8).
-    const session: SessionRecord = {
+    const session: SessionRecord & { sid: string } = {
       room_name: req.roomName,
       ...(req.roomSid ? { room_sid: req.roomSid } : {}),
       tenant_id: req.tenant.tenant_id,
@@ -291,6 +314,7 @@ export function createDispatchSaga(deps: DispatcherDeps): DispatchSaga {
       status: 'active',
       created_at: clock().toISOString(),
       ...(leaseSlot === undefined ? {} : { lease_slot: leaseSlot }),
+      sid,
     };
 
     // Step 5, the active marker (base table, docs/api.md §10). Its undo runs last of the
@@ -301,6 +325,15 @@ export function createDispatchSaga(deps: DispatcherDeps): DispatchSaga {
       return fail(err);
     }
     undos.push(() => quietly('active marker removal', () => store.unmarkSessionActive(session)));
+
+    // Step 5b, the session id's pointer (docs/api.md §9), before the dispatch: the job's first
+    // renewal may come as soon as the dispatch exists. A failed start deletes it.
+    try {
+      await store.putSessionPointer(session);
+    } catch (err) {
+      return fail(err);
+    }
+    undos.push(() => quietly('session pointer removal', () => store.deleteSessionPointer(sid)));
 
     // Step 6, the dispatch (api mode). Its undo is pushed before the call: a timed-out
     // CreateDispatch may still have succeeded.

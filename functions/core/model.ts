@@ -82,6 +82,23 @@ export interface SessionRecord {
   duration_seconds?: number;
   /** Quota slot held while active, if the tenant has a limit. */
   lease_slot?: number;
+  /**
+   * The session id sealed as `sid` (docs/api.md §9): ≥ 128 random bits, base64url, never shown to
+   * apps. Absent on sessions recorded before renewals existed.
+   */
+  sid?: string;
+}
+
+/** Where a session id points: the session's key and whose it is (docs/api.md §9). */
+export interface SessionPointer {
+  sid: string;
+  room_name: string;
+  room_sid?: string;
+  agent_name: string;
+  participant_identity: string;
+  tenant_id: string;
+  user_id: string;
+  created_at: string;
 }
 
 export interface AuditRecord {

@@ -3,6 +3,7 @@ import type {
   CatalogServer,
   ConnectionRecord,
   ReauthReason,
+  SessionPointer,
   SessionRecord,
   TenantRecord,
   UserRecord,
@@ -186,6 +187,27 @@ export interface SessionStore {
   activeSessionsOfTenant(tenantId: string): Promise<SessionRecord[]>;
   /** One user's {@link SessionStore.activeSessionsOfTenant}. */
   activeSessionsOfUser(tenantId: string, userId: string): Promise<SessionRecord[]>;
+  /**
+   * Writes the pointer from the session's `sid` to its key (docs/api.md §9), base table, before
+   * its dispatch is created, so a worker's first renewal finds the session.
+   */
+  putSessionPointer(record: SessionRecord & { sid: string }): Promise<void>;
+  /** Deletes a session id's pointer (a failed start; absent is success). */
+  deleteSessionPointer(sid: string): Promise<void>;
+}
+
+/** What worker renewals (docs/api.md §9) read and write; every read strongly consistent. */
+export interface RenewalStore {
+  /** The pointer of a session id, or undefined. */
+  sessionPointer(sid: string): Promise<SessionPointer | undefined>;
+  /** The session at the pointer's key, any state, or undefined. */
+  getSession(ref: SessionPointer): Promise<SessionRecord | undefined>;
+  /** Uses a worker assertion's `jti` once (kept until `untilSeconds`); false when used before. */
+  useAssertionJti(sid: string, jti: string, untilSeconds: number): Promise<boolean>;
+  /** One renewal of the session unless `limitPerMinute` were admitted in the last 60 s. */
+  hitRenewalRate(sid: string, limitPerMinute: number): Promise<boolean>;
+  /** Sets the lease's expiry to now + `ttlSeconds` while `holder` holds it; whether it did. */
+  extendLease(tenantId: string, slot: number, holder: string, ttlSeconds: number): Promise<boolean>;
 }
 
 /** Audit records, one per (target, version). */
@@ -197,7 +219,14 @@ export interface AuditStore {
 }
 
 /** Every store port: what the DynamoDB facade implements. */
-export interface Store extends TenantStore, UserStore, ClaimStore, LeaseStore, SessionStore, AuditStore {}
+export interface Store
+  extends TenantStore,
+    UserStore,
+    ClaimStore,
+    LeaseStore,
+    SessionStore,
+    AuditStore,
+    RenewalStore {}
 
 /** The store operations the dispatcher, the session service and the webhook need. */
 export type DispatchStore = Pick<
@@ -213,7 +242,12 @@ export type DispatchStore = Pick<
   | 'endSession'
   | 'markSessionActive'
   | 'unmarkSessionActive'
+  | 'putSessionPointer'
+  | 'deleteSessionPointer'
 >;
+
+/** What the credentials function (docs/api.md §9) reads and writes. */
+export type CredentialsStore = Pick<Store, 'getTenant' | 'getUser' | keyof RenewalStore>;
 
 /** What freeing an ended session's lease and claims takes. */
 export type SessionResourceStore = Pick<Store, 'releaseLease' | 'getClaim' | 'releaseClaim'>;

@@ -9,6 +9,7 @@ import {
   type McpServerGrant,
   parseExactHeader,
   parseMcpServerGrant,
+  type UnavailableServer,
 } from '@livekit-mcp-dispatch/contract';
 import { CompactEncrypt, type CryptoKey, compactDecrypt } from 'jose';
 import { DomainError, ValidationError } from './errors.js';
@@ -28,6 +29,27 @@ export interface DispatchSealInput {
   /** The app's own agent metadata, sealed as `client` (at most 4 KiB of UTF-8). */
   client?: string;
   ttlSeconds: number;
+  /** The session id, sealed as `sid` (docs/api.md §9). */
+  sid?: string;
+  /** Renewal: `refresh_at` is sealed as min(iat + this, earliest `expires_at` − 60) (docs/api.md §9). */
+  refresh?: { url: string | undefined; seconds: number };
+  /** Servers a renewal left out, sealed as `unavailable`. */
+  unavailable?: UnavailableServer[];
+}
+
+/** How long before a server's `expires_at` a worker renews (docs/api.md §9). */
+export const REFRESH_BEFORE_EXPIRY_SECONDS = 60;
+
+/**
+ * `refresh_at` (docs/api.md §9): min(`iat` + `refreshSeconds`, the earliest `expires_at` − 60), and
+ * never before `iat` (a credential about to expire is renewed at once).
+ */
+export function refreshAtOf(iat: number, refreshSeconds: number, servers: McpServerGrant[]): number {
+  let at = iat + refreshSeconds;
+  for (const s of servers) {
+    if (s.expires_at !== undefined) at = Math.min(at, s.expires_at - REFRESH_BEFORE_EXPIRY_SECONDS);
+  }
+  return Math.max(iat, Math.floor(at));
 }
 
 /** Sealed dispatch metadata, ready for `CreateDispatch`. */
@@ -87,6 +109,18 @@ export function createDispatchSealer(keyring: Keyring, clock: () => Date = () =>
         jti,
         mcp_servers: input.mcpServers.map(copyServer),
         ...(input.client === undefined ? {} : { client: input.client }),
+        ...(input.sid === undefined ? {} : { sid: input.sid }),
+        ...(input.refresh === undefined
+          ? {}
+          : {
+              refresh_at: refreshAtOf(iat, input.refresh.seconds, input.mcpServers),
+              ...(input.refresh.url === undefined ? {} : { refresh_url: input.refresh.url }),
+            }),
+        ...(input.unavailable === undefined
+          ? {}
+          : {
+              unavailable: input.unavailable.map((u) => ({ name: u.name, status: u.status, code: u.code })),
+            }),
       };
       const metadata = await sealClaims(claims);
       return { metadata, jti, expiresAt: new Date(exp * 1000) };

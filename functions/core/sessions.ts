@@ -1,4 +1,6 @@
 import { isTenantId } from '@livekit-mcp-dispatch/contract';
+import { refreshUrlOf } from './config.js';
+import { DEFAULT_CREDENTIALS_REFRESH_SECONDS } from './dispatch-saga.js';
 import type { Dispatcher } from './dispatcher.js';
 import { DomainError } from './errors.js';
 import type { Log } from './log.js';
@@ -31,6 +33,8 @@ export interface SessionServiceDeps {
     sessionRateLimitPerMinute: number;
     metadataTtlSeconds: number;
     webhookRoomPrefix: string;
+    publicBaseUrl?: string | undefined;
+    credentialsRefreshSeconds?: number;
   };
 }
 
@@ -190,6 +194,12 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
         mcpServers: [grant],
         ttlSeconds: config.metadataTtlSeconds,
         ...(input.agentMetadata === undefined ? {} : { client: input.agentMetadata }),
+        // The same session, so the same session id: the job renews it (docs/api.md §9).
+        ...(session.sid === undefined ? {} : { sid: session.sid }),
+        refresh: {
+          url: refreshUrlOf({ publicBaseUrl: config.publicBaseUrl }),
+          seconds: config.credentialsRefreshSeconds ?? DEFAULT_CREDENTIALS_REFRESH_SECONDS,
+        },
       });
       agents = [{ agentName, metadata: sealed.metadata }];
     }

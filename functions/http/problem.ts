@@ -8,6 +8,8 @@ const STATUS: Record<string, number> = {
   bad_request: 400,
   unauthenticated: 401,
   invalid_signature: 401,
+  invalid_worker_assertion: 401,
+  invalid_metadata: 401,
   forbidden: 403,
   identity_mismatch: 403,
   tenant_mismatch: 403,
@@ -15,6 +17,7 @@ const STATUS: Record<string, number> = {
   user_suspended: 403,
   tenant_suspended: 403,
   field_requires_superadmin: 403,
+  session_ended: 403,
   not_found: 404,
   user_not_found: 404,
   tenant_not_found: 404,
@@ -134,7 +137,9 @@ export function toProblem(
     const retryAfter = retryAfterFor(err.code, status);
     if (retryAfter !== undefined) headers['retry-after'] = retryAfter;
     // RFC 9110 §11.6.1: a 401 carries a challenge; the APIs take bearer JWTs (RFC 6750).
-    if (err.code === 'unauthenticated') headers['www-authenticate'] = 'Bearer';
+    if (err.code === 'unauthenticated' || err.code === 'invalid_worker_assertion') {
+      headers['www-authenticate'] = 'Bearer';
+    }
     return problem(err.code, err.message, err.details, headers);
   }
   log?.('unhandled error', { error: err instanceof Error ? err.name : typeof err });

@@ -4,10 +4,10 @@
 export type RouteMethod = 'GET' | 'PUT' | 'POST' | 'DELETE';
 
 /** The function (bundle) that serves a route. */
-export type RouteFunction = 'session' | 'webhook' | 'admin';
+export type RouteFunction = 'session' | 'webhook' | 'admin' | 'credentials';
 
 /** The API Gateway throttle a route is under (infra/context.ts `<class>RateLimit`/`BurstLimit`). */
-export type ThrottleClass = 'sessions' | 'webhook' | 'admin';
+export type ThrottleClass = 'sessions' | 'webhook' | 'admin' | 'credentials';
 
 /** One operation of the API: method, OpenAPI-style path, the function serving it, its throttle. */
 export interface Route {
@@ -27,6 +27,7 @@ export const routes: readonly Route[] = [
   { method: 'GET', path: '/openapi.json', fn: 'admin', throttle: 'admin' },
   { method: 'POST', path: '/v1/sessions', fn: 'session', throttle: 'sessions' },
   { method: 'POST', path: '/v1/livekit/webhook', fn: 'webhook', throttle: 'webhook' },
+  { method: 'POST', path: '/v1/worker/credentials', fn: 'credentials', throttle: 'credentials' },
   { method: 'GET', path: '/v1/admin/tenants', fn: 'admin', throttle: 'admin' },
   { method: 'GET', path: '/v1/admin/tenants/{tenantId}', fn: 'admin', throttle: 'admin' },
   { method: 'PUT', path: '/v1/admin/tenants/{tenantId}', fn: 'admin', throttle: 'admin' },

@@ -1,7 +1,8 @@
 import { USER_ID_PATTERN } from '@livekit-mcp-dispatch/contract';
 import { toJSONSchema, type ZodMiniType } from 'zod/mini';
 import { listQuerySchema, tenantBodySchema, userBodySchema } from '../admin/app.js';
-import { deleteTenantQuerySchema } from '../core/admin-input.js';
+import { deleteTenantQuerySchema, PRINTABLE } from '../core/admin-input.js';
+import { credentialsRequest } from '../credentials/app.js';
 import { retryAfterFor, statusFor, WEBHOOK_STATUS } from '../http/problem.js';
 import {
   auditViewSchema,
@@ -272,6 +273,25 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
     AuditPage: jsonSchema(pageSchema(auditViewSchema), 'output'),
     SessionPage: jsonSchema(pageSchema(sessionViewSchema), 'output'),
     CascadeProgress: jsonSchema(cascadeProgressSchema, 'output'),
+    CredentialsRequest: {
+      ...jsonSchema(credentialsRequest, 'input'),
+      description:
+        'The job’s sealed metadata (expired is accepted while the session is active) and the servers that ' +
+        'rejected their credential.',
+    },
+    CredentialsResponse: {
+      type: 'object',
+      required: ['metadata'],
+      properties: {
+        metadata: {
+          type: 'string',
+          description:
+            'New sealed metadata: same `sid`, `room`, `pid` and `aud`; new `jti`, `iat`, `exp`, `refresh_at`; ' +
+            '`mcp_servers` resolved afresh and `unavailable` for the servers left out.',
+        },
+      },
+      additionalProperties: false,
+    },
   };
 
   const paths = {
@@ -371,6 +391,39 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
             },
             WEBHOOK_STATUS,
           ),
+          default: unexpected,
+        },
+      },
+    },
+    '/v1/worker/credentials': {
+      post: {
+        operationId: 'renewWorkerCredentials',
+        summary: 'Agent workers renew a live job’s MCP credentials.',
+        description:
+          'The bearer worker assertion is checked first (signature, `kid`, `aud` = `refresh_url`, lifetime ≤ 60 s, ' +
+          'single-use `jti`), then the metadata as a worker would open it; the session record named by `sid` ' +
+          'decides tenant, user, room, participant and agent. Each renewal extends the session’s quota lease.',
+        tags: ['worker'],
+        security: [{ workerAssertion: [] }],
+        requestBody: {
+          required: true,
+          content: { 'application/json': { schema: ref('CredentialsRequest') } },
+        },
+        responses: {
+          200: ok('The renewed sealed metadata.', 'CredentialsResponse'),
+          ...problems({
+            invalid_worker_assertion:
+              'The assertion is missing, forged, for another key, `aud` or agent, expired, too long-lived or used before (`reason`).',
+            invalid_metadata:
+              'The metadata does not open, or disagrees with the session record (`reason`: the opener’s code or `mismatch`).',
+            session_ended:
+              'The session ended, or its user or tenant is suspended, revoked or deleted: end the job.',
+            payload_too_large: 'The body is over 64 KiB.',
+            invalid_request: 'The body is not `{metadata, rejected?}`.',
+            rate_limited: 'More than 20 renewals of this session in a minute.',
+            store_unavailable:
+              'DynamoDB failed after retries (or the session is still being created); retry.',
+          }),
           default: unexpected,
         },
       },
@@ -554,6 +607,7 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
       { name: 'session', description: 'Mobile and web apps (LiveKit `TokenSource.endpoint`).' },
       { name: 'webhook', description: 'LiveKit webhooks.' },
       { name: 'admin', description: 'Tenants, users, audit and sessions.' },
+      { name: 'worker', description: 'Agent workers (renewals of a live job’s credentials).' },
       { name: 'meta', description: 'This document.' },
     ],
     paths,
@@ -568,6 +622,15 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
             'A JWT from the configured issuer (`AUTH_JWKS_URL`, `AUTH_ISSUER`, `AUTH_AUDIENCE`). App users: `sub` and ' +
             'the tenant claim. Admins: scope `dispatch:admin` (space-separated `scope` or `scp` array) with the tenant ' +
             'claim, or `dispatch:superadmin`.',
+        },
+        workerAssertion: {
+          type: 'http',
+          scheme: 'bearer',
+          bearerFormat: 'lk-mcp-worker+jwt',
+          description:
+            'A worker assertion: HS256 JWS, header `{"alg":"HS256","kid":<dispatch key id>,"typ":"lk-mcp-worker+jwt"}`, ' +
+            'key = HKDF-SHA256 of that dispatch key (info `livekit-mcp-dispatch worker assertion v1`); claims `iss` = agent ' +
+            'name, `aud` = `refresh_url`, `sub` = the metadata’s `sid`, `iat`, `exp` ≤ `iat` + 60, single-use `jti`.',
         },
         livekitWebhook: {
           type: 'apiKey',

@@ -51,7 +51,10 @@ export interface SessionAppDeps {
     | 'metadataTtlSeconds'
     | 'webhookRoomPrefix'
     | 'corsOrigins'
-  > & { livekit: Pick<Config['livekit'], 'wsUrl'> };
+  > &
+    Partial<Pick<Config, 'publicBaseUrl' | 'credentialsRefreshSeconds'>> & {
+      livekit: Pick<Config['livekit'], 'wsUrl'>;
+    };
   clock?: () => Date;
   log?: Log;
   /** Counts sessions started, dispatches created, quota and rate refusals. */

@@ -33,9 +33,10 @@ export interface WebhookAppDeps {
   sealer: DispatchSealer;
   /** Opens stored MCP tokens and headers (storage keyring). */
   secretBox: Pick<SecretBox, 'open'>;
-  config: Pick<Config, 'defaultAgentName' | 'metadataTtlSeconds' | 'webhookRoomPrefix'> & {
-    livekit: Pick<Config['livekit'], 'apiKey' | 'apiSecret'>;
-  };
+  config: Pick<Config, 'defaultAgentName' | 'metadataTtlSeconds' | 'webhookRoomPrefix'> &
+    Partial<Pick<Config, 'publicBaseUrl' | 'credentialsRefreshSeconds'>> & {
+      livekit: Pick<Config['livekit'], 'apiKey' | 'apiSecret'>;
+    };
   clock?: () => Date;
   log?: Log;
   /** Counts dispatches, duplicate events, rejected signatures and quota refusals. */

@@ -10,6 +10,7 @@ import { createAdminApp } from '../../functions/admin/app.js';
 import { createServices } from '../../functions/compose.js';
 import { loadConfig } from '../../functions/core/config.js';
 import { silentLog } from '../../functions/core/log.js';
+import { createCredentialsApp } from '../../functions/credentials/app.js';
 import {
   ADMIN_PROXY_PATH,
   gatewayRoutes,
@@ -48,6 +49,7 @@ const apps: Record<RouteFunction, Hono> = {
   session: createSessionApp(services) as unknown as Hono,
   webhook: createWebhookApp(services) as unknown as Hono,
   admin: createAdminApp(services) as unknown as Hono,
+  credentials: createCredentialsApp(services) as unknown as Hono,
 };
 
 const label = (r: Pick<Route, 'method' | 'path'>) => `${r.method} ${r.path}`;

@@ -4,11 +4,12 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { makeWorkerAssertion } from '@livekit-mcp-dispatch/contract';
 import { App, type CfnElement } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { compactDecrypt, decodeProtectedHeader, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateKeyringJson } from '../../functions/core/keyring.js';
+import { generateKeyringJson, parseKeyring } from '../../functions/core/keyring.js';
 import { stackPropsFromContext } from '../../infra/context.js';
 import { type FunctionName, LiveKitMcpDispatchStack } from '../../infra/stack.js';
 import { functionNames } from '../../scripts/esbuild-options.js';
@@ -263,6 +264,7 @@ function stackEnvironments(refs: {
     for (const [k, v] of Object.entries(resources[id]!.Properties.Environment.Variables)) {
       if (typeof v === 'string') env[k] = v;
       else if (k === 'TABLE_NAME') env[k] = refs.tableName;
+      else if (k === 'PUBLIC_BASE_URL') env[k] = 'https://api.example.com';
       else if (refs.secretArns[k] !== undefined) env[k] = refs.secretArns[k];
       else throw new Error(`${name}: no test value for the stack's ${k} (${JSON.stringify(v)})`);
     }
@@ -413,7 +415,7 @@ describe('artifact: bundle contents', () => {
 });
 
 describe('artifact: cold start', () => {
-  it('reads its secrets from Secrets Manager; the admin function never the dispatch keyring', () => {
+  it('reads its secrets from Secrets Manager; admin never the dispatch keyring, credentials never LiveKit', () => {
     // Prepare
     const reads = (arn: string | undefined) => secrets.calls.filter((c) => c.secretId === arn).length;
 
@@ -423,10 +425,13 @@ describe('artifact: cold start', () => {
     // Assess
     expect([...targets]).toEqual(['secretsmanager.GetSecretValue']);
     expect(secrets.calls.every((c) => c.signed && c.status === 200)).toBe(true);
+    // One cold start each: the LiveKit secret by session, webhook and admin; the storage keyring by
+    // all four; the dispatch keyring by session, webhook and credentials.
     expect(reads(envs.session.LIVEKIT_CREDENTIALS_SECRET_ARN)).toBe(3);
-    expect(reads(envs.session.STORAGE_KEYS_SECRET_ARN)).toBe(3);
-    expect(reads(envs.session.DISPATCH_KEYS_SECRET_ARN)).toBe(2);
+    expect(reads(envs.session.STORAGE_KEYS_SECRET_ARN)).toBe(4);
+    expect(reads(envs.session.DISPATCH_KEYS_SECRET_ARN)).toBe(3);
     expect(envs.admin.DISPATCH_KEYS_SECRET_ARN).toBeUndefined();
+    expect(envs.credentials.LIVEKIT_CREDENTIALS_SECRET_ARN).toBeUndefined();
   });
 
   it('refuses a plain-env DISPATCH_KEYS with one ConfigError naming no secret', async () => {
@@ -525,6 +530,26 @@ describe('artifact: session bundle', () => {
     expect(claims.mcp_servers).toMatchObject([
       { url: MCP_URL, headers: { Authorization: `Bearer ${MCP_TOKEN}` } },
     ]);
+    expect(claims.refresh_url).toBe('https://api.example.com/v1/worker/credentials');
+
+    // The credentials bundle renews that job's credentials for a worker assertion.
+    const assertion = await makeWorkerAssertion({
+      keyring: parseKeyring('DISPATCH_KEYS', JSON.stringify(DISPATCH_KEYS)).keyring!,
+      agentName: AGENT,
+      refreshUrl: claims.refresh_url as string,
+      sid: claims.sid as string,
+    });
+    const renewed = await call(
+      'credentials',
+      httpEvent('POST', '/v1/worker/credentials', {
+        headers: { authorization: `Bearer ${assertion}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ metadata: dispatch.metadata }),
+      }),
+    );
+    expect(renewed.status, renewed.text).toBe(200);
+    const fresh = await openMetadata(renewed.json.metadata);
+    expect(fresh).toMatchObject({ sid: claims.sid, room: res.json.room_name, sub: userId });
+    expect(fresh.jti).not.toBe(claims.jti);
   });
 });
 

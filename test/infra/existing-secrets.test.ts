@@ -49,7 +49,7 @@ describe('LiveKitMcpDispatchStack with existing secrets', () => {
     // Assess
     template.resourceCountIs('AWS::SecretsManager::Secret', 0);
     template.resourceCountIs('Custom::SecretSeed', 0);
-    template.resourceCountIs('AWS::Lambda::Function', 3);
+    template.resourceCountIs('AWS::Lambda::Function', 4);
   });
 
   it('passes and grants the given ARNs', () => {

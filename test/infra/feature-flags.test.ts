@@ -57,7 +57,7 @@ describe('cdk.json feature flags', () => {
     const functions = Object.values(template.Resources).filter(
       (r) => (r as { Type: string }).Type === 'AWS::Lambda::Function',
     );
-    expect(functions).toHaveLength(4);
+    expect(functions).toHaveLength(5);
     const report = JSON.parse(readFileSync(join(outdir, 'validation-report.json'), 'utf8'));
     expect(report.pluginReports.filter((r: { conclusion: string }) => r.conclusion !== 'success')).toEqual(
       [],

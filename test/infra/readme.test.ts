@@ -9,16 +9,18 @@ const cells = (line: string) => line.split('|').map((c) => c.trim());
 
 describe('infra/README.md context table', () => {
   it('gives the function timeouts and memory the stack deploys', () => {
-    const { session, webhook, admin } = contextDefaults.functions;
+    const { session, webhook, admin, credentials } = contextDefaults.functions;
     expect(cells(row('sessionTimeoutSeconds'))[3]).toBe(
-      `${session.timeoutSeconds}, ${webhook.timeoutSeconds}, ${admin.timeoutSeconds}`,
+      `${session.timeoutSeconds}, ${webhook.timeoutSeconds}, ${admin.timeoutSeconds}, ${credentials.timeoutSeconds}`,
     );
-    expect(new Set([session.memoryMb, webhook.memoryMb, admin.memoryMb])).toEqual(new Set([512]));
+    expect(new Set([session.memoryMb, webhook.memoryMb, admin.memoryMb, credentials.memoryMb])).toEqual(
+      new Set([512]),
+    );
     expect(cells(row('sessionMemoryMb'))[3]).toBe('512');
   });
 
   it('gives the route throttles the stack deploys', () => {
-    for (const route of ['sessions', 'webhook', 'admin'] as const) {
+    for (const route of ['sessions', 'webhook', 'admin', 'credentials'] as const) {
       const { rateLimit, burstLimit } = contextDefaults.throttles[route];
       expect(cells(row(`${route}RateLimit`))[3], route).toBe(`${rateLimit} / ${burstLimit}`);
     }

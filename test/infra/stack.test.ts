@@ -155,6 +155,7 @@ describe('LiveKitMcpDispatchStack functions', () => {
       session: { memoryMb: 512, timeoutSeconds: 25 },
       webhook: { memoryMb: 1024, timeoutSeconds: 25 },
       admin: { memoryMb: 512, timeoutSeconds: 25 },
+      credentials: { memoryMb: 512, timeoutSeconds: 20 },
     });
   });
 
@@ -180,19 +181,43 @@ describe('LiveKitMcpDispatchStack functions', () => {
     };
     const env = (name: FunctionName) =>
       (functionResource(name).Properties!.Environment as { Variables: Record<string, unknown> }).Variables;
+    // The sealed refresh_url's base: the HTTP API's own URL, as no publicBaseUrl is given.
+    const publicBaseUrl = {
+      'Fn::Join': [
+        '',
+        [
+          'https://',
+          { Ref: id(stack.api) },
+          '.execute-api.',
+          { Ref: 'AWS::Region' },
+          '.',
+          { Ref: 'AWS::URLSuffix' },
+        ],
+      ],
+    };
 
     // Assess
     expect(env('session')).toEqual({
       ...plain,
       POWERTOOLS_SERVICE_NAME: 'livekit-mcp-dispatch-session',
       DISPATCH_KEYS_SECRET_ARN: { Ref: secretId('dispatchKeys') },
+      PUBLIC_BASE_URL: publicBaseUrl,
     });
     expect(env('webhook')).toEqual({
       ...plain,
       POWERTOOLS_SERVICE_NAME: 'livekit-mcp-dispatch-webhook',
       DISPATCH_KEYS_SECRET_ARN: { Ref: secretId('dispatchKeys') },
+      PUBLIC_BASE_URL: publicBaseUrl,
     });
     expect(env('admin')).toEqual({ ...plain, POWERTOOLS_SERVICE_NAME: 'livekit-mcp-dispatch-admin' });
+    // No LiveKit credentials: the credentials function never calls LiveKit.
+    const { LIVEKIT_CREDENTIALS_SECRET_ARN: _, ...noLiveKit } = plain;
+    expect(env('credentials')).toEqual({
+      ...noLiveKit,
+      POWERTOOLS_SERVICE_NAME: 'livekit-mcp-dispatch-credentials',
+      DISPATCH_KEYS_SECRET_ARN: { Ref: secretId('dispatchKeys') },
+      PUBLIC_BASE_URL: publicBaseUrl,
+    });
   });
 
   it('waits for the secrets to be seeded before a function exists', () => {
@@ -250,6 +275,18 @@ describe('LiveKitMcpDispatchStack grants', () => {
     );
   });
 
+  it('credentials: its logs, table items and both keyrings; no LiveKit secret', () => {
+    // Assess
+    expect(roleGrants('credentials')).toEqual(
+      [
+        ...logs('credentials'),
+        ...tableGrants(),
+        ...secretRead('dispatchKeys'),
+        ...secretRead('storageKeys'),
+      ].sort(),
+    );
+  });
+
   it('item actions only: no Scan, no stream reads, no table description or administration', () => {
     // Assess
     for (const name of functionNames) {
@@ -273,7 +310,7 @@ describe('LiveKitMcpDispatchStack grants', () => {
     }
   });
 
-  it('only session, webhook and the worker policy can read the dispatch keyring', () => {
+  it('only session, webhook, credentials and the worker policy can read the dispatch keyring', () => {
     // Prepare
     const dispatch = JSON.stringify({ Ref: secretId('dispatchKeys') });
     const readers: string[] = [];
@@ -292,8 +329,15 @@ describe('LiveKitMcpDispatchStack grants', () => {
       .defaultChild as CfnElement;
     const webhookPolicy = stack.functions.webhook.role.node.findChild('DefaultPolicy').node
       .defaultChild as CfnElement;
+    const credentialsPolicy = stack.functions.credentials.role.node.findChild('DefaultPolicy').node
+      .defaultChild as CfnElement;
     expect(readers.sort()).toEqual(
-      [stack.getLogicalId(sessionPolicy), stack.getLogicalId(webhookPolicy), id(stack.workerPolicy)].sort(),
+      [
+        stack.getLogicalId(sessionPolicy),
+        stack.getLogicalId(webhookPolicy),
+        stack.getLogicalId(credentialsPolicy),
+        id(stack.workerPolicy),
+      ].sort(),
     );
   });
 
@@ -380,7 +424,7 @@ describe('LiveKitMcpDispatchStack HTTP API', () => {
       unknown
     >;
 
-  it('has exactly the four routes, each on its function', () => {
+  it('has exactly the five routes, each on its function', () => {
     // Prepare
     const integrations = Object.fromEntries(
       Object.entries(resources)
@@ -410,10 +454,12 @@ describe('LiveKitMcpDispatchStack HTTP API', () => {
         [routeKeys.webhook, fn('webhook')],
         [routeKeys.admin, fn('admin')],
         [routeKeys.openapi, fn('admin')],
+        ['POST /v1/worker/credentials', fn('credentials')],
         // Any other method on those paths reaches the function, which answers 405 with `Allow`.
         ['ANY /v1/sessions', fn('session')],
         ['ANY /v1/livekit/webhook', fn('webhook')],
         ['ANY /openapi.json', fn('admin')],
+        ['ANY /v1/worker/credentials', fn('credentials')],
       ].sort(),
     );
     for (const integration of Object.values(integrations)) {
@@ -504,12 +550,7 @@ describe('LiveKitMcpDispatchStack alarms', () => {
 
     // Assess
     expect(single.sort()).toEqual(
-      [
-        'AWS/Lambda/Errors',
-        'AWS/Lambda/Errors',
-        'AWS/Lambda/Errors',
-        ...Array(3).fill('AWS/Lambda/Throttles'),
-      ].sort(),
+      [...Array(4).fill('AWS/Lambda/Errors'), ...Array(4).fill('AWS/Lambda/Throttles')].sort(),
     );
     expect(math.sort()).toEqual(['5xx,Count', Array(8).fill('SystemErrors').join(',')].sort());
   });
@@ -565,10 +606,10 @@ describe('LiveKitMcpDispatchStack cdk-nag', () => {
       expect(a.path).not.toBe(stack.node.path);
       expect(a.path).not.toBe(app.node.path);
     }
-    // One per API Gateway route: the four of old plus `ANY` on each non-admin path (405s).
-    expect(acks.filter((a) => a.id === 'AwsSolutions-APIG4')).toHaveLength(7);
+    // One per API Gateway route: the five of old plus `ANY` on each non-admin path (405s).
+    expect(acks.filter((a) => a.id === 'AwsSolutions-APIG4')).toHaveLength(9);
     expect(acks.filter((a) => a.id === 'AwsSolutions-SMG4')).toHaveLength(3);
-    expect(acks.filter((a) => a.id === 'AwsSolutions-L1')).toHaveLength(4);
+    expect(acks.filter((a) => a.id === 'AwsSolutions-L1')).toHaveLength(5);
   });
 
   it('every acknowledgement is needed: without them AwsSolutions reports each', () => {

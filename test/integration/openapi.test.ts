@@ -1,11 +1,14 @@
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { createServer } from 'node:net';
+import { makeWorkerAssertion } from '@livekit-mcp-dispatch/contract';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoStore } from '../../functions/adapters/dynamo/store.js';
 import { createDynamoClient } from '../../functions/adapters/dynamo.js';
 import { createAdminApp } from '../../functions/admin/app.js';
+import { createMetadataOpener } from '../../functions/core/metadata-opener.js';
+import { createCredentialsApp } from '../../functions/credentials/app.js';
 import type { LocalServer } from '../../functions/local.js';
 import { renderOpenApiJson } from '../../functions/openapi/document.js';
 import { createSessionApp } from '../../functions/session/app.js';
@@ -247,6 +250,81 @@ describe('POST /v1/sessions responses', () => {
 
     // Act
     const res = await callApp(app, 'POST', '/v1/sessions', { token: tokens.alice, body: {} });
+    dead.destroy();
+
+    // Assess
+    expect(res).toMatchObject({ status: 503, body: { code: 'store_unavailable' } });
+  });
+});
+
+describe('POST /v1/worker/credentials responses', () => {
+  const PATH = '/v1/worker/credentials';
+  /** A live session of a fresh user of acme, and a maker of its worker's assertions. */
+  async function liveJob() {
+    const user = uid('worker-');
+    await superPut(`/v1/admin/tenants/acme/users/${user}`, {});
+    const token = await local.mintToken!({ user, tenant: 'acme' });
+    const started = await call('POST', '/v1/sessions', { token, body: {} });
+    expect(started.status).toBe(201);
+    const metadata = livekit.dispatches.find((d) => d.room === started.body.room_name)!.metadata;
+    const keyring = local.services.config.dispatchKeys;
+    const { sid } = await createMetadataOpener(keyring)(metadata);
+    const assertion = async () =>
+      `Bearer ${await makeWorkerAssertion({
+        keyring,
+        agentName: 'mcp-agent',
+        refreshUrl: `${local.services.config.publicBaseUrl}${PATH}`,
+        sid: sid!,
+      })}`;
+    return { user, metadata, assertion };
+  }
+
+  it('200, 401, 403, 413, 422 and 429', async () => {
+    // Prepare
+    const job = await liveJob();
+    const renewal = async (body: unknown = { metadata: job.metadata }, authorization?: string) =>
+      call('POST', PATH, { headers: { authorization: authorization ?? (await job.assertion()) }, body });
+
+    // Act / Assess
+    const renewed = await renewal();
+    expect(renewed.status).toBe(200);
+    expect(typeof renewed.body.metadata).toBe('string');
+    expect(await renewal(undefined, 'Bearer not-a-jws')).toMatchObject({
+      status: 401,
+      body: { code: 'invalid_worker_assertion' },
+    });
+    expect(await renewal({ metadata: `${job.metadata}x` })).toMatchObject({
+      status: 401,
+      body: { code: 'invalid_metadata' },
+    });
+    expect((await renewal({ metadata: 'x'.repeat(70 * 1024) })).status).toBe(413);
+    expect(await renewal({ metadata: 7 })).toMatchObject({ status: 422, body: { code: 'invalid_request' } });
+    for (let i = 1; i < 20; i++) expect((await renewal()).status).toBe(200);
+    expect(await renewal()).toMatchObject({ status: 429, body: { code: 'rate_limited' } });
+    const ended = await liveJob();
+    await call('POST', `/v1/admin/tenants/acme/users/${ended.user}/revoke`, { token: tokens.super });
+    expect(
+      await call('POST', PATH, {
+        headers: { authorization: await ended.assertion() },
+        body: { metadata: ended.metadata },
+      }),
+    ).toMatchObject({ status: 403, body: { code: 'session_ended' } });
+  }, 30_000);
+
+  it('503 when the store fails', async () => {
+    // Prepare
+    const job = await liveJob();
+    const dead = createDynamoClient({ endpoint: `http://127.0.0.1:${await closedPort()}` });
+    const app = createCredentialsApp({
+      ...local.services,
+      store: new DynamoStore({ client: dead, tableName: local.services.config.tableName }),
+    });
+
+    // Act
+    const res = await callApp(app, 'POST', PATH, {
+      headers: { authorization: await job.assertion() },
+      body: { metadata: job.metadata },
+    });
     dead.destroy();
 
     // Assess

@@ -48,6 +48,8 @@ export class MemoryStore implements DispatchStore {
   sessions = new Map<string, SessionRecord>();
   /** Active-session markers by session key. */
   markers = new Map<string, SessionRecord>();
+  /** Session-id pointers (docs/api.md §9): sid → session key. */
+  pointers = new Map<string, string>();
   /** Makes `putSession` fail as an unavailable store would. */
   failPutSession = false;
   private n = 0;
@@ -149,6 +151,12 @@ export class MemoryStore implements DispatchStore {
   }
   async unmarkSessionActive(record: SessionRecord) {
     this.markers.delete(sessionKey(record));
+  }
+  async putSessionPointer(record: SessionRecord & { sid: string }) {
+    this.pointers.set(record.sid, sessionKey(record));
+  }
+  async deleteSessionPointer(sid: string) {
+    this.pointers.delete(sid);
   }
 
   async putSession(record: SessionRecord) {

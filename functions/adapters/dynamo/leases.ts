@@ -1,6 +1,7 @@
+import { ConditionFailedError } from '../../core/errors.js';
 import { keys, tableSchema } from '../schema.js';
 import type { Item, TableClient } from './client.js';
-import { anyOf, eq, expiredAt, itemAbsent } from './expr.js';
+import { allOf, anyOf, eq, expiredAt, itemAbsent, itemPresent } from './expr.js';
 import { fields } from './fields.js';
 import { seconds } from './records.js';
 
@@ -101,7 +102,35 @@ export class Leases {
    * @returns true if admitted, false if the window is full.
    */
   async hitRate(tenantId: string, userId: string, limitPerMinute: number): Promise<boolean> {
-    const key = keys.rateWindow(tenantId, userId);
+    return this.admit(keys.rateWindow(tenantId, userId), limitPerMinute);
+  }
+
+  /** {@link Leases.hitRate} for one session's renewals (docs/api.md §9), its own window item. */
+  async hitRenewalRate(sid: string, limitPerMinute: number): Promise<boolean> {
+    return this.admit(keys.renewalRateWindow(sid), limitPerMinute);
+  }
+
+  /**
+   * Sets the lease's expiry to now + `ttlSeconds` if `holder` still holds it (docs/api.md §9: each
+   * renewal extends its session's lease). A lease released (its session ended) or taken over by
+   * another holder is left alone, so a renewal can never bring a freed lease back.
+   * @returns whether the lease was extended.
+   */
+  async extend(tenantId: string, slot: number, holder: string, ttlSeconds: number): Promise<boolean> {
+    try {
+      await this.table.update(
+        keys.lease(tenantId, slot),
+        { set: [[tableSchema.ttlAttribute, seconds(this.clock()) + ttlSeconds]] },
+        allOf(itemPresent(), eq('holder', holder)),
+      );
+      return true;
+    } catch (error) {
+      if (error instanceof ConditionFailedError) return false;
+      throw error;
+    }
+  }
+
+  private async admit(key: { pk: string; sk: string }, limitPerMinute: number): Promise<boolean> {
     for (let attempt = 0; attempt < RATE_MAX_ATTEMPTS; attempt++) {
       const now = this.clock();
       const item = await this.table.get(key);

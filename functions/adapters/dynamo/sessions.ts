@@ -59,6 +59,7 @@ export function sessionFromItem(item: Item): SessionRecord {
     ...defined('ended_at', f.optionalString('ended_at')),
     ...defined('duration_seconds', f.optionalNumber('duration_seconds')),
     ...defined('lease_slot', f.optionalNumber('lease_slot')),
+    ...defined('sid', f.optionalString('sid')),
   };
 }
 
@@ -83,6 +84,19 @@ export class Sessions {
       anyOf(itemAbsent(), sessionActive()),
       () => conflict(StoreConflict.sessionEnded, 'Session already ended.'),
     );
+  }
+
+  /** The session at this key (strongly consistent), any state, or undefined. */
+  async get(ref: {
+    room_name: string;
+    agent_name: string;
+    participant_identity: string;
+    room_sid?: string;
+  }): Promise<SessionRecord | undefined> {
+    const item = await this.table.get(
+      keys.session(ref.room_name, ref.agent_name, ref.participant_identity, ref.room_sid),
+    );
+    return item === undefined ? undefined : sessionFromItem(item);
   }
 
   /** Every session of the room (strongly consistent), any state. */

@@ -1,10 +1,17 @@
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import type { AuditRecord, SessionRecord, TenantRecord, UserRecord } from '../../core/model.js';
+import type {
+  AuditRecord,
+  SessionPointer,
+  SessionRecord,
+  TenantRecord,
+  UserRecord,
+} from '../../core/model.js';
 import type { ClaimAttempt, ClaimOptions, ClaimRef, Page, PageRequest, Store } from '../../core/ports.js';
 import { Audit } from './audit.js';
 import { type Claim, ExpiringClaims } from './claims.js';
 import { TableClient } from './client.js';
 import { Leases } from './leases.js';
+import { Renewals } from './renewals.js';
 import { Sessions } from './sessions.js';
 import { Tenants } from './tenants.js';
 import { UniqueClaims } from './unique-claims.js';
@@ -50,6 +57,7 @@ export class DynamoStore implements Store {
   private readonly leases: Leases;
   private readonly sessions: Sessions;
   private readonly audit: Audit;
+  private readonly renewals: Renewals;
 
   constructor(options: DynamoStoreOptions) {
     const table = new TableClient(options.client, options.tableName);
@@ -66,7 +74,9 @@ export class DynamoStore implements Store {
     this.users = new Users(table, unique);
     this.claims = new ExpiringClaims(table, clock);
     this.leases = new Leases(table, clock);
-    this.sessions = new Sessions(table, clock, options.sessionRetentionSeconds ?? 90 * 24 * 3600);
+    const retention = options.sessionRetentionSeconds ?? 90 * 24 * 3600;
+    this.sessions = new Sessions(table, clock, retention);
+    this.renewals = new Renewals(table, clock, retention);
     this.audit = new Audit(table);
   }
 
@@ -174,6 +184,28 @@ export class DynamoStore implements Store {
   }
   activeSessionsOfUser(tenantId: string, userId: string): Promise<SessionRecord[]> {
     return this.sessions.active(tenantId, userId);
+  }
+
+  putSessionPointer(record: SessionRecord & { sid: string }): Promise<void> {
+    return this.renewals.putPointer(record);
+  }
+  deleteSessionPointer(sid: string): Promise<void> {
+    return this.renewals.deletePointer(sid);
+  }
+  sessionPointer(sid: string): Promise<SessionPointer | undefined> {
+    return this.renewals.pointer(sid);
+  }
+  getSession(ref: SessionPointer): Promise<SessionRecord | undefined> {
+    return this.sessions.get(ref);
+  }
+  useAssertionJti(sid: string, jti: string, untilSeconds: number): Promise<boolean> {
+    return this.renewals.useJti(sid, jti, untilSeconds);
+  }
+  hitRenewalRate(sid: string, limitPerMinute: number): Promise<boolean> {
+    return this.leases.hitRenewalRate(sid, limitPerMinute);
+  }
+  extendLease(tenantId: string, slot: number, holder: string, ttlSeconds: number): Promise<boolean> {
+    return this.leases.extend(tenantId, slot, holder, ttlSeconds);
   }
 
   putAudit(record: AuditRecord): Promise<boolean> {

@@ -6,6 +6,8 @@ import {
   MCP_SERVER_AUTHS,
   type McpServerAuth,
   type McpServerGrant,
+  UNAVAILABLE_SERVER_CODES,
+  type UnavailableServer,
 } from './format.js';
 import { isMcpTransport } from './ids.js';
 
@@ -125,7 +127,33 @@ export function parseDispatchClaims(text: string): DispatchClaims {
     ...(value.sid === undefined ? {} : { sid: value.sid as string }),
     ...(value.refresh_at === undefined ? {} : { refresh_at: value.refresh_at as number }),
     ...(value.refresh_url === undefined ? {} : { refresh_url: value.refresh_url as string }),
+    ...unavailableOf(value.unavailable),
   };
+}
+
+/**
+ * The `unavailable` claim (docs/api.md §9) when it is a list of `{name, status, code}` the contract
+ * knows, else nothing. Never a refusal: the openers' verdicts do not depend on it, so the Python
+ * and TypeScript openers still agree on every byte string.
+ */
+function unavailableOf(value: unknown): { unavailable?: UnavailableServer[] } {
+  if (!Array.isArray(value)) return {};
+  const out: UnavailableServer[] = [];
+  for (const entry of value) {
+    if (
+      !isPlainObject(entry) ||
+      typeof entry.name !== 'string' ||
+      !['not_connected', 'needs_reauth', 'unavailable'].includes(entry.status as string) ||
+      !(UNAVAILABLE_SERVER_CODES as readonly unknown[]).includes(entry.code)
+    )
+      return {};
+    out.push({
+      name: entry.name,
+      status: entry.status as UnavailableServer['status'],
+      code: entry.code as UnavailableServer['code'],
+    });
+  }
+  return { unavailable: out };
 }
 
 /** A NumericDate (RFC 7519 §2) both openers can represent: a number from 0 to {@link MAX_NUMERIC_DATE}. */

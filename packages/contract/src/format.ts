@@ -60,6 +60,26 @@ export const MCP_SERVER_AUTHS: readonly McpServerAuth[] = ['static', 'oauth', 'u
 /** At most this many MCP servers in one dispatch (`mcp` plus 7 catalog servers). */
 export const MAX_DISPATCH_MCP_SERVERS = 8;
 
+/** A server's status in a session or renewal (docs/api.md §8). */
+export type ServerStatus = 'ready' | 'not_connected' | 'needs_reauth' | 'unavailable';
+
+/**
+ * The codes of servers a renewal left out (docs/api.md §9 `unavailable[].code`): the authorization
+ * server could not be reached, the worker reported the token rejected, the user must reconnect.
+ */
+export const UNAVAILABLE_SERVER_CODES = [
+  'mcp_auth_unavailable',
+  'mcp_auth_rejected',
+  'mcp_reauth_required',
+] as const;
+
+/** One server a renewal left out of `mcp_servers`, and why. */
+export interface UnavailableServer {
+  name: string;
+  status: Exclude<ServerStatus, 'ready'>;
+  code: (typeof UNAVAILABLE_SERVER_CODES)[number];
+}
+
 /** The JWT claims set inside sealed dispatch metadata (docs/api.md §3). */
 export interface DispatchClaims {
   /** Always {@link DISPATCH_ISSUER}. */
@@ -94,4 +114,9 @@ export interface DispatchClaims {
   refresh_at?: number;
   /** The absolute URL of `POST /v1/worker/credentials`. */
   refresh_url?: string;
+  /**
+   * Servers a renewal left out (docs/api.md §9); the worker closes them. Informational: the
+   * openers do not check it (so both keep giving the same verdict for the same bytes).
+   */
+  unavailable?: UnavailableServer[];
 }

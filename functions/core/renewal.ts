@@ -1,0 +1,263 @@
+import {
+  type UnavailableServer,
+  verifyWorkerAssertion,
+  type WorkerAssertionClaims,
+  WorkerAssertionError,
+} from '@livekit-mcp-dispatch/contract';
+import { refreshUrlOf } from './config.js';
+import { DomainError } from './errors.js';
+import type { Keyring } from './keyring.js';
+import type { Log } from './log.js';
+import { createMetadataOpener, MetadataRefusedError } from './metadata-opener.js';
+import type {
+  McpServerGrant,
+  SessionOrigin,
+  SessionPointer,
+  SessionRecord,
+  TenantRecord,
+  UserRecord,
+} from './model.js';
+import type { CredentialsStore } from './ports.js';
+import { effectiveMcpConfig, type SecretOpener } from './resolve.js';
+import type { DispatchSealer } from './sealing.js';
+import { holderOf } from './session-resources.js';
+
+/** At most this many renewals per session in any 60 s (docs/api.md §9). */
+export const RENEWALS_PER_MINUTE = 20;
+/** A pointer younger than this whose session is not recorded yet belongs to a start under way (s). */
+export const SESSION_BEING_CREATED_SECONDS = 30;
+
+/** A server the worker reports rejected its credential (the body's `rejected`). */
+export interface RejectedServer {
+  name: string;
+  status: 401 | 403;
+  scope?: string;
+}
+
+/** What a resolution gives: the servers to seal and those left out, with why. */
+export interface ResolvedServers {
+  grants: McpServerGrant[];
+  unavailable: UnavailableServer[];
+}
+
+/**
+ * The resolution a dispatch uses, as one function (docs/api.md §4, §8): the user's servers with
+ * fresh credentials for a session of this origin. `rejected` lists what the worker reported; the
+ * resolver refreshes a rejected OAuth token once (`force`). The renewal itself drops rejected
+ * static and user tokens.
+ */
+export type ServerResolver = (
+  tenant: TenantRecord,
+  user: UserRecord,
+  origin: SessionOrigin,
+  opts: { rejected: RejectedServer[] },
+) => Promise<ResolvedServers>;
+
+/** Today's single-server resolution (resolve.ts `effectiveMcpConfig`) as a {@link ServerResolver}. */
+export function singleServerResolver(secretBox: SecretOpener): ServerResolver {
+  return async (tenant, user) => {
+    const grant = await effectiveMcpConfig(tenant, user, secretBox);
+    return { grants: grant === null ? [] : [{ ...grant, auth: grant.auth ?? 'static' }], unavailable: [] };
+  };
+}
+
+/** Everything a {@link RenewalService} is built from. */
+export interface RenewalDeps {
+  store: CredentialsStore;
+  /** The dispatch keyring: opens metadata and verifies worker assertions. */
+  dispatchKeys: Keyring;
+  sealer: DispatchSealer;
+  resolveServers: ServerResolver;
+  clock: () => Date;
+  log: Log;
+  config: {
+    metadataTtlSeconds: number;
+    credentialsRefreshSeconds: number;
+    /** Read at each call: the local server learns its port after it listens. */
+    publicBaseUrl: string | undefined;
+  };
+}
+
+/** `POST /v1/worker/credentials` (docs/api.md §9), in two steps so the body is read in between. */
+export interface RenewalService {
+  /** Checks the bearer worker assertion's signature, `kid`, `aud`, lifetime (no I/O). */
+  verifyAssertion(authorization: string | undefined): Promise<WorkerAssertionClaims>;
+  /** Uses the assertion's `jti`, then renews the metadata's session. */
+  renew(
+    assertion: WorkerAssertionClaims,
+    body: { metadata: string; rejected: RejectedServer[] },
+  ): Promise<{ metadata: string }>;
+}
+
+const invalidAssertion = (reason: string) =>
+  new DomainError('invalid_worker_assertion', 'The worker assertion was refused.', { details: { reason } });
+const invalidMetadata = (reason: string) =>
+  new DomainError('invalid_metadata', 'The sealed metadata was refused.', { details: { reason } });
+const sessionEnded = () => new DomainError('session_ended', 'The session has ended; end the job.');
+
+/** Creates the {@link RenewalService}. */
+export function createRenewalService(deps: RenewalDeps): RenewalService {
+  const { store, sealer, clock, log, config } = deps;
+  const open = createMetadataOpener(deps.dispatchKeys);
+  const refreshUrl = () => {
+    const url = refreshUrlOf(config);
+    if (url === undefined) throw new DomainError('invalid_config', 'PUBLIC_BASE_URL is not configured.');
+    return url;
+  };
+
+  /** The session named by `sid`, read strongly consistent through its pointer. */
+  async function sessionOf(sid: string): Promise<{ pointer: SessionPointer; session: SessionRecord }> {
+    const pointer = await store.sessionPointer(sid);
+    // No session of ours has this id: the metadata was not sealed by a dispatch of this system.
+    if (pointer === undefined) throw invalidMetadata('mismatch');
+    const session = await store.getSession(pointer);
+    if (session === undefined) {
+      const age = (clock().getTime() - Date.parse(pointer.created_at)) / 1000;
+      // The dispatch exists a moment before its session record (dispatch-saga.ts, steps 6-7).
+      if (age < SESSION_BEING_CREATED_SECONDS) {
+        throw new DomainError('store_unavailable', 'The session is still being created; retry shortly.');
+      }
+      throw sessionEnded();
+    }
+    if (session.sid !== sid) throw invalidMetadata('mismatch');
+    return { pointer, session };
+  }
+
+  /** The user and tenant while the session and both are still active (strongly consistent reads). */
+  async function stillActive(
+    pointer: SessionPointer,
+    sid: string,
+  ): Promise<{ user: UserRecord; tenant: TenantRecord } | undefined> {
+    const [session, user, tenant] = await Promise.all([
+      store.getSession(pointer),
+      store.getUser(pointer.tenant_id, pointer.user_id),
+      store.getTenant(pointer.tenant_id),
+    ]);
+    const active =
+      session?.status === 'active' &&
+      session.sid === sid &&
+      tenant?.status === 'active' &&
+      user?.status === 'active' &&
+      user.tenant_id === pointer.tenant_id;
+    return active ? { user: user!, tenant: tenant! } : undefined;
+  }
+
+  return {
+    async verifyAssertion(authorization) {
+      const match = /^Bearer ([^\s]+)$/.exec(authorization ?? '');
+      if (match === null) throw invalidAssertion('malformed');
+      try {
+        return await verifyWorkerAssertion(match[1]!, {
+          keyring: deps.dispatchKeys,
+          audience: refreshUrl(),
+          now: clock().getTime() / 1000,
+        });
+      } catch (err) {
+        if (err instanceof WorkerAssertionError) throw invalidAssertion(err.reason);
+        throw err;
+      }
+    },
+
+    async renew(assertion, body) {
+      // 1. The assertion's jti, once: the first write, so a replayed assertion gets nothing.
+      if (!(await store.useAssertionJti(assertion.sub, assertion.jti, assertion.exp))) {
+        throw invalidAssertion('replayed');
+      }
+
+      // 2. The metadata, opened as a worker would; its job-bound checks come from the record.
+      let claims: Awaited<ReturnType<typeof open>>;
+      try {
+        claims = await open(body.metadata);
+      } catch (err) {
+        if (err instanceof MetadataRefusedError) throw invalidMetadata(err.code);
+        throw err;
+      }
+      if (claims.sid === undefined) throw invalidMetadata('malformed');
+      if (assertion.sub !== claims.sid) throw invalidAssertion('wrong_subject');
+      const sid = claims.sid;
+
+      // 3. The session record decides tenant, user, room, pid and agent (docs/api.md §9): anyone
+      // with the dispatch keyring can forge metadata, but not a session record.
+      const { pointer, session } = await sessionOf(sid);
+      if (claims.aud !== session.agent_name) throw invalidMetadata('wrong_audience');
+      if (claims.room !== session.room_name) throw invalidMetadata('wrong_room');
+      if (
+        claims.pid !== session.participant_identity ||
+        claims.sub !== session.user_id ||
+        claims.tid !== session.tenant_id
+      )
+        throw invalidMetadata('mismatch');
+      if (assertion.iss !== session.agent_name) throw invalidAssertion('wrong_issuer');
+      // `expired` is accepted while the session is active: a job LiveKit restarts has only its
+      // original metadata. An ended session answers here, whatever the metadata's age; so does one
+      // whose user or tenant is no longer active, before anything but the jti is written.
+      if (session.status !== 'active' || (await stillActive(pointer, sid)) === undefined)
+        throw sessionEnded();
+
+      // 4. The writes: the rate counter, then the lease.
+      if (!(await store.hitRenewalRate(sid, RENEWALS_PER_MINUTE))) {
+        throw new DomainError('rate_limited', 'Too many renewals of this session; retry in a minute.');
+      }
+      if (session.lease_slot !== undefined) {
+        const extended = await store.extendLease(
+          session.tenant_id,
+          session.lease_slot,
+          holderOf(session.room_name, session.agent_name, session.participant_identity),
+          2 * config.credentialsRefreshSeconds,
+        );
+        if (!extended)
+          log.warn('renewal found its lease lapsed or released', { tenant_id: session.tenant_id });
+      }
+
+      // 5. The check after the writes (write-then-check, docs/api.md §10): the session, its user
+      // and its tenant, re-read strongly consistent. A revoke writes the user's status (W_u),
+      // then ends the session (W_s) and releases its lease, then answers; this renewal wrote its
+      // jti and lease (W_r) and now reads (R). The operations on each item are totally ordered.
+      // If R sees neither W_u nor W_s, then R < W_u: this renewal was decided before the revoke's
+      // first write, hence before it answered. Otherwise R sees a suspended user or an ended
+      // session and this renewal answers 403. A lease extension after the revoke released the
+      // lease finds no lease of this holder and writes nothing (Leases.extend), so a revoked
+      // session's lease is never brought back. Suspending or deleting the tenant or user, and
+      // room_finished, write the record this reads first too.
+      const live = await stillActive(pointer, sid);
+      if (live === undefined) throw sessionEnded();
+      const { user, tenant } = live;
+
+      // 6. The servers, afresh, as a dispatch resolves them.
+      const resolved = await deps.resolveServers(tenant, user, session.origin, { rejected: body.rejected });
+      const rejected = new Set(body.rejected.map((r) => r.name));
+      const grants: McpServerGrant[] = [];
+      const unavailable = [...resolved.unavailable];
+      for (const grant of resolved.grants) {
+        // A rejected OAuth token was refreshed by the resolver; any other rejected credential
+        // would be sealed unchanged, so it is left out (docs/api.md §9).
+        if (rejected.has(grant.name) && (grant.auth ?? 'static') !== 'oauth') {
+          unavailable.push({ name: grant.name, status: 'unavailable', code: 'mcp_auth_rejected' });
+        } else {
+          grants.push(grant);
+        }
+      }
+
+      const sealed = await sealer.seal({
+        agentName: session.agent_name,
+        userId: session.user_id,
+        tenantId: session.tenant_id,
+        roomName: session.room_name,
+        participantIdentity: session.participant_identity,
+        mcpServers: grants,
+        ttlSeconds: config.metadataTtlSeconds,
+        ...(claims.client === undefined ? {} : { client: claims.client }),
+        sid,
+        refresh: { url: refreshUrl(), seconds: config.credentialsRefreshSeconds },
+        unavailable,
+      });
+      log.info('credentials renewed', {
+        tenant_id: session.tenant_id,
+        room: session.room_name,
+        servers: grants.length,
+        unavailable: unavailable.length,
+      });
+      return { metadata: sealed.metadata };
+    },
+  };
+}
