@@ -40,7 +40,11 @@ function catalogServerView(s: CatalogServer): TenantView['mcp_servers'][number] 
     webhook: s.webhook,
     auth:
       a.type === 'static'
-        ? { type: a.type, token_set: a.token_sealed !== undefined, token_fingerprint: a.token_fingerprint ?? null }
+        ? {
+            type: a.type,
+            token_set: a.token_sealed !== undefined,
+            token_fingerprint: a.token_fingerprint ?? null,
+          }
         : a.type === 'oauth'
           ? {
               type: a.type,

@@ -298,7 +298,9 @@ export function createAdminService(deps: AdminServiceDeps): AdminService {
       if (catalog.length > 0) record.mcp_servers = catalog;
       if (returnUrls.length > 0) record.oauth_return_urls = returnUrls;
       const catalogHeadersGiven = new Set(
-        (body.mcp_servers ?? []).filter((e) => e.headers && Object.keys(e.headers).length > 0).map((e) => e.name),
+        (body.mcp_servers ?? [])
+          .filter((e) => e.headers && Object.keys(e.headers).length > 0)
+          .map((e) => e.name),
       );
 
       const stored = await writeAudited(actor, target, existing, record, {

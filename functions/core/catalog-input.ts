@@ -99,7 +99,18 @@ export const oauthReturnUrlsSchema = array(urlString()).check(maxLength(MAX_OAUT
 export type CatalogServerBody = Infer<typeof catalogServerSchema>;
 
 // Schemes a browser or OS gives a meaning of its own; never an app's private-use scheme.
-const RESERVED_SCHEMES = new Set(['http', 'https', 'javascript', 'data', 'file', 'blob', 'about', 'ftp', 'ws', 'wss']);
+const RESERVED_SCHEMES = new Set([
+  'http',
+  'https',
+  'javascript',
+  'data',
+  'file',
+  'blob',
+  'about',
+  'ftp',
+  'ws',
+  'wss',
+]);
 // RFC 8252 §7.1: a private-use scheme is a reverse domain name (at least one dot).
 const REVERSE_DNS_SCHEME = /^[a-z][a-z0-9-]*(\.[a-z0-9-]+)+$/;
 

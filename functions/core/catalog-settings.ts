@@ -1,7 +1,6 @@
 import { fieldErrors } from './admin-access.js';
 import { type CatalogServerBody, returnUrlProblem } from './catalog-input.js';
 import { DomainError } from './errors.js';
-import { mcpHeadersProblems } from './mcp-input.js';
 import type { CatalogServer, StoredCatalogAuth } from './model.js';
 import type { SecretBox } from './sealing.js';
 import { checkMcpUrl, UnsafeMcpUrlError, type UrlGuardOptions } from './url-guard.js';
@@ -34,7 +33,8 @@ export async function checkIssuerUrl(raw: string, guard: UrlGuardOptions): Promi
     throw err;
   }
   // RFC 8414 §2: an issuer has no query and no fragment.
-  if (raw.includes('?') || raw.includes('#')) throw new UnsafeOAuthUrlError('an issuer has no query or fragment');
+  if (raw.includes('?') || raw.includes('#'))
+    throw new UnsafeOAuthUrlError('an issuer has no query or fragment');
   return raw;
 }
 
@@ -49,20 +49,16 @@ export function storedReturnUrls(input: string[] | null | undefined, allowInsecu
   return urls;
 }
 
-/** The 422 problems of a catalog that no URL check is needed to see. */
+/** The 422 problems of a catalog its schema cannot see (the header rule runs in the schema). */
 function shapeProblems(input: CatalogServerBody[], mcpName: string): { path: string; message: string }[] {
   const errors: { path: string; message: string }[] = [];
   const seen = new Set<string>();
   input.forEach((entry, i) => {
     const at = `mcp_servers.${i}`;
-    if (entry.name === mcpName) errors.push({ path: `${at}.name`, message: `is the name of mcp ("${mcpName}")` });
+    if (entry.name === mcpName)
+      errors.push({ path: `${at}.name`, message: `is the name of mcp ("${mcpName}")` });
     else if (seen.has(entry.name)) errors.push({ path: `${at}.name`, message: 'is given twice' });
     seen.add(entry.name);
-    if (entry.headers) {
-      for (const p of mcpHeadersProblems(entry.headers)) {
-        errors.push({ path: p.name === '' ? `${at}.headers` : `${at}.headers.${p.name}`, message: p.message });
-      }
-    }
     const auth = entry.auth;
     if (auth.type === 'oauth') {
       if (auth.client_id !== undefined && auth.issuer === undefined) {
@@ -113,7 +109,12 @@ export async function storedCatalog(
     const url = urls[i]!;
     const before = old?.find((o) => o.name === entry.name);
     const sameUrl = before !== undefined && before.url === url;
-    const server: CatalogServer = { name: entry.name, url, webhook: entry.webhook ?? false, auth: { type: 'none' } };
+    const server: CatalogServer = {
+      name: entry.name,
+      url,
+      webhook: entry.webhook ?? false,
+      auth: { type: 'none' },
+    };
     if (entry.display_name !== undefined) server.display_name = entry.display_name;
     if (entry.description !== undefined) server.description = entry.description;
     if (entry.icon_url !== undefined) server.icon_url = entry.icon_url;

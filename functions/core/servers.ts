@@ -99,7 +99,11 @@ export function createServerResolver(deps: ServerResolverDeps): ServerResolver {
     if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) {
       for (const [name, value] of Object.entries(parsed)) {
         // Re-checked on the way out, as for `mcp` (resolve.ts).
-        if (typeof value === 'string' && headerNameProblem(name) === null && headerValueProblem(value) === null) {
+        if (
+          typeof value === 'string' &&
+          headerNameProblem(name) === null &&
+          headerValueProblem(value) === null
+        ) {
           headers[name] = value;
         }
       }
@@ -162,7 +166,8 @@ export function createServerResolver(deps: ServerResolverDeps): ServerResolver {
     );
     const byServer = new Map<string, ConnectionRecord>();
     if (catalog.some(isUserCredential)) {
-      for (const c of await connections.listConnections(tenant.tenant_id, user.user_id)) byServer.set(c.server, c);
+      for (const c of await connections.listConnections(tenant.tenant_id, user.user_id))
+        byServer.set(c.server, c);
     }
 
     const results = await Promise.all(
@@ -181,7 +186,11 @@ export function createServerResolver(deps: ServerResolverDeps): ServerResolver {
     for (const { server, credential, headers } of results) {
       if (credential.status !== 'ready') {
         const reason = 'reason' in credential ? credential.reason : undefined;
-        states.push({ name: server.name, status: credential.status, ...(reason === undefined ? {} : { reason }) });
+        states.push({
+          name: server.name,
+          status: credential.status,
+          ...(reason === undefined ? {} : { reason }),
+        });
         continue;
       }
       states.push({ name: server.name, status: 'ready' });
@@ -190,7 +199,9 @@ export function createServerResolver(deps: ServerResolverDeps): ServerResolver {
         url: server.url,
         transport: server.transport ?? DEFAULT_MCP_TRANSPORT,
         headers:
-          credential.token === '' ? { ...headers } : { ...headers, Authorization: `Bearer ${credential.token}` },
+          credential.token === ''
+            ? { ...headers }
+            : { ...headers, Authorization: `Bearer ${credential.token}` },
         auth: server.auth.type,
       };
       if (credential.expires_at !== undefined) grant.expires_at = credential.expires_at;

@@ -27,7 +27,10 @@ export function tenantFromItem(item: Item): TenantRecord {
     name: f.string('name'),
     ...defined('mcp', mcp),
     ...defined('mcp_servers', catalogFromItem(item)),
-    ...defined('oauth_return_urls', item.oauth_return_urls === undefined ? undefined : f.strings('oauth_return_urls')),
+    ...defined(
+      'oauth_return_urls',
+      item.oauth_return_urls === undefined ? undefined : f.strings('oauth_return_urls'),
+    ),
     dispatch_policy: f.oneOf('dispatch_policy', ['per_room', 'per_participant']),
     agent_names: f.strings('agent_names'),
     ...defined('max_concurrent_sessions', f.optionalNumber('max_concurrent_sessions')),
