@@ -158,12 +158,16 @@ export const headerMapSchema = pipe(
   ),
 );
 
+/** A string of `min` to `max` characters. */
 export const bounded = (min: number, max: number) => string().check(minLength(min), maxLength(max));
+/** A non-empty string of at most `max` characters and no control character. */
 export const printable = (max: number) =>
   string().check(minLength(1), maxLength(max), regex(PRINTABLE, 'must not contain control characters'));
 
+/** An MCP transport: `streamable_http` or `sse`. */
 export const transportSchema = enumOf(MCP_TRANSPORTS);
 
+/** The fields one MCP server's settings share: token, headers, transport, allowed tools, name. */
 export const mcpFields = {
   // The URL guard does the real check; the schema only bounds the size.
   token: optional(
