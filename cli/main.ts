@@ -228,10 +228,34 @@ function mcpBodyOf(view: Json | null | undefined): Json | undefined {
   return out;
 }
 
+/**
+ * Turns a catalog entry of a response back into a request entry: secrets (and `header_names`) are
+ * left out, so the API keeps them for the entry of the same name and URL.
+ */
+function catalogEntryOf(view: Json): Json {
+  const out: Json = {};
+  for (const [f, v] of Object.entries(view)) {
+    if (f !== 'header_names' && f !== 'auth' && v !== null && v !== undefined) out[f] = v;
+  }
+  const auth: Json = {};
+  for (const [f, v] of Object.entries((view.auth as Json | undefined) ?? { type: 'none' })) {
+    if (!['token_set', 'token_fingerprint', 'client_secret_set'].includes(f) && v !== null) auth[f] = v;
+  }
+  out.auth = auth;
+  return out;
+}
+
 function tenantBodyOf(view: Json, superadmin: boolean): Json {
   const body: Json = { name: view.name, dispatch_policy: view.dispatch_policy };
   const mcp = mcpBodyOf(view.mcp as Json | null);
   if (mcp !== undefined) body.mcp = mcp;
+  // PUT replaces the record: the catalog and the return URLs go back as they are.
+  if (Array.isArray(view.mcp_servers) && view.mcp_servers.length > 0) {
+    body.mcp_servers = (view.mcp_servers as Json[]).map(catalogEntryOf);
+  }
+  if (Array.isArray(view.oauth_return_urls) && view.oauth_return_urls.length > 0) {
+    body.oauth_return_urls = view.oauth_return_urls;
+  }
   // PUT replaces the record: a superadmin sends these back unchanged; a tenant admin may not send them at all.
   if (superadmin) {
     for (const f of [

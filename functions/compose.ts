@@ -2,6 +2,7 @@ import { lookup } from 'node:dns/promises';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { JWTVerifyGetKey } from 'jose';
 import { createJwtVerifier, type JwtVerifier } from './adapters/auth.js';
+import { DynamoConnectionReader } from './adapters/dynamo/connection-reader.js';
 import { DynamoStore } from './adapters/dynamo/store.js';
 import { createDynamoClient } from './adapters/dynamo.js';
 import { createLiveKitGateway } from './adapters/livekit.js';
@@ -10,19 +11,24 @@ import type { Config } from './core/config.js';
 import { ConfigError, LiveKitUnavailableError } from './core/errors.js';
 import type { Log } from './core/log.js';
 import type { Metrics } from './core/metrics.js';
-import type { LiveKitGateway, Store } from './core/ports.js';
+import type { ConnectionReader, LiveKitGateway, OAuthTokenSource, Store } from './core/ports.js';
 import {
   createDispatchSealer,
   createSecretBox,
   type DispatchSealer,
   type SecretBox,
 } from './core/sealing.js';
+import { createStoredTokenSource } from './core/token-source.js';
 import type { HostResolver } from './core/url-guard.js';
 
 /** Everything the three apps are composed from; each app takes the part it needs. */
 export interface Services {
   config: Config;
   store: Store;
+  /** The users' connections, read strongly consistent for every dispatch (docs/api.md §8). */
+  connections: ConnectionReader;
+  /** Usable OAuth access tokens of connections. */
+  oauthTokens: OAuthTokenSource;
   livekit: LiveKitGateway;
   sealer: DispatchSealer;
   secretBox: SecretBox;
@@ -81,9 +87,13 @@ export function createServices(config: Config, log: Log, overrides: ServiceOverr
   const client = overrides.dynamo ?? createDynamoClient({ endpoint: config.dynamodbEndpoint });
   const metrics =
     overrides.metrics ?? createEmfMetrics({ service: overrides.service ?? 'livekit-mcp-dispatch' });
+  const secretBox = createSecretBox(config.storageKeys);
+  const clock = () => new Date();
   return {
     config,
     store: new DynamoStore({ client, tableName: config.tableName }),
+    connections: new DynamoConnectionReader({ client, tableName: config.tableName }),
+    oauthTokens: createStoredTokenSource({ secretBox, clock }),
     livekit:
       config.livekit.apiKey === ''
         ? noLiveKit
@@ -97,7 +107,7 @@ export function createServices(config: Config, log: Log, overrides: ServiceOverr
             config.livekit.wsUrl,
           ),
     sealer: config.dispatchKeys.keys.size > 0 ? createDispatchSealer(config.dispatchKeys) : noDispatchKeys,
-    secretBox: createSecretBox(config.storageKeys),
+    secretBox,
     verifier: createJwtVerifier({
       ...(overrides.getKey ? { getKey: overrides.getKey } : { jwksUrl: config.auth.jwksUrl }),
       issuer: config.auth.issuer,
@@ -105,7 +115,7 @@ export function createServices(config: Config, log: Log, overrides: ServiceOverr
       tenantClaim: config.auth.tenantClaim,
     }),
     resolveHost: overrides.resolveHost ?? dnsResolveHost,
-    clock: () => new Date(),
+    clock,
     log,
     metrics,
   };

@@ -1,4 +1,11 @@
-import type { AuditRecord, SessionRecord, StoredMcp, TenantRecord, UserRecord } from '../core/model.js';
+import type {
+  AuditRecord,
+  CatalogServer,
+  SessionRecord,
+  StoredMcp,
+  TenantRecord,
+  UserRecord,
+} from '../core/model.js';
 import type { AuditView, SessionView, TenantView, UserView } from '../http/responses.js';
 
 // Each view is typed by its response schema (functions/http/responses.ts): a field the schema
@@ -18,12 +25,46 @@ function mcpView(m: StoredMcp | undefined): TenantView['mcp'] {
   };
 }
 
+/** A catalog entry as the admin API shows it: secrets only as `*_set`, a fingerprint and header names. */
+function catalogServerView(s: CatalogServer): TenantView['mcp_servers'][number] {
+  const a = s.auth;
+  return {
+    name: s.name,
+    display_name: s.display_name ?? null,
+    description: s.description ?? null,
+    icon_url: s.icon_url ?? null,
+    url: s.url,
+    transport: s.transport ?? null,
+    allowed_tools: s.allowed_tools ?? null,
+    header_names: s.header_names ?? [],
+    webhook: s.webhook,
+    auth:
+      a.type === 'static'
+        ? {
+            type: a.type,
+            token_set: a.token_sealed !== undefined,
+            token_fingerprint: a.token_fingerprint ?? null,
+          }
+        : a.type === 'oauth'
+          ? {
+              type: a.type,
+              client_id: a.client_id ?? null,
+              issuer: a.issuer ?? null,
+              client_secret_set: a.client_secret_sealed !== undefined,
+              scopes: a.scopes ?? null,
+            }
+          : { type: a.type },
+  };
+}
+
 /** A tenant as the admin API shows it. */
 export function tenantView(t: TenantRecord): TenantView {
   return {
     tenant_id: t.tenant_id,
     name: t.name,
     mcp: mcpView(t.mcp),
+    mcp_servers: (t.mcp_servers ?? []).map(catalogServerView),
+    oauth_return_urls: t.oauth_return_urls ?? [],
     dispatch_policy: t.dispatch_policy,
     agent_names: t.agent_names,
     max_concurrent_sessions: t.max_concurrent_sessions ?? null,

@@ -69,6 +69,8 @@ export interface AuditedWrite<T> {
   update: (record: T, expectedVersion: number) => Promise<T>;
   fields: readonly (keyof T & string)[];
   headersGiven: boolean;
+  /** Changed fields the caller computed itself (the catalog's, catalog-audit.ts). */
+  moreChanged?: readonly string[];
 }
 
 /** A record the audit log follows. */
@@ -153,7 +155,10 @@ export function createAuditor(deps: {
       version: stored.version,
       actor: actor.sub,
       action: existing === undefined ? 'create' : 'update',
-      changed_fields: changedFields(existing, stored, write.fields, write.headersGiven),
+      changed_fields: [
+        ...changedFields(existing, stored, write.fields, write.headersGiven),
+        ...(write.moreChanged ?? []),
+      ],
       ...tokenFingerprints(existing?.mcp, stored.mcp),
       at: record.updated_at,
     });

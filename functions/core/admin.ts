@@ -1,12 +1,15 @@
 import { type AdminActor, notFound, SUPERADMIN_FIELDS, tenantPath, userPath } from './admin-access.js';
 import { auditTarget, createAuditor } from './admin-audit.js';
 import type { TenantBody, UserBody } from './admin-input.js';
+import { changedCatalogFields } from './catalog-audit.js';
+import { storedCatalog, storedReturnUrls } from './catalog-settings.js';
 import { ConditionFailedError, DomainError } from './errors.js';
 import type { Log } from './log.js';
 import { storedMcp } from './mcp-settings.js';
 import type { SessionRecord, Status, TenantRecord, UserRecord } from './model.js';
 import type { AdminStore, RoomApi } from './ports.js';
 import { deleteVersion, expectedVersion, type Precondition } from './preconditions.js';
+import { DEFAULT_MCP_NAME } from './resolve.js';
 import type { SecretBox } from './sealing.js';
 import { releaseSessionResources } from './session-resources.js';
 import type { UrlGuardOptions } from './url-guard.js';
@@ -269,6 +272,11 @@ export function createAdminService(deps: AdminServiceDeps): AdminService {
       if (existing !== undefined) await repairAuditGap(tenantId, target, existing);
 
       const mcp = await storedMcp(mcpSettings, body.mcp, existing?.mcp, { tenantId, userId: '' }, undefined);
+      const returnUrls = storedReturnUrls(body.oauth_return_urls, deps.urlGuard.allowInsecure);
+      const catalog = await storedCatalog(mcpSettings, body.mcp_servers, existing?.mcp_servers, {
+        tenantId,
+        mcpName: body.mcp?.name ?? DEFAULT_MCP_NAME,
+      });
       const keep = <K extends (typeof SUPERADMIN_FIELDS)[number]>(field: K, fallback: TenantRecord[K]) =>
         actor.superadmin ? fallback : (existing as TenantRecord)[field];
       const record: TenantRecord = {
@@ -287,14 +295,22 @@ export function createAdminService(deps: AdminServiceDeps): AdminService {
       const max = keep('max_concurrent_sessions', body.max_concurrent_sessions ?? undefined);
       if (max !== undefined) record.max_concurrent_sessions = max;
       if (mcp !== undefined) record.mcp = mcp;
+      if (catalog.length > 0) record.mcp_servers = catalog;
+      if (returnUrls.length > 0) record.oauth_return_urls = returnUrls;
+      const catalogHeadersGiven = new Set(
+        (body.mcp_servers ?? [])
+          .filter((e) => e.headers && Object.keys(e.headers).length > 0)
+          .map((e) => e.name),
+      );
 
       const stored = await writeAudited(actor, target, existing, record, {
         expected,
         pre,
         create: (r) => store.createTenant(r),
         update: (r, v) => store.updateTenant(r, v),
-        fields: ['name', 'dispatch_policy', ...SUPERADMIN_FIELDS],
+        fields: ['name', 'dispatch_policy', 'oauth_return_urls', ...SUPERADMIN_FIELDS],
         headersGiven: body.mcp?.headers !== undefined,
+        moreChanged: changedCatalogFields(existing?.mcp_servers, record.mcp_servers, catalogHeadersGiven),
       });
       log.info('tenant written', { tenant_id: tenantId, version: stored.version });
       // Every write that leaves the tenant suspended ends what is still live, so repeating a

@@ -5,6 +5,7 @@ import { addLogContext, type Log } from './log.js';
 import type { DispatchMode, McpServerGrant, SessionOrigin, SessionRecord, TenantRecord } from './model.js';
 import type { ClaimRef, DispatchApi, DispatchStore } from './ports.js';
 import type { DispatchSealer, SecretBox } from './sealing.js';
+import type { ServerResolver } from './servers.js';
 import { holderOf } from './session-resources.js';
 
 /** The tenant's leases are all taken (429 `quota_exceeded`; the webhook answers 200). */
@@ -30,6 +31,11 @@ export interface DispatcherDeps {
   livekit: DispatchApi;
   sealer: DispatchSealer;
   secretBox: Pick<SecretBox, 'open'>;
+  /**
+   * The user's servers for a webhook dispatch (servers.ts); when unset, `mcp` and the catalog
+   * with no connections (the stored-token source over `secretBox`).
+   */
+  servers?: ServerResolver;
   clock: () => Date;
   log: Log;
   config: {

@@ -1,10 +1,10 @@
 import type { DispatcherDeps, DispatchSaga } from './dispatch-saga.js';
 import { QuotaExceededError } from './dispatch-saga.js';
 import { DomainError } from './errors.js';
-import type { McpServerGrant, TenantRecord, UserRecord } from './model.js';
-import { effectiveMcpConfig } from './resolve.js';
+import type { TenantRecord, UserRecord } from './model.js';
 import { isServiceParticipant, normalizeE164, ParticipantKind, roomTenantCandidates } from './rooms.js';
 import { SecretBoxError } from './sealing.js';
+import { type ResolvedServers, resolverOf } from './servers.js';
 
 /** How many candidate tenant ids of a room name are read in one round trip. */
 const TENANT_READS_AT_ONCE = 4;
@@ -40,7 +40,8 @@ export type JoinPolicy = (participant: JoinedParticipant) => Promise<JoinOutcome
  * tenant and the identity), whether they get an agent, and with which MCP configuration.
  */
 export function createJoinPolicy(deps: DispatcherDeps, dispatch: DispatchSaga): JoinPolicy {
-  const { store, secretBox, log, config } = deps;
+  const { store, log, config } = deps;
+  const servers = resolverOf(deps);
 
   /** The tenant and user a joined participant belongs to, or why it gets nothing. */
   async function whoJoined(
@@ -149,9 +150,10 @@ export function createJoinPolicy(deps: DispatcherDeps, dispatch: DispatchSaga): 
       });
       return 'ignored';
     }
-    let grant: McpServerGrant | null;
+    let resolved: ResolvedServers;
     try {
-      grant = await effectiveMcpConfig(tenant, user, secretBox);
+      // A webhook carries a server's user credential only when its entry opts in (§1, §6).
+      resolved = await servers({ tenant, user, origin: 'webhook' });
     } catch (err) {
       // A stored secret that does not open will not open on LiveKit's retry either.
       if (!(err instanceof SecretBoxError)) throw err;
@@ -162,10 +164,10 @@ export function createJoinPolicy(deps: DispatcherDeps, dispatch: DispatchSaga): 
       });
       return 'ignored';
     }
-    if (grant === null) {
+    if (resolved.grants.length === 0) {
       log.info('participant ignored', {
         room: p.roomName,
-        reason: 'no MCP configuration',
+        reason: resolved.states.length === 0 ? 'no MCP configuration' : 'no MCP server ready',
         tenant_id: tenant.tenant_id,
       });
       return 'ignored';
@@ -179,7 +181,7 @@ export function createJoinPolicy(deps: DispatcherDeps, dispatch: DispatchSaga): 
         roomName: p.roomName,
         roomSid: p.roomSid,
         perParticipant,
-        mcpServers: [grant],
+        mcpServers: resolved.grants,
         mode: 'api',
         origin: 'webhook',
       });

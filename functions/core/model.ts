@@ -38,6 +38,10 @@ export interface TenantRecord {
   tenant_id: string;
   name: string;
   mcp?: StoredMcp;
+  /** The tenant's catalog of further MCP servers (docs/api.md §6); absent or empty: none. */
+  mcp_servers?: CatalogServer[];
+  /** The exact URLs an app may name as an OAuth `return_to` (docs/api.md §6, §8). */
+  oauth_return_urls?: string[];
   dispatch_policy: DispatchPolicy;
   agent_names: string[];
   max_concurrent_sessions?: number;

@@ -18,8 +18,8 @@ import type {
   UserRecord,
 } from './model.js';
 import type { CredentialsStore } from './ports.js';
-import { effectiveMcpConfig, type SecretOpener } from './resolve.js';
 import type { DispatchSealer } from './sealing.js';
+import type { ServerResolver, ServerState } from './servers.js';
 import { holderOf } from './session-resources.js';
 
 /** At most this many renewals per session in any 60 s (docs/api.md §9). */
@@ -40,24 +40,31 @@ export interface ResolvedServers {
   unavailable: UnavailableServer[];
 }
 
-/**
- * The resolution a dispatch uses, as one function (docs/api.md §4, §8): the user's servers with
- * fresh credentials for a session of this origin. `rejected` lists what the worker reported; the
- * resolver refreshes a rejected OAuth token once (`force`). The renewal itself drops rejected
- * static and user tokens.
- */
-export type ServerResolver = (
-  tenant: TenantRecord,
-  user: UserRecord,
-  origin: SessionOrigin,
-  opts: { rejected: RejectedServer[] },
-) => Promise<ResolvedServers>;
+/** The code of a server left out of a renewal (docs/api.md §9 `unavailable[].code`). */
+function unavailableCode(state: ServerState): UnavailableServer['code'] {
+  return state.status === 'unavailable' ? 'mcp_auth_unavailable' : 'mcp_reauth_required';
+}
 
-/** Today's single-server resolution (resolve.ts `effectiveMcpConfig`) as a {@link ServerResolver}. */
-export function singleServerResolver(secretBox: SecretOpener): ServerResolver {
-  return async (tenant, user) => {
-    const grant = await effectiveMcpConfig(tenant, user, secretBox);
-    return { grants: grant === null ? [] : [{ ...grant, auth: grant.auth ?? 'static' }], unavailable: [] };
+/**
+ * A renewal's servers, resolved as a dispatch resolves them (core/servers.ts), with the OAuth
+ * servers the worker reported rejected refreshed once (`force`) and every server that is not
+ * `ready` listed as `unavailable` with its code.
+ */
+export async function renewalServers(
+  resolve: ServerResolver,
+  input: { tenant: TenantRecord; user: UserRecord; origin: SessionOrigin; rejected: RejectedServer[] },
+): Promise<ResolvedServers> {
+  const resolved = await resolve({
+    tenant: input.tenant,
+    user: input.user,
+    origin: input.origin,
+    force: new Set(input.rejected.map((r) => r.name)),
+  });
+  return {
+    grants: resolved.grants,
+    unavailable: resolved.states.flatMap((s) =>
+      s.status === 'ready' ? [] : [{ name: s.name, status: s.status, code: unavailableCode(s) }],
+    ),
   };
 }
 
@@ -224,7 +231,12 @@ export function createRenewalService(deps: RenewalDeps): RenewalService {
       const { user, tenant } = live;
 
       // 6. The servers, afresh, as a dispatch resolves them.
-      const resolved = await deps.resolveServers(tenant, user, session.origin, { rejected: body.rejected });
+      const resolved = await renewalServers(deps.resolveServers, {
+        tenant,
+        user,
+        origin: session.origin,
+        rejected: body.rejected,
+      });
       const rejected = new Set(body.rejected.map((r) => r.name));
       const grants: McpServerGrant[] = [];
       const unavailable = [...resolved.unavailable];

@@ -6,9 +6,9 @@ import { DomainError } from './errors.js';
 import type { Log } from './log.js';
 import type { DispatchMode, McpServerGrant, TenantRecord, UserRecord } from './model.js';
 import type { ClaimRef, ClaimView, DispatchStore, ParticipantTokens } from './ports.js';
-import { effectiveMcpConfig } from './resolve.js';
 import { newRoomName } from './rooms.js';
 import type { DispatchSealer, SecretBox } from './sealing.js';
+import { resolverOf, type ServerResolver, type ServerState, withoutHeaders } from './servers.js';
 
 /** How long an Idempotency-Key is remembered (docs/api.md §4: 10 minutes). */
 export const IDEMPOTENCY_WINDOW_SECONDS = 600;
@@ -24,6 +24,11 @@ export interface SessionServiceDeps {
   tokens: ParticipantTokens;
   sealer: DispatchSealer;
   secretBox: Pick<SecretBox, 'open'>;
+  /**
+   * The user's servers and their credentials (servers.ts); when unset, `mcp` and the catalog
+   * with no connections (the stored-token source over `secretBox`).
+   */
+  servers?: ServerResolver;
   random: (n: number) => Uint8Array;
   log: Log;
   config: {
@@ -65,6 +70,8 @@ export interface StartedSession {
   expiresAt: Date;
   /** True when an Idempotency-Key repeat returned an earlier session. */
   replayed: boolean;
+  /** Every server of the user and its status; those not `ready` are not in the dispatch. */
+  mcpServers: ServerState[];
 }
 
 /** Starts sessions for app users (docs/api.md §4). */
@@ -79,7 +86,8 @@ export interface SessionService {
 
 /** Creates the {@link SessionService}. */
 export function createSessionService(deps: SessionServiceDeps): SessionService {
-  const { store, dispatcher, tokens, sealer, secretBox, random, log, config } = deps;
+  const { store, dispatcher, tokens, sealer, random, log, config } = deps;
+  const servers = resolverOf({ ...deps, clock: () => new Date() });
 
   async function loadCaller(input: StartSessionInput): Promise<{ user: UserRecord; tenant: TenantRecord }> {
     // The user is the `sub` within the tenant the token names (docs/api.md §4): the same `sub`
@@ -127,7 +135,8 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
   async function takeKey(
     input: StartSessionInput,
     idem: { key: string; requestHash: string },
-    grant: McpServerGrant,
+    grants: McpServerGrant[],
+    states: ServerState[],
   ): Promise<{ owner: string } | { replay: StartedSession }> {
     const key = idempotencyRef(input, idem.key);
     for (let attempt = 0; attempt < 3; attempt++) {
@@ -150,7 +159,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
           'A request with this Idempotency-Key is still running.',
         );
       }
-      const replay = await replayOf(current, input, grant);
+      const replay = await replayOf(current, input, grants, states);
       if (replay !== undefined) return { replay };
       // The earlier session has ended: forget the key, then take it like a first request.
       await dropIfSame(key, current);
@@ -172,7 +181,8 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
   async function replayOf(
     claim: ClaimView,
     input: StartSessionInput,
-    grant: McpServerGrant,
+    grants: McpServerGrant[],
+    states: ServerState[],
   ): Promise<StartedSession | undefined> {
     const roomName = claim.attrs.room_name;
     const agentName = claim.attrs.agent_name;
@@ -191,7 +201,8 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
         tenantId: session.tenant_id,
         roomName,
         participantIdentity: input.userId,
-        mcpServers: [grant],
+        // Token mode: the participant token carries the JWE, so no credential (§3).
+        mcpServers: withoutHeaders(grants),
         ttlSeconds: config.metadataTtlSeconds,
         ...(input.agentMetadata === undefined ? {} : { client: input.agentMetadata }),
         // The same session, so the same session id: the job renews it (docs/api.md §9).
@@ -213,6 +224,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
       participantToken: token.token,
       expiresAt: token.expiresAt,
       replayed: true,
+      mcpServers: states,
     };
   }
 
@@ -220,15 +232,22 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
     async start(input) {
       const { user, tenant } = await loadCaller(input);
       const agentName = agentFor(tenant, input.agentName);
-      const grant = await effectiveMcpConfig(tenant, user, secretBox);
-      if (grant === null)
+      const { states, grants } = await servers({ tenant, user, origin: 'session' });
+      if (states.length === 0)
         throw new DomainError('mcp_not_configured', 'No MCP server is configured for this user.');
+      // Servers that are not ready are left out; only when none is ready is the start refused,
+      // with every server's status so the app can offer to connect or reconnect one (§4).
+      if (grants.length === 0) {
+        throw new DomainError('mcp_reauth_required', 'None of the MCP servers of this user is ready.', {
+          details: { mcp_servers: states },
+        });
+      }
       const mode = config.sessionDispatchMode;
 
       const idem = input.idempotency;
       let owner: string | undefined;
       if (idem !== undefined) {
-        const taken = await takeKey(input, idem, grant);
+        const taken = await takeKey(input, idem, grants, states);
         if ('replay' in taken) return taken.replay;
         owner = taken.owner;
       }
@@ -244,7 +263,9 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
           perParticipant: false,
           // Named just now with 120 random bits: no claim needed (see DispatchRequest.freshRoom).
           freshRoom: true,
-          mcpServers: [grant],
+          // Token mode: the app holds the participant token, and with it the JWE, so the grants
+          // carry no headers; the job's start renewal supplies them (docs/api.md §3).
+          mcpServers: mode === 'token' ? withoutHeaders(grants) : grants,
           ...(input.agentMetadata === undefined ? {} : { client: input.agentMetadata }),
           mode,
           origin: 'session',
@@ -278,6 +299,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
           participantToken: token.token,
           expiresAt: token.expiresAt,
           replayed: false,
+          mcpServers: states,
         };
       } catch (err) {
         if (idem !== undefined && owner !== undefined) {

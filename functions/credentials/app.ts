@@ -3,9 +3,11 @@ import { array, literal, maxLength, minLength, object, optional, string, union }
 import type { Config } from '../core/config.js';
 import type { Keyring } from '../core/keyring.js';
 import { type Log, silentLog } from '../core/log.js';
-import type { CredentialsStore } from '../core/ports.js';
-import { createRenewalService, type ServerResolver, singleServerResolver } from '../core/renewal.js';
+import type { ConnectionReader, CredentialsStore, OAuthTokenSource } from '../core/ports.js';
+import { createRenewalService } from '../core/renewal.js';
 import type { DispatchSealer, SecretBox } from '../core/sealing.js';
+import { createServerResolver, NO_CONNECTIONS, type ServerResolver } from '../core/servers.js';
+import { createStoredTokenSource } from '../core/token-source.js';
 import { bodyLimitProblem } from '../http/body-limit.js';
 import { methodNotAllowed } from '../http/method-not-allowed.js';
 import { withProblemHandling } from '../http/problem.js';
@@ -21,7 +23,11 @@ export interface CredentialsAppDeps {
   /** Opens stored MCP tokens and headers (storage keyring). */
   secretBox: Pick<SecretBox, 'open'>;
   config: Pick<Config, 'dispatchKeys' | 'metadataTtlSeconds' | 'credentialsRefreshSeconds' | 'publicBaseUrl'>;
-  /** The servers of a user, as a dispatch resolves them; today's single-server resolution when unset. */
+  /** The users' connections (docs/api.md §8), read strongly consistent; none when omitted. */
+  connections?: ConnectionReader;
+  /** Usable OAuth access tokens (refreshed per §8); the stored token while unexpired when omitted. */
+  oauthTokens?: OAuthTokenSource;
+  /** The servers of a user, as a dispatch resolves them; built from the above when unset. */
   resolveServers?: ServerResolver;
   clock?: () => Date;
   log?: Log;
@@ -52,7 +58,14 @@ export function createCredentialsApp(deps: CredentialsAppDeps) {
     store: deps.store,
     dispatchKeys: deps.config.dispatchKeys as Keyring,
     sealer: deps.sealer,
-    resolveServers: deps.resolveServers ?? singleServerResolver(deps.secretBox),
+    resolveServers:
+      deps.resolveServers ??
+      createServerResolver({
+        secretBox: deps.secretBox,
+        connections: deps.connections ?? NO_CONNECTIONS,
+        oauthTokens: deps.oauthTokens ?? createStoredTokenSource({ secretBox: deps.secretBox, clock }),
+        log,
+      }),
     clock,
     log,
     config: deps.config,

@@ -5,6 +5,7 @@ import { DomainError } from '../core/errors.js';
 const STATUS: Record<string, number> = {
   field_not_allowed: 400,
   unsafe_mcp_url: 400,
+  unsafe_oauth_url: 400,
   bad_request: 400,
   unauthenticated: 401,
   invalid_signature: 401,
@@ -23,6 +24,7 @@ const STATUS: Record<string, number> = {
   tenant_not_found: 404,
   method_not_allowed: 405,
   mcp_not_configured: 409,
+  mcp_reauth_required: 409,
   idempotency_key_in_flight: 409,
   phone_number_taken: 409,
   sip_trunk_taken: 409,

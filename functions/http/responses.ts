@@ -1,6 +1,7 @@
 import {
   array,
   boolean,
+  discriminatedUnion,
   enum as enumOf,
   extend,
   type infer as Infer,
@@ -47,11 +48,48 @@ export const mcpViewSchema = nullable(
 
 const status = enumOf(['active', 'suspended']);
 
+/** A catalog entry's `auth` as responses show it: secrets only as `*_set` and a fingerprint. */
+export const catalogAuthViewSchema = discriminatedUnion('type', [
+  strictObject({ type: literal('none') }),
+  strictObject({ type: literal('static'), token_set: boolean(), token_fingerprint: nullable(string()) }),
+  strictObject({ type: literal('user_token') }),
+  strictObject({
+    type: literal('oauth'),
+    client_id: nullable(string()),
+    issuer: nullable(string()),
+    client_secret_set: boolean(),
+    scopes: nullable(array(string())),
+  }),
+]);
+
+/** One server of a tenant's catalog (`mcp_servers`) as responses show it: header names, never values. */
+export const catalogServerViewSchema = strictObject({
+  name: string(),
+  display_name: nullable(string()),
+  description: nullable(string()),
+  icon_url: nullable(string()),
+  url: string(),
+  transport: nullable(enumOf(['streamable_http', 'sse'])),
+  allowed_tools: nullable(array(string())),
+  header_names: array(string()),
+  webhook: boolean(),
+  auth: catalogAuthViewSchema,
+});
+
+/** A server of a session and its status (docs/api.md §4, §8). */
+export const serverStateSchema = strictObject({
+  name: string(),
+  status: enumOf(['ready', 'not_connected', 'needs_reauth', 'unavailable']),
+  reason: optional(enumOf(['invalid_grant', 'expired', 'resource_changed', 'insufficient_scope'])),
+});
+
 /** A tenant as the admin API shows it; `ended_sessions` when the write ended any. */
 export const tenantViewSchema = strictObject({
   tenant_id: string(),
   name: string(),
   mcp: mcpViewSchema,
+  mcp_servers: array(catalogServerViewSchema),
+  oauth_return_urls: array(string()),
   dispatch_policy: enumOf(['per_room', 'per_participant']),
   agent_names: array(string()),
   max_concurrent_sessions: nullable(int()),
@@ -121,7 +159,11 @@ export const sessionResponseSchema = strictObject({
   agent_name: string(),
   dispatch_id: nullable(string()),
   expires_at: string(),
+  mcp_servers: array(serverStateSchema),
 });
+
+/** The 409 `mcp_reauth_required` of `POST /v1/sessions`: a problem with every server's status. */
+export const reauthProblemSchema = extend(problemSchema, { mcp_servers: array(serverStateSchema) });
 
 /** The 200 of `POST /v1/livekit/webhook`. */
 export const webhookResponseSchema = strictObject({

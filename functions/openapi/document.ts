@@ -10,6 +10,7 @@ import {
   pageSchema,
   problemSchema,
   revokedViewSchema,
+  serverStateSchema,
   sessionResponseSchema,
   sessionViewSchema,
   tenantViewSchema,
@@ -215,7 +216,14 @@ function listOperation(summary: string, operationId: string, schema: string, wit
 
 const writeProblems = (resource: 'tenant' | 'user') => ({
   ...problems({
-    unsafe_mcp_url: 'The MCP URL is not allowed (scheme, port, userinfo or a non-public address).',
+    unsafe_mcp_url:
+      'An MCP URL (`mcp.url` or a catalog `url`) is not allowed (scheme, port, userinfo or a non-public address).',
+    ...(resource === 'tenant'
+      ? {
+          unsafe_oauth_url:
+            'A catalog entry’s OAuth `issuer` is not allowed (the same URL rule; no query or fragment).',
+        }
+      : {}),
     ...adminAuth,
     ...(resource === 'tenant'
       ? { field_requires_superadmin: 'A tenant admin set a superadmin-only field.' }
@@ -256,6 +264,11 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
         "What LiveKit client SDKs' `TokenSource.endpoint` sends; every field optional, unknown fields ignored.",
     },
     SessionResponse: jsonSchema(sessionResponseSchema, 'output'),
+    ServerState: {
+      ...jsonSchema(serverStateSchema, 'output'),
+      description:
+        'One MCP server of the user (`mcp` and the tenant’s catalog) and its status; `reason` with `needs_reauth`.',
+    },
     WebhookEvent: {
       type: 'object',
       description:
@@ -346,7 +359,9 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
             tenant_suspended: 'The tenant is suspended.',
             user_not_found:
               'No user record for the JWT `sub` in the tenant its tenant claim names (or no such tenant).',
-            mcp_not_configured: 'No MCP URL for this user.',
+            mcp_not_configured: 'No MCP server at all for this user (no `mcp` URL, no catalog).',
+            mcp_reauth_required:
+              'Servers exist but none is `ready`; `mcp_servers` lists each with its status, so the app can connect one.',
             idempotency_key_in_flight: 'The same `Idempotency-Key` is still being processed (retry).',
             payload_too_large: 'The body is over 64 KiB.',
             invalid_request: 'Schema violation.',
@@ -447,7 +462,10 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
         summary: 'Create (superadmin) or replace a tenant.',
         description:
           'Replaces the record, except write-only secrets: an omitted `mcp.token`/`mcp.headers` is kept, `null` ' +
-          'clears it; a kept secret never follows the URL to another origin. An omitted `status` keeps the ' +
+          'clears it; a kept secret never follows the URL to another origin. In `mcp_servers` the same holds per ' +
+          'entry, matched by `name`: an omitted `auth.token`, `auth.client_secret` or `headers` is kept, `null` ' +
+          'clears it; changing an entry’s `url` drops its kept token and headers, changing its `client_id` or ' +
+          '`issuer` its kept client secret. An omitted `status` keeps the ' +
           'current one. Setting `status: suspended` ends the tenant’s live sessions (`ended_sessions`).',
         tags: ['admin'],
         security: [{ bearerAuth: [] }],
@@ -590,6 +608,25 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
       ...listOperation('Recent sessions, dispatch ids and durations.', 'listSessions', 'SessionPage', true),
     },
   };
+
+  // The 409 of a session start may carry every server's status (`mcp_reauth_required`).
+  const conflict = (
+    paths['/v1/sessions'].post.responses as Record<
+      number,
+      { content: Record<string, { schema: JsonSchema }> }
+    >
+  )[409];
+  const conflictSchema = conflict?.content['application/problem+json']?.schema;
+  if (conflictSchema !== undefined) {
+    conflictSchema.properties = {
+      ...(conflictSchema.properties as JsonSchema),
+      mcp_servers: {
+        type: 'array',
+        items: ref('ServerState'),
+        description: 'With `mcp_reauth_required`: every server of the user and its status.',
+      },
+    };
+  }
 
   return {
     openapi: '3.1.0',

@@ -17,10 +17,18 @@ import { createDispatcher } from '../core/dispatcher.js';
 import { DomainError, ValidationError } from '../core/errors.js';
 import { type Log, silentLog } from '../core/log.js';
 import { type Metrics, noMetrics } from '../core/metrics.js';
-import type { DispatchApi, DispatchStore, ParticipantTokens } from '../core/ports.js';
+import type {
+  ConnectionReader,
+  DispatchApi,
+  DispatchStore,
+  OAuthTokenSource,
+  ParticipantTokens,
+} from '../core/ports.js';
 import { cryptoRandom } from '../core/rooms.js';
 import type { DispatchSealer, SecretBox } from '../core/sealing.js';
+import { createServerResolver, NO_CONNECTIONS } from '../core/servers.js';
 import { createSessionService } from '../core/sessions.js';
+import { createStoredTokenSource } from '../core/token-source.js';
 import { bodyLimitProblem } from '../http/body-limit.js';
 import { methodNotAllowed } from '../http/method-not-allowed.js';
 import { withProblemHandling } from '../http/problem.js';
@@ -38,6 +46,10 @@ export interface SessionAppDeps {
   sealer: DispatchSealer;
   /** Opens stored MCP tokens and headers (storage keyring). */
   secretBox: Pick<SecretBox, 'open'>;
+  /** The users' connections (docs/api.md §8), read strongly consistent; none when omitted. */
+  connections?: ConnectionReader;
+  /** Usable OAuth access tokens; the stored token while unexpired when omitted (token-source.ts). */
+  oauthTokens?: OAuthTokenSource;
   /** Verifies the app user's bearer JWT. */
   verifier: {
     verify(authorizationHeader: string | undefined): Promise<{ sub: string; tenantId: string | undefined }>;
@@ -119,11 +131,18 @@ export function createSessionApp(deps: SessionAppDeps) {
   const log = deps.log ?? silentLog;
   const clock = deps.clock ?? (() => new Date());
   const { config } = deps;
+  const servers = createServerResolver({
+    secretBox: deps.secretBox,
+    connections: deps.connections ?? NO_CONNECTIONS,
+    oauthTokens: deps.oauthTokens ?? createStoredTokenSource({ secretBox: deps.secretBox, clock }),
+    log,
+  });
   const dispatcher = createDispatcher({
     store: deps.store,
     livekit: deps.livekit,
     sealer: deps.sealer,
     secretBox: deps.secretBox,
+    servers,
     clock,
     log,
     config,
@@ -134,6 +153,7 @@ export function createSessionApp(deps: SessionAppDeps) {
     tokens: deps.livekit,
     sealer: deps.sealer,
     secretBox: deps.secretBox,
+    servers,
     random: deps.random ?? cryptoRandom,
     log,
     config,
@@ -215,6 +235,7 @@ export function createSessionApp(deps: SessionAppDeps) {
         agent_name: started.agentName,
         dispatch_id: started.dispatchId,
         expires_at: started.expiresAt.toISOString().replace(/\.\d{3}Z$/, 'Z'),
+        mcp_servers: started.mcpServers,
       } satisfies SessionResponse,
       201,
     );

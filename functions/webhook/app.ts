@@ -6,9 +6,17 @@ import { KeyTooLongError, LiveKitUnavailableError } from '../core/errors.js';
 import { addLogContext, type Log, silentLog } from '../core/log.js';
 import { type MetricName, type Metrics, noMetrics } from '../core/metrics.js';
 import { once } from '../core/once.js';
-import type { DispatchApi, DispatchStore, RoomApi } from '../core/ports.js';
+import type {
+  ConnectionReader,
+  DispatchApi,
+  DispatchStore,
+  OAuthTokenSource,
+  RoomApi,
+} from '../core/ports.js';
 import { isServiceParticipant, ParticipantKind } from '../core/rooms.js';
 import type { DispatchSealer, SecretBox } from '../core/sealing.js';
+import { createServerResolver, NO_CONNECTIONS } from '../core/servers.js';
+import { createStoredTokenSource } from '../core/token-source.js';
 import { bodyLimitProblem } from '../http/body-limit.js';
 import { methodNotAllowed } from '../http/method-not-allowed.js';
 import {
@@ -33,6 +41,10 @@ export interface WebhookAppDeps {
   sealer: DispatchSealer;
   /** Opens stored MCP tokens and headers (storage keyring). */
   secretBox: Pick<SecretBox, 'open'>;
+  /** The users' connections (docs/api.md §8), read strongly consistent; none when omitted. */
+  connections?: ConnectionReader;
+  /** Usable OAuth access tokens; the stored token while unexpired when omitted (token-source.ts). */
+  oauthTokens?: OAuthTokenSource;
   config: Pick<Config, 'defaultAgentName' | 'metadataTtlSeconds' | 'webhookRoomPrefix'> &
     Partial<Pick<Config, 'publicBaseUrl' | 'credentialsRefreshSeconds'>> & {
       livekit: Pick<Config['livekit'], 'apiKey' | 'apiSecret'>;
@@ -71,12 +83,19 @@ export function createWebhookApp(deps: WebhookAppDeps) {
   const log = deps.log ?? silentLog;
   const { store, config } = deps;
   const receiver = new WebhookReceiver(config.livekit.apiKey, config.livekit.apiSecret);
+  const clock = deps.clock ?? (() => new Date());
   const dispatcher = createDispatcher({
     store,
     livekit: deps.livekit,
     sealer: deps.sealer,
     secretBox: deps.secretBox,
-    clock: deps.clock ?? (() => new Date()),
+    servers: createServerResolver({
+      secretBox: deps.secretBox,
+      connections: deps.connections ?? NO_CONNECTIONS,
+      oauthTokens: deps.oauthTokens ?? createStoredTokenSource({ secretBox: deps.secretBox, clock }),
+      log,
+    }),
+    clock,
     log,
     config,
   });

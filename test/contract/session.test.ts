@@ -80,6 +80,7 @@ describe('POST /v1/sessions: 201', () => {
         'agent_name',
         'dispatch_id',
         'expires_at',
+        'mcp_servers',
         'participant_identity',
         'participant_token',
         'room_name',
@@ -89,6 +90,7 @@ describe('POST /v1/sessions: 201', () => {
     expect(answer.json.server_url).toMatch(/^ws:\/\//);
     expect(answer.json.participant_identity).toBe('alice');
     expect(answer.json.agent_name).toBe('helper');
+    expect(answer.json.mcp_servers).toEqual([{ name: expect.any(String), status: 'ready' }]);
     expect(answer.json.room_name).toMatch(/^lk-mcp-acme-[a-z2-7]{16,}$/);
     expect(answer.json.expires_at).toMatch(RFC3339_SECONDS);
     const claims = decodeJwt(answer.json.participant_token) as Record<string, unknown>;

@@ -219,6 +219,44 @@ describe('livekit-mcp-dispatch tenants', () => {
     ]);
     expect(all.json.next_cursor).toBeNull();
   });
+
+  it('keeps the catalog, its secrets and the return URLs on a put that changes other fields', async () => {
+    // Prepare
+    const body = secretFile(
+      'catalog-body.json',
+      JSON.stringify({
+        name: 'Catalog',
+        mcp_servers: [
+          {
+            name: 'docs',
+            url: 'http://localhost:9/docs',
+            headers: { 'X-Key': SECRET_HEADER },
+            auth: { type: 'static', token: SECRET_TOKEN_2 },
+          },
+          {
+            name: 'crm',
+            url: 'http://localhost:9/crm',
+            webhook: true,
+            auth: { type: 'oauth', scopes: ['read'] },
+          },
+        ],
+        oauth_return_urls: ['com.example.app:/oauth'],
+      }),
+    );
+    const created = await cli(['tenants', 'put', 'catalog-cli', '--body-file', body, '--json']);
+    expect(created.code, created.stderr).toBe(0);
+
+    // Act
+    const run = await cli(['tenants', 'put', 'catalog-cli', '--name', 'Catalog 2', '--json']);
+
+    // Assess
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.json.name).toBe('Catalog 2');
+    expect(run.json.mcp_servers).toEqual(created.json.mcp_servers);
+    expect(run.json.mcp_servers[0]).toMatchObject({ header_names: ['X-Key'], auth: { token_set: true } });
+    expect(run.json.oauth_return_urls).toEqual(['com.example.app:/oauth']);
+    expect((await cli(['tenants', 'rm', 'catalog-cli'])).code).toBe(0);
+  });
 });
 
 describe('livekit-mcp-dispatch users', () => {

@@ -147,6 +147,7 @@ describe('POST /v1/sessions, api mode', () => {
         'agent_name',
         'dispatch_id',
         'expires_at',
+        'mcp_servers',
         'participant_identity',
         'participant_token',
         'room_name',
@@ -154,6 +155,7 @@ describe('POST /v1/sessions, api mode', () => {
       ].sort(),
     );
     expect(body.server_url).toBe(WS_URL);
+    expect(body.mcp_servers).toEqual([{ name: 'mcp', status: 'ready' }]);
     expect(body.participant_identity).toBe(user.user_id);
     expect(body.agent_name).toBe('mcp-agent');
     const roomName = body.room_name as string;
@@ -340,7 +342,9 @@ describe('POST /v1/sessions, token mode', () => {
     expect(grant.tenantId).toBe(tenant.tenant_id);
     expect(grant.participantIdentity).toBe(user.user_id);
     expect(grant.mcpServers[0]?.url).toBe(mcp?.url);
-    expect(grant.mcpServers[0]?.headers.Authorization).toBe(`Bearer ${mcp?.token}`);
+    // The app holds this JWE: no credential in it; the job's start renewal supplies them (§3).
+    expect(grant.mcpServers[0]?.headers).toEqual({});
+    expect(JSON.stringify(grant)).not.toContain(mcp?.token);
     const sessions = await h.store.roomSessions(body.room_name);
     expect(sessions).toEqual([
       expect.objectContaining({ mode: 'token', dispatch_id: null, status: 'active' }),

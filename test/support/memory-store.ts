@@ -1,11 +1,17 @@
 import { claimKey } from '../../functions/adapters/schema.js';
 import { ConditionFailedError, KeyTooLongError, StoreUnavailableError } from '../../functions/core/errors.js';
-import type { SessionRecord, TenantRecord, UserRecord } from '../../functions/core/model.js';
+import type {
+  ConnectionRecord,
+  SessionRecord,
+  TenantRecord,
+  UserRecord,
+} from '../../functions/core/model.js';
 import {
   type ClaimAttempt,
   type ClaimOptions,
   type ClaimRef,
   type ClaimView,
+  type ConnectionReader,
   type DispatchStore,
   StoreConflict,
 } from '../../functions/core/ports.js';
@@ -37,7 +43,7 @@ const sessionKey = (s: SessionRecord) =>
  * both, and `implements DispatchStore` makes tsc fail when the port changes, so it cannot drift.
  * Its maps are public so tests can look inside (and age a claim by setting `holdUntil`).
  */
-export class MemoryStore implements DispatchStore {
+export class MemoryStore implements DispatchStore, ConnectionReader {
   tenants = new Map<string, TenantRecord>();
   users = new Map<string, UserRecord>();
   claims = new Map<string, MemoryClaim>();
@@ -50,6 +56,8 @@ export class MemoryStore implements DispatchStore {
   markers = new Map<string, SessionRecord>();
   /** Session-id pointers (docs/api.md §9): sid → session key. */
   pointers = new Map<string, string>();
+  /** Connections by (tenant, user, server), as `keys.connection` keys them. */
+  connections = new Map<string, ConnectionRecord>();
   /** Makes `putSession` fail as an unavailable store would. */
   failPutSession = false;
   private n = 0;
@@ -72,6 +80,16 @@ export class MemoryStore implements DispatchStore {
   }
   async userByPhoneNumber(tenantId: string, e164: string) {
     return [...this.users.values()].find((u) => u.tenant_id === tenantId && u.phone_numbers.includes(e164));
+  }
+
+  /** Stores (or replaces) a connection, as the connections store writes one. */
+  putConnection(record: ConnectionRecord): void {
+    this.connections.set(JSON.stringify([record.tenant_id, record.user_id, record.server]), { ...record });
+  }
+  async listConnections(tenantId: string, userId: string) {
+    return [...this.connections.values()]
+      .filter((c) => c.tenant_id === tenantId && c.user_id === userId)
+      .map((c) => ({ ...c }));
   }
 
   async tryClaim(ref: ClaimRef, options: ClaimOptions): Promise<ClaimAttempt> {

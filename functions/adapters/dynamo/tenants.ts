@@ -1,6 +1,7 @@
 import type { TenantRecord } from '../../core/model.js';
 import type { Page, PageRequest } from '../../core/ports.js';
 import { keys, tableSchema } from '../schema.js';
+import { catalogFromItem } from './catalog.js';
 import type { Item, TableClient } from './client.js';
 import { defined, fields, mcpFromItem } from './fields.js';
 import type { UniqueClaims } from './unique-claims.js';
@@ -24,6 +25,11 @@ export function tenantFromItem(item: Item): TenantRecord {
     tenant_id: f.string('tenant_id'),
     name: f.string('name'),
     ...defined('mcp', mcp),
+    ...defined('mcp_servers', catalogFromItem(item)),
+    ...defined(
+      'oauth_return_urls',
+      item.oauth_return_urls === undefined ? undefined : f.strings('oauth_return_urls'),
+    ),
     dispatch_policy: f.oneOf('dispatch_policy', ['per_room', 'per_participant']),
     agent_names: f.strings('agent_names'),
     ...defined('max_concurrent_sessions', f.optionalNumber('max_concurrent_sessions')),
