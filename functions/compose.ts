@@ -5,11 +5,14 @@ import { createJwtVerifier, type JwtVerifier } from './adapters/auth.js';
 import { DynamoStore } from './adapters/dynamo/store.js';
 import { createDynamoClient } from './adapters/dynamo.js';
 import { createLiveKitGateway } from './adapters/livekit.js';
+import { createSafeFetch } from './adapters/safe-fetch.js';
 import { createEmfMetrics } from './adapters/metrics.js';
 import type { Config } from './core/config.js';
+import { type ConnectionService, createConnectionService } from './core/connections/service.js';
 import { ConfigError, LiveKitUnavailableError } from './core/errors.js';
 import type { Log } from './core/log.js';
 import type { Metrics } from './core/metrics.js';
+import { MemoryMetadataCache } from './core/oauth/ports.js';
 import type { LiveKitGateway, Store } from './core/ports.js';
 import {
   createDispatchSealer,
@@ -27,6 +30,8 @@ export interface Services {
   sealer: DispatchSealer;
   secretBox: SecretBox;
   verifier: JwtVerifier;
+  /** Per-user MCP credentials and the OAuth client (docs/api.md §8). */
+  connections: ConnectionService;
   resolveHost: HostResolver;
   clock: () => Date;
   log: Log;
@@ -65,9 +70,12 @@ export function createServices(config: Config, log: Log, overrides: ServiceOverr
   const client = overrides.dynamo ?? createDynamoClient({ endpoint: config.dynamodbEndpoint });
   const metrics =
     overrides.metrics ?? createEmfMetrics({ service: overrides.service ?? 'livekit-mcp-dispatch' });
+  const store = new DynamoStore({ client, tableName: config.tableName });
+  const resolveHost = overrides.resolveHost ?? dnsResolveHost;
+  const secretBox = createSecretBox(config.storageKeys);
   return {
     config,
-    store: new DynamoStore({ client, tableName: config.tableName }),
+    store,
     livekit: countingFailures(
       createLiveKitGateway({
         httpUrl: config.livekit.httpUrl,
@@ -78,17 +86,48 @@ export function createServices(config: Config, log: Log, overrides: ServiceOverr
       config.livekit.wsUrl,
     ),
     sealer: config.dispatchKeys.keys.size > 0 ? createDispatchSealer(config.dispatchKeys) : noDispatchKeys,
-    secretBox: createSecretBox(config.storageKeys),
+    secretBox,
     verifier: createJwtVerifier({
       ...(overrides.getKey ? { getKey: overrides.getKey } : { jwksUrl: config.auth.jwksUrl }),
       issuer: config.auth.issuer,
       audience: config.auth.audience,
       tenantClaim: config.auth.tenantClaim,
     }),
-    resolveHost: overrides.resolveHost ?? dnsResolveHost,
+    connections: createConnectionService({
+      store: Object.assign(Object.create(store.connections) as typeof store.connections, {
+        getTenant: (id: string) => store.getTenant(id),
+        getUser: (id: string) => store.getUser(id),
+        putAudit: (r: Parameters<Store['putAudit']>[0]) => store.putAudit(r),
+      }),
+      secretBox,
+      fetch: createSafeFetch({
+        allowedPorts: config.mcpAllowedPorts,
+        allowInsecure: config.allowInsecureMcpUrls,
+        resolve: resolveHost,
+      }),
+      clock: Date.now,
+      log,
+      // The same object: `npm start` on port 0 fills in the base URL once it listens.
+      config: connectionConfig(config),
+      clientKeys: config.oauthClientKeys,
+      discoveryCache: new MemoryMetadataCache(),
+    }),
+    resolveHost,
     clock: () => new Date(),
     log,
     metrics,
+  };
+}
+
+/** The connection service's view of the config, reading through to it (so later changes show). */
+function connectionConfig(config: Config) {
+  return {
+    get publicBaseUrl() {
+      return config.publicBaseUrl;
+    },
+    oauthStateTtlSeconds: config.oauthStateTtlSeconds,
+    mcpTokenMinTtlSeconds: config.mcpTokenMinTtlSeconds,
+    allowInsecureMcpUrls: config.allowInsecureMcpUrls,
   };
 }
 

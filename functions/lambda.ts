@@ -8,7 +8,10 @@ import { createServices, type Services } from './compose.js';
  * one message listing every problem. Never generates keys.
  */
 export async function lambdaServices(service: 'session' | 'webhook' | 'admin'): Promise<Services> {
-  const config = await loadLambdaConfig(process.env, { dispatchKeys: service !== 'admin' });
+  const config = await loadLambdaConfig(process.env, {
+    dispatchKeys: service !== 'admin',
+    oauthClientKeys: service === 'session',
+  });
   const name = `livekit-mcp-dispatch-${service}`;
   return createServices(config, createLog({ service: name, level: config.logLevel }), { service: name });
 }

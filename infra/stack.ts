@@ -71,6 +71,8 @@ export interface LiveKitMcpDispatchStackProps extends StackProps {
   readonly sessionDispatchMode: 'api' | 'token';
   /** `WEBHOOK_ROOM_PREFIX`. */
   readonly webhookRoomPrefix: string;
+  /** `PUBLIC_BASE_URL` (a custom domain); the HTTP API's endpoint when omitted. */
+  readonly publicBaseUrl?: string;
   /** `CORS_ORIGINS`, and the HTTP API's CORS configuration (none when empty). */
   readonly corsOrigins: readonly string[];
   /** Optional tuning passed through as environment (`SESSION_TOKEN_TTL_SECONDS` …); unset means the function default. */
@@ -103,6 +105,7 @@ export interface LiveKitMcpDispatchStackProps extends StackProps {
     readonly livekitCredentialsArn?: string;
     readonly dispatchKeysArn?: string;
     readonly storageKeysArn?: string;
+    readonly oauthClientKeysArn?: string;
   };
 }
 
@@ -174,6 +177,7 @@ export class LiveKitMcpDispatchStack extends Stack {
     readonly livekitCredentials: ISecret;
     readonly dispatchKeys: ISecret;
     readonly storageKeys: ISecret;
+    readonly oauthClientKeys: ISecret;
   };
   readonly workerPolicy: ManagedPolicy;
 
@@ -235,6 +239,14 @@ export class LiveKitMcpDispatchStack extends Stack {
         removalPolicy: RemovalPolicy.RETAIN,
         noRotationReason: NO_ROTATION_KEYRING,
       }),
+      // The OAuth client's identity at authorization servers (private_key_jwt, CIMD/DCR jwks).
+      oauthClientKeys: secret('OAuthClientKeys', props.existingSecrets?.oauthClientKeysArn, {
+        seed: 'oauth-client-keys',
+        description:
+          'OAUTH_CLIENT_KEYS ES256 keyring: signs private_key_jwt client assertions; read by the session function only',
+        removalPolicy: RemovalPolicy.RETAIN,
+        noRotationReason: NO_ROTATION_KEYRING,
+      }),
     };
 
     const environment = plainEnvironment(props);
@@ -261,7 +273,8 @@ export class LiveKitMcpDispatchStack extends Stack {
       .bindTable(this.table, 'readWrite')
       .bindSecret('LIVEKIT_CREDENTIALS_SECRET_ARN', this.secrets.livekitCredentials)
       .bindSecret('DISPATCH_KEYS_SECRET_ARN', this.secrets.dispatchKeys)
-      .bindSecret('STORAGE_KEYS_SECRET_ARN', this.secrets.storageKeys);
+      .bindSecret('STORAGE_KEYS_SECRET_ARN', this.secrets.storageKeys)
+      .bindSecret('OAUTH_CLIENT_KEYS_SECRET_ARN', this.secrets.oauthClientKeys);
     const webhook = make(
       'webhook',
       'POST /v1/livekit/webhook: dispatch on participant_joined, end sessions on room_finished',
@@ -289,6 +302,9 @@ export class LiveKitMcpDispatchStack extends Stack {
     });
 
     ({ api: this.api, stage: this.stage } = this.httpApi(props));
+    // The OAuth callback and client metadata URLs are built from it (docs/api.md §8): the API's own
+    // https endpoint unless a custom domain is given.
+    session.function.addEnvironment('PUBLIC_BASE_URL', props.publicBaseUrl ?? this.api.apiEndpoint);
     this.alarms(props);
 
     new CfnOutput(this, 'ApiUrl', {

@@ -12,6 +12,8 @@ const SECRET_ARNS = [
 /** Which secrets a function reads; the admin function never sees the dispatch keyring. */
 export interface SecretNeeds {
   dispatchKeys: boolean;
+  /** The session function signs OAuth client assertions (`OAUTH_CLIENT_KEYS_SECRET_ARN`, docs/api.md §8). */
+  oauthClientKeys?: boolean;
 }
 
 /**
@@ -32,12 +34,15 @@ export async function loadLambdaConfig(
   }),
 ): Promise<Config> {
   const problems: string[] = [];
-  for (const name of ['LIVEKIT_API_SECRET', 'DISPATCH_KEYS', 'STORAGE_KEYS']) {
+  for (const name of ['LIVEKIT_API_SECRET', 'DISPATCH_KEYS', 'STORAGE_KEYS', 'OAUTH_CLIENT_KEYS']) {
     if (env[name]) problems.push(`${name} must come from Secrets Manager, not the environment`);
   }
   for (const name of SECRET_ARNS) {
     if (name === 'DISPATCH_KEYS_SECRET_ARN' && !needs.dispatchKeys) continue;
     if (!env[name]) problems.push(`${name} is required`);
+  }
+  if (needs.oauthClientKeys && !env.OAUTH_CLIENT_KEYS_SECRET_ARN) {
+    problems.push('OAUTH_CLIENT_KEYS_SECRET_ARN is required');
   }
   if (problems.length > 0) throw new ConfigError([...problems, ...plainSettingProblems(env)]);
 
@@ -52,10 +57,11 @@ export async function loadLambdaConfig(
       return undefined;
     }
   };
-  const [livekit, dispatch, storage] = await Promise.all([
+  const [livekit, dispatch, storage, clientKeys] = await Promise.all([
     read(env.LIVEKIT_CREDENTIALS_SECRET_ARN, 'LIVEKIT_CREDENTIALS_SECRET_ARN'),
     needs.dispatchKeys ? read(env.DISPATCH_KEYS_SECRET_ARN, 'DISPATCH_KEYS_SECRET_ARN') : undefined,
     read(env.STORAGE_KEYS_SECRET_ARN, 'STORAGE_KEYS_SECRET_ARN'),
+    needs.oauthClientKeys ? read(env.OAUTH_CLIENT_KEYS_SECRET_ARN, 'OAUTH_CLIENT_KEYS_SECRET_ARN') : undefined,
   ]);
   let creds: { api_key?: unknown; api_secret?: unknown } = {};
   if (livekit !== undefined) {
@@ -76,6 +82,7 @@ export async function loadLambdaConfig(
       LIVEKIT_API_SECRET: creds.api_secret as string,
       DISPATCH_KEYS: dispatch,
       STORAGE_KEYS: storage,
+      OAUTH_CLIENT_KEYS: clientKeys,
     },
     'lambda',
     { needsDispatchKeys: needs.dispatchKeys },

@@ -10,6 +10,7 @@ import {
 } from 'zod/mini';
 import { ConfigError } from './errors.js';
 import { type Keyring, parseKeyring, sharedKeyMaterial } from './keyring.js';
+import { type ClientKeyring, parseClientKeyring } from './oauth/client-keys.js';
 
 /** The raw environment as strings (process.env, or env merged with Secrets Manager values). */
 export type RawEnv = Record<string, string | undefined>;
@@ -89,6 +90,10 @@ const envSchema = object({
   MCP_ALLOWED_PORTS: optional(listFrom),
   ALLOW_INSECURE_MCP_URLS: optional(boolFrom),
   CORS_ORIGINS: optional(listFrom),
+  PUBLIC_BASE_URL: optional(urlWithSchemes(['http:', 'https:'])),
+  OAUTH_STATE_TTL_SECONDS: optional(intFrom(60, 3600)),
+  MCP_TOKEN_MIN_TTL_SECONDS: optional(intFrom(0, 3600)),
+  OAUTH_CLIENT_KEYS: optional(string()),
   LOG_LEVEL: optional(enumOf(['DEBUG', 'INFO', 'WARN', 'ERROR', 'debug', 'info', 'warn', 'error'])),
 });
 
@@ -113,6 +118,12 @@ export interface Config {
   mcpAllowedPorts: number[];
   allowInsecureMcpUrls: boolean;
   corsOrigins: string[];
+  /** The API's public base URL: OAuth callback, client metadata document (docs/api.md §8). */
+  publicBaseUrl: string;
+  oauthStateTtlSeconds: number;
+  mcpTokenMinTtlSeconds: number;
+  /** `OAUTH_CLIENT_KEYS`: signs `private_key_jwt` assertions; undefined where not given. */
+  oauthClientKeys: ClientKeyring | undefined;
   logLevel: string;
 }
 
@@ -181,6 +192,18 @@ export function loadConfig(
     problems.push('LIVEKIT_API_KEY must not be empty');
   }
 
+  let oauthClientKeys: ClientKeyring | undefined;
+  if (blanked.OAUTH_CLIENT_KEYS !== undefined) {
+    try {
+      oauthClientKeys = parseClientKeyring(blanked.OAUTH_CLIENT_KEYS);
+    } catch (error) {
+      problems.push(...(error instanceof ConfigError ? error.problems : ['OAUTH_CLIENT_KEYS is invalid']));
+    }
+  }
+  if (runtime === 'lambda' && parsed.PUBLIC_BASE_URL !== undefined && !parsed.PUBLIC_BASE_URL.startsWith('https://')) {
+    problems.push('PUBLIC_BASE_URL must use https: in AWS');
+  }
+
   if (problems.length > 0) throw new ConfigError(problems);
   const p = parsed as ParsedEnv;
   const lk = new URL(p.LIVEKIT_URL);
@@ -215,6 +238,10 @@ export function loadConfig(
     mcpAllowedPorts: ports,
     allowInsecureMcpUrls: p.ALLOW_INSECURE_MCP_URLS ?? false,
     corsOrigins: p.CORS_ORIGINS ?? [],
+    publicBaseUrl: (p.PUBLIC_BASE_URL ?? `http://localhost:${p.PORT ?? 8787}`).replace(/\/+$/, ''),
+    oauthStateTtlSeconds: p.OAUTH_STATE_TTL_SECONDS ?? 600,
+    mcpTokenMinTtlSeconds: p.MCP_TOKEN_MIN_TTL_SECONDS ?? 300,
+    oauthClientKeys,
     logLevel: (p.LOG_LEVEL ?? 'INFO').toUpperCase(),
   };
 }

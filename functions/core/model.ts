@@ -44,6 +44,10 @@ export interface TenantRecord {
   status: TenantStatus;
   webhook_dispatch: boolean;
   sip_trunk_ids: string[];
+  /** The catalog of further MCP servers (docs/api.md §6), at most 7. */
+  mcp_servers?: CatalogServer[];
+  /** The exact URLs an app may name as `return_to` (docs/api.md §8). */
+  oauth_return_urls?: string[];
   version: number;
   created_at: string;
   updated_at: string;

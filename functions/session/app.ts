@@ -13,6 +13,7 @@ import {
   string,
 } from 'zod/mini';
 import type { Config } from '../core/config.js';
+import type { ConnectionService } from '../core/connections/service.js';
 import { createDispatcher } from '../core/dispatcher.js';
 import { DomainError, ValidationError } from '../core/errors.js';
 import { type Log, silentLog } from '../core/log.js';
@@ -27,6 +28,7 @@ import { withProblemHandling } from '../http/problem.js';
 import { requestContext } from '../http/request-context.js';
 import type { SessionResponse } from '../http/responses.js';
 import { readJson, validate } from '../http/validate.js';
+import { mountConnectionRoutes } from './connections.js';
 
 /** Everything the session function is composed from. */
 export interface SessionAppDeps {
@@ -58,6 +60,8 @@ export interface SessionAppDeps {
   metrics?: Metrics;
   /** Random bytes for room names; the platform CSPRNG when omitted. */
   random?: (n: number) => Uint8Array;
+  /** Per-user MCP credentials (docs/api.md §8); without it the connection routes are not served. */
+  connections?: ConnectionService;
 }
 
 /** Largest request body (docs/api.md §7). */
@@ -213,6 +217,17 @@ export function createSessionApp(deps: SessionAppDeps) {
       201,
     );
   });
+
+  if (deps.connections !== undefined) {
+    app.use('/v1/connections', requestContext());
+    app.use('/v1/connections/*', requestContext());
+    app.use('/v1/oauth/*', requestContext());
+    mountConnectionRoutes(app, {
+      connections: deps.connections,
+      verifier: deps.verifier,
+      corsOrigins: config.corsOrigins,
+    });
+  }
 
   return methodNotAllowed(app, 'session');
 }

@@ -100,8 +100,12 @@ export class Leases {
    * nothing (docs/api.md §4: refusals write nothing).
    * @returns true if admitted, false if the window is full.
    */
-  async hitRate(tenantId: string, userId: string, limitPerMinute: number): Promise<boolean> {
-    const key = keys.rateWindow(tenantId, userId);
+  async hitRate(
+    tenantId: string,
+    userId: string,
+    limitPerMinute: number,
+    key: { pk: string; sk: string } = keys.rateWindow(tenantId, userId),
+  ): Promise<boolean> {
     for (let attempt = 0; attempt < RATE_MAX_ATTEMPTS; attempt++) {
       const now = this.clock();
       const item = await this.table.get(key);

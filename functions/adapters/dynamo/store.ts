@@ -4,6 +4,7 @@ import type { ClaimAttempt, ClaimOptions, ClaimRef, Page, PageRequest, Store } f
 import { Audit } from './audit.js';
 import { type Claim, ExpiringClaims } from './claims.js';
 import { TableClient } from './client.js';
+import { Connections } from './connections.js';
 import { Leases } from './leases.js';
 import { Sessions } from './sessions.js';
 import { Tenants } from './tenants.js';
@@ -50,6 +51,8 @@ export class DynamoStore implements Store {
   private readonly leases: Leases;
   private readonly sessions: Sessions;
   private readonly audit: Audit;
+  /** Connections, pending authorizations, results and OAuth clients (docs/api.md §8). */
+  readonly connections: Connections;
 
   constructor(options: DynamoStoreOptions) {
     const table = new TableClient(options.client, options.tableName);
@@ -68,6 +71,7 @@ export class DynamoStore implements Store {
     this.leases = new Leases(table, clock);
     this.sessions = new Sessions(table, clock, options.sessionRetentionSeconds ?? 90 * 24 * 3600);
     this.audit = new Audit(table);
+    this.connections = new Connections(table, this.leases, clock);
   }
 
   getTenant(tenantId: string): Promise<TenantRecord | undefined> {

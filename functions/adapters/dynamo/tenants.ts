@@ -1,4 +1,4 @@
-import type { TenantRecord } from '../../core/model.js';
+import type { CatalogServer, TenantRecord } from '../../core/model.js';
 import { type Page, type PageRequest, StoreConflict } from '../../core/ports.js';
 import { keys, tableSchema } from '../schema.js';
 import type { Item, TableClient } from './client.js';
@@ -31,6 +31,9 @@ export function tenantFromItem(item: Item): TenantRecord {
     status: f.oneOf('status', ['active', 'suspended', 'deleting']),
     webhook_dispatch: f.boolean('webhook_dispatch'),
     sip_trunk_ids: f.strings('sip_trunk_ids'),
+    // The catalog and return URLs as stored (the admin input checks them; docs/api.md §6).
+    ...defined('mcp_servers', Array.isArray(item.mcp_servers) ? (item.mcp_servers as CatalogServer[]) : undefined),
+    ...defined('oauth_return_urls', item.oauth_return_urls === undefined ? undefined : f.strings('oauth_return_urls')),
     version: f.number('version'),
     created_at: f.string('created_at'),
     updated_at: f.string('updated_at'),
