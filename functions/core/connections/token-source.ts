@@ -137,8 +137,11 @@ export function createTokenSource(deps: ConnectionDeps): OAuthTokenSource & {
         : { status: 'ready', token: await open(c, 'token', c.token_sealed) };
     }
     const rejected = input.force === true ? c.token_fingerprint : undefined;
-    const usable = async (r: ConnectionRecord) =>
-      rejected !== undefined && r.token_fingerprint === rejected ? undefined : stored(r, 'fresh');
+    // `need`: 'fresh' for the token we were handed; 'unexpired' for one another holder just
+    // stored (it is as new as a refresh gets, even when the AS issues shorter-lived tokens than
+    // MCP_TOKEN_MIN_TTL_SECONDS; refreshing again would only repeat the refresh).
+    const usable = async (r: ConnectionRecord, need: 'fresh' | 'unexpired' = 'fresh') =>
+      rejected !== undefined && r.token_fingerprint === rejected ? undefined : stored(r, need);
     const first = await usable(c);
     if (first !== undefined) return first;
     if (c.refresh_token_sealed === undefined) return (await stored(c, 'unexpired')) ?? verdict(server, c) ?? unavailable;
@@ -159,7 +162,7 @@ export function createTokenSource(deps: ConnectionDeps): OAuthTokenSource & {
       const after = verdict(server, current);
       if (after !== undefined || current === undefined) return after ?? { status: 'not_connected' };
       if (current.rt_version !== c.rt_version) {
-        const fresh = await usable(current);
+        const fresh = await usable(current, 'unexpired');
         if (fresh !== undefined) return fresh;
       }
       c = current;
