@@ -55,7 +55,8 @@ const SECRET_ARN = /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+-[
  * `sessionTokenTtlSeconds`, `sessionRateLimitPerMinute`, `metadataTtlSeconds`, `mcpAllowedPorts`,
  * `logLevel`, `secretsRevision`, `stackName` (read in app.ts), `{sessions,webhook,admin}{RateLimit,BurstLimit}`, `{session,webhook,admin}{MemoryMb,TimeoutSeconds}`,
  * `webhookReservedConcurrency`, `logRetentionDays`, `alarmTopicArn`, `functionsDir`,
- * `livekitCredentialsSecretArn`, `dispatchKeysSecretArn`, `storageKeysSecretArn`.
+ * `livekitCredentialsSecretArn`, `dispatchKeysSecretArn`, `storageKeysSecretArn`,
+ * `oauthClientKeysSecretArn`.
  */
 export function stackPropsFromContext(get: ContextGetter): LiveKitMcpDispatchStackProps {
   const problems: string[] = [];
@@ -211,6 +212,11 @@ export function stackPropsFromContext(get: ContextGetter): LiveKitMcpDispatchSta
       ),
       dispatchKeysArn: arn('dispatchKeysSecretArn', SECRET_ARN, 'a complete Secrets Manager secret ARN'),
       storageKeysArn: arn('storageKeysSecretArn', SECRET_ARN, 'a complete Secrets Manager secret ARN'),
+      oauthClientKeysArn: arn(
+        'oauthClientKeysSecretArn',
+        SECRET_ARN,
+        'a complete Secrets Manager secret ARN',
+      ),
     },
   };
   // Only once the context itself is sound, so one problem is not reported twice in two wordings.

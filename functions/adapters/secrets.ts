@@ -61,7 +61,9 @@ export async function loadLambdaConfig(
     read(env.LIVEKIT_CREDENTIALS_SECRET_ARN, 'LIVEKIT_CREDENTIALS_SECRET_ARN'),
     needs.dispatchKeys ? read(env.DISPATCH_KEYS_SECRET_ARN, 'DISPATCH_KEYS_SECRET_ARN') : undefined,
     read(env.STORAGE_KEYS_SECRET_ARN, 'STORAGE_KEYS_SECRET_ARN'),
-    needs.oauthClientKeys ? read(env.OAUTH_CLIENT_KEYS_SECRET_ARN, 'OAUTH_CLIENT_KEYS_SECRET_ARN') : undefined,
+    needs.oauthClientKeys
+      ? read(env.OAUTH_CLIENT_KEYS_SECRET_ARN, 'OAUTH_CLIENT_KEYS_SECRET_ARN')
+      : undefined,
   ]);
   let creds: { api_key?: unknown; api_secret?: unknown } = {};
   if (livekit !== undefined) {

@@ -200,7 +200,11 @@ export function loadConfig(
       problems.push(...(error instanceof ConfigError ? error.problems : ['OAUTH_CLIENT_KEYS is invalid']));
     }
   }
-  if (runtime === 'lambda' && parsed.PUBLIC_BASE_URL !== undefined && !parsed.PUBLIC_BASE_URL.startsWith('https://')) {
+  if (
+    runtime === 'lambda' &&
+    parsed.PUBLIC_BASE_URL !== undefined &&
+    !parsed.PUBLIC_BASE_URL.startsWith('https://')
+  ) {
     problems.push('PUBLIC_BASE_URL must use https: in AWS');
   }
 

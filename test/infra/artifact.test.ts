@@ -9,6 +9,7 @@ import { Template } from 'aws-cdk-lib/assertions';
 import { compactDecrypt, decodeProtectedHeader, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateKeyringJson } from '../../functions/core/keyring.js';
+import { generateClientKeyring } from '../../functions/core/oauth/client-keys.js';
 import { stackPropsFromContext } from '../../infra/context.js';
 import { type FunctionName, LiveKitMcpDispatchStack } from '../../infra/stack.js';
 import { functionNames } from '../../scripts/esbuild-options.js';
@@ -263,6 +264,7 @@ function stackEnvironments(refs: {
     for (const [k, v] of Object.entries(resources[id]!.Properties.Environment.Variables)) {
       if (typeof v === 'string') env[k] = v;
       else if (k === 'TABLE_NAME') env[k] = refs.tableName;
+      else if (k === 'PUBLIC_BASE_URL') env[k] = 'https://api.example.com';
       else if (refs.secretArns[k] !== undefined) env[k] = refs.secretArns[k];
       else throw new Error(`${name}: no test value for the stack's ${k} (${JSON.stringify(v)})`);
     }
@@ -365,6 +367,10 @@ beforeAll(async () => {
     ),
     DISPATCH_KEYS_SECRET_ARN: secrets.put('DispatchKeys', JSON.stringify(DISPATCH_KEYS)),
     STORAGE_KEYS_SECRET_ARN: secrets.put('StorageKeys', JSON.stringify(STORAGE_KEYS)),
+    OAUTH_CLIENT_KEYS_SECRET_ARN: secrets.put(
+      'OAuthClientKeys',
+      JSON.stringify(await generateClientKeyring('k-artifact')),
+    ),
   };
   await built;
   envs = stackEnvironments({ tableName: db.tableName, secretArns, livekitUrl: livekit.url, jwks });

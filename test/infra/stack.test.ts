@@ -7,6 +7,7 @@ import { AwsSolutionsChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tableSchema } from '../../functions/adapters/schema.js';
+import { gatewayRoutes } from '../../functions/http/routes.js';
 import { stackPropsFromContext } from '../../infra/context.js';
 import { TABLE_READ, TABLE_WRITE } from '../../infra/house-function.js';
 import { type FunctionName, LiveKitMcpDispatchStack, routeKeys } from '../../infra/stack.js';
@@ -57,7 +58,8 @@ const id = (construct: IConstruct) => stack.getLogicalId(construct.node.defaultC
 const ref = (construct: IConstruct) => ({ Ref: id(construct) });
 const tableArn = () => ({ 'Fn::GetAtt': [id(stack.table), 'Arn'] });
 const indexArns = () => ({ 'Fn::Join': ['', [tableArn(), '/index/*']] });
-const secretId = (name: 'livekitCredentials' | 'dispatchKeys' | 'storageKeys') =>
+type SecretName = 'livekitCredentials' | 'dispatchKeys' | 'storageKeys' | 'oauthClientKeys';
+const secretId = (name: SecretName) =>
   stack.getLogicalId(stack.secrets[name].node.defaultChild as CfnElement);
 
 /** Every (action, resource) pair a policy document allows, as comparable strings. */
@@ -186,6 +188,9 @@ describe('LiveKitMcpDispatchStack functions', () => {
       ...plain,
       POWERTOOLS_SERVICE_NAME: 'livekit-mcp-dispatch-session',
       DISPATCH_KEYS_SECRET_ARN: { Ref: secretId('dispatchKeys') },
+      // The OAuth client's keys and its public base URL (the API's own endpoint): session only.
+      OAUTH_CLIENT_KEYS_SECRET_ARN: { Ref: secretId('oauthClientKeys') },
+      PUBLIC_BASE_URL: { 'Fn::GetAtt': [id(stack.api), 'ApiEndpoint'] },
     });
     expect(env('webhook')).toEqual({
       ...plain,
@@ -213,7 +218,7 @@ describe('LiveKitMcpDispatchStack grants', () => {
   const items = [...TABLE_READ, ...TABLE_WRITE];
   const tableGrants = () =>
     items.flatMap((a) => [`${a} ${JSON.stringify(tableArn())}`, `${a} ${JSON.stringify(indexArns())}`]);
-  const secretRead = (name: 'livekitCredentials' | 'dispatchKeys' | 'storageKeys') =>
+  const secretRead = (name: SecretName) =>
     ['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'].map(
       (a) => `${a} ${JSON.stringify({ Ref: secretId(name) })}`,
     );
@@ -223,7 +228,7 @@ describe('LiveKitMcpDispatchStack grants', () => {
     );
 
   it.each(['session', 'webhook'] as const)(
-    '%s: its logs, table items, LiveKit secret and both keyrings',
+    '%s: its logs, table items, LiveKit secret and both keyrings (session: the OAuth client keys too)',
     (name) => {
       // Assess
       expect(roleGrants(name)).toEqual(
@@ -233,6 +238,7 @@ describe('LiveKitMcpDispatchStack grants', () => {
           ...secretRead('livekitCredentials'),
           ...secretRead('dispatchKeys'),
           ...secretRead('storageKeys'),
+          ...(name === 'session' ? secretRead('oauthClientKeys') : []),
         ].sort(),
       );
     },
@@ -318,7 +324,7 @@ describe('LiveKitMcpDispatchStack grants', () => {
     const allowed = grants(resources[stack.getLogicalId(policy)]!.Properties!.PolicyDocument as never);
 
     // Assess
-    const write = (name: 'livekitCredentials' | 'dispatchKeys' | 'storageKeys') =>
+    const write = (name: SecretName) =>
       ['secretsmanager:DescribeSecret', 'secretsmanager:PutSecretValue'].map(
         (a) => `${a} ${JSON.stringify({ Ref: secretId(name) })}`,
       );
@@ -331,6 +337,7 @@ describe('LiveKitMcpDispatchStack grants', () => {
         ...write('livekitCredentials'),
         ...write('dispatchKeys'),
         ...write('storageKeys'),
+        ...write('oauthClientKeys'),
       ].sort(),
     );
   });
@@ -346,7 +353,7 @@ describe('LiveKitMcpDispatchStack grants', () => {
 describe('LiveKitMcpDispatchStack secrets', () => {
   it('creates the LiveKit credentials and both keyrings without a value in the template, seeded once', () => {
     // Assess
-    template.resourceCountIs('AWS::SecretsManager::Secret', 3);
+    template.resourceCountIs('AWS::SecretsManager::Secret', 4);
     for (const r of Object.values(resources).filter((r) => r.Type === 'AWS::SecretsManager::Secret')) {
       expect(r.Properties).not.toHaveProperty('SecretString');
       expect(r.Properties).not.toHaveProperty('GenerateSecretString');
@@ -359,15 +366,17 @@ describe('LiveKitMcpDispatchStack secrets', () => {
         [secretId('livekitCredentials'), 'livekit-credentials'],
         [secretId('dispatchKeys'), 'keyring'],
         [secretId('storageKeys'), 'keyring'],
+        [secretId('oauthClientKeys'), 'oauth-client-keys'],
       ].sort(),
     );
   });
 
   it('retains the storage keyring like the table', () => {
     // Assess
-    const policyOf = (name: 'livekitCredentials' | 'dispatchKeys' | 'storageKeys') =>
+    const policyOf = (name: SecretName) =>
       (resources[secretId(name)] as { DeletionPolicy?: string }).DeletionPolicy;
     expect(policyOf('storageKeys')).toBe('Retain');
+    expect(policyOf('oauthClientKeys')).toBe('Retain');
     expect(policyOf('dispatchKeys')).toBe('Delete');
     expect(policyOf('livekitCredentials')).toBe('Delete');
   });
@@ -380,7 +389,7 @@ describe('LiveKitMcpDispatchStack HTTP API', () => {
       unknown
     >;
 
-  it('has exactly the four routes, each on its function', () => {
+  it('has exactly the routes of the route list, each on its function', () => {
     // Prepare
     const integrations = Object.fromEntries(
       Object.entries(resources)
@@ -414,6 +423,10 @@ describe('LiveKitMcpDispatchStack HTTP API', () => {
         ['ANY /v1/sessions', fn('session')],
         ['ANY /v1/livekit/webhook', fn('webhook')],
         ['ANY /openapi.json', fn('admin')],
+        // docs/api.md §8: the connection routes, each with its `ANY` twin.
+        ...gatewayRoutes()
+          .filter((r) => r.path.includes('connections') || r.path.includes('oauth'))
+          .map((r) => [r.key, fn(r.fn)]),
       ].sort(),
     );
     for (const integration of Object.values(integrations)) {
@@ -565,9 +578,9 @@ describe('LiveKitMcpDispatchStack cdk-nag', () => {
       expect(a.path).not.toBe(stack.node.path);
       expect(a.path).not.toBe(app.node.path);
     }
-    // One per API Gateway route: the four of old plus `ANY` on each non-admin path (405s).
-    expect(acks.filter((a) => a.id === 'AwsSolutions-APIG4')).toHaveLength(7);
-    expect(acks.filter((a) => a.id === 'AwsSolutions-SMG4')).toHaveLength(3);
+    // One per API Gateway route: every route of the list plus `ANY` on each non-admin path (405s).
+    expect(acks.filter((a) => a.id === 'AwsSolutions-APIG4')).toHaveLength(gatewayRoutes().length);
+    expect(acks.filter((a) => a.id === 'AwsSolutions-SMG4')).toHaveLength(4);
     expect(acks.filter((a) => a.id === 'AwsSolutions-L1')).toHaveLength(4);
   });
 

@@ -2,17 +2,23 @@ import type { Browser } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { ConnectionStore } from '../../functions/core/connections/ports.js';
 import type { CatalogServer, TenantRecord } from '../../functions/core/model.js';
-import { type RunningAuthorizationServer, startAuthorizationServer } from '../support/oauth/authorization-server.js';
+import { seedUser, uid } from '../support/fixtures.js';
+import { type Answer, type LocalStack, startLocalStack } from '../support/local-stack.js';
+import { type RunningMcpServer, startMcpServer } from '../support/mcp-server.js';
+import {
+  type RunningAuthorizationServer,
+  startAuthorizationServer,
+} from '../support/oauth/authorization-server.js';
 import {
   type CallbackCatcher,
   consentInBrowser,
   launchBrowser,
   startCallbackCatcher,
 } from '../support/oauth/browser.js';
-import { type RunningProtectedMcpServer, startProtectedMcpServer } from '../support/oauth/protected-mcp-server.js';
-import { type RunningMcpServer, startMcpServer } from '../support/mcp-server.js';
-import { type Answer, type LocalStack, startLocalStack } from '../support/local-stack.js';
-import { seedUser, uid } from '../support/fixtures.js';
+import {
+  type RunningProtectedMcpServer,
+  startProtectedMcpServer,
+} from '../support/oauth/protected-mcp-server.js';
 import { heldLogLines } from '../support/quiet-logs.js';
 
 // Real parts: `npm start`'s server (dynalite, dev issuer, the session app), oidc-provider, a real
@@ -90,7 +96,9 @@ async function freshState(who: string): Promise<string> {
 }
 
 async function callback(query: Record<string, string>): Promise<Answer & { location: URL | undefined }> {
-  const res = await fetch(`${stack.base}/v1/oauth/callback?${new URLSearchParams(query)}`, { redirect: 'manual' });
+  const res = await fetch(`${stack.base}/v1/oauth/callback?${new URLSearchParams(query)}`, {
+    redirect: 'manual',
+  });
   const text = await res.text();
   const location = res.headers.get('location') ?? undefined;
   seen.push(text, location ?? '');
@@ -223,13 +231,17 @@ async function bobUser() {
   return userOf('bob');
 }
 async function userOf(who: string) {
-  const payload = JSON.parse(Buffer.from((tokens[who] as string).split('.')[1] as string, 'base64url').toString());
+  const payload = JSON.parse(
+    Buffer.from((tokens[who] as string).split('.')[1] as string, 'base64url').toString(),
+  );
   return { user_id: payload.sub as string };
 }
 
 describe('connections: hostile callbacks and inputs', () => {
   it('return_to not in oauth_return_urls: 422, nothing started', async () => {
-    const r = await call('POST', '/v1/connections/notes/authorize', 'alice', { return_to: 'https://evil.example/cb' });
+    const r = await call('POST', '/v1/connections/notes/authorize', 'alice', {
+      return_to: 'https://evil.example/cb',
+    });
     expect(r.status).toBe(422);
     expect(r.json.code).toBe('return_to_not_allowed');
   });
@@ -278,7 +290,9 @@ describe('connections: hostile callbacks and inputs', () => {
     expect(r.location?.searchParams.get('error')).toBe('state_expired');
 
     // A real consent, then the same callback URL again (code and state reused).
-    const started = await call('POST', '/v1/connections/notes/authorize', 'alice', { return_to: returnTo.url });
+    const started = await call('POST', '/v1/connections/notes/authorize', 'alice', {
+      return_to: returnTo.url,
+    });
     const query = await consentInBrowser(browser, started.json.authorization_url, returnTo);
     expect(query.get('result')).toBeTruthy();
     const state = new URL(started.json.authorization_url).searchParams.get('state') as string;

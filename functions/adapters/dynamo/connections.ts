@@ -36,13 +36,19 @@ export function connectionFromItem(item: Item): ConnectionRecord {
     ...defined('issuer', f.optionalString('issuer')),
     ...defined('client_id', f.optionalString('client_id')),
     ...defined('scopes', item.scopes === undefined ? undefined : f.strings('scopes')),
-    ...defined('required_scopes', item.required_scopes === undefined ? undefined : f.strings('required_scopes')),
+    ...defined(
+      'required_scopes',
+      item.required_scopes === undefined ? undefined : f.strings('required_scopes'),
+    ),
     ...defined('token_sealed', f.optionalString('token_sealed')),
     ...defined('token_fingerprint', f.optionalString('token_fingerprint')),
     ...defined('access_expires_at', f.optionalNumber('access_expires_at')),
     ...defined('refresh_token_sealed', f.optionalString('refresh_token_sealed')),
     rt_version: f.number('rt_version'),
-    ...defined('refresh_lock', lf === undefined ? undefined : { owner: lf.string('owner'), until: lf.number('until') }),
+    ...defined(
+      'refresh_lock',
+      lf === undefined ? undefined : { owner: lf.string('owner'), until: lf.number('until') },
+    ),
     ...defined('connected_at', f.optionalString('connected_at')),
     ...defined('refreshed_at', f.optionalString('refreshed_at')),
     ...defined('last_error', f.optionalString('last_error')),
@@ -181,7 +187,9 @@ export class Connections implements ConnectionStore {
             ['status', 'needs_reauth'],
             ['reason', reason],
             ['updated_at', options.now],
-            ...(options.lastError === undefined ? [] : ([['last_error', options.lastError]] as [string, unknown][])),
+            ...(options.lastError === undefined
+              ? []
+              : ([['last_error', options.lastError]] as [string, unknown][])),
           ],
           add: [['version', 1]],
           remove: ['refresh_lock'],
@@ -283,5 +291,9 @@ export class Connections implements ConnectionStore {
 
 function pointerFromItem(item: Item): PendingPointer {
   const f = fields(item, 'pending pointer');
-  return { server: f.string('server'), state_hash: f.string('state_hash'), expires_at: f.number('expires_at') };
+  return {
+    server: f.string('server'),
+    state_hash: f.string('state_hash'),
+    expires_at: f.number('expires_at'),
+  };
 }

@@ -32,8 +32,14 @@ export function tenantFromItem(item: Item): TenantRecord {
     webhook_dispatch: f.boolean('webhook_dispatch'),
     sip_trunk_ids: f.strings('sip_trunk_ids'),
     // The catalog and return URLs as stored (the admin input checks them; docs/api.md §6).
-    ...defined('mcp_servers', Array.isArray(item.mcp_servers) ? (item.mcp_servers as CatalogServer[]) : undefined),
-    ...defined('oauth_return_urls', item.oauth_return_urls === undefined ? undefined : f.strings('oauth_return_urls')),
+    ...defined(
+      'mcp_servers',
+      Array.isArray(item.mcp_servers) ? (item.mcp_servers as CatalogServer[]) : undefined,
+    ),
+    ...defined(
+      'oauth_return_urls',
+      item.oauth_return_urls === undefined ? undefined : f.strings('oauth_return_urls'),
+    ),
     version: f.number('version'),
     created_at: f.string('created_at'),
     updated_at: f.string('updated_at'),

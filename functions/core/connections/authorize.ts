@@ -65,7 +65,11 @@ export async function authorize(
   const { authorizationUrl, pending } = await startAuthorization(
     discovered,
     registration,
-    { redirectUri: callbackUrl(deps.config.publicBaseUrl), scopes, ttlSeconds: deps.config.oauthStateTtlSeconds },
+    {
+      redirectUri: callbackUrl(deps.config.publicBaseUrl),
+      scopes,
+      ttlSeconds: deps.config.oauthStateTtlSeconds,
+    },
     { clock: deps.clock },
   );
   const body: SealedPending = {

@@ -56,7 +56,8 @@ export async function callback(deps: ConnectionDeps, params: URLSearchParams): P
     return { kind: 'unknown_state' };
   }
   if (!sameString(pending.state, state) || pending.server !== item.server) return { kind: 'unknown_state' };
-  const fail = (code: CallbackErrorCode) => redirect(pending.return_to, { server: pending.server, error: code });
+  const fail = (code: CallbackErrorCode) =>
+    redirect(pending.return_to, { server: pending.server, error: code });
   const now = deps.clock();
   if (item.used || now >= item.expires_at) return fail('state_expired');
   // Only the user's current authorization for the server may proceed (a newer one replaced it).
@@ -123,7 +124,10 @@ export async function complete(
   const expired = () => new DomainError('result_expired', 'The authorization result is used or expired.');
   if (item === undefined) throw expired();
   if (item.tenant_id !== tenant.tenant_id || item.user_id !== user.user_id) {
-    deps.log.warn('oauth result presented by another user', { tenant_id: tenant.tenant_id, server: serverName });
+    deps.log.warn('oauth result presented by another user', {
+      tenant_id: tenant.tenant_id,
+      server: serverName,
+    });
     await deps.store.putAudit({
       tenant_id: tenant.tenant_id,
       target: `connection:${serverName}`,

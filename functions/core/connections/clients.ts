@@ -48,13 +48,18 @@ async function storedDcr(
   const secret =
     dcr.client_secret_sealed === undefined
       ? undefined
-      : await deps.secretBox.open(dcr.client_secret_sealed, clientSecretBinding(stored.tenant_id, stored.issuer));
+      : await deps.secretBox.open(
+          dcr.client_secret_sealed,
+          clientSecretBinding(stored.tenant_id, stored.issuer),
+        );
   return {
     kind: 'dcr',
     issuer: stored.issuer,
     client_id: dcr.client_id,
     ...(secret === undefined ? {} : { client_secret: secret }),
-    ...(dcr.client_secret_expires_at === undefined ? {} : { client_secret_expires_at: dcr.client_secret_expires_at }),
+    ...(dcr.client_secret_expires_at === undefined
+      ? {}
+      : { client_secret_expires_at: dcr.client_secret_expires_at }),
     token_endpoint_auth_method: dcr.token_endpoint_auth_method as TokenEndpointAuthMethod,
   };
 }

@@ -106,7 +106,12 @@ export function iso(ms: number): string {
 }
 
 /** The secret binding of a connection's field. */
-export function connBinding(tenantId: string, userId: string, server: string, field: 'token' | 'refresh_token') {
+export function connBinding(
+  tenantId: string,
+  userId: string,
+  server: string,
+  field: 'token' | 'refresh_token',
+) {
   return { tenantId, userId, field: `conn:${server}:${field}` as const };
 }
 

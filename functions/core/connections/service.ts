@@ -1,7 +1,7 @@
 import { ConditionFailedError, DomainError } from '../errors.js';
 import type { ConnectionRecord } from '../model.js';
-import { buildClientMetadataDocument, type ClientMetadataDocument } from '../oauth/client-metadata.js';
 import { publicJwks } from '../oauth/client-keys.js';
+import { buildClientMetadataDocument, type ClientMetadataDocument } from '../oauth/client-metadata.js';
 import { revoke } from '../oauth/flow.js';
 import type { OAuthTokenSource } from '../ports.js';
 import { authorize } from './authorize.js';
@@ -71,7 +71,10 @@ export function createConnectionService(deps: ConnectionDeps): ConnectionService
   async function revokeGrant(c: Caller, record: ConnectionRecord): Promise<void> {
     const server = (c.tenant.mcp_servers ?? []).find((s) => s.name === record.server);
     if (record.auth !== 'oauth' || server === undefined || !record.issuer || !record.client_id) return;
-    const client = await recordedClient(deps, c.tenant, server, { issuer: record.issuer, client_id: record.client_id });
+    const client = await recordedClient(deps, c.tenant, server, {
+      issuer: record.issuer,
+      client_id: record.client_id,
+    });
     if (client === undefined) return;
     const sealed = record.refresh_token_sealed ?? record.token_sealed;
     if (sealed === undefined) return;
@@ -79,7 +82,12 @@ export function createConnectionService(deps: ConnectionDeps): ConnectionService
     try {
       const value = await deps.secretBox.open(
         sealed,
-        connBinding(record.tenant_id, record.user_id, record.server, hint === 'refresh_token' ? 'refresh_token' : 'token'),
+        connBinding(
+          record.tenant_id,
+          record.user_id,
+          record.server,
+          hint === 'refresh_token' ? 'refresh_token' : 'token',
+        ),
       );
       await revoke(client.as, client.registration, { value, hint }, await flowDeps(deps));
     } catch {
@@ -153,7 +161,12 @@ export function createConnectionService(deps: ConnectionDeps): ConnectionService
       const deleted = await deps.store.deleteConnection(c.tenant.tenant_id, c.user.user_id, server.name);
       const pointer = await deps.store.getPendingPointer(c.tenant.tenant_id, c.user.user_id, server.name);
       if (pointer !== undefined) {
-        await deps.store.clearPendingPointer(c.tenant.tenant_id, c.user.user_id, server.name, pointer.state_hash);
+        await deps.store.clearPendingPointer(
+          c.tenant.tenant_id,
+          c.user.user_id,
+          server.name,
+          pointer.state_hash,
+        );
       }
       // Deleted first, revoked after: a failed revocation never leaves a grant we would still use.
       if (deleted !== undefined) await revokeGrant(c, deleted);

@@ -35,7 +35,10 @@ export function createTokenSource(deps: ConnectionDeps): OAuthTokenSource & {
     deps.secretBox.open(sealed, connBinding(c.tenant_id, c.user_id, c.server, field));
 
   /** The stored token as a result, when it is usable as it is (`fresh`: long enough left). */
-  async function stored(c: ConnectionRecord, need: 'fresh' | 'unexpired'): Promise<CredentialResult | undefined> {
+  async function stored(
+    c: ConnectionRecord,
+    need: 'fresh' | 'unexpired',
+  ): Promise<CredentialResult | undefined> {
     if (c.token_sealed === undefined) return undefined;
     const now = deps.clock();
     const expiresMs = c.access_expires_at === undefined ? undefined : c.access_expires_at * 1000;
@@ -83,9 +86,13 @@ export function createTokenSource(deps: ConnectionDeps): OAuthTokenSource & {
         },
         await flowDeps(deps),
       );
-      const access_expires_at = tokens.expires_at === undefined ? undefined : Math.floor(tokens.expires_at / 1000);
+      const access_expires_at =
+        tokens.expires_at === undefined ? undefined : Math.floor(tokens.expires_at / 1000);
       const wrote = await deps.store.storeRefresh(c, owner, {
-        token_sealed: await deps.secretBox.seal(tokens.access_token, connBinding(c.tenant_id, c.user_id, c.server, 'token')),
+        token_sealed: await deps.secretBox.seal(
+          tokens.access_token,
+          connBinding(c.tenant_id, c.user_id, c.server, 'token'),
+        ),
         token_fingerprint: deps.secretBox.fingerprint(tokens.access_token),
         access_expires_at,
         refresh_token_sealed: await deps.secretBox.seal(
@@ -144,7 +151,8 @@ export function createTokenSource(deps: ConnectionDeps): OAuthTokenSource & {
       rejected !== undefined && r.token_fingerprint === rejected ? undefined : stored(r, need);
     const first = await usable(c);
     if (first !== undefined) return first;
-    if (c.refresh_token_sealed === undefined) return (await stored(c, 'unexpired')) ?? verdict(server, c) ?? unavailable;
+    if (c.refresh_token_sealed === undefined)
+      return (await stored(c, 'unexpired')) ?? verdict(server, c) ?? unavailable;
 
     const deadline = deps.clock() + WAIT_BUDGET_MS;
     const owner = randomBytes(16).toString('base64url');
