@@ -43,6 +43,8 @@ const logs: string[] = [];
 /** Secrets the AS saw: PKCE verifiers and issued tokens (collected from oidc-provider's events). */
 const asSecrets: string[] = [];
 let refreshRequests = 0;
+/** States and result handles: they may travel in URLs, but the table keys only their hashes. */
+const handles: string[] = [];
 
 async function call(method: string, path: string, who?: string, body?: unknown): Promise<Answer> {
   const answer = await stack.call(method, path, {
@@ -92,7 +94,9 @@ async function consent(who: string, server = 'notes'): Promise<URLSearchParams> 
 async function freshState(who: string): Promise<string> {
   const started = await call('POST', '/v1/connections/notes/authorize', who, { return_to: returnTo.url });
   expect(started.status).toBe(201);
-  return new URL(started.json.authorization_url).searchParams.get('state') as string;
+  const state = new URL(started.json.authorization_url).searchParams.get('state') as string;
+  handles.push(state);
+  return state;
 }
 
 async function callback(query: Record<string, string>): Promise<Answer & { location: URL | undefined }> {
@@ -172,6 +176,7 @@ describe('connections: the browser flow end to end', () => {
     expect(query.get('server')).toBe('notes');
     expect(query.get('error')).toBeNull();
     aliceResult = query.get('result') as string;
+    handles.push(aliceResult);
     expect(aliceResult).toMatch(/^[A-Za-z0-9_-]{43}$/);
     // Pending until completed: the callback stores nothing as a connection.
     expect((await call('GET', '/v1/connections/notes', 'alice')).json.status).toBe('pending');
@@ -390,6 +395,8 @@ describe('connections: secrets', () => {
       for (const secret of secrets) expect(text.includes(secret), `${where} holds a secret`).toBe(false);
     }
     expect(logs.length).toBeGreaterThan(0);
+    expect(handles.length).toBeGreaterThan(4);
+    for (const handle of handles) expect(table.includes(handle), 'the table holds a state or handle').toBe(false);
   });
 });
 
