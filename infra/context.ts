@@ -167,6 +167,11 @@ export function stackPropsFromContext(get: ContextGetter): LiveKitMcpDispatchSta
     timeoutSeconds: int(`${name}TimeoutSeconds`, 1, 29) ?? contextDefaults.functions[name].timeoutSeconds,
   });
 
+  const publicBaseUrl = str('publicBaseUrl');
+  if (publicBaseUrl !== undefined && !/^https:\/\/[^/?#\s]+(\/[^?#\s]*)?$/.test(publicBaseUrl)) {
+    problems.push('publicBaseUrl must be an https URL like https://api.example.com');
+  }
+
   const retention = int('logRetentionDays', 1, 3653) ?? contextDefaults.logRetentionDays;
   if (!RETENTIONS.has(retention)) {
     problems.push(`logRetentionDays must be one of ${[...RETENTIONS].sort((a, b) => a - b).join(', ')}`);
@@ -189,6 +194,7 @@ export function stackPropsFromContext(get: ContextGetter): LiveKitMcpDispatchSta
     ),
     webhookRoomPrefix: str('webhookRoomPrefix') ?? contextDefaults.webhookRoomPrefix,
     corsOrigins,
+    ...(publicBaseUrl === undefined ? {} : { publicBaseUrl }),
     sessionTokenTtlSeconds: int('sessionTokenTtlSeconds', 60, 86_400),
     sessionRateLimitPerMinute: int('sessionRateLimitPerMinute', 1, 10_000),
     metadataTtlSeconds: int('metadataTtlSeconds', 60, 7 * 86_400),

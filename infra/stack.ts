@@ -338,7 +338,13 @@ export class LiveKitMcpDispatchStack extends Stack {
         props.corsOrigins.length > 0
           ? {
               allowOrigins: [...props.corsOrigins],
-              allowMethods: [CorsHttpMethod.POST],
+              // POST /v1/sessions; GET, PUT, POST, DELETE /v1/connections… (docs/api.md §8).
+              allowMethods: [
+                CorsHttpMethod.GET,
+                CorsHttpMethod.PUT,
+                CorsHttpMethod.POST,
+                CorsHttpMethod.DELETE,
+              ],
               allowHeaders: ['authorization', 'content-type', 'idempotency-key'],
               maxAge: Duration.minutes(10),
             }

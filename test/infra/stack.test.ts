@@ -481,7 +481,7 @@ describe('LiveKitMcpDispatchStack HTTP API', () => {
       ProtocolType: 'HTTP',
       CorsConfiguration: {
         AllowOrigins: ['https://app.example.com', 'https://admin.example.com'],
-        AllowMethods: ['POST'],
+        AllowMethods: ['GET', 'PUT', 'POST', 'DELETE'],
         AllowHeaders: ['authorization', 'content-type', 'idempotency-key'],
       },
     });
