@@ -94,11 +94,7 @@ export function createServices(config: Config, log: Log, overrides: ServiceOverr
       tenantClaim: config.auth.tenantClaim,
     }),
     connections: createConnectionService({
-      store: Object.assign(Object.create(store.connections) as typeof store.connections, {
-        getTenant: (id: string) => store.getTenant(id),
-        getUser: (id: string) => store.getUser(id),
-        putAudit: (r: Parameters<Store['putAudit']>[0]) => store.putAudit(r),
-      }),
+      store: store.connectionStore(),
       secretBox,
       fetch: createSafeFetch({
         allowedPorts: config.mcpAllowedPorts,

@@ -1,5 +1,6 @@
 import type { Browser } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { handleHash } from '../../functions/core/connections/context.js';
 import type { ConnectionStore } from '../../functions/core/connections/ports.js';
 import type { CatalogServer, TenantRecord } from '../../functions/core/model.js';
 import { seedUser, uid } from '../support/fixtures.js';
@@ -285,6 +286,9 @@ describe('connections: hostile callbacks and inputs', () => {
       expect(r.status).toBe(303);
       expect(r.location?.searchParams.get('error')).toBe('issuer_mismatch');
       expect(asSecrets.length).toBe(grants);
+      // It acted on nothing: the state is still the user's pending authorization.
+      const pending = await connectionStore().getOneTime('state', handleHash(state));
+      expect(pending?.used).toBe(false);
     }
   });
 
@@ -396,7 +400,8 @@ describe('connections: secrets', () => {
     }
     expect(logs.length).toBeGreaterThan(0);
     expect(handles.length).toBeGreaterThan(4);
-    for (const handle of handles) expect(table.includes(handle), 'the table holds a state or handle').toBe(false);
+    for (const handle of handles)
+      expect(table.includes(handle), 'the table holds a state or handle').toBe(false);
   });
 });
 

@@ -1,4 +1,5 @@
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { ConnectionServiceStore } from '../../core/connections/context.js';
 import type { AuditRecord, SessionRecord, TenantRecord, UserRecord } from '../../core/model.js';
 import type { ClaimAttempt, ClaimOptions, ClaimRef, Page, PageRequest, Store } from '../../core/ports.js';
 import { Audit } from './audit.js';
@@ -188,5 +189,33 @@ export class DynamoStore implements Store {
   }
   listAudit(tenantId: string, page?: PageRequest): Promise<Page<AuditRecord>> {
     return this.audit.list(tenantId, page);
+  }
+
+  /** What the connection service stores in (docs/api.md §8): connections plus the caller's records. */
+  connectionStore(): ConnectionServiceStore {
+    const c = this.connections;
+    return {
+      listConnections: c.listConnections.bind(c),
+      getConnection: c.getConnection.bind(c),
+      putConnection: c.putConnection.bind(c),
+      deleteConnection: c.deleteConnection.bind(c),
+      takeRefreshLock: c.takeRefreshLock.bind(c),
+      storeRefresh: c.storeRefresh.bind(c),
+      markNeedsReauth: c.markNeedsReauth.bind(c),
+      releaseRefreshLock: c.releaseRefreshLock.bind(c),
+      listPending: c.listPending.bind(c),
+      getPendingPointer: c.getPendingPointer.bind(c),
+      setPendingPointer: c.setPendingPointer.bind(c),
+      clearPendingPointer: c.clearPendingPointer.bind(c),
+      putOneTime: c.putOneTime.bind(c),
+      getOneTime: c.getOneTime.bind(c),
+      takeOneTime: c.takeOneTime.bind(c),
+      getClient: c.getClient.bind(c),
+      putClient: c.putClient.bind(c),
+      hitAuthorizeRate: c.hitAuthorizeRate.bind(c),
+      getTenant: (id) => this.getTenant(id),
+      getUser: (id) => this.getUser(id),
+      putAudit: (record) => this.putAudit(record),
+    };
   }
 }

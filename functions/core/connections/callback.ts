@@ -63,9 +63,6 @@ export async function callback(deps: ConnectionDeps, params: URLSearchParams): P
   // Only the user's current authorization for the server may proceed (a newer one replaced it).
   const pointer = await deps.store.getPendingPointer(item.tenant_id, item.user_id, item.server);
   if (pointer?.state_hash !== stateHash) return fail('state_expired');
-  // Single use, before anything is sent to the authorization server: a replayed callback loses here.
-  if (!(await deps.store.takeOneTime('state', stateHash, { now }))) return fail('state_expired');
-
   const tenant = await deps.store.getTenant(item.tenant_id);
   const server = tenant?.mcp_servers?.find((s) => s.name === item.server);
   if (tenant === undefined || server === undefined || server.url !== pending.resource) {
@@ -73,6 +70,22 @@ export async function callback(deps: ConnectionDeps, params: URLSearchParams): P
   }
   const client = await recordedClient(deps, tenant, server, pending);
   if (client === undefined) return fail('token_exchange_failed');
+  // RFC 9207 before anything else: a response from another issuer (or none, where the issuer
+  // advertises `iss`) acts on nothing, not even on the state, so the real response still can.
+  const iss = params.get('iss');
+  if (
+    iss !== null ? iss !== pending.issuer : client.as.authorization_response_iss_parameter_supported === true
+  ) {
+    deps.log.warn('oauth callback refused', {
+      tenant_id: item.tenant_id,
+      server: item.server,
+      code: 'issuer_mismatch',
+    });
+    return fail('issuer_mismatch');
+  }
+  // Single use, before anything is sent to the authorization server: a replayed callback loses here.
+  if (!(await deps.store.takeOneTime('state', stateHash, { now }))) return fail('state_expired');
+
   let tokens: TokenSet;
   try {
     tokens = await exchangeCallback(client.as, client.registration, pending, params, await flowDeps(deps));

@@ -17,12 +17,15 @@ export interface ConnectionConfig {
   allowInsecureMcpUrls: boolean;
 }
 
+/** The store the connection service writes to: its own items, and the caller's tenant, user and audit. */
+export type ConnectionServiceStore = ConnectionStore &
+  Pick<TenantStore, 'getTenant'> &
+  Pick<UserStore, 'getUser'> &
+  Pick<AuditStore, 'putAudit'>;
+
 /** Everything the connection service is built from. */
 export interface ConnectionDeps {
-  store: ConnectionStore &
-    Pick<TenantStore, 'getTenant'> &
-    Pick<UserStore, 'getUser'> &
-    Pick<AuditStore, 'putAudit'>;
+  store: ConnectionServiceStore;
   secretBox: SecretBox;
   /** The safe fetch (§6 address rule, pinned address, no redirects, 5 s, 256 KiB). */
   fetch: OAuthFetch;
