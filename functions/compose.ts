@@ -2,15 +2,17 @@ import { lookup } from 'node:dns/promises';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { JWTVerifyGetKey } from 'jose';
 import { createJwtVerifier, type JwtVerifier } from './adapters/auth.js';
-import { DynamoConnectionReader } from './adapters/dynamo/connection-reader.js';
 import { DynamoStore } from './adapters/dynamo/store.js';
 import { createDynamoClient } from './adapters/dynamo.js';
 import { createLiveKitGateway } from './adapters/livekit.js';
 import { createEmfMetrics } from './adapters/metrics.js';
+import { createSafeFetch } from './adapters/safe-fetch.js';
 import type { Config } from './core/config.js';
+import { type ConnectionService, createConnectionService } from './core/connections/service.js';
 import { ConfigError, LiveKitUnavailableError } from './core/errors.js';
 import type { Log } from './core/log.js';
 import type { Metrics } from './core/metrics.js';
+import { MemoryMetadataCache } from './core/oauth/ports.js';
 import type { ConnectionReader, LiveKitGateway, OAuthTokenSource, Store } from './core/ports.js';
 import {
   createDispatchSealer,
@@ -18,7 +20,6 @@ import {
   type DispatchSealer,
   type SecretBox,
 } from './core/sealing.js';
-import { createStoredTokenSource } from './core/token-source.js';
 import type { HostResolver } from './core/url-guard.js';
 
 /** Everything the three apps are composed from; each app takes the part it needs. */
@@ -26,13 +27,15 @@ export interface Services {
   config: Config;
   store: Store;
   /** The users' connections, read strongly consistent for every dispatch (docs/api.md §8). */
-  connections: ConnectionReader;
-  /** Usable OAuth access tokens of connections. */
+  connectionReader: ConnectionReader;
+  /** Usable OAuth access tokens of connections (refreshed per §8: the connection service's). */
   oauthTokens: OAuthTokenSource;
   livekit: LiveKitGateway;
   sealer: DispatchSealer;
   secretBox: SecretBox;
   verifier: JwtVerifier;
+  /** Per-user MCP credentials and the OAuth client (docs/api.md §8). */
+  connections: ConnectionService;
   resolveHost: HostResolver;
   clock: () => Date;
   log: Log;
@@ -87,13 +90,31 @@ export function createServices(config: Config, log: Log, overrides: ServiceOverr
   const client = overrides.dynamo ?? createDynamoClient({ endpoint: config.dynamodbEndpoint });
   const metrics =
     overrides.metrics ?? createEmfMetrics({ service: overrides.service ?? 'livekit-mcp-dispatch' });
+  const store = new DynamoStore({ client, tableName: config.tableName });
+  const resolveHost = overrides.resolveHost ?? dnsResolveHost;
   const secretBox = createSecretBox(config.storageKeys);
   const clock = () => new Date();
+  const connections = createConnectionService({
+    store: store.connectionStore(),
+    secretBox,
+    fetch: createSafeFetch({
+      allowedPorts: config.mcpAllowedPorts,
+      allowInsecure: config.allowInsecureMcpUrls,
+      resolve: resolveHost,
+    }),
+    clock: Date.now,
+    log,
+    // The same object: `npm start` on port 0 fills in the base URL once it listens.
+    config: connectionConfig(config),
+    clientKeys: config.oauthClientKeys,
+    discoveryCache: new MemoryMetadataCache(),
+  });
   return {
     config,
-    store: new DynamoStore({ client, tableName: config.tableName }),
-    connections: new DynamoConnectionReader({ client, tableName: config.tableName }),
-    oauthTokens: createStoredTokenSource({ secretBox, clock }),
+    store,
+    connections,
+    connectionReader: store.connections,
+    oauthTokens: connections.tokenSource,
     livekit:
       config.livekit.apiKey === ''
         ? noLiveKit
@@ -114,10 +135,22 @@ export function createServices(config: Config, log: Log, overrides: ServiceOverr
       audience: config.auth.audience,
       tenantClaim: config.auth.tenantClaim,
     }),
-    resolveHost: overrides.resolveHost ?? dnsResolveHost,
+    resolveHost,
     clock,
     log,
     metrics,
+  };
+}
+
+/** The connection service's view of the config, reading through to it (so later changes show). */
+function connectionConfig(config: Config) {
+  return {
+    get publicBaseUrl() {
+      return config.publicBaseUrl;
+    },
+    oauthStateTtlSeconds: config.oauthStateTtlSeconds,
+    mcpTokenMinTtlSeconds: config.mcpTokenMinTtlSeconds,
+    allowInsecureMcpUrls: config.allowInsecureMcpUrls,
   };
 }
 

@@ -15,8 +15,9 @@ export async function lambdaServices(
   const config = await loadLambdaConfig(process.env, {
     dispatchKeys: service !== 'admin',
     livekit: service !== 'credentials',
+    oauthClientKeys: service === 'session',
   });
-  if (service === 'credentials' && config.publicBaseUrl === undefined) {
+  if (service === 'credentials' && !process.env.PUBLIC_BASE_URL) {
     throw new ConfigError(['PUBLIC_BASE_URL is required (the refresh_url worker assertions name)']);
   }
   const name = `livekit-mcp-dispatch-${service}`;

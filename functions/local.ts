@@ -14,6 +14,7 @@ import { createAdminApp } from './admin/app.js';
 import { createServices, type ServiceOverrides, type Services } from './compose.js';
 import { loadConfig, type RawEnv } from './core/config.js';
 import { generateKeyringJson } from './core/keyring.js';
+import { generateClientKeyring } from './core/oauth/client-keys.js';
 import { createCredentialsApp } from './credentials/app.js';
 import { problem } from './http/problem.js';
 import { createSessionApp } from './session/app.js';
@@ -46,15 +47,32 @@ export interface LocalServer {
   stop(): Promise<void>;
 }
 
-/** Reads `DATA_DIR/keys.json`, generating both keyrings on first run (only `npm start` ever does). */
-async function loadOrCreateKeys(dataDir: string): Promise<{ dispatch: unknown; storage: unknown }> {
+/**
+ * Reads `DATA_DIR/keys.json`, generating the keyrings on first run (only `npm start` ever does):
+ * dispatch and storage keyrings, and the OAuth client's ES256 keyring (`oauth_client`), added to an
+ * older file that lacks it.
+ */
+async function loadOrCreateKeys(
+  dataDir: string,
+): Promise<{ dispatch: unknown; storage: unknown; oauth_client: unknown }> {
   const file = join(dataDir, 'keys.json');
+  let existing: { dispatch: unknown; storage: unknown; oauth_client?: unknown } | undefined;
   try {
-    return JSON.parse(await readFile(file, 'utf8'));
+    existing = JSON.parse(await readFile(file, 'utf8'));
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
-  const keys = { dispatch: generateKeyringJson(), storage: generateKeyringJson() };
+  if (existing?.oauth_client !== undefined) return existing as Awaited<ReturnType<typeof loadOrCreateKeys>>;
+  if (existing !== undefined) {
+    const keys = { ...existing, oauth_client: await generateClientKeyring('oauth-dev-1') };
+    await writeFile(file, `${JSON.stringify(keys, null, 2)}\n`, { mode: 0o600 });
+    return keys;
+  }
+  const keys = {
+    dispatch: generateKeyringJson(),
+    storage: generateKeyringJson(),
+    oauth_client: await generateClientKeyring('oauth-dev-1'),
+  };
   await writeFile(file, `${JSON.stringify(keys, null, 2)}\n`, { mode: 0o600, flag: 'wx' }).catch(
     async (err) => {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
@@ -78,6 +96,7 @@ export async function startLocalServer(envIn: RawEnv = process.env): Promise<Loc
     const keys = await loadOrCreateKeys(dataDir);
     env.DISPATCH_KEYS ??= JSON.stringify(keys.dispatch);
     env.STORAGE_KEYS ??= JSON.stringify(keys.storage);
+    env.OAUTH_CLIENT_KEYS ??= JSON.stringify(keys.oauth_client);
   }
   const port = Number(env.PORT);
   const devIssuer = env.AUTH_JWKS_URL
@@ -130,6 +149,8 @@ export async function startLocalServer(envIn: RawEnv = process.env): Promise<Loc
     server.once('error', fail);
   });
   const actualPort = (server.address() as AddressInfo).port;
+  // Port 0 (tests): the OAuth callback and client metadata name the port actually listened on.
+  if (!env.PUBLIC_BASE_URL) services.config.publicBaseUrl = `http://localhost:${actualPort}`;
   if (devIssuer && actualPort !== port) {
     // Port 0 (tests): the verifier uses the in-process key set, the URL is informational.
     services.config.auth.jwksUrl = `http://localhost:${actualPort}${DEV_JWKS_PATH}`;

@@ -61,7 +61,8 @@ const SECRET_ARN = /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+-[
  * `credentialsRefreshSeconds`, `publicBaseUrl`, `logLevel`, `secretsRevision`, `stackName` (read in app.ts),
  * `{sessions,webhook,admin,credentials}{RateLimit,BurstLimit}`, `{session,webhook,admin,credentials}{MemoryMb,TimeoutSeconds}`,
  * `webhookReservedConcurrency`, `logRetentionDays`, `alarmTopicArn`, `functionsDir`,
- * `livekitCredentialsSecretArn`, `dispatchKeysSecretArn`, `storageKeysSecretArn`.
+ * `livekitCredentialsSecretArn`, `dispatchKeysSecretArn`, `storageKeysSecretArn`,
+ * `oauthClientKeysSecretArn`.
  */
 export function stackPropsFromContext(get: ContextGetter): LiveKitMcpDispatchStackProps {
   const problems: string[] = [];
@@ -197,11 +198,11 @@ export function stackPropsFromContext(get: ContextGetter): LiveKitMcpDispatchSta
     ),
     webhookRoomPrefix: str('webhookRoomPrefix') ?? contextDefaults.webhookRoomPrefix,
     corsOrigins,
+    ...(publicBaseUrl === undefined ? {} : { publicBaseUrl }),
     sessionTokenTtlSeconds: int('sessionTokenTtlSeconds', 60, 86_400),
     sessionRateLimitPerMinute: int('sessionRateLimitPerMinute', 1, 10_000),
     metadataTtlSeconds: int('metadataTtlSeconds', 60, 7 * 86_400),
     credentialsRefreshSeconds: int('credentialsRefreshSeconds', 60, 86_400),
-    publicBaseUrl,
     mcpAllowedPorts,
     secretsRevision: revision(),
     logLevel: oneOf('logLevel', ['DEBUG', 'INFO', 'WARN', 'ERROR'] as const, 'INFO'),
@@ -227,6 +228,11 @@ export function stackPropsFromContext(get: ContextGetter): LiveKitMcpDispatchSta
       ),
       dispatchKeysArn: arn('dispatchKeysSecretArn', SECRET_ARN, 'a complete Secrets Manager secret ARN'),
       storageKeysArn: arn('storageKeysSecretArn', SECRET_ARN, 'a complete Secrets Manager secret ARN'),
+      oauthClientKeysArn: arn(
+        'oauthClientKeysSecretArn',
+        SECRET_ARN,
+        'a complete Secrets Manager secret ARN',
+      ),
     },
   };
   // Only once the context itself is sound, so one problem is not reported twice in two wordings.

@@ -7,8 +7,11 @@ import { type CfnSecret, Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { HouseFunction } from './house-function.js';
 
-/** What a seeded secret starts with: a keyring in the contract's JSON, or the LiveKit credentials placeholder. */
-export type SeedKind = 'keyring' | 'livekit-credentials';
+/**
+ * What a seeded secret starts with: a keyring in the contract's JSON, the LiveKit credentials
+ * placeholder, or an `OAUTH_CLIENT_KEYS` ES256 keyring (docs/api.md §8).
+ */
+export type SeedKind = 'keyring' | 'livekit-credentials' | 'oauth-client-keys';
 
 const SEEDER_DIR = fileURLToPath(new URL('./secret-seeder', import.meta.url));
 

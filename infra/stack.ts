@@ -109,6 +109,7 @@ export interface LiveKitMcpDispatchStackProps extends StackProps {
     readonly livekitCredentialsArn?: string;
     readonly dispatchKeysArn?: string;
     readonly storageKeysArn?: string;
+    readonly oauthClientKeysArn?: string;
   };
 }
 
@@ -184,6 +185,7 @@ export class LiveKitMcpDispatchStack extends Stack {
     readonly livekitCredentials: ISecret;
     readonly dispatchKeys: ISecret;
     readonly storageKeys: ISecret;
+    readonly oauthClientKeys: ISecret;
   };
   readonly workerPolicy: ManagedPolicy;
 
@@ -245,6 +247,14 @@ export class LiveKitMcpDispatchStack extends Stack {
         removalPolicy: RemovalPolicy.RETAIN,
         noRotationReason: NO_ROTATION_KEYRING,
       }),
+      // The OAuth client's identity at authorization servers (private_key_jwt, CIMD/DCR jwks).
+      oauthClientKeys: secret('OAuthClientKeys', props.existingSecrets?.oauthClientKeysArn, {
+        seed: 'oauth-client-keys',
+        description:
+          'OAUTH_CLIENT_KEYS ES256 keyring: signs private_key_jwt client assertions; read by the session function only',
+        removalPolicy: RemovalPolicy.RETAIN,
+        noRotationReason: NO_ROTATION_KEYRING,
+      }),
     };
 
     const environment = plainEnvironment(props);
@@ -271,7 +281,8 @@ export class LiveKitMcpDispatchStack extends Stack {
       .bindTable(this.table, 'readWrite')
       .bindSecret('LIVEKIT_CREDENTIALS_SECRET_ARN', this.secrets.livekitCredentials)
       .bindSecret('DISPATCH_KEYS_SECRET_ARN', this.secrets.dispatchKeys)
-      .bindSecret('STORAGE_KEYS_SECRET_ARN', this.secrets.storageKeys);
+      .bindSecret('STORAGE_KEYS_SECRET_ARN', this.secrets.storageKeys)
+      .bindSecret('OAUTH_CLIENT_KEYS_SECRET_ARN', this.secrets.oauthClientKeys);
     const webhook = make(
       'webhook',
       'POST /v1/livekit/webhook: dispatch on participant_joined, end sessions on room_finished',
@@ -347,7 +358,13 @@ export class LiveKitMcpDispatchStack extends Stack {
         props.corsOrigins.length > 0
           ? {
               allowOrigins: [...props.corsOrigins],
-              allowMethods: [CorsHttpMethod.POST],
+              // POST /v1/sessions; GET, PUT, POST, DELETE /v1/connections… (docs/api.md §8).
+              allowMethods: [
+                CorsHttpMethod.GET,
+                CorsHttpMethod.PUT,
+                CorsHttpMethod.POST,
+                CorsHttpMethod.DELETE,
+              ],
               allowHeaders: ['authorization', 'content-type', 'idempotency-key'],
               maxAge: Duration.minutes(10),
             }

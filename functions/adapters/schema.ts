@@ -167,6 +167,37 @@ export const keys = {
   auditSort: (at: string, target: string, version: number) =>
     `${at}#${boundedPart(target, 600)}#${String(version).padStart(12, '0')}`,
   allTenants: () => 'TENANTS',
+  /**
+   * One user's connection to one catalog server (docs/api.md §8). The user's connections share a
+   * partition, read with one strongly consistent query; their pending-authorization pointers sit
+   * in the same partition under `PENDING#`.
+   */
+  connection: (tenantId: string, userId: string, server: string) => ({
+    pk: key('CONN', tenantId, userId),
+    sk: key('SERVER', server),
+  }),
+  connectionPartition: (tenantId: string, userId: string) => key('CONN', tenantId, userId),
+  connectionPrefix: () => 'SERVER#',
+  /** Which pending authorization (by state hash) is the user's current one for a server. */
+  pendingPointer: (tenantId: string, userId: string, server: string) => ({
+    pk: key('CONN', tenantId, userId),
+    sk: key('PENDING', server),
+  }),
+  pendingPrefix: () => 'PENDING#',
+  /** A pending authorization, keyed by a hash of its state (never the state itself). */
+  oauthState: (stateHash: string) => ({ pk: key('OAUTHSTATE', stateHash), sk: 'STATE' }),
+  /** A callback's one-time result, keyed by a hash of its handle. */
+  oauthResult: (handleHash: string) => ({ pk: key('OAUTHRESULT', handleHash), sk: 'RESULT' }),
+  /** A tenant's client at one authorization server (issuer hashed: issuers may be long). */
+  oauthClient: (tenantId: string, issuerHash: string) => ({
+    pk: key('OAUTHCLIENT', tenantId),
+    sk: key('ISSUER', issuerHash),
+  }),
+  /** The sliding window of one (tenant, user)'s authorizations (10 per minute, docs/api.md §8). */
+  authorizeRateWindow: (tenantId: string, userId: string) => ({
+    pk: key('RATE', tenantId, userId),
+    sk: 'AUTHORIZE',
+  }),
 } as const;
 
 /** The key of the claim item a core {@link ClaimRef} names. */

@@ -14,6 +14,8 @@ export interface SecretNeeds {
   dispatchKeys: boolean;
   /** LiveKit credentials (default true); the credentials function never calls LiveKit. */
   livekit?: boolean;
+  /** The session function signs OAuth client assertions (`OAUTH_CLIENT_KEYS_SECRET_ARN`, docs/api.md §8). */
+  oauthClientKeys?: boolean;
 }
 
 /**
@@ -35,13 +37,16 @@ export async function loadLambdaConfig(
 ): Promise<Config> {
   const problems: string[] = [];
   const needsLiveKit = needs.livekit ?? true;
-  for (const name of ['LIVEKIT_API_SECRET', 'DISPATCH_KEYS', 'STORAGE_KEYS']) {
+  for (const name of ['LIVEKIT_API_SECRET', 'DISPATCH_KEYS', 'STORAGE_KEYS', 'OAUTH_CLIENT_KEYS']) {
     if (env[name]) problems.push(`${name} must come from Secrets Manager, not the environment`);
   }
   for (const name of SECRET_ARNS) {
     if (name === 'DISPATCH_KEYS_SECRET_ARN' && !needs.dispatchKeys) continue;
     if (name === 'LIVEKIT_CREDENTIALS_SECRET_ARN' && !needsLiveKit) continue;
     if (!env[name]) problems.push(`${name} is required`);
+  }
+  if (needs.oauthClientKeys && !env.OAUTH_CLIENT_KEYS_SECRET_ARN) {
+    problems.push('OAUTH_CLIENT_KEYS_SECRET_ARN is required');
   }
   if (problems.length > 0) throw new ConfigError([...problems, ...plainSettingProblems(env, needsLiveKit)]);
 
@@ -56,10 +61,13 @@ export async function loadLambdaConfig(
       return undefined;
     }
   };
-  const [livekit, dispatch, storage] = await Promise.all([
+  const [livekit, dispatch, storage, clientKeys] = await Promise.all([
     needsLiveKit ? read(env.LIVEKIT_CREDENTIALS_SECRET_ARN, 'LIVEKIT_CREDENTIALS_SECRET_ARN') : undefined,
     needs.dispatchKeys ? read(env.DISPATCH_KEYS_SECRET_ARN, 'DISPATCH_KEYS_SECRET_ARN') : undefined,
     read(env.STORAGE_KEYS_SECRET_ARN, 'STORAGE_KEYS_SECRET_ARN'),
+    needs.oauthClientKeys
+      ? read(env.OAUTH_CLIENT_KEYS_SECRET_ARN, 'OAUTH_CLIENT_KEYS_SECRET_ARN')
+      : undefined,
   ]);
   let creds: { api_key?: unknown; api_secret?: unknown } = {};
   if (livekit !== undefined) {
@@ -80,6 +88,7 @@ export async function loadLambdaConfig(
       LIVEKIT_API_SECRET: creds.api_secret as string | undefined,
       DISPATCH_KEYS: dispatch,
       STORAGE_KEYS: storage,
+      OAUTH_CLIENT_KEYS: clientKeys,
     },
     'lambda',
     { needsDispatchKeys: needs.dispatchKeys, needsLiveKit },

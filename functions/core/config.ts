@@ -10,6 +10,7 @@ import {
 } from 'zod/mini';
 import { ConfigError } from './errors.js';
 import { type Keyring, parseKeyring, sharedKeyMaterial } from './keyring.js';
+import { type ClientKeyring, parseClientKeyring } from './oauth/client-keys.js';
 
 /** The raw environment as strings (process.env, or env merged with Secrets Manager values). */
 export type RawEnv = Record<string, string | undefined>;
@@ -93,6 +94,9 @@ const envSchema = object({
   CORS_ORIGINS: optional(listFrom),
   PUBLIC_BASE_URL: optional(urlWithSchemes(['http:', 'https:'])),
   CREDENTIALS_REFRESH_SECONDS: optional(intFrom(60, 86_400)),
+  OAUTH_STATE_TTL_SECONDS: optional(intFrom(60, 3600)),
+  MCP_TOKEN_MIN_TTL_SECONDS: optional(intFrom(0, 3600)),
+  OAUTH_CLIENT_KEYS: optional(string()),
   LOG_LEVEL: optional(enumOf(['DEBUG', 'INFO', 'WARN', 'ERROR', 'debug', 'info', 'warn', 'error'])),
 });
 
@@ -118,12 +122,17 @@ export interface Config {
   allowInsecureMcpUrls: boolean;
   corsOrigins: string[];
   /**
-   * `PUBLIC_BASE_URL` without a trailing `/` (`http://localhost:<PORT>` locally); undefined in AWS
-   * when unset. The `refresh_url` sealed into metadata is `<it>/v1/worker/credentials`.
+   * `PUBLIC_BASE_URL` without a trailing `/` (`http://localhost:<PORT>` by default): the OAuth
+   * callback, the client metadata documents (docs/api.md §8) and the `refresh_url` sealed into
+   * metadata (`<it>/v1/worker/credentials`, §9).
    */
-  publicBaseUrl: string | undefined;
+  publicBaseUrl: string;
   /** `CREDENTIALS_REFRESH_SECONDS`: how long sealed credentials are good for before a renewal (§9). */
   credentialsRefreshSeconds: number;
+  oauthStateTtlSeconds: number;
+  mcpTokenMinTtlSeconds: number;
+  /** `OAUTH_CLIENT_KEYS`: signs `private_key_jwt` assertions; undefined where not given. */
+  oauthClientKeys: ClientKeyring | undefined;
   logLevel: string;
 }
 
@@ -131,7 +140,7 @@ export interface Config {
 export const WORKER_CREDENTIALS_PATH = '/v1/worker/credentials';
 
 /** The `refresh_url` sealed into metadata and expected as a worker assertion's `aud`, if known. */
-export function refreshUrlOf(config: Pick<Config, 'publicBaseUrl'>): string | undefined {
+export function refreshUrlOf(config: { publicBaseUrl?: string | undefined }): string | undefined {
   return config.publicBaseUrl === undefined ? undefined : `${config.publicBaseUrl}${WORKER_CREDENTIALS_PATH}`;
 }
 
@@ -207,10 +216,18 @@ export function loadConfig(
     problems.push('LIVEKIT_API_KEY must not be empty');
   }
 
+  let oauthClientKeys: ClientKeyring | undefined;
+  if (blanked.OAUTH_CLIENT_KEYS !== undefined) {
+    try {
+      oauthClientKeys = parseClientKeyring(blanked.OAUTH_CLIENT_KEYS);
+    } catch (error) {
+      problems.push(...(error instanceof ConfigError ? error.problems : ['OAUTH_CLIENT_KEYS is invalid']));
+    }
+  }
   if (
     runtime === 'lambda' &&
     parsed.PUBLIC_BASE_URL !== undefined &&
-    !parsed.PUBLIC_BASE_URL.startsWith('https:')
+    !parsed.PUBLIC_BASE_URL.startsWith('https://')
   ) {
     problems.push('PUBLIC_BASE_URL must use https: in AWS');
   }
@@ -219,7 +236,6 @@ export function loadConfig(
   const p = parsed as ParsedEnv;
   const lk = new URL(p.LIVEKIT_URL ?? 'ws://livekit.invalid');
   const port = p.PORT ?? 8787;
-  const publicBaseUrl = p.PUBLIC_BASE_URL ?? (runtime === 'local' ? `http://localhost:${port}` : undefined);
   const secure = lk.protocol === 'wss:' || lk.protocol === 'https:';
   const hostPath = `${lk.host}${lk.pathname === '/' ? '' : lk.pathname}`;
   return {
@@ -251,8 +267,11 @@ export function loadConfig(
     mcpAllowedPorts: ports,
     allowInsecureMcpUrls: p.ALLOW_INSECURE_MCP_URLS ?? false,
     corsOrigins: p.CORS_ORIGINS ?? [],
-    publicBaseUrl: publicBaseUrl?.replace(/\/+$/, ''),
+    publicBaseUrl: (p.PUBLIC_BASE_URL ?? `http://localhost:${p.PORT ?? 8787}`).replace(/\/+$/, ''),
     credentialsRefreshSeconds: p.CREDENTIALS_REFRESH_SECONDS ?? 900,
+    oauthStateTtlSeconds: p.OAUTH_STATE_TTL_SECONDS ?? 600,
+    mcpTokenMinTtlSeconds: p.MCP_TOKEN_MIN_TTL_SECONDS ?? 300,
+    oauthClientKeys,
     logLevel: (p.LOG_LEVEL ?? 'INFO').toUpperCase(),
   };
 }

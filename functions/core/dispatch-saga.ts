@@ -208,7 +208,7 @@ export function createDispatchSaga(deps: DispatcherDeps): DispatchSaga {
       ...(req.client === undefined ? {} : { client: req.client }),
       sid,
       refresh: {
-        url: refreshUrlOf({ publicBaseUrl: config.publicBaseUrl }),
+        url: refreshUrlOf({ publicBaseUrl: config.publicBaseUrl ?? 'http://localhost:8787' }),
         seconds: config.credentialsRefreshSeconds ?? DEFAULT_CREDENTIALS_REFRESH_SECONDS,
       },
     });

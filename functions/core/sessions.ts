@@ -1,10 +1,10 @@
-import { isTenantId } from '@livekit-mcp-dispatch/contract';
+import { loadAppCaller } from './caller.js';
 import { refreshUrlOf } from './config.js';
 import { DEFAULT_CREDENTIALS_REFRESH_SECONDS } from './dispatch-saga.js';
 import type { Dispatcher } from './dispatcher.js';
 import { DomainError } from './errors.js';
 import type { Log } from './log.js';
-import type { DispatchMode, McpServerGrant, TenantRecord, UserRecord } from './model.js';
+import type { DispatchMode, McpServerGrant, TenantRecord } from './model.js';
 import type { ClaimRef, ClaimView, DispatchStore, ParticipantTokens } from './ports.js';
 import { newRoomName } from './rooms.js';
 import type { DispatchSealer, SecretBox } from './sealing.js';
@@ -89,24 +89,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
   const { store, dispatcher, tokens, sealer, random, log, config } = deps;
   const servers = resolverOf({ ...deps, clock: () => new Date() });
 
-  async function loadCaller(input: StartSessionInput): Promise<{ user: UserRecord; tenant: TenantRecord }> {
-    // The user is the `sub` within the tenant the token names (docs/api.md §4): the same `sub`
-    // may be a user of several tenants, each its own record.
-    const tenantId = input.tenantClaim;
-    if (!isTenantId(tenantId)) {
-      throw new DomainError('tenant_mismatch', "The token's tenant claim is missing or not a tenant id.");
-    }
-    const [user, tenant] = await Promise.all([
-      store.getUser(tenantId, input.userId),
-      store.getTenant(tenantId),
-    ]);
-    if (user === undefined || tenant === undefined) {
-      throw new DomainError('user_not_found', 'No user record exists for this token.');
-    }
-    if (tenant.status !== 'active') throw new DomainError('tenant_suspended', 'The tenant is suspended.');
-    if (user.status !== 'active') throw new DomainError('user_suspended', 'The user is suspended.');
-    return { user, tenant };
-  }
+  const loadCaller = (input: StartSessionInput) => loadAppCaller(store, input.userId, input.tenantClaim);
 
   function agentFor(tenant: TenantRecord, requested: string | undefined): string {
     const allowed = tenant.agent_names.length > 0 ? tenant.agent_names : [config.defaultAgentName];
@@ -208,7 +191,7 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
         // The same session, so the same session id: the job renews it (docs/api.md §9).
         ...(session.sid === undefined ? {} : { sid: session.sid }),
         refresh: {
-          url: refreshUrlOf({ publicBaseUrl: config.publicBaseUrl }),
+          url: refreshUrlOf({ publicBaseUrl: config.publicBaseUrl ?? 'http://localhost:8787' }),
           seconds: config.credentialsRefreshSeconds ?? DEFAULT_CREDENTIALS_REFRESH_SECONDS,
         },
       });

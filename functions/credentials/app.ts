@@ -24,7 +24,7 @@ export interface CredentialsAppDeps {
   secretBox: Pick<SecretBox, 'open'>;
   config: Pick<Config, 'dispatchKeys' | 'metadataTtlSeconds' | 'credentialsRefreshSeconds' | 'publicBaseUrl'>;
   /** The users' connections (docs/api.md §8), read strongly consistent; none when omitted. */
-  connections?: ConnectionReader;
+  connectionReader?: ConnectionReader;
   /** Usable OAuth access tokens (refreshed per §8); the stored token while unexpired when omitted. */
   oauthTokens?: OAuthTokenSource;
   /** The servers of a user, as a dispatch resolves them; built from the above when unset. */
@@ -62,7 +62,7 @@ export function createCredentialsApp(deps: CredentialsAppDeps) {
       deps.resolveServers ??
       createServerResolver({
         secretBox: deps.secretBox,
-        connections: deps.connections ?? NO_CONNECTIONS,
+        connections: deps.connectionReader ?? NO_CONNECTIONS,
         oauthTokens: deps.oauthTokens ?? createStoredTokenSource({ secretBox: deps.secretBox, clock }),
         log,
       }),

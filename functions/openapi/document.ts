@@ -1,8 +1,16 @@
 import { USER_ID_PATTERN } from '@livekit-mcp-dispatch/contract';
 import { toJSONSchema, type ZodMiniType } from 'zod/mini';
 import { listQuerySchema, tenantBodySchema, userBodySchema } from '../admin/app.js';
-import { deleteTenantQuerySchema, PRINTABLE } from '../core/admin-input.js';
+import { deleteTenantQuerySchema } from '../core/admin-input.js';
 import { credentialsRequest } from '../credentials/app.js';
+import {
+  authorizeResponseSchema,
+  clientJwksSchema,
+  clientMetadataSchema,
+  connectionListSchema,
+  connectionTestSchema,
+  connectionViewSchema,
+} from '../http/connection-responses.js';
 import { retryAfterFor, statusFor, WEBHOOK_STATUS } from '../http/problem.js';
 import {
   auditViewSchema,
@@ -23,6 +31,8 @@ import {
   RESERVED_ATTRIBUTE_PREFIXES,
   sessionRequest as sessionRequestSchema,
 } from '../session/app.js';
+import { authorizeRequest, completeRequest, userTokenRequest } from '../session/connections.js';
+import { connectionPaths } from './connections.js';
 
 /**
  * The OpenAPI 3.1 document, built at build time (`npm run openapi`, also run by `npm run build`)
@@ -305,9 +315,19 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
       },
       additionalProperties: false,
     },
+    Connection: jsonSchema(connectionViewSchema, 'output'),
+    ConnectionList: jsonSchema(connectionListSchema, 'output'),
+    AuthorizeRequest: jsonSchema(authorizeRequest, 'input'),
+    AuthorizeResponse: jsonSchema(authorizeResponseSchema, 'output'),
+    CompleteRequest: jsonSchema(completeRequest, 'input'),
+    UserTokenPut: jsonSchema(userTokenRequest, 'input'),
+    ConnectionTest: jsonSchema(connectionTestSchema, 'output'),
+    ClientMetadata: jsonSchema(clientMetadataSchema, 'output'),
+    ClientJwks: jsonSchema(clientJwksSchema, 'output'),
   };
 
   const paths = {
+    ...connectionPaths({ ok, problems: (codes) => problems(codes), unexpected, ref }),
     '/openapi.json': {
       get: {
         operationId: 'getOpenApi',
@@ -642,6 +662,10 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
     servers: [{ url: '/', description: 'The origin this document is served from.' }],
     tags: [
       { name: 'session', description: 'Mobile and web apps (LiveKit `TokenSource.endpoint`).' },
+      {
+        name: 'connections',
+        description: 'Per-user MCP credentials, OAuth included (same JWT as sessions).',
+      },
       { name: 'webhook', description: 'LiveKit webhooks.' },
       { name: 'admin', description: 'Tenants, users, audit and sessions.' },
       { name: 'worker', description: 'Agent workers (renewals of a live job’s credentials).' },

@@ -13,6 +13,7 @@ import {
   string,
 } from 'zod/mini';
 import type { Config } from '../core/config.js';
+import type { ConnectionService } from '../core/connections/service.js';
 import { createDispatcher } from '../core/dispatcher.js';
 import { DomainError, ValidationError } from '../core/errors.js';
 import { type Log, silentLog } from '../core/log.js';
@@ -35,6 +36,7 @@ import { withProblemHandling } from '../http/problem.js';
 import { requestContext } from '../http/request-context.js';
 import type { SessionResponse } from '../http/responses.js';
 import { readJson, validate } from '../http/validate.js';
+import { mountConnectionRoutes } from './connections.js';
 
 /** Everything the session function is composed from. */
 export interface SessionAppDeps {
@@ -47,7 +49,7 @@ export interface SessionAppDeps {
   /** Opens stored MCP tokens and headers (storage keyring). */
   secretBox: Pick<SecretBox, 'open'>;
   /** The users' connections (docs/api.md §8), read strongly consistent; none when omitted. */
-  connections?: ConnectionReader;
+  connectionReader?: ConnectionReader;
   /** Usable OAuth access tokens; the stored token while unexpired when omitted (token-source.ts). */
   oauthTokens?: OAuthTokenSource;
   /** Verifies the app user's bearer JWT. */
@@ -73,6 +75,8 @@ export interface SessionAppDeps {
   metrics?: Metrics;
   /** Random bytes for room names; the platform CSPRNG when omitted. */
   random?: (n: number) => Uint8Array;
+  /** Per-user MCP credentials (docs/api.md §8); without it the connection routes are not served. */
+  connections?: ConnectionService;
 }
 
 /** Largest request body (docs/api.md §7). */
@@ -133,7 +137,7 @@ export function createSessionApp(deps: SessionAppDeps) {
   const { config } = deps;
   const servers = createServerResolver({
     secretBox: deps.secretBox,
-    connections: deps.connections ?? NO_CONNECTIONS,
+    connections: deps.connectionReader ?? NO_CONNECTIONS,
     oauthTokens: deps.oauthTokens ?? createStoredTokenSource({ secretBox: deps.secretBox, clock }),
     log,
   });
@@ -240,6 +244,17 @@ export function createSessionApp(deps: SessionAppDeps) {
       201,
     );
   });
+
+  if (deps.connections !== undefined) {
+    app.use('/v1/connections', requestContext());
+    app.use('/v1/connections/*', requestContext());
+    app.use('/v1/oauth/*', requestContext());
+    mountConnectionRoutes(app, {
+      connections: deps.connections,
+      verifier: deps.verifier,
+      corsOrigins: config.corsOrigins,
+    });
+  }
 
   return methodNotAllowed(app, 'session');
 }

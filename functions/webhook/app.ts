@@ -42,7 +42,7 @@ export interface WebhookAppDeps {
   /** Opens stored MCP tokens and headers (storage keyring). */
   secretBox: Pick<SecretBox, 'open'>;
   /** The users' connections (docs/api.md §8), read strongly consistent; none when omitted. */
-  connections?: ConnectionReader;
+  connectionReader?: ConnectionReader;
   /** Usable OAuth access tokens; the stored token while unexpired when omitted (token-source.ts). */
   oauthTokens?: OAuthTokenSource;
   config: Pick<Config, 'defaultAgentName' | 'metadataTtlSeconds' | 'webhookRoomPrefix'> &
@@ -91,7 +91,7 @@ export function createWebhookApp(deps: WebhookAppDeps) {
     secretBox: deps.secretBox,
     servers: createServerResolver({
       secretBox: deps.secretBox,
-      connections: deps.connections ?? NO_CONNECTIONS,
+      connections: deps.connectionReader ?? NO_CONNECTIONS,
       oauthTokens: deps.oauthTokens ?? createStoredTokenSource({ secretBox: deps.secretBox, clock }),
       log,
     }),

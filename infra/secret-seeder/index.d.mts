@@ -33,7 +33,8 @@ export interface SeedDeps {
   now: () => Date;
 }
 
-export type SeedKind = 'keyring' | 'livekit-credentials';
+export type SeedKind = 'keyring' | 'livekit-credentials' | 'oauth-client-keys';
+export function newClientKeyring(now: Date): string;
 
 export function keyIdFor(now: Date): string;
 export function newKeyring(now: Date, random?: (size: number) => Buffer): string;

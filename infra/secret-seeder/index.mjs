@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 
 /**
  * CloudFormation custom resource that gives a freshly created Secrets Manager secret its first
@@ -19,10 +19,19 @@ export function newKeyring(now, random = randomBytes) {
   return JSON.stringify({ current: kid, keys: { [kid]: random(32).toString('base64url') } });
 }
 
+/** A one-key `OAUTH_CLIENT_KEYS` keyring: `{"current","keys":[<private P-256 JWK with kid>]}`. */
+export function newClientKeyring(now) {
+  const kid = keyIdFor(now);
+  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const { kty, crv, x, y, d } = privateKey.export({ format: 'jwk' });
+  return JSON.stringify({ current: kid, keys: [{ kty, crv, x, y, d, kid }] });
+}
+
 /** The first value of a secret of the given seed kind. */
 export function seedValue(seed, now, random = randomBytes) {
   if (seed === 'keyring') return newKeyring(now, random);
   if (seed === 'livekit-credentials') return JSON.stringify({ api_key: '', api_secret: '' });
+  if (seed === 'oauth-client-keys') return newClientKeyring(now);
   throw new Error(`unknown seed "${String(seed)}"`);
 }
 

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { compactDecrypt, decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseClientKeyring } from '../../functions/core/oauth/client-keys.js';
 import { type LocalStack, startLocalStack } from '../support/local-stack.js';
 
 // CONTRACT §2 (every variable honoured) and §7 (local dev) as an outside client sees them.
@@ -121,13 +122,14 @@ describe('npm start local development', () => {
     await stack?.stop();
   });
 
-  it('writes DATA_DIR/keys.json as {"dispatch":<keyring>,"storage":<keyring>}, readable by the owner only', () => {
+  it('writes DATA_DIR/keys.json as {"dispatch":<keyring>,"storage":<keyring>,"oauth_client":<ES256 keyring>}, readable by the owner only', () => {
     // Act
     const file = join(stack.dataDir, 'keys.json');
     const keys = JSON.parse(readFileSync(file, 'utf8'));
 
     // Assess
-    expect(Object.keys(keys).sort()).toEqual(['dispatch', 'storage']);
+    expect(Object.keys(keys).sort()).toEqual(['dispatch', 'oauth_client', 'storage']);
+    expect(parseClientKeyring(JSON.stringify(keys.oauth_client)).keys).toHaveLength(1);
     for (const ring of [keys.dispatch, keys.storage]) {
       expect(Object.keys(ring).sort()).toEqual(['current', 'keys']);
       expect(Buffer.from(ring.keys[ring.current], 'base64url')).toHaveLength(32);

@@ -62,6 +62,7 @@ describe('cdk app', () => {
     expect(report.pluginReports.filter((r: { conclusion: string }) => r.conclusion !== 'success')).toEqual(
       [],
     );
+    // A real `cdk synth` in a child process; slow on a loaded machine (the stack has 40+ routes).
   }, 90_000);
 
   it('refuses bad context with one message listing every problem', async () => {

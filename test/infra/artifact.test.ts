@@ -10,6 +10,7 @@ import { Template } from 'aws-cdk-lib/assertions';
 import { compactDecrypt, decodeProtectedHeader, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateKeyringJson, parseKeyring } from '../../functions/core/keyring.js';
+import { generateClientKeyring } from '../../functions/core/oauth/client-keys.js';
 import { stackPropsFromContext } from '../../infra/context.js';
 import { type FunctionName, LiveKitMcpDispatchStack } from '../../infra/stack.js';
 import { functionNames } from '../../scripts/esbuild-options.js';
@@ -367,6 +368,10 @@ beforeAll(async () => {
     ),
     DISPATCH_KEYS_SECRET_ARN: secrets.put('DispatchKeys', JSON.stringify(DISPATCH_KEYS)),
     STORAGE_KEYS_SECRET_ARN: secrets.put('StorageKeys', JSON.stringify(STORAGE_KEYS)),
+    OAUTH_CLIENT_KEYS_SECRET_ARN: secrets.put(
+      'OAuthClientKeys',
+      JSON.stringify(await generateClientKeyring('k-artifact')),
+    ),
   };
   await built;
   envs = stackEnvironments({ tableName: db.tableName, secretArns, livekitUrl: livekit.url, jwks });

@@ -27,6 +27,7 @@ const CONTEXT: Record<string, unknown> = {
   livekitCredentialsSecretArn: ARN('livekit'),
   dispatchKeysSecretArn: ARN('dispatch-keys'),
   storageKeysSecretArn: ARN('storage-keys'),
+  oauthClientKeysSecretArn: ARN('oauth-client-keys'),
   functionsDir,
 };
 

@@ -7,6 +7,7 @@ import { AwsSolutionsChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tableSchema } from '../../functions/adapters/schema.js';
+import { gatewayRoutes } from '../../functions/http/routes.js';
 import { stackPropsFromContext } from '../../infra/context.js';
 import { TABLE_READ, TABLE_WRITE } from '../../infra/house-function.js';
 import { type FunctionName, LiveKitMcpDispatchStack, routeKeys } from '../../infra/stack.js';
@@ -57,7 +58,8 @@ const id = (construct: IConstruct) => stack.getLogicalId(construct.node.defaultC
 const ref = (construct: IConstruct) => ({ Ref: id(construct) });
 const tableArn = () => ({ 'Fn::GetAtt': [id(stack.table), 'Arn'] });
 const indexArns = () => ({ 'Fn::Join': ['', [tableArn(), '/index/*']] });
-const secretId = (name: 'livekitCredentials' | 'dispatchKeys' | 'storageKeys') =>
+type SecretName = 'livekitCredentials' | 'dispatchKeys' | 'storageKeys' | 'oauthClientKeys';
+const secretId = (name: SecretName) =>
   stack.getLogicalId(stack.secrets[name].node.defaultChild as CfnElement);
 
 /** Every (action, resource) pair a policy document allows, as comparable strings. */
@@ -201,6 +203,7 @@ describe('LiveKitMcpDispatchStack functions', () => {
       ...plain,
       POWERTOOLS_SERVICE_NAME: 'livekit-mcp-dispatch-session',
       DISPATCH_KEYS_SECRET_ARN: { Ref: secretId('dispatchKeys') },
+      OAUTH_CLIENT_KEYS_SECRET_ARN: { Ref: secretId('oauthClientKeys') },
       PUBLIC_BASE_URL: publicBaseUrl,
     });
     expect(env('webhook')).toEqual({
@@ -238,7 +241,7 @@ describe('LiveKitMcpDispatchStack grants', () => {
   const items = [...TABLE_READ, ...TABLE_WRITE];
   const tableGrants = () =>
     items.flatMap((a) => [`${a} ${JSON.stringify(tableArn())}`, `${a} ${JSON.stringify(indexArns())}`]);
-  const secretRead = (name: 'livekitCredentials' | 'dispatchKeys' | 'storageKeys') =>
+  const secretRead = (name: SecretName) =>
     ['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'].map(
       (a) => `${a} ${JSON.stringify({ Ref: secretId(name) })}`,
     );
@@ -248,7 +251,7 @@ describe('LiveKitMcpDispatchStack grants', () => {
     );
 
   it.each(['session', 'webhook'] as const)(
-    '%s: its logs, table items, LiveKit secret and both keyrings',
+    '%s: its logs, table items, LiveKit secret and both keyrings (session: the OAuth client keys too)',
     (name) => {
       // Assess
       expect(roleGrants(name)).toEqual(
@@ -258,6 +261,7 @@ describe('LiveKitMcpDispatchStack grants', () => {
           ...secretRead('livekitCredentials'),
           ...secretRead('dispatchKeys'),
           ...secretRead('storageKeys'),
+          ...(name === 'session' ? secretRead('oauthClientKeys') : []),
         ].sort(),
       );
     },
@@ -362,7 +366,7 @@ describe('LiveKitMcpDispatchStack grants', () => {
     const allowed = grants(resources[stack.getLogicalId(policy)]!.Properties!.PolicyDocument as never);
 
     // Assess
-    const write = (name: 'livekitCredentials' | 'dispatchKeys' | 'storageKeys') =>
+    const write = (name: SecretName) =>
       ['secretsmanager:DescribeSecret', 'secretsmanager:PutSecretValue'].map(
         (a) => `${a} ${JSON.stringify({ Ref: secretId(name) })}`,
       );
@@ -375,6 +379,7 @@ describe('LiveKitMcpDispatchStack grants', () => {
         ...write('livekitCredentials'),
         ...write('dispatchKeys'),
         ...write('storageKeys'),
+        ...write('oauthClientKeys'),
       ].sort(),
     );
   });
@@ -390,7 +395,7 @@ describe('LiveKitMcpDispatchStack grants', () => {
 describe('LiveKitMcpDispatchStack secrets', () => {
   it('creates the LiveKit credentials and both keyrings without a value in the template, seeded once', () => {
     // Assess
-    template.resourceCountIs('AWS::SecretsManager::Secret', 3);
+    template.resourceCountIs('AWS::SecretsManager::Secret', 4);
     for (const r of Object.values(resources).filter((r) => r.Type === 'AWS::SecretsManager::Secret')) {
       expect(r.Properties).not.toHaveProperty('SecretString');
       expect(r.Properties).not.toHaveProperty('GenerateSecretString');
@@ -403,15 +408,17 @@ describe('LiveKitMcpDispatchStack secrets', () => {
         [secretId('livekitCredentials'), 'livekit-credentials'],
         [secretId('dispatchKeys'), 'keyring'],
         [secretId('storageKeys'), 'keyring'],
+        [secretId('oauthClientKeys'), 'oauth-client-keys'],
       ].sort(),
     );
   });
 
   it('retains the storage keyring like the table', () => {
     // Assess
-    const policyOf = (name: 'livekitCredentials' | 'dispatchKeys' | 'storageKeys') =>
+    const policyOf = (name: SecretName) =>
       (resources[secretId(name)] as { DeletionPolicy?: string }).DeletionPolicy;
     expect(policyOf('storageKeys')).toBe('Retain');
+    expect(policyOf('oauthClientKeys')).toBe('Retain');
     expect(policyOf('dispatchKeys')).toBe('Delete');
     expect(policyOf('livekitCredentials')).toBe('Delete');
   });
@@ -424,7 +431,7 @@ describe('LiveKitMcpDispatchStack HTTP API', () => {
       unknown
     >;
 
-  it('has exactly the five routes, each on its function', () => {
+  it('has exactly the routes of the route list, each on its function', () => {
     // Prepare
     const integrations = Object.fromEntries(
       Object.entries(resources)
@@ -460,6 +467,10 @@ describe('LiveKitMcpDispatchStack HTTP API', () => {
         ['ANY /v1/livekit/webhook', fn('webhook')],
         ['ANY /openapi.json', fn('admin')],
         ['ANY /v1/worker/credentials', fn('credentials')],
+        // docs/api.md §8: the connection routes, each with its `ANY` twin.
+        ...gatewayRoutes()
+          .filter((r) => r.path.includes('connections') || r.path.includes('oauth'))
+          .map((r) => [r.key, fn(r.fn)]),
       ].sort(),
     );
     for (const integration of Object.values(integrations)) {
@@ -514,7 +525,7 @@ describe('LiveKitMcpDispatchStack HTTP API', () => {
       ProtocolType: 'HTTP',
       CorsConfiguration: {
         AllowOrigins: ['https://app.example.com', 'https://admin.example.com'],
-        AllowMethods: ['POST'],
+        AllowMethods: ['GET', 'PUT', 'POST', 'DELETE'],
         AllowHeaders: ['authorization', 'content-type', 'idempotency-key'],
       },
     });
@@ -606,9 +617,9 @@ describe('LiveKitMcpDispatchStack cdk-nag', () => {
       expect(a.path).not.toBe(stack.node.path);
       expect(a.path).not.toBe(app.node.path);
     }
-    // One per API Gateway route: the five of old plus `ANY` on each non-admin path (405s).
-    expect(acks.filter((a) => a.id === 'AwsSolutions-APIG4')).toHaveLength(9);
-    expect(acks.filter((a) => a.id === 'AwsSolutions-SMG4')).toHaveLength(3);
+    // One per API Gateway route: every route of the list plus `ANY` on each non-admin path (405s).
+    expect(acks.filter((a) => a.id === 'AwsSolutions-APIG4')).toHaveLength(gatewayRoutes().length);
+    expect(acks.filter((a) => a.id === 'AwsSolutions-SMG4')).toHaveLength(4);
     expect(acks.filter((a) => a.id === 'AwsSolutions-L1')).toHaveLength(5);
   });
 

@@ -2,7 +2,7 @@ import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import { type DispatchGrant, openDispatchMetadata } from '@livekit-mcp-dispatch/worker';
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { DynamoConnectionReader } from '../../functions/adapters/dynamo/connection-reader.js';
+import { DynamoStore } from '../../functions/adapters/dynamo/store.js';
 import { key } from '../../functions/adapters/schema.js';
 import { createAdminApp } from '../../functions/admin/app.js';
 import type { ConnectionRecord } from '../../functions/core/model.js';
@@ -74,7 +74,7 @@ function sessionApp(mode: 'api' | 'token' = 'api') {
     livekit: h.gateway,
     sealer: h.sealer,
     secretBox: h.secretBox,
-    connections: new DynamoConnectionReader({ client: h.db.client, tableName: h.db.tableName }),
+    connectionReader: new DynamoStore({ client: h.db.client, tableName: h.db.tableName }).connections,
     verifier: verifierOf(h.jwks),
     config: { ...SESSION_CONFIG, sessionDispatchMode: mode },
   });
@@ -540,7 +540,7 @@ describe('webhook dispatch with a catalog (docs/api.md §1, §5)', () => {
       livekit: h.gateway,
       sealer: h.sealer,
       secretBox: h.secretBox,
-      connections: new DynamoConnectionReader({ client: h.db.client, tableName: h.db.tableName }),
+      connectionReader: new DynamoStore({ client: h.db.client, tableName: h.db.tableName }).connections,
       config: {
         defaultAgentName: 'mcp-agent',
         metadataTtlSeconds: 7200,

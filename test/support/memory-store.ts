@@ -1,7 +1,14 @@
 import { claimKey } from '../../functions/adapters/schema.js';
+import type {
+  ConnectionStore,
+  OneTimeItem,
+  PendingPointer,
+  StoredClient,
+} from '../../functions/core/connections/ports.js';
 import { ConditionFailedError, KeyTooLongError, StoreUnavailableError } from '../../functions/core/errors.js';
 import type {
   ConnectionRecord,
+  ReauthReason,
   SessionRecord,
   TenantRecord,
   UserRecord,
@@ -212,5 +219,153 @@ export class MemoryStore implements DispatchStore, ConnectionReader {
       throw new ConditionFailedError('Claim is held by another attempt.', { code: StoreConflict.claimLost });
     }
     return c;
+  }
+}
+
+/**
+ * The in-memory {@link ConnectionStore} of unit tests, with the semantics of the DynamoDB one
+ * (functions/adapters/dynamo/connections.ts): versioned puts, the §8 refresh lock conditions,
+ * single-use one-time items. test/integration/connection-store.test.ts runs one suite on both.
+ */
+export class MemoryConnectionStore implements ConnectionStore {
+  connections = new Map<string, ConnectionRecord>();
+  pointers = new Map<string, PendingPointer>();
+  oneTime = new Map<string, OneTimeItem>();
+  clients = new Map<string, StoredClient>();
+  rates = new Map<string, number[]>();
+
+  constructor(private readonly clock: () => number = Date.now) {}
+
+  private static key(...parts: string[]) {
+    return JSON.stringify(parts);
+  }
+  private conn(r: Pick<ConnectionRecord, 'tenant_id' | 'user_id' | 'server'>) {
+    return MemoryConnectionStore.key(r.tenant_id, r.user_id, r.server);
+  }
+
+  async listConnections(tenantId: string, userId: string) {
+    return [...this.connections.values()]
+      .filter((c) => c.tenant_id === tenantId && c.user_id === userId)
+      .sort((a, b) => (a.server < b.server ? -1 : 1))
+      .map((c) => structuredClone(c));
+  }
+  async getConnection(tenantId: string, userId: string, server: string) {
+    const c = this.connections.get(MemoryConnectionStore.key(tenantId, userId, server));
+    return c === undefined ? undefined : structuredClone(c);
+  }
+  async putConnection(record: ConnectionRecord, expectedVersion: number | null) {
+    const current = this.connections.get(this.conn(record));
+    if (expectedVersion === null ? current !== undefined : current?.version !== expectedVersion) {
+      throw new ConditionFailedError('The connection changed.', {
+        code: expectedVersion === null ? StoreConflict.alreadyExists : StoreConflict.versionConflict,
+      });
+    }
+    this.connections.set(this.conn(record), structuredClone(record));
+  }
+  async deleteConnection(tenantId: string, userId: string, server: string, expectedVersion?: number) {
+    const k = MemoryConnectionStore.key(tenantId, userId, server);
+    const current = this.connections.get(k);
+    if (current === undefined) return undefined;
+    if (expectedVersion !== undefined && current.version !== expectedVersion) {
+      throw new ConditionFailedError('Version is stale.', { code: StoreConflict.versionConflict });
+    }
+    this.connections.delete(k);
+    return current;
+  }
+  async takeRefreshLock(record: ConnectionRecord, lock: { owner: string; until: number; now: number }) {
+    const current = this.connections.get(this.conn(record));
+    if (current === undefined || current.rt_version !== record.rt_version) return undefined;
+    if (current.refresh_lock !== undefined && !(current.refresh_lock.until < lock.now)) return undefined;
+    current.refresh_lock = { owner: lock.owner, until: lock.until };
+    return structuredClone(current);
+  }
+  async storeRefresh(
+    record: ConnectionRecord,
+    owner: string,
+    changes: Parameters<ConnectionStore['storeRefresh']>[2],
+  ) {
+    const current = this.connections.get(this.conn(record));
+    if (current?.rt_version !== record.rt_version || current.refresh_lock?.owner !== owner) return false;
+    const next: ConnectionRecord = { ...current, status: 'connected', updated_at: changes.refreshed_at };
+    for (const [k, v] of Object.entries(changes)) {
+      if (v === undefined) delete (next as unknown as Record<string, unknown>)[k];
+      else (next as unknown as Record<string, unknown>)[k] = v;
+    }
+    delete next.refresh_lock;
+    delete next.reason;
+    delete next.last_error;
+    next.rt_version = record.rt_version + 1;
+    next.version = current.version + 1;
+    this.connections.set(this.conn(record), next);
+    return true;
+  }
+  async markNeedsReauth(
+    record: ConnectionRecord,
+    reason: ReauthReason,
+    options: { owner?: string; lastError?: string; now: string },
+  ) {
+    const current = this.connections.get(this.conn(record));
+    if (current?.rt_version !== record.rt_version) return false;
+    if (options.owner !== undefined && current.refresh_lock?.owner !== options.owner) return false;
+    current.status = 'needs_reauth';
+    current.reason = reason;
+    current.updated_at = options.now;
+    if (options.lastError !== undefined) current.last_error = options.lastError;
+    current.version += 1;
+    delete current.refresh_lock;
+    return true;
+  }
+  async releaseRefreshLock(record: ConnectionRecord, owner: string) {
+    const current = this.connections.get(this.conn(record));
+    if (current?.refresh_lock?.owner === owner) delete current.refresh_lock;
+  }
+  async listPending(tenantId: string, userId: string) {
+    const prefix = MemoryConnectionStore.key(tenantId, userId).slice(0, -1);
+    return [...this.pointers.entries()].filter(([k]) => k.startsWith(prefix)).map(([, p]) => ({ ...p }));
+  }
+  async getPendingPointer(tenantId: string, userId: string, server: string) {
+    const p = this.pointers.get(MemoryConnectionStore.key(tenantId, userId, server));
+    return p === undefined ? undefined : { ...p };
+  }
+  async setPendingPointer(tenantId: string, userId: string, pointer: PendingPointer) {
+    const k = MemoryConnectionStore.key(tenantId, userId, pointer.server);
+    const old = this.pointers.get(k);
+    this.pointers.set(k, { ...pointer });
+    return old;
+  }
+  async clearPendingPointer(tenantId: string, userId: string, server: string, stateHash: string) {
+    const k = MemoryConnectionStore.key(tenantId, userId, server);
+    if (this.pointers.get(k)?.state_hash === stateHash) this.pointers.delete(k);
+  }
+  async putOneTime(kind: 'state' | 'result', hash: string, item: OneTimeItem) {
+    const k = MemoryConnectionStore.key(kind, hash);
+    if (this.oneTime.has(k)) throw new ConditionFailedError('The conditional write lost.');
+    this.oneTime.set(k, { ...item });
+  }
+  async getOneTime(kind: 'state' | 'result', hash: string) {
+    const item = this.oneTime.get(MemoryConnectionStore.key(kind, hash));
+    return item === undefined ? undefined : { ...item };
+  }
+  async takeOneTime(kind: 'state' | 'result', hash: string, condition: { now: number; userId?: string }) {
+    const item = this.oneTime.get(MemoryConnectionStore.key(kind, hash));
+    if (item === undefined || item.used || !(condition.now < item.expires_at)) return false;
+    if (condition.userId !== undefined && item.user_id !== condition.userId) return false;
+    item.used = true;
+    return true;
+  }
+  async getClient(tenantId: string, issuer: string) {
+    const c = this.clients.get(MemoryConnectionStore.key(tenantId, issuer));
+    return c === undefined ? undefined : structuredClone(c);
+  }
+  async putClient(client: StoredClient) {
+    this.clients.set(MemoryConnectionStore.key(client.tenant_id, client.issuer), structuredClone(client));
+  }
+  async hitAuthorizeRate(tenantId: string, userId: string, limitPerMinute: number) {
+    const k = MemoryConnectionStore.key(tenantId, userId);
+    const now = this.clock();
+    const admitted = (this.rates.get(k) ?? []).filter((t) => t > now - 60_000);
+    if (admitted.length >= limitPerMinute) return false;
+    this.rates.set(k, [...admitted, now]);
+    return true;
   }
 }

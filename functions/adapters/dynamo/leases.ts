@@ -101,8 +101,13 @@ export class Leases {
    * nothing (docs/api.md §4: refusals write nothing).
    * @returns true if admitted, false if the window is full.
    */
-  async hitRate(tenantId: string, userId: string, limitPerMinute: number): Promise<boolean> {
-    return this.admit(keys.rateWindow(tenantId, userId), limitPerMinute);
+  async hitRate(
+    tenantId: string,
+    userId: string,
+    limitPerMinute: number,
+    key: { pk: string; sk: string } = keys.rateWindow(tenantId, userId),
+  ): Promise<boolean> {
+    return this.admit(key, limitPerMinute);
   }
 
   /** {@link Leases.hitRate} for one session's renewals (docs/api.md §9), its own window item. */

@@ -1,4 +1,5 @@
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { ConnectionServiceStore } from '../../core/connections/context.js';
 import type {
   AuditRecord,
   SessionPointer,
@@ -10,6 +11,7 @@ import type { ClaimAttempt, ClaimOptions, ClaimRef, Page, PageRequest, Store } f
 import { Audit } from './audit.js';
 import { type Claim, ExpiringClaims } from './claims.js';
 import { TableClient } from './client.js';
+import { Connections } from './connections.js';
 import { Leases } from './leases.js';
 import { Renewals } from './renewals.js';
 import { Sessions } from './sessions.js';
@@ -58,6 +60,8 @@ export class DynamoStore implements Store {
   private readonly sessions: Sessions;
   private readonly audit: Audit;
   private readonly renewals: Renewals;
+  /** Connections, pending authorizations, results and OAuth clients (docs/api.md §8). */
+  readonly connections: Connections;
 
   constructor(options: DynamoStoreOptions) {
     const table = new TableClient(options.client, options.tableName);
@@ -78,6 +82,7 @@ export class DynamoStore implements Store {
     this.sessions = new Sessions(table, clock, retention);
     this.renewals = new Renewals(table, clock, retention);
     this.audit = new Audit(table);
+    this.connections = new Connections(table, this.leases, clock);
   }
 
   getTenant(tenantId: string): Promise<TenantRecord | undefined> {
@@ -216,5 +221,33 @@ export class DynamoStore implements Store {
   }
   listAudit(tenantId: string, page?: PageRequest): Promise<Page<AuditRecord>> {
     return this.audit.list(tenantId, page);
+  }
+
+  /** What the connection service stores in (docs/api.md §8): connections plus the caller's records. */
+  connectionStore(): ConnectionServiceStore {
+    const c = this.connections;
+    return {
+      listConnections: c.listConnections.bind(c),
+      getConnection: c.getConnection.bind(c),
+      putConnection: c.putConnection.bind(c),
+      deleteConnection: c.deleteConnection.bind(c),
+      takeRefreshLock: c.takeRefreshLock.bind(c),
+      storeRefresh: c.storeRefresh.bind(c),
+      markNeedsReauth: c.markNeedsReauth.bind(c),
+      releaseRefreshLock: c.releaseRefreshLock.bind(c),
+      listPending: c.listPending.bind(c),
+      getPendingPointer: c.getPendingPointer.bind(c),
+      setPendingPointer: c.setPendingPointer.bind(c),
+      clearPendingPointer: c.clearPendingPointer.bind(c),
+      putOneTime: c.putOneTime.bind(c),
+      getOneTime: c.getOneTime.bind(c),
+      takeOneTime: c.takeOneTime.bind(c),
+      getClient: c.getClient.bind(c),
+      putClient: c.putClient.bind(c),
+      hitAuthorizeRate: c.hitAuthorizeRate.bind(c),
+      getTenant: (id) => this.getTenant(id),
+      getUser: (tenantId, id) => this.getUser(tenantId, id),
+      putAudit: (record) => this.putAudit(record),
+    };
   }
 }

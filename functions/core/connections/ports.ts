@@ -1,0 +1,108 @@
+import type { ConnectionRecord, ReauthReason } from '../model.js';
+import type { ConnectionReader } from '../ports.js';
+
+/**
+ * What the connection service stores (docs/api.md §8), beyond the {@link ConnectionReader} that
+ * dispatch shares. Every decision reads strongly consistently from the base table; every write is
+ * one conditional single-item write.
+ */
+
+/** A pending authorization or a callback result as stored: who it belongs to, plus a sealed body. */
+export interface OneTimeItem {
+  tenant_id: string;
+  user_id: string;
+  server: string;
+  /** Epoch ms; past it the item is expired (the item lives on a while, so it is still known). */
+  expires_at: number;
+  used: boolean;
+  /** Compact JWE bound to (tenant, user, `oauth:state`). */
+  sealed: string;
+}
+
+/** The user's current pending authorization for a server. */
+export interface PendingPointer {
+  server: string;
+  state_hash: string;
+  expires_at: number;
+}
+
+/** A tenant's client at one issuer: the DCR registration (if any) and the issuer's metadata as recorded. */
+export interface StoredClient {
+  tenant_id: string;
+  issuer: string;
+  /** RFC 8414 metadata recorded when the issuer was discovered; refresh and revocation use it. */
+  as_metadata: Record<string, unknown>;
+  dcr?: {
+    client_id: string;
+    client_secret_sealed?: string;
+    client_secret_expires_at?: number;
+    token_endpoint_auth_method: string;
+  };
+  updated_at: string;
+}
+
+/** The connection store: connections, the §8 refresh lock, pending states, results, clients. */
+export interface ConnectionStore extends ConnectionReader {
+  getConnection(tenantId: string, userId: string, server: string): Promise<ConnectionRecord | undefined>;
+  /**
+   * Writes the whole record: create-only when `expectedVersion` is null, else only over that
+   * version. @throws ConditionFailedError `version_conflict` / `already_exists`.
+   */
+  putConnection(record: ConnectionRecord, expectedVersion: number | null): Promise<void>;
+  /** Deletes the record (at `expectedVersion` when given); the deleted record, if any. */
+  deleteConnection(
+    tenantId: string,
+    userId: string,
+    server: string,
+    expectedVersion?: number,
+  ): Promise<ConnectionRecord | undefined>;
+  /** Takes `refresh_lock` when `rt_version` is `rtVersion` and no unexpired lock is held; the record or undefined. */
+  takeRefreshLock(
+    record: ConnectionRecord,
+    lock: { owner: string; until: number; now: number },
+  ): Promise<ConnectionRecord | undefined>;
+  /** Stores a refresh on `rt_version = n AND refresh_lock.owner = owner`, bumping both versions; false if lost. */
+  storeRefresh(
+    record: ConnectionRecord,
+    owner: string,
+    changes: Pick<
+      ConnectionRecord,
+      'token_sealed' | 'token_fingerprint' | 'access_expires_at' | 'refresh_token_sealed' | 'scopes'
+    > & { refreshed_at: string },
+  ): Promise<boolean>;
+  /** Marks `needs_reauth` only while `rt_version` is still the one that was sent (and `owner` holds the lock). */
+  markNeedsReauth(
+    record: ConnectionRecord,
+    reason: ReauthReason,
+    options: { owner?: string; lastError?: string; now: string },
+  ): Promise<boolean>;
+  /** Drops the lock if `owner` still holds it. */
+  releaseRefreshLock(record: ConnectionRecord, owner: string): Promise<void>;
+
+  listPending(tenantId: string, userId: string): Promise<PendingPointer[]>;
+  getPendingPointer(tenantId: string, userId: string, server: string): Promise<PendingPointer | undefined>;
+  /** Points the user's pending authorization for `server` at `stateHash`; returns the one it replaced. */
+  setPendingPointer(
+    tenantId: string,
+    userId: string,
+    pointer: PendingPointer,
+  ): Promise<PendingPointer | undefined>;
+  /** Removes the pointer if it still names `stateHash`. */
+  clearPendingPointer(tenantId: string, userId: string, server: string, stateHash: string): Promise<void>;
+
+  /** Create-only; `ttlSeconds` is how long the item is kept (beyond `expires_at`, so it stays known). */
+  putOneTime(kind: 'state' | 'result', hash: string, item: OneTimeItem, ttlSeconds: number): Promise<void>;
+  getOneTime(kind: 'state' | 'result', hash: string): Promise<OneTimeItem | undefined>;
+  /** Uses the item once: true for the one caller that marks it used while unexpired (and the user's). */
+  takeOneTime(
+    kind: 'state' | 'result',
+    hash: string,
+    condition: { now: number; userId?: string },
+  ): Promise<boolean>;
+
+  getClient(tenantId: string, issuer: string): Promise<StoredClient | undefined>;
+  putClient(client: StoredClient): Promise<void>;
+
+  /** Admits one authorization unless `limitPerMinute` were admitted in the last 60 s. */
+  hitAuthorizeRate(tenantId: string, userId: string, limitPerMinute: number): Promise<boolean>;
+}
