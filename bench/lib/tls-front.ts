@@ -1,0 +1,48 @@
+import { Agent, request } from 'node:http';
+import { createServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+
+/** A TLS-terminating forwarder on loopback: `https://127.0.0.1:<port>` in front of a plain-HTTP server. */
+export interface TlsFront {
+  url: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the forwarder with `tls` (key and certificate for 127.0.0.1) in front of `upstream`.
+ * Each client pays a real handshake with the certificate it is given; the hop behind it is a
+ * keep-alive plain-HTTP connection, so the upstream stand-in is reached as it was before.
+ */
+export async function startTlsFront(upstream: string, tls: { key: string; cert: string }): Promise<TlsFront> {
+  const target = new URL(upstream);
+  const agent = new Agent({ keepAlive: true, maxSockets: 64 });
+  const server = createServer(tls, (req, res) => {
+    const out = request(
+      {
+        host: target.hostname,
+        port: target.port,
+        method: req.method,
+        path: req.url,
+        headers: { ...req.headers, host: target.host },
+        agent,
+      },
+      (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.pipe(res);
+      },
+    );
+    out.on('error', (err) => res.writeHead(502).end(String(err)));
+    req.pipe(out);
+  });
+  server.keepAliveTimeout = 60_000;
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `https://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+        agent.destroy();
+      }),
+  };
+}
