@@ -4,14 +4,12 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { createDynamoClient } from '../functions/adapters/dynamo.js';
 import { DynamoStore } from '../functions/adapters/dynamo/store.js';
+import { createDynamoClient } from '../functions/adapters/dynamo.js';
 import { startEmbeddedDynalite } from '../functions/adapters/embedded-dynamo.js';
 import { createTable } from '../functions/adapters/table.js';
 import { generateKeyringJson, parseKeyring } from '../functions/core/keyring.js';
 import { createSecretBox } from '../functions/core/sealing.js';
-import { startJwksServer } from '../test/support/jwks-server.js';
-import { startLiveKitStandIn } from '../test/support/livekit-standin.js';
 import {
   participantJoined,
   seedTenant,
@@ -19,7 +17,16 @@ import {
   signWebhookBody,
   TEST_LIVEKIT,
 } from '../test/support/fixtures.js';
-import { type BundleTarget, buildBenchEntry, distTargets, selfSignedCertificate, sizeOf, startLambdaEnv } from './cold-start.js';
+import { startJwksServer } from '../test/support/jwks-server.js';
+import { startLiveKitStandIn } from '../test/support/livekit-standin.js';
+import {
+  type BundleTarget,
+  buildBenchEntry,
+  distTargets,
+  selfSignedCertificate,
+  sizeOf,
+  startLambdaEnv,
+} from './cold-start.js';
 import { type Summary, shuffled, summarize } from './lib/stats.js';
 import { startTlsFront } from './lib/tls-front.js';
 
@@ -253,7 +260,8 @@ export async function measureFirstRequest(options: { rounds: number }): Promise<
     });
     return {
       results,
-      createDispatchCalls: livekit.calls.filter((c) => c.rpc === 'AgentDispatchService/CreateDispatch').length,
+      createDispatchCalls: livekit.calls.filter((c) => c.rpc === 'AgentDispatchService/CreateDispatch')
+        .length,
       jwksFetches: jwks.requests,
       secretsCalls: lambda.stub.calls,
     };

@@ -84,6 +84,8 @@ export interface PerRequestCost {
   scenario: string;
   samples: number;
   dynamoRequests: number;
+  /** DynamoDB round trips waited for one after another (see `DynamoCounts.sequentialRoundTrips`). */
+  sequentialRoundTrips: number;
   conditionalWrites: number;
   ops: Record<string, number>;
   rru: number;
@@ -114,9 +116,43 @@ export interface LoadResult {
   costs: PerRequestCost[];
 }
 
+/** What a warm path's request sees: the local server and the seeded callers. */
+export interface WarmPathContext {
+  url: string;
+  local: LocalServer;
+  sessionCallers: Caller[];
+  hookCallers: Caller[];
+}
+
+/**
+ * Warm paths beyond the built-in session and webhook scenarios (the hook of issue 20, item 2).
+ * An entry with `request` is counted in the per-request phase like the others (DynamoDB
+ * requests, sequential round trips, RRU/WRU, LiveKit calls) and printed in the load table; an
+ * entry with only `pending` is printed as not measured. Worker renewal and the OAuth refresh
+ * get their `request` when their branches merge; no figure is made up for them until then.
+ */
+export interface WarmPath {
+  name: string;
+  /** Why it is not measured yet. */
+  pending?: string;
+  /** One request of this path; resolves to its outcome (status or action). */
+  request?: (ctx: WarmPathContext, i: number) => Promise<string>;
+}
+
+export const WARM_PATHS: WarmPath[] = [
+  {
+    name: 'POST /v1/worker/credentials (worker renewal)',
+    pending: 'the renewal endpoint is on another branch; add `request` here when it merges',
+  },
+  {
+    name: 'OAuth refresh of an MCP token on seal',
+    pending: 'the OAuth client is on another branch; add `request` here when it merges',
+  },
+];
+
 const MCP = { url: 'https://mcp.example.com/mcp', token: 'bench-mcp-token-0123456789' };
 
-interface Caller {
+export interface Caller {
   userId: string;
   tenantId: string;
   token: string;
@@ -279,6 +315,7 @@ async function cost(
     scenario,
     samples,
     dynamoRequests: per(d.dynamo.requests),
+    sequentialRoundTrips: per(d.dynamo.sequentialRoundTrips),
     conditionalWrites: per(d.dynamo.conditionalWrites),
     ops,
     rru: per(d.dynamo.rru),
@@ -464,6 +501,12 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
         postWebhook(local.url, finished[i]!),
       ),
     );
+
+    const ctx: WarmPathContext = { url: local.url, local, sessionCallers, hookCallers };
+    for (const path of WARM_PATHS) {
+      const request = path.request;
+      if (request) costs.push(await cost(downstream, path.name, n, (i) => request(ctx, i)));
+    }
 
     return {
       session: compare(c, [sReq, sBase], [sSerial, sSerialBase]),

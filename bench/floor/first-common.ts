@@ -1,6 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { SecretsProvider } from '@aws-lambda-powertools/parameters/secrets';
-import { type AttributeValue, DynamoDBClient, GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
+import {
+  type AttributeValue,
+  DynamoDBClient,
+  GetItemCommand,
+  PutItemCommand,
+} from '@aws-sdk/client-dynamodb';
 import { CompactEncrypt, compactDecrypt } from 'jose';
 import { AgentDispatchClient } from 'livekit-server-sdk';
 
@@ -39,7 +44,11 @@ const get = (pk: string, sk: string) =>
   dynamo.send(new GetItemCommand({ TableName: table, Key: { pk: S(pk), sk: S(sk) }, ConsistentRead: true }));
 
 /** A conditional put of a new item (a claim or a session record). */
-export async function putNew(pk: string, sk: string, extra: Record<string, AttributeValue> = {}): Promise<void> {
+export async function putNew(
+  pk: string,
+  sk: string,
+  extra: Record<string, AttributeValue> = {},
+): Promise<void> {
   await dynamo.send(
     new PutItemCommand({
       TableName: table,
@@ -55,7 +64,10 @@ export async function putNew(pk: string, sk: string, extra: Record<string, Attri
  * session record written. Returns the room's dispatch id.
  */
 export async function dispatchFor(userId: string, tenantId: string, room: string): Promise<string> {
-  const [user, tenant] = await Promise.all([get(`USER#${userId}`, 'USER'), get(`TENANT#${tenantId}`, 'TENANT')]);
+  const [user, tenant] = await Promise.all([
+    get(`USER#${userId}`, 'USER'),
+    get(`TENANT#${tenantId}`, 'TENANT'),
+  ]);
   if (!user.Item || !tenant.Item) throw new Error('user or tenant missing');
   const mcp = user.Item.mcp?.M ?? {};
   const sealedToken = mcp.token_sealed?.S ?? '';

@@ -21,7 +21,10 @@ export async function handler(event: HttpEvent) {
   const tenantId = String(payload.tenant_id);
   const room = `lk-mcp-${tenantId}-${randomBytes(15).toString('base64url')}`;
   await dispatchFor(userId, tenantId, room);
-  const token = new AccessToken(livekitCreds.api_key, livekitCreds.api_secret, { identity: userId, ttl: 900 });
+  const token = new AccessToken(livekitCreds.api_key, livekitCreds.api_secret, {
+    identity: userId,
+    ttl: 900,
+  });
   token.addGrant({ roomJoin: true, room });
   return answer(201, { room_name: room, participant_token: await token.toJwt() });
 }

@@ -9,7 +9,9 @@ import { answer, dispatchFor, type HttpEvent, livekitCreds, putNew } from './fir
 const receiver = new WebhookReceiver(livekitCreds.api_key, livekitCreds.api_secret);
 
 export async function handler(event: HttpEvent) {
-  const body = event.isBase64Encoded ? Buffer.from(event.body ?? '', 'base64').toString() : (event.body ?? '');
+  const body = event.isBase64Encoded
+    ? Buffer.from(event.body ?? '', 'base64').toString()
+    : (event.body ?? '');
   const hook = await receiver.receive(body, event.headers.authorization);
   if (hook.event !== 'participant_joined') return answer(200, { action: 'ignored' });
   await putNew(`EVENT#${hook.id}`, 'CLAIM');
