@@ -27,6 +27,7 @@ import {
   sizeOf,
   startLambdaEnv,
 } from './cold-start.js';
+import { selfTimeByPackage } from './lib/cpu-profile.js';
 import { type Summary, shuffled, summarize } from './lib/stats.js';
 import { startTlsFront } from './lib/tls-front.js';
 
@@ -55,11 +56,14 @@ export interface FirstRequestResult {
   /** Process start → handler ready (import resolved), ms. */
   initMs: Summary;
   floorInitMs: Summary;
+  /** New TLS connections per process (median) to DynamoDB, LiveKit and the JWKS: ours, floor. */
+  connections: { dynamo: [number, number]; livekit: [number, number]; jwks: [number, number] };
   /** Per round: ours over the floor's from the same round; the budget uses the wall p50. */
   pairedRatio: { wall: Summary; cpu: Summary; init: Summary };
 }
 
 interface Sample {
+  connections?: { dynamo: number; livekit: number; jwks: number };
   answerMs: number;
   initMs: number;
   cpuMs: number;
@@ -81,9 +85,15 @@ process.stdout.write('\\nBENCH_RESULT ' + JSON.stringify({ answerMs, initMs, cpu
 process.exit(0);
 `;
 
-function runChild(file: string, env: NodeJS.ProcessEnv, event: unknown): Promise<Sample> {
+function runChild(
+  file: string,
+  env: NodeJS.ProcessEnv,
+  event: unknown,
+  profileDir?: string,
+): Promise<Sample> {
   return new Promise((ok, fail) => {
-    const child = spawn(process.execPath, ['--input-type=module', '-e', CHILD], {
+    const prof = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
+    const child = spawn(process.execPath, [...prof, '--input-type=module', '-e', CHILD], {
       env: { ...env, BENCH_IMPORT: pathToFileURL(file).href, BENCH_EVENT: JSON.stringify(event) },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -133,8 +143,14 @@ function httpEvent(path: string, headers: Record<string, string>, body: string) 
 const MCP = { url: 'https://mcp.example.com/mcp', token: 'bench-mcp-token-0123456789' };
 
 /** Runs `rounds` interleaved rounds (plus one discarded warm-up round) and pairs them. */
-export async function measureFirstRequest(options: { rounds: number }): Promise<{
+export async function measureFirstRequest(options: {
+  rounds: number;
+  /** Also CPU-profile every measured child and report self time by package (explanations only). */
+  profile?: boolean;
+}): Promise<{
   results: FirstRequestResult[];
+  /** With `profile`: per target, mean self CPU ms per process by package. */
+  profiles?: Record<string, { group: string; ms: number }[]>;
   createDispatchCalls: number;
   jwksFetches: number;
   secretsCalls: number;
@@ -224,8 +240,13 @@ export async function measureFirstRequest(options: { rounds: number }): Promise<
         { key: `floor-${p.name}`, target: p.floor, path: p },
       ],
     );
+    const profileDir = (key: string) => (options.profile && measuring ? join(dir, 'prof', key) : undefined);
+    let measuring = false;
     const run = async (t: (typeof targets)[number]) => {
-      const s = await runChild(t.target.file, env, await t.path.event());
+      const before = fronts.map((f) => f.handshakes);
+      const s = await runChild(t.target.file, env, await t.path.event(), profileDir(t.key));
+      const [dynamo, lk, jw] = fronts.map((f, i) => f.handshakes - before[i]!);
+      s.connections = { dynamo: dynamo!, livekit: lk!, jwks: jw! };
       if (s.status !== t.path.expect || (t.path.name === 'webhook' && !s.body.includes('dispatched'))) {
         throw new Error(`${t.key} answered ${s.status} ${s.body}`);
       }
@@ -234,9 +255,12 @@ export async function measureFirstRequest(options: { rounds: number }): Promise<
     // One discarded round warms the page cache and proves every path answers.
     for (const t of targets) await run(t);
     const samples = new Map(targets.map((t) => [t.key, [] as Sample[]]));
+    measuring = true;
     for (let i = 0; i < options.rounds; i++) {
       for (const t of shuffled(targets)) samples.get(t.key)!.push(await run(t));
     }
+    const med = (list: Sample[], k: 'dynamo' | 'livekit' | 'jwks') =>
+      summarize(list.map((x) => x.connections![k])).p50;
     const results = paths.map((p) => {
       const s = samples.get(p.name)!;
       const f = samples.get(`floor-${p.name}`)!;
@@ -251,6 +275,11 @@ export async function measureFirstRequest(options: { rounds: number }): Promise<
         floorCpuMs: summarize(f.map((x) => x.cpuMs)),
         initMs: summarize(s.map((x) => x.initMs)),
         floorInitMs: summarize(f.map((x) => x.initMs)),
+        connections: {
+          dynamo: [med(s, 'dynamo'), med(f, 'dynamo')] as [number, number],
+          livekit: [med(s, 'livekit'), med(f, 'livekit')] as [number, number],
+          jwks: [med(s, 'jwks'), med(f, 'jwks')] as [number, number],
+        },
         pairedRatio: {
           wall: summarize(s.map((x, i) => x.answerMs / f[i]!.answerMs)),
           cpu: summarize(s.map((x, i) => x.cpuMs / f[i]!.cpuMs)),
@@ -258,8 +287,16 @@ export async function measureFirstRequest(options: { rounds: number }): Promise<
         },
       };
     });
+    const profiles = options.profile
+      ? Object.fromEntries(
+          await Promise.all(
+            targets.map(async (t) => [t.key, await selfTimeByPackage(join(dir, 'prof', t.key))] as const),
+          ),
+        )
+      : undefined;
     return {
       results,
+      ...(profiles ? { profiles } : {}),
       createDispatchCalls: livekit.calls.filter((c) => c.rpc === 'AgentDispatchService/CreateDispatch')
         .length,
       jwksFetches: jwks.requests,
@@ -277,6 +314,10 @@ export async function measureFirstRequest(options: { rounds: number }): Promise<
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  const r = await measureFirstRequest({ rounds: Number(process.argv[2] ?? 3) });
+  // `npx tsx bench/first-request.ts [rounds] [--profile]`: the measurement alone, as JSON.
+  const r = await measureFirstRequest({
+    rounds: Number(process.argv[2] ?? 3),
+    profile: process.argv.includes('--profile'),
+  });
   console.log(JSON.stringify(r, null, 1));
 }

@@ -1,15 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { serve } from '@hono/node-server';
-import { silentLog } from '../functions/core/log.js';
 import type { Store } from '../functions/core/ports.js';
 import { effectiveMcpConfig } from '../functions/core/resolve.js';
 import type { SecretBox } from '../functions/core/sealing.js';
 import { type LocalServer, startLocalServer } from '../functions/local.js';
-import { createSessionApp } from '../functions/session/app.js';
 import {
   otherEvent,
   participantJoined,
@@ -27,7 +23,6 @@ import {
   startDownstream,
 } from './lib/downstream-client.js';
 import { pool, type Summary, summarize } from './lib/stats.js';
-import { leverStore } from './lib/what-if.js';
 
 /** How much load to apply. */
 export interface LoadOptions {
@@ -102,8 +97,6 @@ export interface LoadResult {
   session: SessionComparison;
   /** The same with modeled AWS round trips (`LoadOptions.modeled`). */
   sessionModeled: SessionComparison & { dynamoMs: number; livekitMs: number };
-  /** Modeled round trips, session app over {@link leverStore}: what two levers would give. */
-  sessionWhatIf: SessionComparison;
   webhook: {
     concurrency: number;
     eventMs: Summary;
@@ -380,24 +373,6 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     const mSerial = await load(serialModeled, 1, session);
     const mSerialBase = await load(serialModeled, 1, sessionBare);
 
-    // What-if: the same session app over a store doing the I/O the reverted rate lever would.
-    const leverApp = createSessionApp({
-      ...local.services,
-      store: leverStore(local.services.store),
-      log: silentLog,
-    });
-    const leverServer = serve({ fetch: leverApp.fetch, port: 0, hostname: '127.0.0.1' });
-    await new Promise<void>((ok) => leverServer.once('listening', ok));
-    const leverUrl = `http://127.0.0.1:${(leverServer.address() as AddressInfo).port}`;
-    const leverSession = async (i: number) => {
-      const r = await postSession(leverUrl, pick(sessionCallers, i));
-      if (r.status !== 201) throw new Error(`what-if session answered ${r.status} ${JSON.stringify(r.body)}`);
-    };
-    await load(c, c, leverSession);
-    const [wiReq, wiBase] = await interleaved(options.modeled.sessions, c, 2, leverSession, sessionBare);
-    const wiSerial = await load(serialModeled, 1, leverSession);
-    const wiSerialBase = await load(serialModeled, 1, sessionBare);
-    await new Promise<void>((ok) => leverServer.close(() => ok()));
     await downstream.setLatency({ dynamoMs: 0, livekitMs: 0 });
 
     // Webhook: distinct participant_joined events into fresh rooms of a webhook tenant.
@@ -511,7 +486,6 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     return {
       session: compare(c, [sReq, sBase], [sSerial, sSerialBase]),
       sessionModeled: { dynamoMs, livekitMs, ...compare(c, [mReq, mBase], [mSerial, mSerialBase]) },
-      sessionWhatIf: compare(c, [wiReq, wiBase], [wiSerial, wiSerialBase]),
       webhook: {
         concurrency: c,
         eventMs: summarize(wReq.ms),

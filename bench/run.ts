@@ -102,7 +102,6 @@ const result = {
     detail: cold.results,
   },
   session: withRatios(s),
-  sessionWhatIf: withRatios(load.sessionWhatIf),
   sessionModeled: withRatios(sm),
   webhook: { ...w, throughputRatio: ratio(w.eventsPerSecond, w.baselinePerSecond) },
   costs: load.costs,
@@ -254,13 +253,6 @@ function print(
         '',
       ],
       [
-        ...loadRow('what-if: rate counter ‖ reads, reverted lever (modeled)', r.sessionWhatIf),
-        '',
-        '',
-        '(context)',
-        '',
-      ],
-      [
         'webhook participant_joined',
         round(l.webhook.eventMs.p50, 1),
         round(l.webhook.eventMs.p99, 1),
@@ -298,7 +290,7 @@ function print(
     ]),
   );
   console.log(
-    `serial (1 client): session p50 ${round(l.session.serialMs.p50, 1)} ms vs bare ${round(l.session.serialBaselineMs.p50, 1)} ms (ratio ${r.session.serialRatioP50}); modeled ${round(l.sessionModeled.serialMs.p50, 1)} vs ${round(l.sessionModeled.serialBaselineMs.p50, 1)} ms (ratio ${r.sessionModeled.serialRatioP50}); what-if ${round(l.sessionWhatIf.serialMs.p50, 1)} vs ${round(l.sessionWhatIf.serialBaselineMs.p50, 1)} ms (ratio ${r.sessionWhatIf.serialRatioP50}); webhook p50 ${round(l.webhook.serialMs.p50, 1)} ms; duplicate p50 ${round(l.webhook.duplicateMs.p50, 1)} ms`,
+    `serial (1 client): session p50 ${round(l.session.serialMs.p50, 1)} ms vs bare ${round(l.session.serialBaselineMs.p50, 1)} ms (ratio ${r.session.serialRatioP50}); modeled ${round(l.sessionModeled.serialMs.p50, 1)} vs ${round(l.sessionModeled.serialBaselineMs.p50, 1)} ms (ratio ${r.sessionModeled.serialRatioP50}); webhook p50 ${round(l.webhook.serialMs.p50, 1)} ms; duplicate p50 ${round(l.webhook.duplicateMs.p50, 1)} ms`,
   );
   console.log('\n== per request (serial, counted at the DynamoDB proxy and the LiveKit stand-in) ==');
   console.log(

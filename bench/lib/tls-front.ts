@@ -5,6 +5,8 @@ import type { AddressInfo } from 'node:net';
 /** A TLS-terminating forwarder on loopback: `https://127.0.0.1:<port>` in front of a plain-HTTP server. */
 export interface TlsFront {
   url: string;
+  /** TLS handshakes completed so far (each is one new client connection). */
+  readonly handshakes: number;
   stop(): Promise<void>;
 }
 
@@ -34,10 +36,17 @@ export async function startTlsFront(upstream: string, tls: { key: string; cert: 
     out.on('error', (err) => res.writeHead(502).end(String(err)));
     req.pipe(out);
   });
+  let handshakes = 0;
+  server.on('secureConnection', () => {
+    handshakes += 1;
+  });
   server.keepAliveTimeout = 60_000;
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     url: `https://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    get handshakes() {
+      return handshakes;
+    },
     stop: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
