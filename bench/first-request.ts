@@ -147,6 +147,8 @@ export async function measureFirstRequest(options: {
   rounds: number;
   /** Also CPU-profile every measured child and report self time by package (explanations only). */
   profile?: boolean;
+  /** Also run the explanatory floor variant with the contract's extra session I/O. */
+  variants?: boolean;
 }): Promise<{
   results: FirstRequestResult[];
   /** With `profile`: per target, mean self CPU ms per process by package. */
@@ -198,9 +200,10 @@ export async function measureFirstRequest(options: {
       await seedUser(store, box, { tenant_id: 'bench-s', user_id: `bench-s-u${i}`, mcp: MCP });
       await seedUser(store, box, { tenant_id: 'bench-w', user_id: `bench-w-u${i}`, mcp: MCP });
     }
-    const [floorSession, floorWebhook] = await Promise.all([
+    const [floorSession, floorWebhook, floorContract] = await Promise.all([
       buildBenchEntry(dir, 'floor-session', 'bench/floor/first-session.ts'),
       buildBenchEntry(dir, 'floor-webhook', 'bench/floor/first-webhook.ts'),
+      buildBenchEntry(dir, 'floor-session+contract-io', 'bench/floor/first-session-contract.ts'),
     ]);
     const dist = await distTargets();
     const ours = (n: string) => dist.find((d) => d.name === n)!;
@@ -233,12 +236,27 @@ export async function measureFirstRequest(options: {
     const paths = [
       { name: 'session', target: ours('session'), floor: floorSession, event: events.session, expect: 201 },
       { name: 'webhook', target: ours('webhook'), floor: floorWebhook, event: events.webhook, expect: 200 },
+      ...(options.variants
+        ? [
+            {
+              name: 'floor-session+contract-io',
+              target: floorContract!,
+              floor: floorSession,
+              event: events.session,
+              expect: 201,
+            },
+          ]
+        : []),
     ];
+    // A variant is paired with the session floor's samples of the same round.
     const targets: { key: string; target: BundleTarget; path: (typeof paths)[number] }[] = paths.flatMap(
-      (p) => [
-        { key: p.name, target: p.target, path: p },
-        { key: `floor-${p.name}`, target: p.floor, path: p },
-      ],
+      (p) =>
+        p.name.startsWith('floor-')
+          ? [{ key: p.name, target: p.target, path: p }]
+          : [
+              { key: p.name, target: p.target, path: p },
+              { key: `floor-${p.name}`, target: p.floor, path: p },
+            ],
     );
     const profileDir = (key: string) => (options.profile && measuring ? join(dir, 'prof', key) : undefined);
     let measuring = false;
@@ -263,7 +281,7 @@ export async function measureFirstRequest(options: {
       summarize(list.map((x) => x.connections![k])).p50;
     const results = paths.map((p) => {
       const s = samples.get(p.name)!;
-      const f = samples.get(`floor-${p.name}`)!;
+      const f = samples.get(p.name.startsWith('floor-') ? 'floor-session' : `floor-${p.name}`)!;
       return {
         name: p.name,
         floor: p.floor.name,
@@ -318,6 +336,7 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const r = await measureFirstRequest({
     rounds: Number(process.argv[2] ?? 3),
     profile: process.argv.includes('--profile'),
+    variants: process.argv.includes('--variants'),
   });
   console.log(JSON.stringify(r, null, 1));
 }

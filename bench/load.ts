@@ -171,12 +171,6 @@ async function seedCallers(
   return callers;
 }
 
-async function timed(fn: () => Promise<void>): Promise<number> {
-  const t0 = performance.now();
-  await fn();
-  return performance.now() - t0;
-}
-
 /**
  * The bare downstream work of one session, done directly with the same adapters the server
  * uses: both store reads (in parallel, as the service does), opening the stored MCP token,
@@ -232,6 +226,9 @@ async function postWebhook(url: string, signed: { body: string; authorization: s
   return json.action ?? '?';
 }
 
+/** Failed load operations of this process, by message (printed by bench/run.ts). */
+export const loadFailures: Record<string, number> = {};
+
 /** Runs `count` operations at `concurrency`; returns latencies and throughput. */
 async function load(
   count: number,
@@ -241,7 +238,18 @@ async function load(
   const ms: number[] = [];
   const t0 = performance.now();
   await pool(count, concurrency, async (i) => {
-    ms.push(await timed(() => op(i)));
+    const t = performance.now();
+    try {
+      await op(i);
+      ms.push(performance.now() - t);
+    } catch (err) {
+      // Overload on this shared machine can push a LiveKit call past its 4 s timeout (503
+      // livekit_unavailable): counted and printed, kept out of the latencies; more than 2 %
+      // failed requests stops the run.
+      const key = err instanceof Error ? err.message.slice(0, 80) : 'error';
+      loadFailures[key] = (loadFailures[key] ?? 0) + 1;
+      if (Object.values(loadFailures).reduce((a, b) => a + b, 0) > Math.max(5, count * 0.02)) throw err;
+    }
   });
   return { ms, perSecond: (count * 1000) / (performance.now() - t0) };
 }

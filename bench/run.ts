@@ -5,7 +5,7 @@ import { type CapacityModel, capacityModel } from './capacity-model.js';
 import { type ColdStartResult, distTargets, measureColdStart, sizeOf } from './cold-start.js';
 import { type FirstRequestResult, measureFirstRequest } from './first-request.js';
 import { ratio, round } from './lib/stats.js';
-import { type LoadResult, runLoad, type SessionComparison, WARM_PATHS } from './load.js';
+import { type LoadResult, loadFailures, runLoad, type SessionComparison, WARM_PATHS } from './load.js';
 
 /**
  * `npm run bench` (after `npm run build`): the cold first request (process start → answer) of
@@ -37,6 +37,9 @@ const cold = IMPORT
   ? await measureColdStart({ runs: RUNS })
   : { results: [] as ColdStartResult[], secretsCalls: 0, secretsOverTls: true };
 const dist = await Promise.all((await distTargets()).map(async (t) => ({ name: t.name, ...sizeOf(t) })));
+await mkdir('bench/results', { recursive: true });
+// Kept even if a later phase fails.
+await writeFile('bench/results/first-request.json', `${JSON.stringify(first, null, 2)}\n`);
 console.log('load: sessions and webhooks…');
 const load = await runLoad({ ...LOAD, modeled: MODELED });
 const model = capacityModel(load);
@@ -105,6 +108,7 @@ const result = {
   sessionModeled: withRatios(sm),
   webhook: { ...w, throughputRatio: ratio(w.eventsPerSecond, w.baselinePerSecond) },
   costs: load.costs,
+  loadFailures,
   model,
 };
 await mkdir('bench/results', { recursive: true });
@@ -289,6 +293,7 @@ function print(
       }),
     ]),
   );
+  console.log(`load failures (kept out of the latencies): ${JSON.stringify(loadFailures)}`);
   console.log(
     `serial (1 client): session p50 ${round(l.session.serialMs.p50, 1)} ms vs bare ${round(l.session.serialBaselineMs.p50, 1)} ms (ratio ${r.session.serialRatioP50}); modeled ${round(l.sessionModeled.serialMs.p50, 1)} vs ${round(l.sessionModeled.serialBaselineMs.p50, 1)} ms (ratio ${r.sessionModeled.serialRatioP50}); webhook p50 ${round(l.webhook.serialMs.p50, 1)} ms; duplicate p50 ${round(l.webhook.duplicateMs.p50, 1)} ms`,
   );
