@@ -13,11 +13,13 @@ export interface TlsFront {
 /**
  * Starts the forwarder with `tls` (key and certificate for 127.0.0.1) in front of `upstream`.
  * Each client pays a real handshake with the certificate it is given; the hop behind it is a
- * keep-alive plain-HTTP connection, so the upstream stand-in is reached as it was before.
+ * plain-HTTP loopback connection, so the upstream stand-in is reached as it was before.
  */
 export async function startTlsFront(upstream: string, tls: { key: string; cert: string }): Promise<TlsFront> {
   const target = new URL(upstream);
-  const agent = new Agent({ keepAlive: true, maxSockets: 64 });
+  // No keep-alive behind the front: a reused socket the upstream closed at its idle timeout would
+  // turn into a 502 (seen with the JWKS server's 5 s). A loopback connect per request, both sides alike.
+  const agent = new Agent({ keepAlive: false, maxSockets: 64 });
   const server = createServer(tls, (req, res) => {
     const out = request(
       {
