@@ -1,3 +1,4 @@
+import { type RenewalModel, renewalModel } from './lib/renewals.js';
 import { round } from './lib/stats.js';
 import type { LoadResult, PerRequestCost } from './load.js';
 
@@ -60,6 +61,8 @@ export interface CapacityModel {
     usdPerMonth: number;
     summary: string;
   };
+  /** Renewals, OAuth refreshes and per-tenant partition caps at the same rate (modeled: bench/lib/renewals.ts). */
+  renewals: RenewalModel & { usdPerHour: number; summary: string };
 }
 
 function unit(name: string, c: PerRequestCost | undefined, localMs: number): UnitCost {
@@ -148,7 +151,27 @@ export function capacityModel(load: LoadResult): CapacityModel {
     usdPerHour: round(usdPerSecond * 3600, 2),
     usdPerMonth: Math.round(usdPerSecond * ASSUMPTIONS.secondsPerMonth),
   };
+  const rm = renewalModel(
+    perSecond,
+    load.session.serialMs.p50,
+    ASSUMPTIONS.dynamoRoundTripMs,
+    ASSUMPTIONS.memoryGb,
+  );
+  // Each renewal is one API Gateway request and one Lambda invocation; refreshes add table units.
+  const renewalUsdPerSecond =
+    (rm.rruPerSecond * PRICES.dynamoReadUsdPerMillion +
+      rm.wruPerSecond * PRICES.dynamoWriteUsdPerMillion +
+      rm.gbSecondsPerSecond * 1e6 * PRICES.lambdaUsdPerGbSecond +
+      rm.renewalsPerSecond * (PRICES.lambdaUsdPerMillionRequests + PRICES.httpApiUsdPerMillion)) /
+    1e6;
+  const renewalUsdPerHour = round(renewalUsdPerSecond * 3600, 2);
+  const tightest = rm.tenantKeys.reduce((m, k) => (k.capSessionsPerSecond < m.capSessionsPerSecond ? k : m));
   return {
+    renewals: {
+      ...rm,
+      usdPerHour: renewalUsdPerHour,
+      summary: `${rm.liveSessions} live sessions (mean call ${rm.assumptions.meanCallSeconds} s), ${rm.renewalsPerSecond} renewals/s (${rm.renewalsPerSession} per session), +${rm.rruPerSecond} RRU/s, +${rm.wruPerSecond} WRU/s, +${rm.gbSecondsPerSecond} GB-s/s (~${rm.lambdaConcurrency} concurrent), AS calls/hour ${rm.asCallsPerHour.worst} worst, ${rm.asCallsPerHour.reuse} with ${rm.assumptions.sessionsPerUserPerHour} sessions per user-hour; ≈ +$${renewalUsdPerHour}/hour; one tenant is capped first by ${tightest.key} at ${tightest.capSessionsPerSecond} sessions/s`,
+    },
     prices: PRICES,
     assumptions: ASSUMPTIONS,
     units: [session, joined, duplicate, joinedApp, finished, other, all],

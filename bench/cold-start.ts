@@ -131,7 +131,7 @@ function runChild(file: string, env: NodeJS.ProcessEnv): Promise<Sample> {
  * A throwaway RSA-2048 certificate for 127.0.0.1 (AWS endpoints present RSA-2048 chains), so the
  * secret reads pay a real TLS handshake each; undefined (plain HTTP) when `openssl` is missing.
  */
-async function selfSignedCertificate(
+export async function selfSignedCertificate(
   dir: string,
 ): Promise<{ key: string; cert: string; certFile: string } | undefined> {
   const keyFile = join(dir, 'stub-key.pem');
@@ -167,18 +167,23 @@ async function selfSignedCertificate(
  */
 export async function startLambdaEnv(
   dir: string,
+  given: {
+    tls?: { key: string; cert: string; certFile: string };
+    secrets?: { dispatch: string; storage: string };
+    livekit?: { apiKey: string; apiSecret: string };
+  } = {},
 ): Promise<{ env: NodeJS.ProcessEnv; stub: SecretsStub; tls: boolean }> {
   const arn = (name: string) => `arn:aws:secretsmanager:us-east-1:123456789012:secret:bench-${name}-AbCdEf`;
-  const secrets = {
+  const secrets = given.secrets ?? {
     dispatch: JSON.stringify(generateKeyringJson('bench-dispatch')),
     storage: JSON.stringify(generateKeyringJson('bench-storage')),
   };
-  const tls = await selfSignedCertificate(dir);
+  const tls = given.tls ?? (await selfSignedCertificate(dir));
   const stub = await startSecretsStub(
     {
       [arn('livekit')]: JSON.stringify({
-        api_key: 'APIbench',
-        api_secret: 'bench-secret-0123456789abcdef0123',
+        api_key: given.livekit?.apiKey ?? 'APIbench',
+        api_secret: given.livekit?.apiSecret ?? 'bench-secret-0123456789abcdef0123',
       }),
       [arn('dispatch')]: secrets.dispatch,
       [arn('storage')]: secrets.storage,

@@ -1,15 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { serve } from '@hono/node-server';
-import { silentLog } from '../functions/core/log.js';
 import type { Store } from '../functions/core/ports.js';
 import { effectiveMcpConfig } from '../functions/core/resolve.js';
 import type { SecretBox } from '../functions/core/sealing.js';
 import { type LocalServer, startLocalServer } from '../functions/local.js';
-import { createSessionApp } from '../functions/session/app.js';
 import {
   otherEvent,
   participantJoined,
@@ -27,7 +23,6 @@ import {
   startDownstream,
 } from './lib/downstream-client.js';
 import { pool, type Summary, summarize } from './lib/stats.js';
-import { leverStore } from './lib/what-if.js';
 
 /** How much load to apply. */
 export interface LoadOptions {
@@ -84,6 +79,8 @@ export interface PerRequestCost {
   scenario: string;
   samples: number;
   dynamoRequests: number;
+  /** DynamoDB round trips waited for one after another (see `DynamoCounts.sequentialRoundTrips`). */
+  sequentialRoundTrips: number;
   conditionalWrites: number;
   ops: Record<string, number>;
   rru: number;
@@ -100,8 +97,6 @@ export interface LoadResult {
   session: SessionComparison;
   /** The same with modeled AWS round trips (`LoadOptions.modeled`). */
   sessionModeled: SessionComparison & { dynamoMs: number; livekitMs: number };
-  /** Modeled round trips, session app over {@link leverStore}: what two levers would give. */
-  sessionWhatIf: SessionComparison;
   webhook: {
     concurrency: number;
     eventMs: Summary;
@@ -114,9 +109,43 @@ export interface LoadResult {
   costs: PerRequestCost[];
 }
 
+/** What a warm path's request sees: the local server and the seeded callers. */
+export interface WarmPathContext {
+  url: string;
+  local: LocalServer;
+  sessionCallers: Caller[];
+  hookCallers: Caller[];
+}
+
+/**
+ * Warm paths beyond the built-in session and webhook scenarios (the hook of issue 20, item 2).
+ * An entry with `request` is counted in the per-request phase like the others (DynamoDB
+ * requests, sequential round trips, RRU/WRU, LiveKit calls) and printed in the load table; an
+ * entry with only `pending` is printed as not measured. Worker renewal and the OAuth refresh
+ * get their `request` when their branches merge; no figure is made up for them until then.
+ */
+export interface WarmPath {
+  name: string;
+  /** Why it is not measured yet. */
+  pending?: string;
+  /** One request of this path; resolves to its outcome (status or action). */
+  request?: (ctx: WarmPathContext, i: number) => Promise<string>;
+}
+
+export const WARM_PATHS: WarmPath[] = [
+  {
+    name: 'POST /v1/worker/credentials (worker renewal)',
+    pending: 'the renewal endpoint is on another branch; add `request` here when it merges',
+  },
+  {
+    name: 'OAuth refresh of an MCP token on seal',
+    pending: 'the OAuth client is on another branch; add `request` here when it merges',
+  },
+];
+
 const MCP = { url: 'https://mcp.example.com/mcp', token: 'bench-mcp-token-0123456789' };
 
-interface Caller {
+export interface Caller {
   userId: string;
   tenantId: string;
   token: string;
@@ -140,12 +169,6 @@ async function seedCallers(
     });
   }
   return callers;
-}
-
-async function timed(fn: () => Promise<void>): Promise<number> {
-  const t0 = performance.now();
-  await fn();
-  return performance.now() - t0;
 }
 
 /**
@@ -206,6 +229,9 @@ async function postWebhook(url: string, signed: { body: string; authorization: s
   return json.action ?? '?';
 }
 
+/** Failed load operations of this process, by message (printed by bench/run.ts). */
+export const loadFailures: Record<string, number> = {};
+
 /** Runs `count` operations at `concurrency`; returns latencies and throughput. */
 async function load(
   count: number,
@@ -215,7 +241,18 @@ async function load(
   const ms: number[] = [];
   const t0 = performance.now();
   await pool(count, concurrency, async (i) => {
-    ms.push(await timed(() => op(i)));
+    const t = performance.now();
+    try {
+      await op(i);
+      ms.push(performance.now() - t);
+    } catch (err) {
+      // Overload on this shared machine can push a LiveKit call past its 4 s timeout (503
+      // livekit_unavailable): counted and printed, kept out of the latencies; more than 2 %
+      // failed requests stops the run.
+      const key = err instanceof Error ? err.message.slice(0, 80) : 'error';
+      loadFailures[key] = (loadFailures[key] ?? 0) + 1;
+      if (Object.values(loadFailures).reduce((a, b) => a + b, 0) > Math.max(5, count * 0.02)) throw err;
+    }
   });
   return { ms, perSecond: (count * 1000) / (performance.now() - t0) };
 }
@@ -282,6 +319,7 @@ async function cost(
     scenario,
     samples,
     dynamoRequests: per(d.dynamo.requests),
+    sequentialRoundTrips: per(d.dynamo.sequentialRoundTrips),
     conditionalWrites: per(d.dynamo.conditionalWrites),
     ops,
     rru: per(d.dynamo.rru),
@@ -346,24 +384,6 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     const mSerial = await load(serialModeled, 1, session);
     const mSerialBase = await load(serialModeled, 1, sessionBare);
 
-    // What-if: the same session app over a store doing the I/O the reverted rate lever would.
-    const leverApp = createSessionApp({
-      ...local.services,
-      store: leverStore(local.services.store),
-      log: silentLog,
-    });
-    const leverServer = serve({ fetch: leverApp.fetch, port: 0, hostname: '127.0.0.1' });
-    await new Promise<void>((ok) => leverServer.once('listening', ok));
-    const leverUrl = `http://127.0.0.1:${(leverServer.address() as AddressInfo).port}`;
-    const leverSession = async (i: number) => {
-      const r = await postSession(leverUrl, pick(sessionCallers, i));
-      if (r.status !== 201) throw new Error(`what-if session answered ${r.status} ${JSON.stringify(r.body)}`);
-    };
-    await load(c, c, leverSession);
-    const [wiReq, wiBase] = await interleaved(options.modeled.sessions, c, 2, leverSession, sessionBare);
-    const wiSerial = await load(serialModeled, 1, leverSession);
-    const wiSerialBase = await load(serialModeled, 1, sessionBare);
-    await new Promise<void>((ok) => leverServer.close(() => ok()));
     await downstream.setLatency({ dynamoMs: 0, livekitMs: 0 });
 
     // Webhook: distinct participant_joined events into fresh rooms of a webhook tenant.
@@ -468,10 +488,15 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
       ),
     );
 
+    const ctx: WarmPathContext = { url: local.url, local, sessionCallers, hookCallers };
+    for (const path of WARM_PATHS) {
+      const request = path.request;
+      if (request) costs.push(await cost(downstream, path.name, n, (i) => request(ctx, i)));
+    }
+
     return {
       session: compare(c, [sReq, sBase], [sSerial, sSerialBase]),
       sessionModeled: { dynamoMs, livekitMs, ...compare(c, [mReq, mBase], [mSerial, mSerialBase]) },
-      sessionWhatIf: compare(c, [wiReq, wiBase], [wiSerial, wiSerialBase]),
       webhook: {
         concurrency: c,
         eventMs: summarize(wReq.ms),

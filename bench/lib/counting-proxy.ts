@@ -23,6 +23,11 @@ export interface DynamoCounts {
   wru: number;
   /** Of `wru`, the GSI share. */
   wruIndexes: number;
+  /**
+   * Requests that arrived while no other was in flight: with one client request at a time, the
+   * number of DynamoDB round trips it waited for one after another (parallel ones overlap).
+   */
+  sequentialRoundTrips: number;
 }
 
 /** A counting HTTP proxy in front of a DynamoDB-compatible server. */
@@ -66,7 +71,9 @@ export async function startCountingProxy(
     rru: 0,
     wru: 0,
     wruIndexes: 0,
+    sequentialRoundTrips: 0,
   };
+  let inFlight = 0;
 
   function opCounts(op: string): OpCounts {
     counts.ops[op] ??= { ok: 0, conditionFailed: 0, error: 0 };
@@ -127,6 +134,16 @@ export async function startCountingProxy(
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', async () => {
+      if (inFlight === 0) counts.sequentialRoundTrips += 1;
+      inFlight += 1;
+      // Decremented before the answer is written, so a request the client sends after reading
+      // it always finds this one finished.
+      let settled = false;
+      const settle = () => {
+        if (!settled) inFlight -= 1;
+        settled = true;
+      };
+      res.once('close', settle);
       const body = Buffer.concat(chunks);
       const op = String(req.headers['x-amz-target'] ?? '').split('.')[1] ?? 'unknown';
       let input: Record<string, unknown> = {};
@@ -186,10 +203,12 @@ export async function startCountingProxy(
             );
           }
         }
+        settle();
         res.writeHead(out.status, out.headers).end(out.body);
       } catch (err) {
         counts.requests += 1;
         opCounts(op).error += 1;
+        settle();
         res.writeHead(502).end(String(err));
       }
     });
@@ -234,5 +253,6 @@ export function diffCounts(after: DynamoCounts, before: DynamoCounts): DynamoCou
     rru: after.rru - before.rru,
     wru: after.wru - before.wru,
     wruIndexes: after.wruIndexes - before.wruIndexes,
+    sequentialRoundTrips: after.sequentialRoundTrips - before.sequentialRoundTrips,
   };
 }
