@@ -6,6 +6,7 @@ import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { build, type Metafile } from 'esbuild';
 import { generateKeyringJson } from '../functions/core/keyring.js';
+import { generateClientKeyring } from '../functions/core/oauth/client-keys.js';
 import { functionNames, lambdaBuildOptions } from '../scripts/esbuild-options.js';
 import { type SecretsStub, startSecretsStub } from './lib/secrets-stub.js';
 import { type Summary, shuffled, summarize } from './lib/stats.js';
@@ -187,6 +188,7 @@ export async function startLambdaEnv(
       }),
       [arn('dispatch')]: secrets.dispatch,
       [arn('storage')]: secrets.storage,
+      [arn('oauth-client')]: JSON.stringify(await generateClientKeyring('bench-oauth')),
     },
     tls ? { tls } : {},
   );
@@ -211,6 +213,8 @@ export async function startLambdaEnv(
     LIVEKIT_CREDENTIALS_SECRET_ARN: arn('livekit'),
     DISPATCH_KEYS_SECRET_ARN: arn('dispatch'),
     STORAGE_KEYS_SECRET_ARN: arn('storage'),
+    OAUTH_CLIENT_KEYS_SECRET_ARN: arn('oauth-client'),
+    PUBLIC_BASE_URL: 'https://api.bench.example.com',
     AUTH_JWKS_URL: 'https://issuer.example.com/.well-known/jwks.json',
     AUTH_ISSUER: 'https://issuer.example.com/',
     AUTH_AUDIENCE: 'livekit-mcp-dispatch',

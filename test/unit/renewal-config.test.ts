@@ -42,7 +42,8 @@ describe('CREDENTIALS_REFRESH_SECONDS and PUBLIC_BASE_URL', () => {
     const local = loadConfig({ ...base, PORT: '9999' }, 'local');
     expect(local.credentialsRefreshSeconds).toBe(900);
     expect(refreshUrlOf(local)).toBe('http://localhost:9999/v1/worker/credentials');
-    expect(loadConfig(base, 'lambda').publicBaseUrl).toBeUndefined();
+    // In AWS the Lambda entry refuses to start without it (functions/lambda.ts); the stack sets it.
+    expect(loadConfig(base, 'lambda').publicBaseUrl).toBe('http://localhost:8787');
   });
 
   it('are read, without a trailing slash; AWS refuses a non-https base', () => {
