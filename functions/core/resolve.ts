@@ -28,6 +28,28 @@ export function originOf(url: string | undefined): string | undefined {
   }
 }
 
+/**
+ * The stored headers JSON, opened, as headers: each re-checked on the way out (a record written by
+ * older code must not smuggle a header), non-strings and refused names or values dropped.
+ */
+export function checkedHeaders(openedJson: string): Record<string, string> {
+  const headers: Record<string, string> = {};
+  const parsed: unknown = JSON.parse(openedJson);
+  if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) {
+    for (const [name, value] of Object.entries(parsed)) {
+      if (
+        typeof value === 'string' &&
+        headerNameProblem(name) === null &&
+        headerValueProblem(value) === null
+      ) {
+        // defineProperty: a header named "__proto__" stays a header, never a prototype.
+        Object.defineProperty(headers, name, { value, enumerable: true, writable: true, configurable: true });
+      }
+    }
+  }
+  return headers;
+}
+
 /** The slice of a {@link SecretBox} that {@link effectiveMcpConfig} needs. */
 export type SecretOpener = Pick<SecretBox, 'open'>;
 
@@ -73,19 +95,7 @@ export async function effectiveMcpConfig(
       ...headersSource.binding,
       field: 'headers',
     });
-    const parsed: unknown = JSON.parse(opened);
-    if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) {
-      for (const [name, value] of Object.entries(parsed)) {
-        // Re-checked on the way out: a record written by older code must not smuggle a header.
-        if (
-          typeof value === 'string' &&
-          headerNameProblem(name) === null &&
-          headerValueProblem(value) === null
-        ) {
-          headers[name] = value;
-        }
-      }
-    }
+    Object.assign(headers, checkedHeaders(opened));
   }
   if (tokenSource !== undefined) {
     const token = await secretBox.open(tokenSource.mcp.token_sealed!, {

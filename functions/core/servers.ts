@@ -1,6 +1,5 @@
 import { MAX_DISPATCH_MCP_SERVERS } from '@livekit-mcp-dispatch/contract';
 import type { Log } from './log.js';
-import { headerNameProblem, headerValueProblem } from './mcp-input.js';
 import type {
   CatalogServer,
   ConnectionRecord,
@@ -12,7 +11,7 @@ import type {
   UserRecord,
 } from './model.js';
 import type { ConnectionReader, CredentialResult, OAuthTokenSource } from './ports.js';
-import { DEFAULT_MCP_TRANSPORT, effectiveMcpConfig } from './resolve.js';
+import { checkedHeaders, DEFAULT_MCP_TRANSPORT, effectiveMcpConfig } from './resolve.js';
 import { type SecretBox, SecretBoxError } from './sealing.js';
 import { createStoredTokenSource } from './token-source.js';
 
@@ -96,21 +95,7 @@ export function createServerResolver(deps: ServerResolverDeps): ServerResolver {
       userId: '',
       field: `catalog:${server.name}:headers`,
     });
-    const parsed: unknown = JSON.parse(opened);
-    const headers: Record<string, string> = {};
-    if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) {
-      for (const [name, value] of Object.entries(parsed)) {
-        // Re-checked on the way out, as for `mcp` (resolve.ts).
-        if (
-          typeof value === 'string' &&
-          headerNameProblem(name) === null &&
-          headerValueProblem(value) === null
-        ) {
-          headers[name] = value;
-        }
-      }
-    }
-    return headers;
+    return checkedHeaders(opened);
   }
 
   async function credentialOf(
@@ -231,12 +216,14 @@ export function withoutHeaders(grants: readonly McpServerGrant[]): McpServerGran
 export const NO_CONNECTIONS: ConnectionReader = { listConnections: async () => [] };
 
 /**
- * The resolver a dispatcher was given, or one over its secret box with no connections and the
- * stored-token source (what the unit tests of the dispatcher compose).
+ * The resolver of an app: over its connections and token source when it has them, else no
+ * connections and the stored-token source (what the unit tests of the dispatcher compose).
  */
 export function resolverOf(deps: {
   servers?: ServerResolver;
   secretBox: Pick<SecretBox, 'open'>;
+  connectionReader?: ConnectionReader;
+  oauthTokens?: OAuthTokenSource;
   clock: () => Date;
   log: Log;
 }): ServerResolver {
@@ -244,8 +231,8 @@ export function resolverOf(deps: {
     deps.servers ??
     createServerResolver({
       secretBox: deps.secretBox,
-      connections: NO_CONNECTIONS,
-      oauthTokens: createStoredTokenSource(deps),
+      connections: deps.connectionReader ?? NO_CONNECTIONS,
+      oauthTokens: deps.oauthTokens ?? createStoredTokenSource(deps),
       log: deps.log,
     })
   );

@@ -6,8 +6,7 @@ import { type Log, silentLog } from '../core/log.js';
 import type { ConnectionReader, CredentialsStore, OAuthTokenSource } from '../core/ports.js';
 import { createRenewalService } from '../core/renewal.js';
 import type { DispatchSealer, SecretBox } from '../core/sealing.js';
-import { createServerResolver, NO_CONNECTIONS, type ServerResolver } from '../core/servers.js';
-import { createStoredTokenSource } from '../core/token-source.js';
+import { resolverOf, type ServerResolver } from '../core/servers.js';
 import { bodyLimitProblem } from '../http/body-limit.js';
 import { methodNotAllowed } from '../http/method-not-allowed.js';
 import { withProblemHandling } from '../http/problem.js';
@@ -58,14 +57,7 @@ export function createCredentialsApp(deps: CredentialsAppDeps) {
     store: deps.store,
     dispatchKeys: deps.config.dispatchKeys as Keyring,
     sealer: deps.sealer,
-    resolveServers:
-      deps.resolveServers ??
-      createServerResolver({
-        secretBox: deps.secretBox,
-        connections: deps.connectionReader ?? NO_CONNECTIONS,
-        oauthTokens: deps.oauthTokens ?? createStoredTokenSource({ secretBox: deps.secretBox, clock }),
-        log,
-      }),
+    resolveServers: resolverOf({ ...deps, servers: deps.resolveServers, clock, log }),
     clock,
     log,
     config: deps.config,

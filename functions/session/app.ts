@@ -27,9 +27,8 @@ import type {
 } from '../core/ports.js';
 import { cryptoRandom } from '../core/rooms.js';
 import type { DispatchSealer, SecretBox } from '../core/sealing.js';
-import { createServerResolver, NO_CONNECTIONS } from '../core/servers.js';
+import { resolverOf } from '../core/servers.js';
 import { createSessionService } from '../core/sessions.js';
-import { createStoredTokenSource } from '../core/token-source.js';
 import { bodyLimitProblem } from '../http/body-limit.js';
 import { methodNotAllowed } from '../http/method-not-allowed.js';
 import { withProblemHandling } from '../http/problem.js';
@@ -135,12 +134,7 @@ export function createSessionApp(deps: SessionAppDeps) {
   const log = deps.log ?? silentLog;
   const clock = deps.clock ?? (() => new Date());
   const { config } = deps;
-  const servers = createServerResolver({
-    secretBox: deps.secretBox,
-    connections: deps.connectionReader ?? NO_CONNECTIONS,
-    oauthTokens: deps.oauthTokens ?? createStoredTokenSource({ secretBox: deps.secretBox, clock }),
-    log,
-  });
+  const servers = resolverOf({ ...deps, clock, log });
   const dispatcher = createDispatcher({
     store: deps.store,
     livekit: deps.livekit,

@@ -15,8 +15,7 @@ import type {
 } from '../core/ports.js';
 import { isServiceParticipant, ParticipantKind } from '../core/rooms.js';
 import type { DispatchSealer, SecretBox } from '../core/sealing.js';
-import { createServerResolver, NO_CONNECTIONS } from '../core/servers.js';
-import { createStoredTokenSource } from '../core/token-source.js';
+import { resolverOf } from '../core/servers.js';
 import { bodyLimitProblem } from '../http/body-limit.js';
 import { methodNotAllowed } from '../http/method-not-allowed.js';
 import {
@@ -89,12 +88,7 @@ export function createWebhookApp(deps: WebhookAppDeps) {
     livekit: deps.livekit,
     sealer: deps.sealer,
     secretBox: deps.secretBox,
-    servers: createServerResolver({
-      secretBox: deps.secretBox,
-      connections: deps.connectionReader ?? NO_CONNECTIONS,
-      oauthTokens: deps.oauthTokens ?? createStoredTokenSource({ secretBox: deps.secretBox, clock }),
-      log,
-    }),
+    servers: resolverOf({ ...deps, clock, log }),
     clock,
     log,
     config,

@@ -14,6 +14,20 @@ export interface TestDynamo {
   stop(): Promise<void>;
 }
 
+/** Every item in the table, raw (keys included), read with consistent scans page by page. */
+export async function scanTable(client: DynamoDBDocumentClient, tableName: string) {
+  const items: Record<string, unknown>[] = [];
+  let start: Record<string, unknown> | undefined;
+  do {
+    const page = await client.send(
+      new ScanCommand({ TableName: tableName, ConsistentRead: true, ExclusiveStartKey: start }),
+    );
+    items.push(...(page.Items ?? []));
+    start = page.LastEvaluatedKey;
+  } while (start !== undefined);
+  return items;
+}
+
 /**
  * Starts dynalite in-process (in memory, or LevelDB under `path`) on 127.0.0.1 and creates the
  * table. Use one per test file: `beforeAll(async () => { db = await startDynalite(); })`,
@@ -30,18 +44,7 @@ export async function startDynalite(
     endpoint: server.endpoint,
     client,
     tableName,
-    async scan() {
-      const items: Record<string, unknown>[] = [];
-      let start: Record<string, unknown> | undefined;
-      do {
-        const page = await client.send(
-          new ScanCommand({ TableName: tableName, ConsistentRead: true, ExclusiveStartKey: start }),
-        );
-        items.push(...(page.Items ?? []));
-        start = page.LastEvaluatedKey;
-      } while (start !== undefined);
-      return items;
-    },
+    scan: () => scanTable(client, tableName),
     async stop() {
       client.destroy();
       await server.stop();

@@ -4,10 +4,9 @@ import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { createDynamoClient } from '../../functions/adapters/dynamo.js';
 import { createTable } from '../../functions/adapters/table.js';
-import type { TestDynamo } from './dynalite.js';
+import { scanTable, type TestDynamo } from './dynalite.js';
 
 const CACHE = process.env.LKMCP_CACHE ?? join(homedir(), '.cache', 'livekit-mcp-dispatch');
 const VENV_PYTHON = join(CACHE, 'validators-venv', 'bin', 'python');
@@ -84,18 +83,7 @@ export async function startMoto(options: { tableName?: string } = {}): Promise<T
     endpoint,
     client,
     tableName,
-    async scan() {
-      const items: Record<string, unknown>[] = [];
-      let start: Record<string, unknown> | undefined;
-      do {
-        const page = await client.send(
-          new ScanCommand({ TableName: tableName, ConsistentRead: true, ExclusiveStartKey: start }),
-        );
-        items.push(...(page.Items ?? []));
-        start = page.LastEvaluatedKey;
-      } while (start !== undefined);
-      return items;
-    },
+    scan: () => scanTable(client, tableName),
     async stop() {
       client.destroy();
       const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
