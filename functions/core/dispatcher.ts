@@ -1,9 +1,5 @@
-import {
-  createDispatchSaga,
-  type DispatcherDeps,
-  type DispatchRequest,
-  type DispatchResult,
-} from './dispatch-saga.js';
+import type { DispatcherDeps, DispatchRequest, DispatchResult } from './dispatch-request.js';
+import { createDispatchSaga } from './dispatch-saga.js';
 import { createJoinPolicy, type JoinedParticipant, type JoinOutcome } from './join-policy.js';
 import { finishRoom } from './session-resources.js';
 
@@ -14,7 +10,7 @@ export {
   type DispatchRequest,
   type DispatchResult,
   QuotaExceededError,
-} from './dispatch-saga.js';
+} from './dispatch-request.js';
 export type { JoinedParticipant, JoinOutcome } from './join-policy.js';
 export { holderOf, releaseSessionResources } from './session-resources.js';
 

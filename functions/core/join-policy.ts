@@ -1,5 +1,5 @@
-import type { DispatcherDeps, DispatchSaga } from './dispatch-saga.js';
-import { QuotaExceededError } from './dispatch-saga.js';
+import { type DispatcherDeps, QuotaExceededError } from './dispatch-request.js';
+import type { DispatchSaga } from './dispatch-saga.js';
 import { DomainError } from './errors.js';
 import type { TenantRecord, UserRecord } from './model.js';
 import { isServiceParticipant, normalizeE164, ParticipantKind, roomTenantCandidates } from './rooms.js';

@@ -1,6 +1,6 @@
 import { loadAppCaller } from './caller.js';
 import { refreshUrlOf } from './config.js';
-import { DEFAULT_CREDENTIALS_REFRESH_SECONDS } from './dispatch-saga.js';
+import { DEFAULT_CREDENTIALS_REFRESH_SECONDS } from './dispatch-request.js';
 import type { Dispatcher } from './dispatcher.js';
 import { DomainError } from './errors.js';
 import type { Log } from './log.js';
