@@ -96,6 +96,11 @@ async def wait_for_participant_to_leave(ctx: JobContext, identity: str) -> None:
         if p.identity == identity:
             gone.set()
 
+    # The room deleted (a revoke) or left: the job is over, so its tool calls stop with it.
+    @ctx.room.on("disconnected")
+    def _disconnected(*_args: Any) -> None:
+        gone.set()
+
     if identity not in {p.identity for p in ctx.room.remote_participants.values()}:
         try:
             await asyncio.wait_for(ctx.wait_for_participant(identity=identity), LINGER)
@@ -107,6 +112,12 @@ async def wait_for_participant_to_leave(ctx: JobContext, identity: str) -> None:
 @server.rtc_session(agent_name=agent.AGENT_NAME)
 async def entrypoint(ctx: JobContext) -> None:
     job = {"job_id": ctx.job.id, "room": ctx.job.room.name, "agent_name": agent.AGENT_NAME}
+
+    async def ended(reason: str = "") -> None:
+        report(event="ended", reason=reason, **job)
+
+    # Every job reports its end and why ("session ended" when a renewal said so).
+    ctx.add_shutdown_callback(ended)
     log = JobLog()
     logging.getLogger("lkmcp.agent").addHandler(log)
     started = time.monotonic()
@@ -142,11 +153,6 @@ async def entrypoint(ctx: JobContext) -> None:
         ready_ms=ready_ms,
         **job,
     )
-
-    async def ended(reason: str = "") -> None:
-        report(event="ended", reason=reason, **job)
-
-    ctx.add_shutdown_callback(ended)
     ticker = asyncio.create_task(tick(toolsets, job)) if TICK > 0 and toolsets else None
     try:
         await ctx.connect(auto_subscribe=AutoSubscribe.SUBSCRIBE_NONE)

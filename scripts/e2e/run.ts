@@ -519,6 +519,7 @@ const renewalScenarios: Scenario[] = [
       );
       const tRevoked = Date.now();
       check(Number(revoked.ended_sessions) >= 1, `the revoke ended the session: ${JSON.stringify(revoked)}`);
+      // The revoke deletes the room; were the job still there, its next renewal (≤ refresh_at) is refused.
       const [ended] = await waitFor('ended', room, REFRESH_SECONDS * 1000 + 5_000);
       check(ended, 'the job ended');
       const endedAfterMs = Math.round(ended.at * 1000 - tRevoked);
@@ -544,7 +545,7 @@ const renewalScenarios: Scenario[] = [
     title:
       'token mode: the participant token replayed after room_finished gets no tools; no MCP use with its token',
     async run(stack) {
-      const { waitFor, reportsOf } = renewParts(stack);
+      const { waitFor, reportsOf, renewAgent } = renewParts(stack);
       const s = await startSession(stack, 'r3', stack.tokenServer.url, RENEW_AGENT);
       const room = String(s.room_name);
       const token = String(s.participant_token);
@@ -566,6 +567,12 @@ const renewalScenarios: Scenario[] = [
       // The replayed job: its start renewal is refused (session_ended), so it offers no tool.
       const [second] = await renewAgentSecondJob(stack, room, report.job_id);
       check(second, 'a job for the replayed token');
+      const [secondEnd] = await renewAgent.waitForReports(
+        (r) => r.event === 'ended' && r.job_id === second.job_id,
+        1,
+        30_000,
+      );
+      const endReason = secondEnd?.event === 'ended' ? secondEnd.reason : '?';
       const detail =
         second.event === 'served'
           ? `served with tools [${second.tools.join()}]`
@@ -585,7 +592,9 @@ const renewalScenarios: Scenario[] = [
         'no whoami after room_finished',
       );
       await leave(stack, replay);
-      console.log(`     first job ready ${report.ready_ms} ms; replayed token: a job ${detail}`);
+      console.log(
+        `     first job ready ${report.ready_ms} ms; replayed token: a job ${detail}, ended: "${endReason}"`,
+      );
     },
   },
 ];
