@@ -36,6 +36,8 @@ const PREFIX = 'lk-mcp-';
  * its job lasts. Only tenant renco allows it, so no other scenario's job lands there.
  */
 const RENEW_AGENT = 'mcp-agent-renew';
+/** Scenario 7's TypeScript worker (worker/scripts/e2e-agent.ts), ticking the same way. */
+const RENEW_TS_AGENT = 'mcp-agent-renew-ts';
 const RENEW_TICK_SECONDS = 10;
 /** The renewal server's CREDENTIALS_REFRESH_SECONDS: the configuration's minimum. */
 const REFRESH_SECONDS = 60;
@@ -51,6 +53,7 @@ const PEOPLE = {
   r1: { user: 'user-r1', tenant: 'renco' },
   r2: { user: 'user-r2', tenant: 'renco' },
   r3: { user: 'user-r3', tenant: 'renco' },
+  r4: { user: 'user-r4', tenant: 'renco' },
 } as const;
 type Person = keyof typeof PEOPLE;
 
@@ -72,6 +75,8 @@ interface Stack {
   counter?: CredentialsCounter;
   /** Scenarios 7-9 only: the ticking Python worker (RENEW_AGENT). */
   renewAgent?: RunningAgent;
+  /** Scenarios 7-9 only: the ticking TypeScript worker (RENEW_TS_AGENT). */
+  renewTsAgent?: RunningAgent;
   dispatchKeys: string;
   mcpTokens: Record<Person, string>;
   superadmin: string;
@@ -123,7 +128,7 @@ async function seed(stack: Stack): Promise<void> {
     globex: { name: 'Globex', agent_names: [AGENT, TS_AGENT] },
     webco: { name: 'Webco', agent_names: [AGENT], webhook_dispatch: true, dispatch_policy: 'per_room' },
     tokco: { name: 'Tokco', agent_names: [AGENT] },
-    renco: { name: 'Renco', agent_names: [RENEW_AGENT] },
+    renco: { name: 'Renco', agent_names: [RENEW_AGENT, RENEW_TS_AGENT] },
   };
   for (const [id, body] of Object.entries(tenants)) {
     await mustApi(server.url, 'PUT', `/v1/admin/tenants/${id}`, superadmin, body, { 'if-none-match': '*' });
@@ -234,7 +239,7 @@ async function startStack(
     t = performance.now();
     // Both workers start together: their start-up (Python imports, tsx) is most of the set-up time.
     const agentOptions = { livekit, dispatchKeys };
-    const [agent, tsAgent, renewAgent] = await Promise.all([
+    const [agent, tsAgent, renewAgent, renewTsAgent] = await Promise.all([
       startPythonAgent({ ...agentOptions, agentName: AGENT, reportFile: join(dir, 'agent-reports.jsonl') }),
       withTsAgent
         ? startTypeScriptAgent({
@@ -252,10 +257,20 @@ async function startStack(
             env: { LKMCP_E2E_TICK: String(RENEW_TICK_SECONDS) },
           })
         : undefined,
+      withRenewal
+        ? startTypeScriptAgent({
+            ...agentOptions,
+            agentName: RENEW_TS_AGENT,
+            reportFile: join(dir, 'renew-ts-agent-reports.jsonl'),
+            label: 'ts-renew-agent',
+            env: { LKMCP_E2E_TICK: String(RENEW_TICK_SECONDS) },
+          })
+        : undefined,
     ]);
     partial.agent = agent;
     partial.tsAgent = tsAgent;
     partial.renewAgent = renewAgent;
+    partial.renewTsAgent = renewTsAgent;
     mark(withTsAgent ? 'agents (Python, TypeScript)' : 'Python agent', t);
 
     check(server.mintToken, 'the local server runs its dev issuer');
@@ -269,6 +284,7 @@ async function startStack(
       renewServer: partial.renewServer,
       counter: partial.counter,
       renewAgent,
+      renewTsAgent,
       dispatchKeys,
       mcpTokens,
       superadmin: await server.mintToken({ user: 'e2e-root', superadmin: true }),
@@ -296,6 +312,7 @@ async function stopStack(stack: Partial<Stack>): Promise<void> {
     ['agent', stack.agent?.stop],
     ['TypeScript agent', stack.tsAgent?.stop],
     ['renewal agent', stack.renewAgent?.stop],
+    ['TypeScript renewal agent', stack.renewTsAgent?.stop],
     ['renewal server', stack.renewServer?.stop],
     ['credentials counter', stack.counter?.stop],
     ['token server', stack.tokenServer?.stop],
@@ -444,57 +461,96 @@ function mcpUseSince(stack: Stack, who: Person, sinceMs: number) {
 const renewalScenarios: Scenario[] = [
   {
     id: 7,
-    title: `renewal keeps tools working: a whoami every ${RENEW_TICK_SECONDS} s across 2 renewals at refresh_at (CREDENTIALS_REFRESH_SECONDS=${REFRESH_SECONDS})`,
+    title: `renewal keeps tools working (Python and TypeScript workers): a whoami every ${RENEW_TICK_SECONDS} s across 2 renewals at refresh_at (CREDENTIALS_REFRESH_SECONDS=${REFRESH_SECONDS})`,
     async run(stack) {
-      const { renewServer, counter, reportsOf, waitFor } = renewParts(stack);
+      const { renewServer, counter, renewAgent } = renewParts(stack);
+      const tsAgent = stack.renewTsAgent;
+      check(tsAgent, 'the TypeScript renewal agent was started');
       const t0 = Date.now();
-      const s = await startSession(stack, 'r1', renewServer.url, RENEW_AGENT);
-      const room = String(s.room_name);
-      const app = await enter(stack, String(s.participant_token), 'user-r1');
-      const [report] = await waitFor('served', room, 30_000);
-      check(report && report.whoami[0]?.user_id === 'user-r1', `R1's job: ${JSON.stringify(report)}`);
-      // The start renewal, then one at each refresh_at (~60 s apart): three 200s of one session.
-      const renewals = await eventually(
-        'the start renewal and 2 renewals at refresh_at',
+      const jobs = await Promise.all(
+        (
+          [
+            ['r1', RENEW_AGENT, renewAgent, 'Python'],
+            ['r4', RENEW_TS_AGENT, tsAgent, 'TypeScript'],
+          ] as const
+        ).map(async ([who, agentName, agent, label]) => {
+          const s = await startSession(stack, who, renewServer.url, agentName);
+          const room = String(s.room_name);
+          const app = await enter(stack, String(s.participant_token), PEOPLE[who].user);
+          const [report] = await agent.waitForReports(
+            (r) => r.event === 'served' && r.room === room,
+            1,
+            30_000,
+          );
+          check(
+            report?.event === 'served' && report.whoami[0]?.user_id === PEOPLE[who].user,
+            `${label} job: ${JSON.stringify(report)}`,
+          );
+          return { who, agent, label, room, app, report };
+        }),
+      );
+      // Per session: the start renewal, then one at each refresh_at (~60 s apart), all 200.
+      const bySid = await eventually(
+        'each session: the start renewal and 2 renewals at refresh_at',
         async () => {
-          const mine = counter.renewals.filter((r) => r.at >= t0);
-          return mine.length >= 3 ? mine : undefined;
+          const groups = new Map<string | null, typeof counter.renewals>();
+          for (const r of counter.renewals.filter((r) => r.at >= t0)) {
+            groups.set(r.sid, [...(groups.get(r.sid) ?? []), r]);
+          }
+          return groups.size === jobs.length && [...groups.values()].every((g) => g.length >= 3)
+            ? groups
+            : undefined;
         },
         2 * REFRESH_SECONDS * 1000 + 30_000,
       );
-      const sids = new Set(renewals.map((r) => r.sid));
-      check(sids.size === 1 && !sids.has(null), `one session's renewals: ${sids.size} sids`);
+      check(!bySid.has(null), 'every renewal carries a session id');
+      const all = [...bySid.values()].flat();
       check(
-        renewals.every((r) => r.status === 200),
-        `every renewal 200: ${renewals.map((r) => r.status)}`,
+        all.every((r) => r.status === 200),
+        `every renewal 200: ${all.map((r) => r.status)}`,
       );
-      // Tools still work after the second renewal swapped the headers in place.
-      const lastRenewal = renewals[2]!.at;
-      await eventually(
-        'a whoami after the second renewal at refresh_at',
-        async () => (reportsOf('tick', room).some((t) => t.at * 1000 > lastRenewal) ? true : undefined),
-        RENEW_TICK_SECONDS * 1000 + 10_000,
-      );
-      const ticks = reportsOf('tick', room);
-      check(
-        ticks.every((t) => t.ok && t.user_id === 'user-r1'),
-        `every whoami succeeded as user-r1: ${JSON.stringify(ticks.filter((t) => !t.ok || t.user_id !== 'user-r1'))}`,
-      );
-      const expectedTicks = Math.floor((lastRenewal - t0) / (RENEW_TICK_SECONDS * 1000)) - 1;
-      check(ticks.length >= expectedTicks, `${ticks.length} whoami calls, expected ≥ ${expectedTicks}`);
-      const fp = tokenFingerprint(stack.mcpTokens.r1);
-      check(
-        stack.mcp.calls.filter((c) => c.tokenFingerprint === fp && c.tool === 'whoami').length >=
-          ticks.length + 1,
-        "the MCP server saw every whoami with R1's token",
-      );
-      await leave(stack, app);
-      const gaps = renewals.slice(1).map((r, i) => ((r.at - renewals[i]!.at) / 1000).toFixed(1));
-      console.log(
-        `     job ready (assigned -> toolsets, start renewal included) ${report.ready_ms} ms; ` +
-          `${renewals.length} renewals (start + ${renewals.length - 1} at refresh_at, ${gaps.join(' s, ')} s apart); ` +
-          `${ticks.length} whoami calls, all ok`,
-      );
+      // Tools still work after the second renewal at refresh_at swapped the headers in place.
+      const lastRenewal = Math.max(...[...bySid.values()].map((g) => g[2]!.at));
+      const lines: string[] = [];
+      for (const job of jobs) {
+        const ticksOf = () =>
+          job.agent
+            .reports()
+            .filter((r): r is RenewReport<'tick'> => r.event === 'tick' && r.room === job.room);
+        await eventually(
+          `${job.label}: a whoami after the second renewal at refresh_at`,
+          async () => (ticksOf().some((t) => t.at * 1000 > lastRenewal) ? true : undefined),
+          RENEW_TICK_SECONDS * 1000 + 10_000,
+        );
+        const ticks = ticksOf();
+        const user = PEOPLE[job.who].user;
+        check(
+          ticks.every((t) => t.ok && t.user_id === user),
+          `${job.label}: every whoami succeeded as ${user}: ${JSON.stringify(ticks.filter((t) => !t.ok || t.user_id !== user))}`,
+        );
+        const expectedTicks = Math.floor((lastRenewal - t0) / (RENEW_TICK_SECONDS * 1000)) - 2;
+        check(
+          ticks.length >= expectedTicks,
+          `${job.label}: ${ticks.length} whoami calls, expected ≥ ${expectedTicks}`,
+        );
+        const fp = tokenFingerprint(stack.mcpTokens[job.who]);
+        check(
+          stack.mcp.calls.filter((c) => c.tokenFingerprint === fp && c.tool === 'whoami').length >=
+            ticks.length + 1,
+          `${job.label}: the MCP server saw every whoami with the user's token`,
+        );
+        lines.push(
+          `${job.label} job ready (assigned -> toolsets, start renewal included) ${job.report.ready_ms} ms, ${ticks.length} whoami calls all ok`,
+        );
+      }
+      for (const job of jobs) await leave(stack, job.app);
+      for (const group of bySid.values()) {
+        const gaps = group.slice(1).map((r, i) => ((r.at - group[i]!.at) / 1000).toFixed(1));
+        lines.push(
+          `session: ${group.length} renewals, all 200 (start + ${group.length - 1} at refresh_at, ${gaps.join(' s, ')} s apart)`,
+        );
+      }
+      console.log(lines.map((l) => `     ${l}`).join('\n'));
     },
   },
   {
