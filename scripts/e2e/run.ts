@@ -5,6 +5,12 @@
  * the Python worker (worker/python's opener and toolsets, LLM-free), then drives the scenarios
  * and tears everything down, even on failure. Prints each scenario's time and the wall time.
  *
+ * Scenarios 7-9 (issue 19, credential renewal, ~3 min) add a third local server with
+ * CREDENTIALS_REFRESH_SECONDS=60 (the minimum) whose `refresh_url` (PUBLIC_BASE_URL) is a
+ * counting proxy in front of it (credentials-counter.ts), and a Python and a TypeScript worker
+ * that call `whoami` every 10 s: renewals are counted at the endpoint, every call is on the MCP
+ * server's record, and each job reports its readiness time and why it ended.
+ *
  *   npx tsx scripts/e2e/run.ts [--only 1,3] [--verbose]
  *
  * Needs: go (first run builds livekit-server into the cache, ~2-3 min), the worker venv
@@ -263,7 +269,12 @@ async function startStack(
             agentName: RENEW_TS_AGENT,
             reportFile: join(dir, 'renew-ts-agent-reports.jsonl'),
             label: 'ts-renew-agent',
-            env: { LKMCP_E2E_TICK: String(RENEW_TICK_SECONDS) },
+            // Its own health port: with LKMCP_HEALTH_PORT=0 @livekit/agents (Node) listens on
+            // 8081, which the other TypeScript worker may already hold.
+            env: {
+              LKMCP_E2E_TICK: String(RENEW_TICK_SECONDS),
+              LKMCP_HEALTH_PORT: String(await freeTcpPort()),
+            },
           })
         : undefined,
     ]);
