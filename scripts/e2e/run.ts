@@ -643,7 +643,9 @@ const renewalScenarios: Scenario[] = [
       const detail =
         second.event === 'served'
           ? `served with tools [${second.tools.join()}]`
-          : `refused (${second.event === 'refused' ? second.code : second.event})`;
+          : second.event === 'refused' && second.code !== 'unknown'
+            ? `refused (${second.code})`
+            : 'offered no tools';
       check(
         second.event !== 'served' || second.tools.length === 0,
         `the replayed job has no tools: ${detail}`,
