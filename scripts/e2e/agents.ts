@@ -20,9 +20,15 @@ export type AgentReport =
       tools: string[];
       whoami: { user_id: string; data: unknown }[];
       errors: string[];
+      /** Job assigned -> toolsets ready (the start renewal included); the Python agent only. */
+      ready_ms?: number;
       at: number;
     }
-  | { event: 'refused'; job_id: string; room: string; agent_name: string; code: string; at: number };
+  | { event: 'refused'; job_id: string; room: string; agent_name: string; code: string; at: number }
+  /** A periodic `whoami` call (LKMCP_E2E_TICK). */
+  | { event: 'tick'; job_id: string; room: string; n: number; ok: boolean; user_id?: string; at: number }
+  /** The job's shutdown and its reason (`session_ended` when a renewal said so). */
+  | { event: 'ended'; job_id: string; room: string; reason: string; at: number };
 
 /** A running e2e agent worker and the jobs it reported. */
 export interface RunningAgent {
@@ -48,6 +54,8 @@ export interface AgentOptions {
   /** JSON-lines file the agent appends one report per job to. */
   reportFile: string;
   label?: string;
+  /** More environment for the agent (e.g. LKMCP_E2E_TICK). */
+  env?: Record<string, string>;
 }
 
 /**
@@ -77,7 +85,7 @@ export function localWorkerEnv(opts: {
 }
 
 function agentEnv(opts: AgentOptions, idleProcesses: number): Record<string, string> {
-  return { ...localWorkerEnv({ ...opts, idleProcesses }), LKMCP_E2E_REPORT: opts.reportFile };
+  return { ...localWorkerEnv({ ...opts, idleProcesses }), LKMCP_E2E_REPORT: opts.reportFile, ...opts.env };
 }
 
 /**

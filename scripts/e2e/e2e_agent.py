@@ -10,7 +10,7 @@ the tool callable: the path an LLM tool call takes).
 
 Each job appends one JSON line to $LKMCP_E2E_REPORT (never a token, header or the metadata):
   {"event":"served","job_id","room","agent_name","user_id","tenant_id","participant_identity",
-   "tools":[...],"whoami":{...},"errors":[...]}
+   "tools":[...],"whoami":{...},"errors":[...],"ready_ms"}
   {"event":"refused","job_id","room","agent_name","code"}
 ``code`` and ``errors`` come from agent.py's own log records (logger ``lkmcp.agent``).
 
@@ -18,7 +18,11 @@ The job joins the room, stays while its participant (``pid``) is there, and leav
 participant leaves (or after LKMCP_E2E_LINGER seconds if it never shows up), so the room can
 finish.
 
-Environment: agent.py's, plus LKMCP_E2E_REPORT and LKMCP_E2E_LINGER (default 3).
+  {"event":"tick","job_id","room","n","ok","user_id"?,"error"?}   (every LKMCP_E2E_TICK seconds)
+  {"event":"ended","job_id","room","reason"}   (the job's shutdown, e.g. session_ended)
+
+Environment: agent.py's, plus LKMCP_E2E_REPORT, LKMCP_E2E_LINGER (default 3) and
+LKMCP_E2E_TICK (default 0: no periodic calls).
 
     python scripts/e2e/e2e_agent.py start
 """
@@ -43,6 +47,9 @@ from livekit.agents.llm.utils import prepare_function_arguments  # noqa: E402
 
 REPORT = os.environ["LKMCP_E2E_REPORT"]
 LINGER = float(os.environ.get("LKMCP_E2E_LINGER", "3"))
+#: Seconds between the ``whoami`` calls a job makes while it lasts (0: none). The renewal
+#: scenarios' worker sets it, so every call across the job's renewals is on the record.
+TICK = float(os.environ.get("LKMCP_E2E_TICK", "0"))
 
 # agent.py's module-level server already holds agent.py's entrypoint (one per server), so this
 # one is built the same way and gets the LLM-free entrypoint below.
@@ -89,6 +96,11 @@ async def wait_for_participant_to_leave(ctx: JobContext, identity: str) -> None:
         if p.identity == identity:
             gone.set()
 
+    # The room deleted (a revoke) or left: the job is over, so its tool calls stop with it.
+    @ctx.room.on("disconnected")
+    def _disconnected(*_args: Any) -> None:
+        gone.set()
+
     if identity not in {p.identity for p in ctx.room.remote_participants.values()}:
         try:
             await asyncio.wait_for(ctx.wait_for_participant(identity=identity), LINGER)
@@ -100,12 +112,21 @@ async def wait_for_participant_to_leave(ctx: JobContext, identity: str) -> None:
 @server.rtc_session(agent_name=agent.AGENT_NAME)
 async def entrypoint(ctx: JobContext) -> None:
     job = {"job_id": ctx.job.id, "room": ctx.job.room.name, "agent_name": agent.AGENT_NAME}
+
+    async def ended(reason: str = "") -> None:
+        report(event="ended", reason=reason, **job)
+
+    # Every job reports its end and why ("session ended" when a renewal said so).
+    ctx.add_shutdown_callback(ended)
     log = JobLog()
     logging.getLogger("lkmcp.agent").addHandler(log)
+    started = time.monotonic()
     try:
         prepared = await agent.prepare_job(ctx)
     finally:
         logging.getLogger("lkmcp.agent").removeHandler(log)
+    # Job assigned -> toolsets ready, the start renewal included.
+    ready_ms = round((time.monotonic() - started) * 1000)
     if prepared is None:
         report(event="refused", code=log.code or "unknown", **job)
         return
@@ -129,11 +150,34 @@ async def entrypoint(ctx: JobContext) -> None:
         tools=sorted(tools),
         whoami=whoami,
         errors=log.errors,
+        ready_ms=ready_ms,
         **job,
     )
-    await ctx.connect(auto_subscribe=AutoSubscribe.SUBSCRIBE_NONE)
-    await wait_for_participant_to_leave(ctx, grant.participant_identity)
+    ticker = asyncio.create_task(tick(toolsets, job)) if TICK > 0 and toolsets else None
+    try:
+        await ctx.connect(auto_subscribe=AutoSubscribe.SUBSCRIBE_NONE)
+        await wait_for_participant_to_leave(ctx, grant.participant_identity)
+    finally:
+        if ticker is not None:
+            ticker.cancel()
     ctx.shutdown(reason="participant left")
+
+
+async def tick(toolsets: list[Any], job: dict[str, Any]) -> None:
+    """Calls ``whoami`` every TICK seconds and reports each outcome (never the answer's token)."""
+    n = 0
+    while True:
+        await asyncio.sleep(TICK)
+        n += 1
+        for toolset in toolsets:
+            try:
+                answer = await call_tool(toolset, "whoami", "{}")
+                ok = isinstance(answer, dict) and "user_id" in answer
+                report(event="tick", n=n, ok=ok, user_id=answer.get("user_id") if ok else None, **job)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # noqa: BLE001 (the e2e records the failure)
+                report(event="tick", n=n, ok=False, error=type(error).__name__, **job)
 
 
 if __name__ == "__main__":

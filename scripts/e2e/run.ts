@@ -5,6 +5,12 @@
  * the Python worker (worker/python's opener and toolsets, LLM-free), then drives the scenarios
  * and tears everything down, even on failure. Prints each scenario's time and the wall time.
  *
+ * Scenarios 7-9 (issue 19, credential renewal, ~3 min) add a third local server with
+ * CREDENTIALS_REFRESH_SECONDS=60 (the minimum) whose `refresh_url` (PUBLIC_BASE_URL) is a
+ * counting proxy in front of it (credentials-counter.ts), and a Python and a TypeScript worker
+ * that call `whoami` every 10 s: renewals are counted at the endpoint, every call is on the MCP
+ * server's record, and each job reports its readiness time and why it ended.
+ *
  *   npx tsx scripts/e2e/run.ts [--only 1,3] [--verbose]
  *
  * Needs: go (first run builds livekit-server into the cache, ~2-3 min), the worker venv
@@ -21,6 +27,7 @@ import { createDispatchSealer } from '../../functions/core/sealing.js';
 import { type LocalServer, startLocalServer } from '../../functions/local.js';
 import { type RunningMcpServer, startMcpServer, tokenFingerprint } from '../../test/support/mcp-server.js';
 import { type AgentReport, type RunningAgent, startPythonAgent, startTypeScriptAgent } from './agents.js';
+import { type CredentialsCounter, startCredentialsCounter } from './credentials-counter.js';
 import { ensureLiveKitBinary, type RunningLiveKitServer, startLiveKitServer } from './livekit.js';
 import { type JoinedParticipant, joinRoom } from './participant.js';
 import { freeTcpPort } from './ports.js';
@@ -30,6 +37,17 @@ const AGENT = 'mcp-agent';
 /** The TypeScript worker's agent name: acme and globex allow it, so scenario 6 can route to it. */
 const TS_AGENT = 'mcp-agent-ts';
 const PREFIX = 'lk-mcp-';
+/**
+ * The renewal scenarios' (7-9) Python worker: it calls `whoami` every RENEW_TICK_SECONDS while
+ * its job lasts. Only tenant renco allows it, so no other scenario's job lands there.
+ */
+const RENEW_AGENT = 'mcp-agent-renew';
+/** Scenario 7's TypeScript worker (worker/scripts/e2e-agent.ts), ticking the same way. */
+const RENEW_TS_AGENT = 'mcp-agent-renew-ts';
+const RENEW_TICK_SECONDS = 10;
+/** The renewal server's CREDENTIALS_REFRESH_SECONDS: the configuration's minimum. */
+const REFRESH_SECONDS = 60;
+const RENEWAL_SCENARIOS = [7, 8, 9];
 
 /** The people of the scenarios: tenant, MCP bearer token (random per run), whoami data. */
 const PEOPLE = {
@@ -38,6 +56,10 @@ const PEOPLE = {
   c: { user: 'user-c', tenant: 'webco' },
   c2: { user: 'user-c2', tenant: 'webco' },
   d: { user: 'user-d', tenant: 'tokco' },
+  r1: { user: 'user-r1', tenant: 'renco' },
+  r2: { user: 'user-r2', tenant: 'renco' },
+  r3: { user: 'user-r3', tenant: 'renco' },
+  r4: { user: 'user-r4', tenant: 'renco' },
 } as const;
 type Person = keyof typeof PEOPLE;
 
@@ -51,6 +73,16 @@ interface Stack {
   agent: RunningAgent;
   /** Started only when scenario 6 runs. */
   tsAgent?: RunningAgent;
+  /**
+   * Scenarios 7-9 only: api dispatch mode with CREDENTIALS_REFRESH_SECONDS=60 and `refresh_url`
+   * pointing at `counter`, which forwards to it and counts every renewal.
+   */
+  renewServer?: LocalServer;
+  counter?: CredentialsCounter;
+  /** Scenarios 7-9 only: the ticking Python worker (RENEW_AGENT). */
+  renewAgent?: RunningAgent;
+  /** Scenarios 7-9 only: the ticking TypeScript worker (RENEW_TS_AGENT). */
+  renewTsAgent?: RunningAgent;
   dispatchKeys: string;
   mcpTokens: Record<Person, string>;
   superadmin: string;
@@ -102,6 +134,7 @@ async function seed(stack: Stack): Promise<void> {
     globex: { name: 'Globex', agent_names: [AGENT, TS_AGENT] },
     webco: { name: 'Webco', agent_names: [AGENT], webhook_dispatch: true, dispatch_policy: 'per_room' },
     tokco: { name: 'Tokco', agent_names: [AGENT] },
+    renco: { name: 'Renco', agent_names: [RENEW_AGENT, RENEW_TS_AGENT] },
   };
   for (const [id, body] of Object.entries(tenants)) {
     await mustApi(server.url, 'PUT', `/v1/admin/tenants/${id}`, superadmin, body, { 'if-none-match': '*' });
@@ -127,7 +160,12 @@ async function seed(stack: Stack): Promise<void> {
   }
 }
 
-async function startStack(verbose: boolean, dir: string, withTsAgent: boolean): Promise<Stack> {
+async function startStack(
+  verbose: boolean,
+  dir: string,
+  withTsAgent: boolean,
+  withRenewal: boolean,
+): Promise<Stack> {
   const t0 = performance.now();
   const timings: string[] = [];
   const mark = (what: string, since: number) =>
@@ -188,12 +226,26 @@ async function startStack(verbose: boolean, dir: string, withTsAgent: boolean): 
       DYNAMODB_ENDPOINT: server.services.config.dynamodbEndpoint,
     });
     partial.tokenServer = tokenServer;
+    if (withRenewal) {
+      const counter = await startCredentialsCounter();
+      partial.counter = counter;
+      const renewServer = await startLocalServer({
+        ...env,
+        PORT: String(await freeTcpPort()),
+        DYNAMODB_ENDPOINT: server.services.config.dynamodbEndpoint,
+        CREDENTIALS_REFRESH_SECONDS: String(REFRESH_SECONDS),
+        // refresh_url = the counter's URL (and the assertions' expected `aud`).
+        PUBLIC_BASE_URL: counter.url,
+      });
+      counter.setTarget(renewServer.url);
+      partial.renewServer = renewServer;
+    }
     mark('local servers', t);
 
     t = performance.now();
     // Both workers start together: their start-up (Python imports, tsx) is most of the set-up time.
     const agentOptions = { livekit, dispatchKeys };
-    const [agent, tsAgent] = await Promise.all([
+    const [agent, tsAgent, renewAgent, renewTsAgent] = await Promise.all([
       startPythonAgent({ ...agentOptions, agentName: AGENT, reportFile: join(dir, 'agent-reports.jsonl') }),
       withTsAgent
         ? startTypeScriptAgent({
@@ -202,9 +254,34 @@ async function startStack(verbose: boolean, dir: string, withTsAgent: boolean): 
             reportFile: join(dir, 'ts-agent-reports.jsonl'),
           })
         : undefined,
+      withRenewal
+        ? startPythonAgent({
+            ...agentOptions,
+            agentName: RENEW_AGENT,
+            reportFile: join(dir, 'renew-agent-reports.jsonl'),
+            label: 'py-renew-agent',
+            env: { LKMCP_E2E_TICK: String(RENEW_TICK_SECONDS) },
+          })
+        : undefined,
+      withRenewal
+        ? startTypeScriptAgent({
+            ...agentOptions,
+            agentName: RENEW_TS_AGENT,
+            reportFile: join(dir, 'renew-ts-agent-reports.jsonl'),
+            label: 'ts-renew-agent',
+            // Its own health port: with LKMCP_HEALTH_PORT=0 @livekit/agents (Node) listens on
+            // 8081, which the other TypeScript worker may already hold.
+            env: {
+              LKMCP_E2E_TICK: String(RENEW_TICK_SECONDS),
+              LKMCP_HEALTH_PORT: String(await freeTcpPort()),
+            },
+          })
+        : undefined,
     ]);
     partial.agent = agent;
     partial.tsAgent = tsAgent;
+    partial.renewAgent = renewAgent;
+    partial.renewTsAgent = renewTsAgent;
     mark(withTsAgent ? 'agents (Python, TypeScript)' : 'Python agent', t);
 
     check(server.mintToken, 'the local server runs its dev issuer');
@@ -215,6 +292,10 @@ async function startStack(verbose: boolean, dir: string, withTsAgent: boolean): 
       tokenServer,
       agent,
       tsAgent,
+      renewServer: partial.renewServer,
+      counter: partial.counter,
+      renewAgent,
+      renewTsAgent,
       dispatchKeys,
       mcpTokens,
       superadmin: await server.mintToken({ user: 'e2e-root', superadmin: true }),
@@ -241,6 +322,10 @@ async function stopStack(stack: Partial<Stack>): Promise<void> {
     ]),
     ['agent', stack.agent?.stop],
     ['TypeScript agent', stack.tsAgent?.stop],
+    ['renewal agent', stack.renewAgent?.stop],
+    ['TypeScript renewal agent', stack.renewTsAgent?.stop],
+    ['renewal server', stack.renewServer?.stop],
+    ['credentials counter', stack.counter?.stop],
     ['token server', stack.tokenServer?.stop],
     ['server', stack.server?.stop],
     ['livekit', stack.livekit?.stop],
@@ -350,6 +435,248 @@ type Scenario = {
   title: string;
   run: (stack: Stack, state: Map<string, unknown>) => Promise<void>;
 };
+
+// Scenarios 7-9 (issue 19): credential renewal with real parts. Their jobs run on RENEW_AGENT,
+// whose worker calls `whoami` every RENEW_TICK_SECONDS; renewals are counted at the endpoint.
+
+type RenewReport<E extends AgentReport['event']> = Extract<AgentReport, { event: E }>;
+
+function renewParts(stack: Stack) {
+  const { renewServer, counter, renewAgent } = stack;
+  check(renewServer && counter && renewAgent, 'the renewal server, counter and agent were started');
+  const reportsOf = <E extends AgentReport['event']>(event: E, room: string) =>
+    renewAgent.reports().filter((r): r is RenewReport<E> => r.event === event && r.room === room);
+  const waitFor = async <E extends AgentReport['event']>(
+    event: E,
+    room: string,
+    timeoutMs: number,
+    count = 1,
+  ) =>
+    (await renewAgent.waitForReports(
+      (r) => r.event === event && r.room === room,
+      count,
+      timeoutMs,
+    )) as RenewReport<E>[];
+  return { renewServer, counter, renewAgent, reportsOf, waitFor };
+}
+
+/** MCP requests and tool calls carrying `who`'s token since `sinceMs`. */
+function mcpUseSince(stack: Stack, who: Person, sinceMs: number) {
+  const fp = tokenFingerprint(stack.mcpTokens[who]);
+  return {
+    calls: stack.mcp.calls.filter((c) => c.tokenFingerprint === fp && c.at.getTime() > sinceMs),
+    requests: stack.mcp.requests.filter((r) => r.tokenFingerprint === fp && r.at.getTime() > sinceMs),
+  };
+}
+
+const renewalScenarios: Scenario[] = [
+  {
+    id: 7,
+    title: `renewal keeps tools working (Python and TypeScript workers): a whoami every ${RENEW_TICK_SECONDS} s across 2 renewals at refresh_at (CREDENTIALS_REFRESH_SECONDS=${REFRESH_SECONDS})`,
+    async run(stack) {
+      const { renewServer, counter, renewAgent } = renewParts(stack);
+      const tsAgent = stack.renewTsAgent;
+      check(tsAgent, 'the TypeScript renewal agent was started');
+      const t0 = Date.now();
+      const jobs = await Promise.all(
+        (
+          [
+            ['r1', RENEW_AGENT, renewAgent, 'Python'],
+            ['r4', RENEW_TS_AGENT, tsAgent, 'TypeScript'],
+          ] as const
+        ).map(async ([who, agentName, agent, label]) => {
+          const s = await startSession(stack, who, renewServer.url, agentName);
+          const room = String(s.room_name);
+          const app = await enter(stack, String(s.participant_token), PEOPLE[who].user);
+          const [report] = await agent.waitForReports(
+            (r) => r.event === 'served' && r.room === room,
+            1,
+            30_000,
+          );
+          check(
+            report?.event === 'served' && report.whoami[0]?.user_id === PEOPLE[who].user,
+            `${label} job: ${JSON.stringify(report)}`,
+          );
+          return { who, agent, label, room, app, report };
+        }),
+      );
+      // Per session: the start renewal, then one at each refresh_at (~60 s apart), all 200.
+      const bySid = await eventually(
+        'each session: the start renewal and 2 renewals at refresh_at',
+        async () => {
+          const groups = new Map<string | null, typeof counter.renewals>();
+          for (const r of counter.renewals.filter((r) => r.at >= t0)) {
+            groups.set(r.sid, [...(groups.get(r.sid) ?? []), r]);
+          }
+          return groups.size === jobs.length && [...groups.values()].every((g) => g.length >= 3)
+            ? groups
+            : undefined;
+        },
+        2 * REFRESH_SECONDS * 1000 + 30_000,
+      );
+      check(!bySid.has(null), 'every renewal carries a session id');
+      const all = [...bySid.values()].flat();
+      check(
+        all.every((r) => r.status === 200),
+        `every renewal 200: ${all.map((r) => r.status)}`,
+      );
+      // Tools still work after the second renewal at refresh_at swapped the headers in place.
+      const lastRenewal = Math.max(...[...bySid.values()].map((g) => g[2]!.at));
+      const lines: string[] = [];
+      for (const job of jobs) {
+        const ticksOf = () =>
+          job.agent
+            .reports()
+            .filter((r): r is RenewReport<'tick'> => r.event === 'tick' && r.room === job.room);
+        await eventually(
+          `${job.label}: a whoami after the second renewal at refresh_at`,
+          async () => (ticksOf().some((t) => t.at * 1000 > lastRenewal) ? true : undefined),
+          RENEW_TICK_SECONDS * 1000 + 10_000,
+        );
+        const ticks = ticksOf();
+        const user = PEOPLE[job.who].user;
+        check(
+          ticks.every((t) => t.ok && t.user_id === user),
+          `${job.label}: every whoami succeeded as ${user}: ${JSON.stringify(ticks.filter((t) => !t.ok || t.user_id !== user))}`,
+        );
+        const expectedTicks = Math.floor((lastRenewal - t0) / (RENEW_TICK_SECONDS * 1000)) - 2;
+        check(
+          ticks.length >= expectedTicks,
+          `${job.label}: ${ticks.length} whoami calls, expected ≥ ${expectedTicks}`,
+        );
+        const fp = tokenFingerprint(stack.mcpTokens[job.who]);
+        check(
+          stack.mcp.calls.filter((c) => c.tokenFingerprint === fp && c.tool === 'whoami').length >=
+            ticks.length + 1,
+          `${job.label}: the MCP server saw every whoami with the user's token`,
+        );
+        lines.push(
+          `${job.label} job ready (assigned -> toolsets, start renewal included) ${job.report.ready_ms} ms, ${ticks.length} whoami calls all ok`,
+        );
+      }
+      for (const job of jobs) await leave(stack, job.app);
+      for (const group of bySid.values()) {
+        const gaps = group.slice(1).map((r, i) => ((r.at - group[i]!.at) / 1000).toFixed(1));
+        lines.push(
+          `session: ${group.length} renewals, all 200 (start + ${group.length - 1} at refresh_at, ${gaps.join(' s, ')} s apart)`,
+        );
+      }
+      console.log(lines.map((l) => `     ${l}`).join('\n'));
+    },
+  },
+  {
+    id: 8,
+    title: 'revoking the user mid-session ends the job; no MCP call with their token after the revoke',
+    async run(stack) {
+      const { renewServer, counter, reportsOf, waitFor } = renewParts(stack);
+      const t0 = Date.now();
+      const s = await startSession(stack, 'r2', renewServer.url, RENEW_AGENT);
+      const room = String(s.room_name);
+      await enter(stack, String(s.participant_token), 'user-r2');
+      const [report] = await waitFor('served', room, 30_000);
+      check(report && report.whoami[0]?.user_id === 'user-r2', `R2's job: ${JSON.stringify(report)}`);
+      await waitFor('tick', room, RENEW_TICK_SECONDS * 1000 + 10_000);
+      const sid = counter.renewals.find((r) => r.at >= t0)?.sid;
+      check(sid, 'the start renewal was counted');
+      const revoked = await mustApi(
+        stack.server.url,
+        'POST',
+        `/v1/admin/tenants/renco/users/user-r2/revoke`,
+        stack.superadmin,
+      );
+      const tRevoked = Date.now();
+      check(Number(revoked.ended_sessions) >= 1, `the revoke ended the session: ${JSON.stringify(revoked)}`);
+      // The revoke deletes the room; were the job still there, its next renewal (≤ refresh_at) is refused.
+      const [ended] = await waitFor('ended', room, REFRESH_SECONDS * 1000 + 5_000);
+      check(ended, 'the job ended');
+      const endedAfterMs = Math.round(ended.at * 1000 - tRevoked);
+      // Renewals of this session after the revoke: each must be 403 session_ended.
+      const after = counter.renewals.filter((r) => r.sid === sid && r.at >= tRevoked);
+      check(
+        after.every((r) => r.status === 403 && r.code === 'session_ended'),
+        `renewals after the revoke: ${JSON.stringify(after.map((r) => [r.status, r.code]))}`,
+      );
+      await sleep(RENEW_TICK_SECONDS * 1000 + 1000);
+      const use = mcpUseSince(stack, 'r2', tRevoked);
+      check(use.calls.length === 0, `no MCP tool call with R2's token after the revoke: ${use.calls.length}`);
+      const okTicksAfter = reportsOf('tick', room).filter((t) => t.ok && t.at * 1000 > tRevoked);
+      check(okTicksAfter.length === 0, `no whoami succeeded after the revoke: ${okTicksAfter.length}`);
+      console.log(
+        `     job ready ${report.ready_ms} ms; ended ${endedAfterMs} ms after the revoke answered ` +
+          `(reason "${ended.reason}"); renewals after the revoke: ${after.map((r) => `${r.status} ${r.code}`).join(', ') || 'none'}`,
+      );
+    },
+  },
+  {
+    id: 9,
+    title:
+      'token mode: the participant token replayed after room_finished gets no tools; no MCP use with its token',
+    async run(stack) {
+      const { waitFor, reportsOf, renewAgent } = renewParts(stack);
+      const s = await startSession(stack, 'r3', stack.tokenServer.url, RENEW_AGENT);
+      const room = String(s.room_name);
+      const token = String(s.participant_token);
+      const first = await enter(stack, token, 'user-r3');
+      const [report] = await waitFor('served', room, 30_000);
+      check(
+        report && report.whoami[0]?.user_id === 'user-r3' && report.tools.length > 0,
+        `R3's job: ${JSON.stringify(report)}`,
+      );
+      await leave(stack, first);
+      await eventually(
+        `R3's session in ${room} to end (room_finished)`,
+        async () =>
+          (await sessionsOf(stack, 'renco')).find((x) => x.room_name === room && x.status === 'ended'),
+        30_000,
+      );
+      const tFinished = Date.now();
+      const replay = await enter(stack, token, 'user-r3-replay');
+      // The replayed job: its start renewal is refused (session_ended), so it offers no tool.
+      const [second] = await renewAgentSecondJob(stack, room, report.job_id);
+      check(second, 'a job for the replayed token');
+      const [secondEnd] = await renewAgent.waitForReports(
+        (r) => r.event === 'ended' && r.job_id === second.job_id,
+        1,
+        30_000,
+      );
+      const endReason = secondEnd?.event === 'ended' ? secondEnd.reason : '?';
+      const detail =
+        second.event === 'served'
+          ? `served with tools [${second.tools.join()}]`
+          : second.event === 'refused' && second.code !== 'unknown'
+            ? `refused (${second.code})`
+            : 'offered no tools';
+      check(
+        second.event !== 'served' || second.tools.length === 0,
+        `the replayed job has no tools: ${detail}`,
+      );
+      await sleep(RENEW_TICK_SECONDS * 1000 + 1000);
+      const use = mcpUseSince(stack, 'r3', tFinished);
+      check(
+        use.calls.length === 0 && use.requests.length === 0,
+        `no MCP request with R3's token after room_finished: ${use.requests.length} requests, ${use.calls.length} calls`,
+      );
+      check(
+        reportsOf('tick', room).every((t) => t.at * 1000 < tFinished),
+        'no whoami after room_finished',
+      );
+      await leave(stack, replay);
+      console.log(
+        `     first job ready ${report.ready_ms} ms; replayed token: a job ${detail}, ended: "${endReason}"`,
+      );
+    },
+  },
+];
+
+/** The first report of a job in `room` other than `firstJob` (served or refused). */
+async function renewAgentSecondJob(stack: Stack, room: string, firstJob: string) {
+  const { renewAgent } = renewParts(stack);
+  return renewAgent.waitForReports(
+    (r) => r.room === room && r.job_id !== firstJob && (r.event === 'served' || r.event === 'refused'),
+    1,
+    30_000,
+  );
+}
 
 const scenarios: Scenario[] = [
   {
@@ -550,6 +877,7 @@ const scenarios: Scenario[] = [
       );
     },
   },
+  ...renewalScenarios,
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -571,6 +899,7 @@ async function main(): Promise<number> {
       verbose,
       dir,
       selected.some((s) => s.id === 6),
+      selected.some((s) => RENEWAL_SCENARIOS.includes(s.id)),
     );
     const state = new Map<string, unknown>();
     for (const scenario of selected) {
@@ -600,6 +929,11 @@ async function main(): Promise<number> {
       console.error(
         `--- agent log (tail) ---\n${stack.agent.worker.log().split('\n').slice(-40).join('\n')}`,
       );
+      if (stack.renewAgent) {
+        console.error(
+          `--- renewal agent log (tail) ---\n${stack.renewAgent.worker.log().split('\n').slice(-40).join('\n')}`,
+        );
+      }
       console.error(`--- livekit log (tail) ---\n${stack.livekit.logTail()}`);
     }
     const tStop = performance.now();

@@ -9,7 +9,8 @@
  *
  * Environment: src/agent.ts's (LIVEKIT_*, DISPATCH_KEYS, LKMCP_AGENT_NAME, ALLOW_INSECURE_MCP_URLS,
  * LKMCP_WORKER_LOAD, LKMCP_HEALTH_HOST/PORT, LKMCP_IDLE_PROCESSES), plus LKMCP_E2E_REPORT and
- * LKMCP_E2E_LINGER (seconds, default 3).
+ * LKMCP_E2E_LINGER (seconds, default 3) and LKMCP_E2E_TICK (seconds between `whoami` calls reported as
+ * `{"event":"tick",…}`, default 0: none). Every job also reports `{"event":"ended","reason"}` at shutdown.
  */
 import { appendFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -18,6 +19,8 @@ import { agentName, type JobLogger, prepareJob, serverOptions } from '../src/age
 
 const REPORT = process.env.LKMCP_E2E_REPORT ?? '';
 const LINGER_MS = Number(process.env.LKMCP_E2E_LINGER ?? '3') * 1000;
+/** Milliseconds between the `whoami` calls a job makes while it lasts (0: none), as e2e_agent.py. */
+const TICK_MS = Number(process.env.LKMCP_E2E_TICK ?? '0') * 1000;
 
 function report(fields: Record<string, unknown>): void {
   appendFileSync(REPORT, `${JSON.stringify({ ...fields, at: Date.now() / 1000 })}\n`);
@@ -63,7 +66,8 @@ async function waitForParticipantToLeave(ctx: JobContext, identity: string): Pro
   const present = () => [...ctx.room.remoteParticipants.values()].some((p) => p.identity === identity);
   const deadline = Date.now() + LINGER_MS;
   while (!present() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-  while (present()) await new Promise((r) => setTimeout(r, 200));
+  // The room deleted (a revoke) ends the wait too: the job's tool calls stop with the room.
+  while (present() && ctx.room.isConnected) await new Promise((r) => setTimeout(r, 200));
 }
 
 export default defineAgent({
@@ -71,12 +75,22 @@ export default defineAgent({
     const name = agentName();
     const job = { job_id: ctx.job.id, room: ctx.job.room?.name ?? '', agent_name: name };
     const catcher = codeCatcher();
+    let endReason = '';
+    const shutdown = ctx.shutdown.bind(ctx);
+    // The reason the job ends (e.g. "session ended" from a renewal), for the "ended" report.
+    ctx.shutdown = (reason?: string) => {
+      endReason ||= reason ?? '';
+      shutdown(reason);
+    };
+    ctx.addShutdownCallback(async () => report({ event: 'ended', reason: endReason, ...job }));
+    const started = performance.now();
     // src/agent.ts's own preparation: the same openJob and connectToolsets calls as its entry.
     const prepared = await prepareJob(ctx, catcher.logger);
     if (!prepared) {
       report({ event: 'refused', code: catcher.code(), ...job });
       return;
     }
+    const readyMs = Math.round(performance.now() - started);
     const { grant, toolsets } = prepared;
     const tools: string[] = [];
     const whoami: unknown[] = [];
@@ -95,10 +109,34 @@ export default defineAgent({
       tools: tools.sort(),
       whoami,
       errors: catcher.errors,
+      ready_ms: readyMs,
       ...job,
     });
-    await ctx.connect();
-    await waitForParticipantToLeave(ctx, grant.participantIdentity);
+    let n = 0;
+    const ticker =
+      TICK_MS > 0 && toolsets.length > 0
+        ? setInterval(() => {
+            n += 1;
+            const tick = n;
+            for (const toolset of toolsets) {
+              callTool(toolset, 'whoami', {}).then(
+                (answer) => {
+                  const userId = (answer as { user_id?: unknown } | undefined)?.user_id;
+                  const ok = typeof userId === 'string';
+                  report({ event: 'tick', n: tick, ok, user_id: ok ? userId : null, ...job });
+                },
+                (error: unknown) =>
+                  report({ event: 'tick', n: tick, ok: false, error: (error as Error).name, ...job }),
+              );
+            }
+          }, TICK_MS)
+        : undefined;
+    try {
+      await ctx.connect();
+      await waitForParticipantToLeave(ctx, grant.participantIdentity);
+    } finally {
+      clearInterval(ticker);
+    }
     ctx.shutdown('participant left');
   },
 });
