@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import type { DynamoStore } from '../../functions/adapters/dynamo/store.js';
 import type { ConnectionRecord, TenantRecord } from '../../functions/core/model.js';
 import type { LocalServer } from '../../functions/local.js';
-import { type ScriptedServer, startScriptedServer } from '../../test/support/oauth/scripted-server.js';
 import { seedUser } from '../../test/support/fixtures.js';
+import { type ScriptedServer, startScriptedServer } from '../../test/support/oauth/scripted-server.js';
 
 /**
  * Sessions of a user whose only server is a catalog OAuth server with a stored connection
@@ -30,7 +30,11 @@ const ISSUER = 'https://as.example.com';
  * endpoint is a scripted loopback AS), `freshUsers` users with a 4 h token and `staleUsers` with
  * a 60 s one. `local` must allow loopback http (ALLOW_INSECURE_MCP_URLS) for the AS stand-in.
  */
-export async function oauthBench(local: LocalServer, freshUsers: number, staleUsers: number): Promise<OAuthBench> {
+export async function oauthBench(
+  local: LocalServer,
+  freshUsers: number,
+  staleUsers: number,
+): Promise<OAuthBench> {
   const as: ScriptedServer = await startScriptedServer();
   let calls = 0;
   as.routes.set('POST /token', () => {
@@ -64,7 +68,11 @@ export async function oauthBench(local: LocalServer, freshUsers: number, staleUs
   await conns.putClient({
     tenant_id: TENANT,
     issuer: ISSUER,
-    as_metadata: { issuer: ISSUER, authorization_endpoint: `${as.origin}/auth`, token_endpoint: `${as.origin}/token` },
+    as_metadata: {
+      issuer: ISSUER,
+      authorization_endpoint: `${as.origin}/auth`,
+      token_endpoint: `${as.origin}/token`,
+    },
     dcr: { client_id: 'bench-client', token_endpoint_auth_method: 'none' },
     updated_at: now,
   });

@@ -99,7 +99,12 @@ export async function renewalBench(local: LocalServer, sessions: number): Promis
       const now = Math.floor(Date.now() / 1000);
       await new CompactEncrypt(
         encoder.encode(
-          JSON.stringify({ ...claims, jti: randomBytes(16).toString('base64url'), iat: now, exp: now + 7200 }),
+          JSON.stringify({
+            ...claims,
+            jti: randomBytes(16).toString('base64url'),
+            iat: now,
+            exp: now + 7200,
+          }),
         ),
       )
         .setProtectedHeader({ ...header })
