@@ -23,6 +23,8 @@ import {
   startDownstream,
 } from './lib/downstream-client.js';
 import { pool, type Summary, summarize } from './lib/stats.js';
+import { type OAuthBench, oauthBench } from './lib/warm-oauth.js';
+import { type RenewalBench, renewalBench } from './lib/warm-renewal.js';
 
 /** How much load to apply. */
 export interface LoadOptions {
@@ -90,6 +92,8 @@ export interface PerRequestCost {
   livekit: Record<string, number>;
   /** What the function answered (`201`, or the webhook's `action`). */
   outcome: string;
+  /** Token requests at the OAuth AS stand-in (warm paths only). */
+  asCalls?: number;
 }
 
 /** Everything the load phases measured. */
@@ -107,6 +111,11 @@ export interface LoadResult {
     duplicateMs: Summary;
   };
   costs: PerRequestCost[];
+  /**
+   * Worker renewal (`POST /v1/worker/credentials`) against its bare floor (open the JWE, one
+   * GetItem, seal), with the modeled AWS round trips of `LoadOptions.modeled` (issue 19).
+   */
+  renewal: SessionComparison & { dynamoMs: number; sessions: number };
 }
 
 /** What a warm path's request sees: the local server and the seeded callers. */
@@ -115,6 +124,10 @@ export interface WarmPathContext {
   local: LocalServer;
   sessionCallers: Caller[];
   hookCallers: Caller[];
+  /** Live sessions to renew (bench/lib/warm-renewal.ts). */
+  renewal: RenewalBench;
+  /** Sessions of OAuth-connected users (bench/lib/warm-oauth.ts). */
+  oauth: OAuthBench;
 }
 
 /**
@@ -135,11 +148,15 @@ export interface WarmPath {
 export const WARM_PATHS: WarmPath[] = [
   {
     name: 'POST /v1/worker/credentials (worker renewal)',
-    pending: 'the renewal endpoint is on another branch; add `request` here when it merges',
+    request: (ctx, i) => ctx.renewal.renew(i),
   },
   {
-    name: 'OAuth refresh of an MCP token on seal',
-    pending: 'the OAuth client is on another branch; add `request` here when it merges',
+    name: 'POST /v1/sessions, OAuth token fresh',
+    request: (ctx, i) => ctx.oauth.fresh(i),
+  },
+  {
+    name: 'POST /v1/sessions, OAuth token needs a refresh',
+    request: (ctx, i) => ctx.oauth.stale(i),
   },
 ];
 
@@ -351,6 +368,22 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     ALLOW_INSECURE_MCP_URLS: 'false',
     LOG_LEVEL: 'ERROR',
   });
+  // The OAuth paths need a loopback http AS stand-in, which only ALLOW_INSECURE_MCP_URLS admits:
+  // a second server over the same downstream, so the figures above keep their settings.
+  const oauthDir = await mkdtemp(join(tmpdir(), 'lkmcp-bench-oauth-'));
+  const oauthLocal = await startLocalServer({
+    PORT: '0',
+    DATA_DIR: oauthDir,
+    DYNAMODB_ENDPOINT: downstream.dynamoEndpoint,
+    TABLE_NAME: 'bench',
+    LIVEKIT_URL: downstream.livekitUrl,
+    LIVEKIT_API_KEY: TEST_LIVEKIT.apiKey,
+    LIVEKIT_API_SECRET: TEST_LIVEKIT.apiSecret,
+    SESSION_RATE_LIMIT_PER_MINUTE: '10000',
+    ALLOW_INSECURE_MCP_URLS: 'true',
+    LOG_LEVEL: 'ERROR',
+  });
+  let oauth: OAuthBench | undefined;
   try {
     const c = options.concurrency;
     const sessionCallers = await seedCallers(local, { tenant_id: 'bench-s' }, c);
@@ -375,6 +408,10 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     const sSerial = await load(options.serialSamples, 1, session);
     const sSerialBase = await load(options.serialSamples, 1, sessionBare);
 
+    // Live sessions for the renewal phase, seeded before the modeled latency is on. Renewals go
+    // round-robin: at most ~7 per session in a minute, under its limit of 20.
+    const renewal = await renewalBench(local, 100);
+
     const { dynamoMs, livekitMs } = options.modeled;
     await downstream.setLatency({ dynamoMs, livekitMs });
     await load(c, c, session);
@@ -383,6 +420,16 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     const serialModeled = Math.ceil(options.serialSamples / 4);
     const mSerial = await load(serialModeled, 1, session);
     const mSerialBase = await load(serialModeled, 1, sessionBare);
+
+    // Worker renewal against its floor, same modeled round trips (issue 19).
+    const renew = async (i: number) => {
+      await renewal.renew(i);
+    };
+    await load(c, c, renew);
+    await load(c, c, renewal.floor);
+    const [rReq, rBase] = await interleaved(options.modeled.sessions, c, 2, renew, renewal.floor);
+    const rSerial = await load(options.serialSamples, 1, renew);
+    const rSerialBase = await load(options.serialSamples, 1, renewal.floor);
 
     await downstream.setLatency({ dynamoMs: 0, livekitMs: 0 });
 
@@ -488,10 +535,14 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
       ),
     );
 
-    const ctx: WarmPathContext = { url: local.url, local, sessionCallers, hookCallers };
+    oauth = await oauthBench(oauthLocal, n, n);
+    const ctx: WarmPathContext = { url: local.url, local, sessionCallers, hookCallers, renewal, oauth };
     for (const path of WARM_PATHS) {
       const request = path.request;
-      if (request) costs.push(await cost(downstream, path.name, n, (i) => request(ctx, i)));
+      if (!request) continue;
+      const as0 = oauth.asCalls();
+      const c = await cost(downstream, path.name, n, (i) => request(ctx, i));
+      costs.push({ ...c, asCalls: Math.round(((oauth.asCalls() - as0) / n) * 100) / 100 });
     }
 
     return {
@@ -507,8 +558,16 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
         duplicateMs: summarize(dup.ms),
       },
       costs,
+      renewal: {
+        dynamoMs,
+        sessions: renewal.sessions,
+        ...compare(c, [rReq, rBase], [rSerial, rSerialBase]),
+      },
     };
   } finally {
+    await oauth?.stop();
+    await oauthLocal.stop();
+    await rm(oauthDir, { recursive: true, force: true });
     await local.stop();
     await downstream.stop();
     await rm(dataDir, { recursive: true, force: true });

@@ -65,7 +65,7 @@ export async function putNew(
  */
 export async function dispatchFor(userId: string, tenantId: string, room: string): Promise<string> {
   const [user, tenant] = await Promise.all([
-    get(`USER#${userId}`, 'USER'),
+    get(`USER#${tenantId}#${userId}`, 'USER'),
     get(`TENANT#${tenantId}`, 'TENANT'),
   ]);
   if (!user.Item || !tenant.Item) throw new Error('user or tenant missing');

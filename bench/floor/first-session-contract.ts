@@ -43,7 +43,7 @@ export async function handler(event: HttpEvent) {
   );
   await putNew(`ACTIVE#floor#${tenantId}`, `${userId}#${randomBytes(8).toString('hex')}`);
   await dispatchFor(userId, tenantId, room);
-  await Promise.all([get(`TENANT#${tenantId}`, 'TENANT'), get(`USER#${userId}`, 'USER')]);
+  await Promise.all([get(`TENANT#${tenantId}`, 'TENANT'), get(`USER#${tenantId}#${userId}`, 'USER')]);
   const token = new AccessToken(livekitCreds.api_key, livekitCreds.api_secret, {
     identity: userId,
     ttl: 900,
