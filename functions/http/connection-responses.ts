@@ -63,3 +63,20 @@ export const clientJwksSchema = strictObject({
     looseObject({ kty: literal('EC'), crv: literal('P-256'), kid: string(), x: string(), y: string() }),
   ),
 });
+
+/** One item of `GET /v1/admin/tenants/{tenantId}/users/{userId}/connections` (docs/api.md §6): never a token. */
+export const adminConnectionSchema = strictObject({
+  server: string(),
+  auth: enumOf(['user_token', 'oauth']),
+  status: enumOf(['connected', 'pending', 'needs_reauth']),
+  reason: optional(enumOf(['invalid_grant', 'expired', 'resource_changed', 'insufficient_scope'])),
+  issuer: optional(string()),
+  scopes: optional(array(string())),
+  connected_at: optional(string()),
+  refreshed_at: optional(string()),
+  last_error: optional(string()),
+  updated_at: string(),
+});
+
+/** `GET /v1/admin/tenants/{tenantId}/users/{userId}/connections`: the user's stored connections. */
+export const adminConnectionListSchema = strictObject({ items: array(adminConnectionSchema) });

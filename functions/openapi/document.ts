@@ -4,6 +4,7 @@ import { listQuerySchema, tenantBodySchema, userBodySchema } from '../admin/app.
 import { deleteTenantQuerySchema } from '../core/admin-input.js';
 import { credentialsRequest } from '../credentials/app.js';
 import {
+  adminConnectionListSchema,
   authorizeResponseSchema,
   clientJwksSchema,
   clientMetadataSchema,
@@ -32,6 +33,7 @@ import {
   sessionRequest as sessionRequestSchema,
 } from '../session/app.js';
 import { authorizeRequest, completeRequest, userTokenRequest } from '../session/connections.js';
+import { adminConnectionPaths } from './admin-connections.js';
 import { connectionPaths } from './connections.js';
 
 /**
@@ -317,6 +319,7 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
     },
     Connection: jsonSchema(connectionViewSchema, 'output'),
     ConnectionList: jsonSchema(connectionListSchema, 'output'),
+    AdminConnectionList: jsonSchema(adminConnectionListSchema, 'output'),
     AuthorizeRequest: jsonSchema(authorizeRequest, 'input'),
     AuthorizeResponse: jsonSchema(authorizeResponseSchema, 'output'),
     CompleteRequest: jsonSchema(completeRequest, 'input'),
@@ -328,6 +331,10 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
 
   const paths = {
     ...connectionPaths({ ok, problems: (codes) => problems(codes), unexpected, ref }),
+    ...adminConnectionPaths(
+      { ok, problems: (codes) => problems(codes), unexpected, ref },
+      { tenantId, userId, adminAuth, userNotFound },
+    ),
     '/openapi.json': {
       get: {
         operationId: 'getOpenApi',
