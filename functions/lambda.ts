@@ -20,9 +20,7 @@ export async function lambdaServices(
   // The sealed refresh_url, the OAuth callback and the client metadata documents are under it
   // (docs/api.md §8, §9): a Lambda never falls back to the local default. The stack always sets it.
   if (service !== 'admin' && !process.env.PUBLIC_BASE_URL) {
-    throw new ConfigError([
-      'PUBLIC_BASE_URL is required (the refresh_url and the OAuth callback are under it)',
-    ]);
+    throw new ConfigError(['PUBLIC_BASE_URL is required (the refresh_url and the OAuth callback are under it)']);
   }
   const name = `livekit-mcp-dispatch-${service}`;
   return createServices(config, createLog({ service: name, level: config.logLevel }), { service: name });
