@@ -13,7 +13,7 @@ import { withProblemHandling } from '../http/problem.js';
 import { requestContext } from '../http/request-context.js';
 import openApiDocument from '../openapi/openapi.json' with { type: 'json' };
 import { auditSessionRoutes } from './audit-sessions.js';
-import { connectionRoutes } from './connections.js';
+import { connectionRoutes, discoverRoutes } from './connections.js';
 import { type AdminEnv, type AdminStore, adminAuth, requestDeadline } from './context.js';
 import { tenantRoutes } from './tenants.js';
 import { userRoutes } from './users.js';
@@ -107,6 +107,7 @@ export function createAdminApp(deps: AdminAppDeps): Hono<AdminEnv> {
   app.route('/v1/admin/tenants', tenantRoutes(routes));
   if (deps.connections) {
     app.route('/v1/admin/tenants/:tenantId/users', connectionRoutes(admin, deps.connections.admin));
+    app.route('/v1/admin/tenants/:tenantId/servers', discoverRoutes(admin, deps.connections.admin));
   }
   app.route('/v1/admin/tenants/:tenantId/users', userRoutes(routes));
   app.route('/v1/admin/tenants/:tenantId', auditSessionRoutes(routes));

@@ -28,6 +28,17 @@ export function connectionRoutes(admin: AdminService, connections: ConnectionAdm
   return app;
 }
 
+/** `POST /v1/admin/tenants/{tenantId}/servers/{server}/discover` (docs/api.md §6): a dry run of §8's discovery. */
+export function discoverRoutes(admin: AdminService, connections: ConnectionAdmin): Hono<AdminEnv> {
+  const app = new Hono<AdminEnv>();
+  app.post('/:server/discover', async (c) => {
+    const { tenantId } = tenantAccess(c);
+    const tenant = await admin.getTenant(tenantId);
+    return c.json(await connections.discover(tenant, c.req.param('server')));
+  });
+  return app;
+}
+
 /**
  * Revokes a deleted user's grants and removes their connection items (docs/api.md §8: deleting a
  * user revokes the grants it held), best effort at each authorization server. Runs after the user

@@ -80,3 +80,19 @@ export const adminConnectionSchema = strictObject({
 
 /** `GET /v1/admin/tenants/{tenantId}/users/{userId}/connections`: the user's stored connections. */
 export const adminConnectionListSchema = strictObject({ items: array(adminConnectionSchema) });
+
+/** `POST /v1/admin/tenants/{tenantId}/servers/{server}/discover`: what §8's discovery found, nothing written. */
+export const discoveryViewSchema = strictObject({
+  resource: string(),
+  authorization_server: strictObject({
+    issuer: string(),
+    authorization_endpoint: optional(string()),
+    token_endpoint: optional(string()),
+    revocation_endpoint: optional(string()),
+    registration_endpoint: optional(string()),
+    scopes_supported: optional(array(string())),
+    code_challenge_methods_supported: optional(array(string())),
+    client_id_metadata_document_supported: optional(boolean()),
+  }),
+  registration: enumOf(['preregistered', 'cimd', 'dcr', 'unavailable']),
+});

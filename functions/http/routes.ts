@@ -69,6 +69,12 @@ export const routes: readonly Route[] = [
     fn: 'admin',
     throttle: 'admin',
   },
+  {
+    method: 'POST',
+    path: '/v1/admin/tenants/{tenantId}/servers/{server}/discover',
+    fn: 'admin',
+    throttle: 'admin',
+  },
   { method: 'GET', path: '/v1/admin/tenants/{tenantId}/audit', fn: 'admin', throttle: 'admin' },
   { method: 'GET', path: '/v1/admin/tenants/{tenantId}/sessions', fn: 'admin', throttle: 'admin' },
 ];

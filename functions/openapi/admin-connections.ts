@@ -15,9 +15,10 @@ export function adminConnectionPaths(
     userId: Json;
     adminAuth: Record<string, string>;
     userNotFound: Record<string, string>;
+    tenantNotFound: Record<string, string>;
   },
 ): Record<string, Json> {
-  const { tenantId, userId, adminAuth, userNotFound } = shared;
+  const { tenantId, userId, adminAuth, userNotFound, tenantNotFound } = shared;
   const server = {
     name: 'server',
     in: 'path',
@@ -55,6 +56,28 @@ export function adminConnectionPaths(
             ...userNotFound,
             server_not_found: 'No such server in the tenant’s catalog.',
             wrong_auth_type: 'The server’s `auth` is `none` or `static`: it has no per-user connection.',
+          }),
+          default: h.unexpected,
+        },
+      },
+    },
+    '/v1/admin/tenants/{tenantId}/servers/{server}/discover': {
+      parameters: [tenantId, server],
+      post: {
+        operationId: 'discoverServer',
+        summary:
+          'A dry run of the OAuth discovery of a catalog entry: resource, authorization server metadata and the registration path that would be used. Writes nothing.',
+        tags: ['admin'],
+        security: [{ bearerAuth: [] }],
+        responses: {
+          200: h.ok('What discovery found.', 'Discovery'),
+          ...h.problems({
+            ...adminAuth,
+            ...tenantNotFound,
+            server_not_found: 'No such server in the tenant’s catalog.',
+            wrong_auth_type: 'The server’s `auth` is not `oauth`.',
+            oauth_discovery_failed:
+              'Discovery was refused; `reason` is `unsafe_url`, `resource_mismatch`, `issuer_mismatch`, `no_s256`, `timeout` or `bad_metadata`.',
           }),
           default: h.unexpected,
         },

@@ -11,6 +11,7 @@ import {
   connectionListSchema,
   connectionTestSchema,
   connectionViewSchema,
+  discoveryViewSchema,
 } from '../http/connection-responses.js';
 import { retryAfterFor, statusFor, WEBHOOK_STATUS } from '../http/problem.js';
 import {
@@ -320,6 +321,7 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
     Connection: jsonSchema(connectionViewSchema, 'output'),
     ConnectionList: jsonSchema(connectionListSchema, 'output'),
     AdminConnectionList: jsonSchema(adminConnectionListSchema, 'output'),
+    Discovery: jsonSchema(discoveryViewSchema, 'output'),
     AuthorizeRequest: jsonSchema(authorizeRequest, 'input'),
     AuthorizeResponse: jsonSchema(authorizeResponseSchema, 'output'),
     CompleteRequest: jsonSchema(completeRequest, 'input'),
@@ -333,7 +335,7 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
     ...connectionPaths({ ok, problems: (codes) => problems(codes), unexpected, ref }),
     ...adminConnectionPaths(
       { ok, problems: (codes) => problems(codes), unexpected, ref },
-      { tenantId, userId, adminAuth, userNotFound },
+      { tenantId, userId, adminAuth, userNotFound, tenantNotFound },
     ),
     '/openapi.json': {
       get: {

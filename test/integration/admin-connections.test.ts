@@ -1,5 +1,6 @@
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connBinding } from '../../functions/core/connections/context.js';
 import type { ConnectionStore } from '../../functions/core/connections/ports.js';
 import type { TenantRecord } from '../../functions/core/model.js';
 import { seedUser, uid } from '../support/fixtures.js';
@@ -59,6 +60,7 @@ async function seedTenant(id: string): Promise<TenantRecord> {
       { name: 'notes', url: mcp.url, webhook: false, auth: { type: 'oauth' } },
       { name: 'plain', url: 'http://localhost:9/mcp', webhook: false, auth: { type: 'user_token' } },
       { name: 'open', url: 'http://localhost:9/mcp', webhook: false, auth: { type: 'none' } },
+      { name: 'dead', url: 'http://localhost:9/mcp', webhook: false, auth: { type: 'oauth' } },
     ],
     oauth_return_urls: [returnTo.url],
     version: 0,
@@ -83,11 +85,11 @@ async function connect(who: string): Promise<void> {
 async function grantOf(who: string): Promise<{ refresh: string; access: string }> {
   const userId = ids[who] as string;
   const record = await connectionStore().getConnection(tenant.tenant_id, userId, 'notes');
-  const open = (sealed: string, field: string) =>
-    stack.local.services.secretBox.open(sealed, { tenantId: tenant.tenant_id, userId, field });
+  const open = (sealed: string, field: 'token' | 'refresh_token') =>
+    stack.local.services.secretBox.open(sealed, connBinding(tenant.tenant_id, userId, 'notes', field));
   return {
-    refresh: await open(record!.refresh_token_sealed!, 'conn:notes:refresh_token'),
-    access: await open(record!.token_sealed!, 'conn:notes:token'),
+    refresh: await open(record!.refresh_token_sealed!, 'refresh_token'),
+    access: await open(record!.token_sealed!, 'token'),
   };
 }
 
@@ -202,5 +204,66 @@ describe('admin: a user’s connections', () => {
     expect(await as.provider.RefreshToken.find(refresh)).toBeUndefined();
     expect(await connectionStore().listConnections(tenant.tenant_id, ids.bob as string)).toEqual([]);
     expect((await call('DELETE', path, 'admin')).status).toBe(404);
+  });
+});
+
+describe('admin: discovery dry run', () => {
+  const discover = (tenantId: string, server: string) =>
+    `/v1/admin/tenants/${tenantId}/servers/${server}/discover`;
+
+  it('reports the resource, the authorization server and the registration path, writing nothing', async () => {
+    const res = await call('POST', discover(other.tenant_id, 'notes'), 'adminOther');
+    expect(res.status).toBe(200);
+    expect(res.json).toMatchObject({
+      resource: mcp.url,
+      authorization_server: { issuer: as.issuer, code_challenge_methods_supported: ['S256'] },
+      registration: 'dcr',
+    });
+    expect(res.json.authorization_server.token_endpoint).toBe(`${as.issuer.replace(/\/$/, '')}/token`);
+    // Nothing recorded: no client for the tenant at that issuer, no audit entry.
+    expect(await connectionStore().getClient(other.tenant_id, as.issuer)).toBeUndefined();
+    expect((await stack.local.services.store.listAudit(other.tenant_id)).items).toEqual([]);
+  });
+
+  it('a pre-registered client is the path; one bound to another issuer is 409 oauth_issuer_mismatch', async () => {
+    const { store } = stack.local.services;
+    const base = (await store.getTenant(other.tenant_id)) as TenantRecord;
+    const withClient = (issuer: string) => ({
+      ...base,
+      mcp_servers: (base.mcp_servers ?? []).map((s) =>
+        s.name === 'notes' ? { ...s, auth: { type: 'oauth' as const, client_id: 'pre', issuer } } : s,
+      ),
+    });
+    await store.updateTenant({ ...withClient(as.issuer), version: base.version + 1 }, base.version);
+    expect((await call('POST', discover(other.tenant_id, 'notes'), 'adminOther')).json.registration).toBe(
+      'preregistered',
+    );
+    const current = (await store.getTenant(other.tenant_id)) as TenantRecord;
+    await store.updateTenant(
+      {
+        ...withClient('https://elsewhere.example'),
+        mcp_servers: withClient('https://elsewhere.example').mcp_servers,
+        version: current.version + 1,
+      },
+      current.version,
+    );
+    const mismatch = await call('POST', discover(other.tenant_id, 'notes'), 'adminOther');
+    expect(mismatch.status).toBe(409);
+    expect(mismatch.json.code).toBe('oauth_issuer_mismatch');
+  });
+
+  it('404 server_not_found, 409 wrong_auth_type, 502 oauth_discovery_failed with a reason, 404 for another tenant', async () => {
+    expect((await call('POST', discover(tenant.tenant_id, 'nope'), 'admin')).json.code).toBe(
+      'server_not_found',
+    );
+    expect((await call('POST', discover(tenant.tenant_id, 'plain'), 'admin')).json.code).toBe(
+      'wrong_auth_type',
+    );
+    const dead = await call('POST', discover(tenant.tenant_id, 'dead'), 'admin');
+    expect(dead.status).toBe(502);
+    expect(dead.json.code).toBe('oauth_discovery_failed');
+    expect(dead.json.reason).toEqual(expect.any(String));
+    expect((await call('POST', discover(tenant.tenant_id, 'notes'), 'adminOther')).status).toBe(404);
+    expect((await call('POST', discover(tenant.tenant_id, 'notes'))).status).toBe(401);
   });
 });

@@ -264,6 +264,15 @@ export function connectionResponses(ctx: () => { call: Call; local: LocalServer;
       expect((await call('DELETE', `${path}/open`, admin)).body.code).toBe('wrong_auth_type');
       expect((await call('DELETE', `${path}/plain`, admin)).status).toBe(204);
       expect((await call('GET', path, admin)).body.items).toEqual([]);
+
+      const discover = (server: string) => `/v1/admin/tenants/${tenant}/servers/${server}/discover`;
+      expect((await call('POST', discover('notes'), admin)).body).toMatchObject({ registration: 'dcr' });
+      expect((await call('POST', discover('notes'))).status).toBe(401);
+      expect((await call('POST', discover('notes'), { token: t.cody })).status).toBe(403);
+      expect((await call('POST', discover('notes'), foreign)).body.code).toBe('tenant_not_found');
+      expect((await call('POST', discover('nope'), admin)).body.code).toBe('server_not_found');
+      expect((await call('POST', discover('plain'), admin)).body.code).toBe('wrong_auth_type');
+      expect((await call('POST', discover('dead'), admin)).body.code).toBe('oauth_discovery_failed');
     });
 
     it('client metadata document (200, 404) and JWKS', async () => {
