@@ -1,6 +1,7 @@
 import { type Context, Hono } from 'hono';
 import { createAdminService } from '../core/admin.js';
 import type { Config } from '../core/config.js';
+import type { ConnectionAdmin } from '../core/connections/admin.js';
 import { createCursorCodec } from '../core/cursor.js';
 import { type Log, silentLog } from '../core/log.js';
 import type { JwtVerifier, RoomApi } from '../core/ports.js';
@@ -12,6 +13,7 @@ import { withProblemHandling } from '../http/problem.js';
 import { requestContext } from '../http/request-context.js';
 import openApiDocument from '../openapi/openapi.json' with { type: 'json' };
 import { auditSessionRoutes } from './audit-sessions.js';
+import { connectionRoutes, discoverRoutes } from './connections.js';
 import { type AdminEnv, type AdminStore, adminAuth, requestDeadline } from './context.js';
 import { tenantRoutes } from './tenants.js';
 import { userRoutes } from './users.js';
@@ -43,6 +45,8 @@ export interface AdminAppDeps {
   cascadeBudgetMs?: number;
   /** Time kept back from the invocation's remaining time to answer the 202; default 3 s. */
   bulkMarginMs?: number;
+  /** The connection service (its admin part serves the connection routes, docs/api.md §6). */
+  connections?: { admin: ConnectionAdmin };
   /** `PUBLIC_BASE_URL`: the document's `servers`; unset, it names the origin it is served from (`/`). */
   publicBaseUrl?: string;
 }
@@ -78,6 +82,7 @@ export function createAdminApp(deps: AdminAppDeps): Hono<AdminEnv> {
     admin,
     store,
     cursors: createCursorCodec(config.storageKeys),
+    connections: deps.connections?.admin,
     deadline: (c: Context<AdminEnv>) => requestDeadline(c, clock().getTime(), budget),
   };
 
@@ -100,6 +105,10 @@ export function createAdminApp(deps: AdminAppDeps): Hono<AdminEnv> {
   app.use('/v1/admin/*', adminAuth(deps.verifier));
 
   app.route('/v1/admin/tenants', tenantRoutes(routes));
+  if (deps.connections) {
+    app.route('/v1/admin/tenants/:tenantId/users', connectionRoutes(admin, deps.connections.admin));
+    app.route('/v1/admin/tenants/:tenantId/servers', discoverRoutes(admin, deps.connections.admin));
+  }
   app.route('/v1/admin/tenants/:tenantId/users', userRoutes(routes));
   app.route('/v1/admin/tenants/:tenantId', auditSessionRoutes(routes));
   methodNotAllowed(app as unknown as Hono, 'admin');

@@ -8,6 +8,7 @@ import {
   type WriteResult,
 } from '../core/admin.js';
 import { listQuerySchema } from '../core/admin-input.js';
+import type { ConnectionAdmin } from '../core/connections/admin.js';
 import type { CursorCodec } from '../core/cursor.js';
 import type { AdminStore, JwtVerifier, Page, PageRequest } from '../core/ports.js';
 import { type Precondition, parsePrecondition } from '../core/preconditions.js';
@@ -33,6 +34,8 @@ export interface AdminRoutesDeps {
   admin: AdminService;
   store: AdminStore;
   cursors: CursorCodec;
+  /** The users' connections (docs/api.md §6/§8); without it the connection routes are not served. */
+  connections?: ConnectionAdmin | undefined;
   /** When this request's bulk work must stop to answer a 202 in time (epoch ms). */
   deadline: (c: Context<AdminEnv>) => number;
 }

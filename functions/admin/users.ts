@@ -1,8 +1,10 @@
 import { Hono } from 'hono';
 import { userPath } from '../core/admin.js';
 import { userBodySchema } from '../core/admin-input.js';
+import { DomainError } from '../core/errors.js';
 import type { RevokedView } from '../http/responses.js';
 import { readJson, validate } from '../http/validate.js';
+import { deleteUserConnections } from './connections.js';
 import {
   type AdminEnv,
   type AdminRoutesDeps,
@@ -18,7 +20,13 @@ import {
 import { userView } from './views.js';
 
 /** `/v1/admin/tenants/{tenantId}/users[/{userId}[/revoke]]`: list, read, write, delete, revoke. */
-export function userRoutes({ admin, store, cursors, deadline }: AdminRoutesDeps): Hono<AdminEnv> {
+export function userRoutes({
+  admin,
+  store,
+  cursors,
+  deadline,
+  connections,
+}: AdminRoutesDeps): Hono<AdminEnv> {
   const app = new Hono<AdminEnv>();
 
   app.get('/', async (c) => {
@@ -45,8 +53,21 @@ export function userRoutes({ admin, store, cursors, deadline }: AdminRoutesDeps)
   app.delete('/:userId', async (c) => {
     const { actor, tenantId } = tenantAccess(c);
     const pre = preconditionOf(c);
-    const result = await admin.deleteUser(actor, tenantId, userIdOf(c), pre, deadline(c));
+    const userId = userIdOf(c);
+    let result: Awaited<ReturnType<typeof admin.deleteUser>>;
+    try {
+      result = await admin.deleteUser(actor, tenantId, userId, pre, deadline(c));
+    } catch (error) {
+      // A repeat after the user went: finish revoking what is left (docs/api.md §8), else 404.
+      const left =
+        connections && error instanceof DomainError && error.code === 'user_not_found'
+          ? await deleteUserConnections(admin, connections, tenantId, userId)
+          : 0;
+      if (left === 0) throw error;
+      return c.body(null, 204);
+    }
     if (!result.done) return inProgress(c, result);
+    if (connections) await deleteUserConnections(admin, connections, tenantId, userId);
     return c.body(null, 204);
   });
 

@@ -63,3 +63,36 @@ export const clientJwksSchema = strictObject({
     looseObject({ kty: literal('EC'), crv: literal('P-256'), kid: string(), x: string(), y: string() }),
   ),
 });
+
+/** One item of `GET /v1/admin/tenants/{tenantId}/users/{userId}/connections` (docs/api.md §6): never a token. */
+export const adminConnectionSchema = strictObject({
+  server: string(),
+  auth: enumOf(['user_token', 'oauth']),
+  status: enumOf(['connected', 'pending', 'needs_reauth']),
+  reason: optional(enumOf(['invalid_grant', 'expired', 'resource_changed', 'insufficient_scope'])),
+  issuer: optional(string()),
+  scopes: optional(array(string())),
+  connected_at: optional(string()),
+  refreshed_at: optional(string()),
+  last_error: optional(string()),
+  updated_at: string(),
+});
+
+/** `GET /v1/admin/tenants/{tenantId}/users/{userId}/connections`: the user's stored connections. */
+export const adminConnectionListSchema = strictObject({ items: array(adminConnectionSchema) });
+
+/** `POST /v1/admin/tenants/{tenantId}/servers/{server}/discover`: what §8's discovery found, nothing written. */
+export const discoveryViewSchema = strictObject({
+  resource: string(),
+  authorization_server: strictObject({
+    issuer: string(),
+    authorization_endpoint: optional(string()),
+    token_endpoint: optional(string()),
+    revocation_endpoint: optional(string()),
+    registration_endpoint: optional(string()),
+    scopes_supported: optional(array(string())),
+    code_challenge_methods_supported: optional(array(string())),
+    client_id_metadata_document_supported: optional(boolean()),
+  }),
+  registration: enumOf(['preregistered', 'cimd', 'dcr', 'unavailable']),
+});

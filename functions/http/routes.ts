@@ -57,6 +57,24 @@ export const routes: readonly Route[] = [
     fn: 'admin',
     throttle: 'admin',
   },
+  {
+    method: 'GET',
+    path: '/v1/admin/tenants/{tenantId}/users/{userId}/connections',
+    fn: 'admin',
+    throttle: 'admin',
+  },
+  {
+    method: 'DELETE',
+    path: '/v1/admin/tenants/{tenantId}/users/{userId}/connections/{server}',
+    fn: 'admin',
+    throttle: 'admin',
+  },
+  {
+    method: 'POST',
+    path: '/v1/admin/tenants/{tenantId}/servers/{server}/discover',
+    fn: 'admin',
+    throttle: 'admin',
+  },
   { method: 'GET', path: '/v1/admin/tenants/{tenantId}/audit', fn: 'admin', throttle: 'admin' },
   { method: 'GET', path: '/v1/admin/tenants/{tenantId}/sessions', fn: 'admin', throttle: 'admin' },
 ];

@@ -4,12 +4,14 @@ import { listQuerySchema, tenantBodySchema, userBodySchema } from '../admin/app.
 import { deleteTenantQuerySchema } from '../core/admin-input.js';
 import { credentialsRequest } from '../credentials/app.js';
 import {
+  adminConnectionListSchema,
   authorizeResponseSchema,
   clientJwksSchema,
   clientMetadataSchema,
   connectionListSchema,
   connectionTestSchema,
   connectionViewSchema,
+  discoveryViewSchema,
 } from '../http/connection-responses.js';
 import { retryAfterFor, statusFor, WEBHOOK_STATUS } from '../http/problem.js';
 import {
@@ -32,6 +34,7 @@ import {
   sessionRequest as sessionRequestSchema,
 } from '../session/app.js';
 import { authorizeRequest, completeRequest, userTokenRequest } from '../session/connections.js';
+import { adminConnectionPaths } from './admin-connections.js';
 import { connectionPaths } from './connections.js';
 
 /**
@@ -317,6 +320,8 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
     },
     Connection: jsonSchema(connectionViewSchema, 'output'),
     ConnectionList: jsonSchema(connectionListSchema, 'output'),
+    AdminConnectionList: jsonSchema(adminConnectionListSchema, 'output'),
+    Discovery: jsonSchema(discoveryViewSchema, 'output'),
     AuthorizeRequest: jsonSchema(authorizeRequest, 'input'),
     AuthorizeResponse: jsonSchema(authorizeResponseSchema, 'output'),
     CompleteRequest: jsonSchema(completeRequest, 'input'),
@@ -328,6 +333,10 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
 
   const paths = {
     ...connectionPaths({ ok, problems: (codes) => problems(codes), unexpected, ref }),
+    ...adminConnectionPaths(
+      { ok, problems: (codes) => problems(codes), unexpected, ref },
+      { tenantId, userId, adminAuth, userNotFound, tenantNotFound },
+    ),
     '/openapi.json': {
       get: {
         operationId: 'getOpenApi',

@@ -242,6 +242,39 @@ export function connectionResponses(ctx: () => { call: Call; local: LocalServer;
       });
     });
 
+    it('admin connections: list 200/401/403/404, delete 204/404/409', async () => {
+      const { call, local } = ctx();
+      const admin = { token: await local.mintToken!({ user: 'ops', tenant, admin: true }) };
+      const foreign = { token: await local.mintToken!({ user: 'ops', tenant: 'elsewhere', admin: true }) };
+      const path = `/v1/admin/tenants/${tenant}/users/${encodeURIComponent(ids.cody as string)}/connections`;
+      const put = await call('PUT', '/v1/connections/plain', {
+        token: t.cody,
+        body: { token: 'cody-token-0123' },
+      });
+      expect(put.status).toBe(200);
+      const list = await call('GET', path, admin);
+      expect(list.body.items).toEqual([expect.objectContaining({ server: 'plain', status: 'connected' })]);
+      expect(JSON.stringify(list.body)).not.toContain('cody-token-0123');
+      expect((await call('GET', path)).status).toBe(401);
+      expect((await call('GET', path, { token: t.cody })).status).toBe(403);
+      expect((await call('GET', path, foreign)).body.code).toBe('tenant_not_found');
+      expect((await call('DELETE', `${path}/plain`)).status).toBe(401);
+      expect((await call('DELETE', `${path}/plain`, { token: t.cody })).status).toBe(403);
+      expect((await call('DELETE', `${path}/nope`, admin)).body.code).toBe('server_not_found');
+      expect((await call('DELETE', `${path}/open`, admin)).body.code).toBe('wrong_auth_type');
+      expect((await call('DELETE', `${path}/plain`, admin)).status).toBe(204);
+      expect((await call('GET', path, admin)).body.items).toEqual([]);
+
+      const discover = (server: string) => `/v1/admin/tenants/${tenant}/servers/${server}/discover`;
+      expect((await call('POST', discover('notes'), admin)).body).toMatchObject({ registration: 'dcr' });
+      expect((await call('POST', discover('notes'))).status).toBe(401);
+      expect((await call('POST', discover('notes'), { token: t.cody })).status).toBe(403);
+      expect((await call('POST', discover('notes'), foreign)).body.code).toBe('tenant_not_found');
+      expect((await call('POST', discover('nope'), admin)).body.code).toBe('server_not_found');
+      expect((await call('POST', discover('plain'), admin)).body.code).toBe('wrong_auth_type');
+      expect((await call('POST', discover('dead'), admin)).body.code).toBe('oauth_discovery_failed');
+    });
+
     it('client metadata document (200, 404) and JWKS', async () => {
       const { call } = ctx();
       const doc = await call('GET', `/oauth/tenants/${tenant}/client-metadata.json`);

@@ -2,11 +2,10 @@ import { ConditionFailedError, DomainError } from '../errors.js';
 import type { ConnectionRecord } from '../model.js';
 import { publicJwks } from '../oauth/client-keys.js';
 import { buildClientMetadataDocument, type ClientMetadataDocument } from '../oauth/client-metadata.js';
-import { revoke } from '../oauth/flow.js';
 import type { OAuthTokenSource } from '../ports.js';
+import { type ConnectionAdmin, createConnectionAdmin } from './admin.js';
 import { authorize } from './authorize.js';
 import { type CallbackOutcome, callback, complete } from './callback.js';
-import { flowDeps, recordedClient } from './clients.js';
 import {
   type Caller,
   type ConnectionDeps,
@@ -17,6 +16,7 @@ import {
   requireAuth,
 } from './context.js';
 import { type ProbeResult, probeMcp } from './mcp-probe.js';
+import { removeConnection } from './revoke.js';
 import { createTokenSource } from './token-source.js';
 import { type ConnectionView, viewOf } from './view.js';
 
@@ -41,6 +41,8 @@ export interface ConnectionService {
   jwks(): { keys: object[] };
   /** The refreshing token source dispatch and renewal use. */
   tokenSource: OAuthTokenSource;
+  /** The admin API's view of any user's connections (docs/api.md §6). */
+  admin: ConnectionAdmin;
 }
 
 /** Creates the {@link ConnectionService}. */
@@ -68,36 +70,9 @@ export function createConnectionService(deps: ConnectionDeps): ConnectionService
       );
   }
 
-  async function revokeGrant(c: Caller, record: ConnectionRecord): Promise<void> {
-    const server = (c.tenant.mcp_servers ?? []).find((s) => s.name === record.server);
-    if (record.auth !== 'oauth' || server === undefined || !record.issuer || !record.client_id) return;
-    const client = await recordedClient(deps, c.tenant, server, {
-      issuer: record.issuer,
-      client_id: record.client_id,
-    });
-    if (client === undefined) return;
-    const sealed = record.refresh_token_sealed ?? record.token_sealed;
-    if (sealed === undefined) return;
-    const hint = record.refresh_token_sealed === undefined ? 'access_token' : 'refresh_token';
-    try {
-      const value = await deps.secretBox.open(
-        sealed,
-        connBinding(
-          record.tenant_id,
-          record.user_id,
-          record.server,
-          hint === 'refresh_token' ? 'refresh_token' : 'token',
-        ),
-      );
-      await revoke(client.as, client.registration, { value, hint }, await flowDeps(deps));
-    } catch {
-      // The grant is gone from our side either way; the authorization server may keep it until it expires.
-      deps.log.warn('oauth revocation failed', { tenant_id: record.tenant_id, server: record.server });
-    }
-  }
-
   return {
     tokenSource: tokens,
+    admin: createConnectionAdmin(deps),
 
     async list(principal) {
       return views(await caller(principal));
@@ -158,18 +133,7 @@ export function createConnectionService(deps: ConnectionDeps): ConnectionService
       if (server.auth.type !== 'oauth' && server.auth.type !== 'user_token') {
         throw new DomainError('wrong_auth_type', 'This server has no per-user connection.');
       }
-      const deleted = await deps.store.deleteConnection(c.tenant.tenant_id, c.user.user_id, server.name);
-      const pointer = await deps.store.getPendingPointer(c.tenant.tenant_id, c.user.user_id, server.name);
-      if (pointer !== undefined) {
-        await deps.store.clearPendingPointer(
-          c.tenant.tenant_id,
-          c.user.user_id,
-          server.name,
-          pointer.state_hash,
-        );
-      }
-      // Deleted first, revoked after: a failed revocation never leaves a grant we would still use.
-      if (deleted !== undefined) await revokeGrant(c, deleted);
+      await removeConnection(deps, c.tenant, c.user.user_id, server.name);
     },
 
     async test(principal, serverName) {

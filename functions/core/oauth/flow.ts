@@ -9,6 +9,7 @@ import {
   OAuthRevocationError,
 } from './errors.js';
 import type { ClientRegistration, Clock, OAuthFetch, PendingAuthorization, TokenSet } from './ports.js';
+import { authMethods, registrationPath } from './registration-path.js';
 
 /** What every token-endpoint call needs besides the server: our fetch, the dev flag, the signing key. */
 export interface FlowDeps {
@@ -35,11 +36,6 @@ export interface RegistrationInput {
   jwks?: { keys: object[] };
 }
 
-function authMethods(as: oauth.AuthorizationServer): string[] {
-  // RFC 8414 §2: absent means client_secret_basic.
-  return as.token_endpoint_auth_methods_supported ?? ['client_secret_basic'];
-}
-
 function secretValid(reg: ClientRegistration, now: number): boolean {
   const expires = reg.client_secret_expires_at ?? 0;
   return expires === 0 || expires * 1000 > now;
@@ -58,8 +54,8 @@ export async function register(
 ): Promise<ClientRegistration> {
   const as = server.authorizationServer;
   const methods = authMethods(as);
-  if (input.preregistered !== undefined) {
-    if (input.preregistered.issuer !== server.issuer) throw new OAuthIssuerMismatchError();
+  const path = registrationPath(server, input);
+  if (path === 'preregistered' && input.preregistered !== undefined) {
     const secret = input.preregistered.client_secret;
     return {
       kind: 'preregistered',
@@ -73,19 +69,15 @@ export async function register(
         : 'none',
     };
   }
-  const cimd = input.clientMetadataUrl;
-  if (as.client_id_metadata_document_supported === true && cimd?.startsWith('https://')) {
-    const keyJwt = methods.includes('private_key_jwt');
-    if (keyJwt || methods.includes('none')) {
-      return {
-        kind: 'cimd',
-        issuer: server.issuer,
-        client_id: cimd,
-        token_endpoint_auth_method: keyJwt ? 'private_key_jwt' : 'none',
-      };
-    }
+  if (path === 'cimd' && input.clientMetadataUrl !== undefined) {
+    return {
+      kind: 'cimd',
+      issuer: server.issuer,
+      client_id: input.clientMetadataUrl,
+      token_endpoint_auth_method: methods.includes('private_key_jwt') ? 'private_key_jwt' : 'none',
+    };
   }
-  if (as.registration_endpoint !== undefined) {
+  if (path === 'dcr') {
     const stored = input.stored;
     if (stored?.kind === 'dcr' && stored.issuer === server.issuer && secretValid(stored, deps.clock()))
       return stored;

@@ -1,0 +1,145 @@
+import { userPath } from '../admin-access.js';
+import { DomainError } from '../errors.js';
+import type { ConnectionRecord, TenantRecord } from '../model.js';
+import { clientMetadataUrl } from '../oauth/client-metadata.js';
+import { discover } from '../oauth/discovery.js';
+import { type RegistrationPath, registrationPath } from '../oauth/registration-path.js';
+import { type ConnectionDeps, catalogServer, iso, requireAuth } from './context.js';
+import { removeConnection } from './revoke.js';
+
+/** A connection as an admin sees it (docs/api.md §6): where it stands, never a token. */
+export interface AdminConnectionView {
+  server: string;
+  auth: 'oauth' | 'user_token';
+  status: ConnectionRecord['status'];
+  reason?: string;
+  issuer?: string;
+  scopes?: string[];
+  connected_at?: string;
+  refreshed_at?: string;
+  last_error?: string;
+  updated_at: string;
+}
+
+/** The answer of an admin's discovery dry run (docs/api.md §6): metadata only, no client secret. */
+export interface DiscoveryView {
+  resource: string;
+  authorization_server: {
+    issuer: string;
+    authorization_endpoint?: string;
+    token_endpoint?: string;
+    revocation_endpoint?: string;
+    registration_endpoint?: string;
+    scopes_supported?: string[];
+    code_challenge_methods_supported?: string[];
+    client_id_metadata_document_supported?: boolean;
+  };
+  registration: RegistrationPath;
+}
+
+/** What the admin API does with any user's connections (the tenant and user already checked). */
+export interface ConnectionAdmin {
+  /** The user's stored connections, strongly consistent. */
+  list(tenantId: string, userId: string): Promise<AdminConnectionView[]>;
+  /**
+   * Deletes the user's connection to a catalog server and revokes its grant (the same code as the
+   * user's own DELETE), audited as `actor`. 404 `server_not_found` / 409 `wrong_auth_type` as there.
+   */
+  remove(actor: string, tenant: TenantRecord, userId: string, server: string): Promise<void>;
+  /** Deletes every connection of a user (the user is being deleted) and revokes their grants; how many. */
+  removeAll(tenant: TenantRecord, userId: string): Promise<number>;
+  /**
+   * §8's discovery for a catalog entry, and the registration path it would take, writing nothing:
+   * no client registered or recorded, no cache filled. 404 `server_not_found`, 409
+   * `wrong_auth_type` / `oauth_issuer_mismatch`, 502 `oauth_discovery_failed` with its `reason`.
+   */
+  discover(tenant: TenantRecord, server: string): Promise<DiscoveryView>;
+}
+
+/** The admin view of a record: an allow-list of fields, so no sealed value can slip through. */
+export function adminViewOf(r: ConnectionRecord): AdminConnectionView {
+  return {
+    server: r.server,
+    auth: r.auth,
+    status: r.status,
+    ...(r.reason !== undefined ? { reason: r.reason } : {}),
+    ...(r.issuer !== undefined ? { issuer: r.issuer } : {}),
+    ...(r.scopes !== undefined ? { scopes: r.scopes } : {}),
+    ...(r.connected_at !== undefined ? { connected_at: r.connected_at } : {}),
+    ...(r.refreshed_at !== undefined ? { refreshed_at: r.refreshed_at } : {}),
+    ...(r.last_error !== undefined ? { last_error: r.last_error } : {}),
+    updated_at: r.updated_at,
+  };
+}
+
+/** Creates the {@link ConnectionAdmin}. */
+export function createConnectionAdmin(deps: ConnectionDeps): ConnectionAdmin {
+  return {
+    async list(tenantId, userId) {
+      return (await deps.store.listConnections(tenantId, userId)).map(adminViewOf);
+    },
+
+    async remove(actor, tenant, userId, serverName) {
+      const server = catalogServer(tenant, serverName);
+      if (server.auth.type !== 'oauth' && server.auth.type !== 'user_token') {
+        throw new DomainError('wrong_auth_type', 'This server has no per-user connection.');
+      }
+      const deleted = await removeConnection(deps, tenant, userId, server.name);
+      if (deleted === undefined) return;
+      await deps.store.putAudit({
+        tenant_id: tenant.tenant_id,
+        target: `${userPath(tenant.tenant_id, userId)}/connections/${server.name}`,
+        version: deps.clock(),
+        actor,
+        action: 'delete',
+        changed_fields: [],
+        ...(deleted.token_fingerprint !== undefined
+          ? { old_token_fingerprint: deleted.token_fingerprint }
+          : {}),
+        at: iso(deps.clock()),
+      });
+    },
+
+    async discover(tenant, serverName) {
+      const server = catalogServer(tenant, serverName);
+      requireAuth(server, 'oauth');
+      // No cache: a dry run looks afresh, and leaves nothing behind for the next authorization.
+      const found = await discover(server.url, {
+        fetch: deps.fetch,
+        clock: deps.clock,
+        allowInsecure: deps.config.allowInsecureMcpUrls,
+      });
+      const auth = server.auth.type === 'oauth' ? server.auth : undefined;
+      const registration = registrationPath(found, {
+        ...(auth?.client_id !== undefined && auth.issuer !== undefined
+          ? { preregistered: { issuer: auth.issuer } }
+          : {}),
+        clientMetadataUrl: clientMetadataUrl(deps.config.publicBaseUrl, tenant.tenant_id),
+      });
+      const as = found.authorizationServer;
+      const pick = <K extends keyof DiscoveryView['authorization_server']>(key: K) =>
+        as[key] === undefined ? {} : { [key]: as[key] };
+      return {
+        resource: found.resource,
+        authorization_server: {
+          issuer: found.issuer,
+          ...pick('authorization_endpoint'),
+          ...pick('token_endpoint'),
+          ...pick('revocation_endpoint'),
+          ...pick('registration_endpoint'),
+          ...pick('scopes_supported'),
+          ...pick('code_challenge_methods_supported'),
+          ...pick('client_id_metadata_document_supported'),
+        },
+        registration,
+      };
+    },
+
+    async removeAll(tenant, userId) {
+      const records = await deps.store.listConnections(tenant.tenant_id, userId);
+      // One at a time, each deleted before it is revoked (revoke.ts); a repeat finds what is left.
+      for (const r of records) await removeConnection(deps, tenant, userId, r.server);
+      return records.length;
+    },
+  };
+}
