@@ -12,7 +12,7 @@ import {
   type JWTVerifyGetKey,
   SignJWT,
 } from 'jose';
-import { ADMIN_SCOPE, SUPERADMIN_SCOPE } from '../core/admin.js';
+import { ADMIN_SCOPE, SUPERADMIN_SCOPE } from '../core/admin-access.js';
 
 /** `iss` of dev issuer tokens; `npm start` sets `AUTH_ISSUER` to it when `AUTH_JWKS_URL` is unset. */
 export const DEV_ISSUER = 'livekit-mcp-dispatch-dev';

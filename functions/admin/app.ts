@@ -18,7 +18,7 @@ import { type AdminEnv, type AdminStore, adminAuth, requestDeadline } from './co
 import { tenantRoutes } from './tenants.js';
 import { userRoutes } from './users.js';
 
-export { ADMIN_SCOPE, SUPERADMIN_FIELDS, SUPERADMIN_SCOPE } from '../core/admin.js';
+export { ADMIN_SCOPE, SUPERADMIN_FIELDS, SUPERADMIN_SCOPE } from '../core/admin-access.js';
 export { listQuerySchema, tenantBodySchema, userBodySchema } from '../core/admin-input.js';
 export type { AdminStore } from './context.js';
 

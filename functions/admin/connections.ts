@@ -1,5 +1,5 @@
 import { Hono } from 'hono';
-import type { AdminService } from '../core/admin.js';
+import type { AdminService } from '../core/admin-service.js';
 import type { ConnectionAdmin } from '../core/connections/admin.js';
 import { DomainError } from '../core/errors.js';
 import { type AdminEnv, tenantAccess, userIdOf } from './context.js';

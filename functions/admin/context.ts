@@ -1,13 +1,7 @@
 import type { Context, MiddlewareHandler } from 'hono';
-import {
-  type AdminActor,
-  type AdminService,
-  actorOf,
-  checkTenantAccess,
-  checkUserId,
-  type WriteResult,
-} from '../core/admin.js';
+import { type AdminActor, actorOf, checkTenantAccess, checkUserId } from '../core/admin-access.js';
 import { listQuerySchema } from '../core/admin-input.js';
+import type { AdminService, WriteResult } from '../core/admin-service.js';
 import type { ConnectionAdmin } from '../core/connections/admin.js';
 import type { CursorCodec } from '../core/cursor.js';
 import type { AdminStore, JwtVerifier, Page, PageRequest } from '../core/ports.js';

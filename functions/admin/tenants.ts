@@ -1,5 +1,5 @@
 import { Hono } from 'hono';
-import { checkSuperadminFields, tenantPath } from '../core/admin.js';
+import { checkSuperadminFields, tenantPath } from '../core/admin-access.js';
 import { deleteTenantQuerySchema, tenantBodySchema } from '../core/admin-input.js';
 import { DomainError } from '../core/errors.js';
 import type { PageRequest } from '../core/ports.js';

@@ -1,5 +1,5 @@
 import { Hono } from 'hono';
-import { userPath } from '../core/admin.js';
+import { userPath } from '../core/admin-access.js';
 import { userBodySchema } from '../core/admin-input.js';
 import { DomainError } from '../core/errors.js';
 import type { RevokedView } from '../http/responses.js';

@@ -1,36 +1,24 @@
 import { type AdminActor, notFound, SUPERADMIN_FIELDS, tenantPath, userPath } from './admin-access.js';
 import { auditTarget, createAuditor } from './admin-audit.js';
 import type { TenantBody, UserBody } from './admin-input.js';
+import type { AdminService, TenantDeleteResult, UserDeleteResult, WriteResult } from './admin-service.js';
 import { changedCatalogFields } from './catalog-audit.js';
 import { storedCatalog, storedReturnUrls } from './catalog-settings.js';
 import { ConditionFailedError, DomainError } from './errors.js';
 import type { Log } from './log.js';
 import { storedMcp } from './mcp-settings.js';
-import type { SessionRecord, Status, TenantRecord, UserRecord } from './model.js';
+import type { Status, TenantRecord, UserRecord } from './model.js';
 import type { AdminStore, RoomApi } from './ports.js';
 import { deleteVersion, expectedVersion, type Precondition } from './preconditions.js';
 import { DEFAULT_MCP_NAME } from './resolve.js';
 import type { SecretBox } from './sealing.js';
-import { releaseSessionResources } from './session-resources.js';
+import { createSessionEnder, type Deadline, type EndProgress } from './session-ends.js';
 import type { UrlGuardOptions } from './url-guard.js';
 
-export {
-  ADMIN_SCOPE,
-  type AdminActor,
-  actorOf,
-  checkSuperadminFields,
-  checkTenantAccess,
-  checkUserId,
-  SUPERADMIN_FIELDS,
-  SUPERADMIN_SCOPE,
-  tenantPath,
-  userPath,
-} from './admin-access.js';
+export type { AdminService } from './admin-service.js';
 
 /** Users deleted per page of a cascading tenant delete. */
 const CASCADE_PAGE = 25;
-/** Sessions ended at once (each ends its record, deletes its room, removes its marker). */
-export const END_SESSIONS_PARALLEL = 8;
 
 /** Everything {@link createAdminService} is built from. */
 export interface AdminServiceDeps {
@@ -52,85 +40,6 @@ export interface AdminServiceDeps {
 }
 
 /**
- * When the request's bulk work must stop (epoch ms of the service clock), so that it answers a
- * 202 with its progress before its invocation is killed; the next request resumes.
- */
-export type Deadline = number;
-
-/**
- * A write's effect: the stored record, whether it was created, how many sessions it ended, and
- * whether every session it had to end was reached before the deadline (else repeat it).
- */
-export interface WriteResult<T> {
-  record: T;
-  created: boolean;
-  endedSessions: number;
-  done: boolean;
-}
-
-/** A tenant delete either finished or stopped on its deadline after deleting some users. */
-export type TenantDeleteResult =
-  | { done: true }
-  | { done: false; deletedUsers: number; endedSessions: number };
-
-/** A user delete either finished, or stopped on its deadline with the user gone and sessions left. */
-export type UserDeleteResult = { done: true } | { done: false; endedSessions: number };
-
-/** How far ending a set of sessions got before the deadline. */
-export interface EndProgress {
-  ended: number;
-  done: boolean;
-}
-
-/** The admin operations of docs/api.md §6 (tenants, users, revoke), behind {@link createAdminService}. */
-export interface AdminService {
-  /** The tenant, or 404 `tenant_not_found`. */
-  getTenant(tenantId: string): Promise<TenantRecord>;
-  /** The user of this tenant, or 404 `user_not_found` (a user of another tenant is not revealed). */
-  getUser(tenantId: string, userId: string): Promise<UserRecord>;
-  /** Creates or replaces a tenant; a write that leaves it suspended ends its live sessions. */
-  putTenant(
-    actor: AdminActor,
-    tenantId: string,
-    body: TenantBody,
-    pre: Precondition,
-    deadline?: Deadline,
-  ): Promise<WriteResult<TenantRecord>>;
-  /** Deletes a tenant after ending its sessions (with its users only with `cascade`), within the time budget. */
-  deleteTenant(
-    actor: AdminActor,
-    tenantId: string,
-    pre: Precondition,
-    cascade: boolean,
-    deadline?: Deadline,
-  ): Promise<TenantDeleteResult>;
-  /** Creates or replaces a user of an existing tenant; a write that leaves it suspended ends its sessions. */
-  putUser(
-    actor: AdminActor,
-    tenantId: string,
-    userId: string,
-    body: UserBody,
-    pre: Precondition,
-    deadline?: Deadline,
-  ): Promise<WriteResult<UserRecord>>;
-  /** Deletes and audits the user, then ends the user's sessions; 404 when nothing of it is left. */
-  deleteUser(
-    actor: AdminActor,
-    tenantId: string,
-    userId: string,
-    pre: Precondition,
-    deadline?: Deadline,
-  ): Promise<UserDeleteResult>;
-  /** Suspends the user (retrying on concurrent writes), then ends the user's live sessions. */
-  revokeUser(
-    actor: AdminActor,
-    tenantId: string,
-    userId: string,
-    deadline?: Deadline,
-  ): Promise<{ record: UserRecord; endedSessions: number; done: boolean }>;
-}
-
-/**
  * Creates the admin domain: tenant and user writes with their preconditions, write-only secrets
  * bound to the origin they were set for (mcp-settings.ts), audit entries (admin-audit.ts), and
  * the effects of suspension, revoke and deletion on live sessions.
@@ -148,57 +57,7 @@ export function createAdminService(deps: AdminServiceDeps): AdminService {
   const deadlineOf = (deadline: Deadline | undefined): Deadline =>
     deadline ?? clock().getTime() + deps.cascadeBudgetMs;
   const pastDeadline = (deadline: Deadline) => clock().getTime() >= deadline;
-
-  /**
-   * Ends these sessions (active markers), at most {@link END_SESSIONS_PARALLEL} at a time, each
-   * one as: its record marked ended first (the progress a retry sees), then its room deleted,
-   * its lease and claims released, and last its marker removed. A request stopped by its
-   * deadline, or by a LiveKit failure, leaves every session it did not finish still marked, so
-   * a retry resumes with those; a retry of one whose record is already ended still deletes the
-   * room. Starts no session once the deadline has passed.
-   */
-  async function endSessions(sessions: SessionRecord[], deadline: Deadline): Promise<EndProgress> {
-    const queue = [...sessions];
-    const rooms = new Map<string, Promise<void>>();
-    // One DeleteRoom per room, however many of its sessions are ended here.
-    const deleteRoom = (room: string) => {
-      let pending = rooms.get(room);
-      if (pending === undefined) {
-        pending = livekit.deleteRoom(room);
-        rooms.set(room, pending);
-      }
-      return pending;
-    };
-    let ended = 0;
-    let stopped = false;
-    const at = clock();
-    const worker = async () => {
-      for (let s = queue.shift(); s !== undefined; s = queue.shift()) {
-        if (pastDeadline(deadline)) {
-          stopped = true;
-          return;
-        }
-        await store.endSession(s, at);
-        await deleteRoom(s.room_name);
-        // Release what room_finished would have: that event now finds the session ended and
-        // leaves it alone, so without this the tenant's lease stays taken until it expires.
-        await releaseSessionResources(store, s);
-        await store.unmarkSessionActive(s);
-        // Counted when this request finished it: a retry after a failed room deletion counts it.
-        ended += 1;
-      }
-    };
-    const results = await Promise.allSettled(
-      Array.from({ length: Math.min(END_SESSIONS_PARALLEL, queue.length) }, worker),
-    );
-    const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failure !== undefined) throw failure.reason;
-    return { ended, done: !stopped };
-  }
-
-  async function endUserSessions(tenantId: string, userId: string, deadline: Deadline): Promise<EndProgress> {
-    return endSessions(await store.activeSessionsOfUser(tenantId, userId), deadline);
-  }
+  const { endSessions, endUserSessions } = createSessionEnder({ store, livekit, clock });
 
   /**
    * Deletes the user record first, then ends the user's sessions (the record's removal is the
