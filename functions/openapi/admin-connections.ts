@@ -1,24 +1,23 @@
-import type { DocumentHelpers } from './connections.js';
+import {
+  adminAuth,
+  ok,
+  problems,
+  tenantId,
+  tenantNotFound,
+  unexpected,
+  userId,
+  userNotFound,
+} from './helpers.js';
 
 /**
- * The admin connection routes of the OpenAPI document (docs/api.md §6): a user's connections and
- * deleting one. The document lends its helpers and the shared admin parameters and problems.
+ * The admin connection routes of the OpenAPI document (docs/api.md §6): a user's connections,
+ * deleting one, and the discovery dry run.
  */
 
 type Json = Record<string, unknown>;
 
 /** The `paths` entries of the admin connection routes. */
-export function adminConnectionPaths(
-  h: DocumentHelpers,
-  shared: {
-    tenantId: Json;
-    userId: Json;
-    adminAuth: Record<string, string>;
-    userNotFound: Record<string, string>;
-    tenantNotFound: Record<string, string>;
-  },
-): Record<string, Json> {
-  const { tenantId, userId, adminAuth, userNotFound, tenantNotFound } = shared;
+export function adminConnectionPaths(): Record<string, Json> {
   const server = {
     name: 'server',
     in: 'path',
@@ -35,9 +34,9 @@ export function adminConnectionPaths(
         tags: ['admin'],
         security: [{ bearerAuth: [] }],
         responses: {
-          200: h.ok('The user’s connections (servers never connected are absent).', 'AdminConnectionList'),
-          ...h.problems({ ...adminAuth, ...userNotFound }),
-          default: h.unexpected,
+          200: ok('The user’s connections (servers never connected are absent).', 'AdminConnectionList'),
+          ...problems({ ...adminAuth, ...userNotFound }),
+          default: unexpected,
         },
       },
     },
@@ -51,13 +50,13 @@ export function adminConnectionPaths(
         security: [{ bearerAuth: [] }],
         responses: {
           204: { description: 'Deleted (also when there was none).' },
-          ...h.problems({
+          ...problems({
             ...adminAuth,
             ...userNotFound,
             server_not_found: 'No such server in the tenant’s catalog.',
             wrong_auth_type: 'The server’s `auth` is `none` or `static`: it has no per-user connection.',
           }),
-          default: h.unexpected,
+          default: unexpected,
         },
       },
     },
@@ -70,8 +69,8 @@ export function adminConnectionPaths(
         tags: ['admin'],
         security: [{ bearerAuth: [] }],
         responses: {
-          200: h.ok('What discovery found.', 'Discovery'),
-          ...h.problems({
+          200: ok('What discovery found.', 'Discovery'),
+          ...problems({
             ...adminAuth,
             ...tenantNotFound,
             server_not_found: 'No such server in the tenant’s catalog.',
@@ -79,7 +78,7 @@ export function adminConnectionPaths(
             oauth_discovery_failed:
               'Discovery was refused; `reason` is `unsafe_url`, `resource_mismatch`, `issuer_mismatch`, `no_s256`, `timeout` or `bad_metadata`.',
           }),
-          default: h.unexpected,
+          default: unexpected,
         },
       },
     },

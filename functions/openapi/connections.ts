@@ -1,17 +1,11 @@
+import { ok, problems, ref, unexpected } from './helpers.js';
+
 /**
- * The connection routes of the OpenAPI document (docs/api.md §8). The document's own helpers are
- * passed in, so the problems' statuses come from the one code→status map as everywhere else.
+ * The connection routes of the OpenAPI document (docs/api.md §8); the problems' statuses come from
+ * the one code→status map as everywhere else (helpers.ts).
  */
 
 type Json = Record<string, unknown>;
-
-/** What functions/openapi/document.ts lends this part. */
-export interface DocumentHelpers {
-  ok(description: string, schema: string, headers?: Record<string, unknown>): Json;
-  problems(codes: Record<string, string>): Json;
-  unexpected: Json;
-  ref(name: string): Json;
-}
 
 const server = {
   name: 'server',
@@ -31,17 +25,17 @@ const caller = {
 const unknownServer = { server_not_found: 'No such server in the tenant’s catalog.' };
 
 /** The `paths` entries of the connection routes. */
-export function connectionPaths(h: DocumentHelpers): Record<string, Json> {
+export function connectionPaths(): Record<string, Json> {
   const op = (operationId: string, summary: string, extra: Json, responses: Json): Json => ({
     operationId,
     summary,
     tags: ['connections'],
     security: [{ bearerAuth: [] }],
     ...extra,
-    responses: { ...responses, default: h.unexpected },
+    responses: { ...responses, default: unexpected },
   });
   const body = (schema: string) => ({
-    requestBody: { required: true, content: { 'application/json': { schema: h.ref(schema) } } },
+    requestBody: { required: true, content: { 'application/json': { schema: ref(schema) } } },
   });
   const params = { parameters: [server] };
   return {
@@ -51,23 +45,23 @@ export function connectionPaths(h: DocumentHelpers): Record<string, Json> {
         'The user’s connections: one item per catalog server of the tenant, with its status.',
         {},
         {
-          200: h.ok('Every catalog server with its status; never a token.', 'ConnectionList'),
-          ...h.problems(caller),
+          200: ok('Every catalog server with its status; never a token.', 'ConnectionList'),
+          ...problems(caller),
         },
       ),
     },
     '/v1/connections/{server}': {
       get: op('getConnection', 'One catalog server’s connection status.', params, {
-        200: h.ok('The connection.', 'Connection'),
-        ...h.problems({ ...caller, ...unknownServer }),
+        200: ok('The connection.', 'Connection'),
+        ...problems({ ...caller, ...unknownServer }),
       }),
       put: op(
         'putUserToken',
         'Set the user’s own token for a `user_token` server (write-only).',
         { ...params, ...body('UserTokenPut') },
         {
-          200: h.ok('The connection, with `token_set` and `token_fingerprint`.', 'Connection'),
-          ...h.problems({
+          200: ok('The connection, with `token_set` and `token_fingerprint`.', 'Connection'),
+          ...problems({
             ...caller,
             ...unknownServer,
             wrong_auth_type: 'The server’s auth is not `user_token`.',
@@ -81,7 +75,7 @@ export function connectionPaths(h: DocumentHelpers): Record<string, Json> {
         params,
         {
           204: { description: 'Deleted (or there was none).' },
-          ...h.problems({
+          ...problems({
             ...caller,
             ...unknownServer,
             wrong_auth_type: 'The server has no per-user credential (`none` or `static`).',
@@ -95,8 +89,8 @@ export function connectionPaths(h: DocumentHelpers): Record<string, Json> {
         'Start an OAuth authorization (code flow, PKCE S256, `resource`); replaces the user’s pending one.',
         { ...params, ...body('AuthorizeRequest') },
         {
-          201: h.ok('Open `authorization_url` in a browser before `expires_at`.', 'AuthorizeResponse'),
-          ...h.problems({
+          201: ok('Open `authorization_url` in a browser before `expires_at`.', 'AuthorizeResponse'),
+          ...problems({
             ...caller,
             ...unknownServer,
             wrong_auth_type: 'The server’s auth is not `oauth`.',
@@ -115,8 +109,8 @@ export function connectionPaths(h: DocumentHelpers): Record<string, Json> {
         'Store the grant of a finished authorization, under the JWT of the user who started it.',
         { ...params, ...body('CompleteRequest') },
         {
-          200: h.ok('The connection, now `connected`.', 'Connection'),
-          ...h.problems({
+          200: ok('The connection, now `connected`.', 'Connection'),
+          ...problems({
             ...caller,
             oauth_user_mismatch: 'Another user started this authorization (audited; nothing stored).',
             ...unknownServer,
@@ -133,8 +127,8 @@ export function connectionPaths(h: DocumentHelpers): Record<string, Json> {
         'MCP `initialize` and `tools/list` with the user’s current credential.',
         params,
         {
-          200: h.ok('`ok` with the tool count, or a `code`.', 'ConnectionTest'),
-          ...h.problems({ ...caller, ...unknownServer }),
+          200: ok('`ok` with the tool count, or a `code`.', 'ConnectionTest'),
+          ...problems({ ...caller, ...unknownServer }),
         },
       ),
     },
@@ -163,7 +157,7 @@ export function connectionPaths(h: DocumentHelpers): Record<string, Json> {
             description: 'An unknown `state`: an HTML page, no redirect.',
             content: { 'text/html': { schema: { type: 'string' } } },
           },
-          default: h.unexpected,
+          default: unexpected,
         },
       },
     },
@@ -182,9 +176,9 @@ export function connectionPaths(h: DocumentHelpers): Record<string, Json> {
           },
         ],
         responses: {
-          200: h.ok('The document.', 'ClientMetadata'),
-          ...h.problems({ tenant_not_found: 'No such tenant.' }),
-          default: h.unexpected,
+          200: ok('The document.', 'ClientMetadata'),
+          ...problems({ tenant_not_found: 'No such tenant.' }),
+          default: unexpected,
         },
       },
     },
@@ -194,7 +188,7 @@ export function connectionPaths(h: DocumentHelpers): Record<string, Json> {
         summary: 'The public keys of `OAUTH_CLIENT_KEYS` (`private_key_jwt`).',
         tags: ['connections'],
         security: [],
-        responses: { 200: h.ok('A JWKS.', 'ClientJwks'), default: h.unexpected },
+        responses: { 200: ok('A JWKS.', 'ClientJwks'), default: unexpected },
       },
     },
   };

@@ -1,7 +1,4 @@
-import { USER_ID_PATTERN } from '@livekit-mcp-dispatch/contract';
-import { toJSONSchema, type ZodMiniType } from 'zod/mini';
-import { listQuerySchema, tenantBodySchema, userBodySchema } from '../admin/app.js';
-import { deleteTenantQuerySchema } from '../core/admin-input.js';
+import { tenantBodySchema, userBodySchema } from '../admin/app.js';
 import { credentialsRequest } from '../credentials/app.js';
 import {
   adminConnectionListSchema,
@@ -13,7 +10,7 @@ import {
   connectionViewSchema,
   discoveryViewSchema,
 } from '../http/connection-responses.js';
-import { retryAfterFor, statusFor, WEBHOOK_STATUS } from '../http/problem.js';
+import { WEBHOOK_STATUS } from '../http/problem.js';
 import {
   auditViewSchema,
   cascadeProgressSchema,
@@ -34,8 +31,10 @@ import {
   sessionRequest as sessionRequestSchema,
 } from '../session/app.js';
 import { authorizeRequest, completeRequest, userTokenRequest } from '../session/connections.js';
+import { adminPaths } from './admin.js';
 import { adminConnectionPaths } from './admin-connections.js';
 import { connectionPaths } from './connections.js';
+import { type JsonSchema, jsonSchema, ok, problems, ref, unexpected } from './helpers.js';
 
 /**
  * The OpenAPI 3.1 document, built at build time (`npm run openapi`, also run by `npm run build`)
@@ -46,16 +45,6 @@ import { connectionPaths } from './connections.js';
  * in test/contract/routes.test.ts, and scripts/schemathesis.sh fuzzes `npm start` with it.
  * Nothing here is bundled into a function: the functions serve the generated `openapi.json`.
  */
-
-type JsonSchema = Record<string, unknown>;
-
-function jsonSchema(schema: ZodMiniType, io: 'input' | 'output'): JsonSchema {
-  // Refinements (byte limits, attribute counts) have no JSON Schema form: where the API enforces
-  // one, sessionRequestJsonSchema() below states it in JSON Schema terms.
-  const out = toJSONSchema(schema, { io, unrepresentable: 'any' }) as JsonSchema;
-  delete out.$schema;
-  return out;
-}
 
 /**
  * The session request as the API enforces it: `room_name` only absent, null or empty (anything
@@ -85,175 +74,6 @@ function sessionRequestJsonSchema(): JsonSchema {
   });
   return out;
 }
-
-const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
-
-const RETRY_AFTER = {
-  'Retry-After': { description: 'Seconds to wait before retrying.', schema: { type: 'string' } },
-};
-const ETAG = {
-  ETag: {
-    description: 'The record version, `"<n>"`: send it back as `If-Match`.',
-    schema: { type: 'string' },
-  },
-};
-
-function ok(description: string, schema: string, headers?: Record<string, unknown>) {
-  return {
-    description,
-    ...(headers ? { headers } : {}),
-    content: { 'application/json': { schema: ref(schema) } },
-  };
-}
-
-/** The problem+json response of one status, whose `code` is one of `codes`. */
-function problemResponse(description: string, codes: string[], headers?: Record<string, unknown>) {
-  return {
-    description,
-    ...(headers ? { headers } : {}),
-    content: {
-      'application/problem+json': {
-        schema: { $ref: '#/components/schemas/Problem', properties: { code: { enum: codes } } },
-      },
-    },
-  };
-}
-
-/** Problem codes an operation answers, each with when. */
-type Problems = Record<string, string>;
-
-/**
- * The problem responses of an operation, keyed by the status each code has in the one
- * code→status map (`statusFor`, with the app's `overrides`); `Retry-After` where the code carries it.
- */
-function problems(codes: Problems, overrides: Readonly<Record<string, number>> = {}) {
-  const byStatus = new Map<number, [string, string][]>();
-  for (const [code, when] of Object.entries(codes)) {
-    const status = statusFor(code, overrides);
-    byStatus.set(status, [...(byStatus.get(status) ?? []), [code, when]]);
-  }
-  return Object.fromEntries(
-    [...byStatus].map(([status, entries]) => [
-      status,
-      problemResponse(
-        entries.map(([code, when]) => `\`${code}\`: ${when}`).join(' '),
-        entries.map(([code]) => code),
-        entries.some(([code]) => retryAfterFor(code, status) !== undefined) ? RETRY_AFTER : undefined,
-      ),
-    ]),
-  );
-}
-
-const unexpected = {
-  description:
-    'Unexpected failure: 500 `internal_error`, 503 `store_unavailable` (DynamoDB failed after retries; retry), ' +
-    '502 `livekit_unavailable` where LiveKit is called.',
-  content: { 'application/problem+json': { schema: ref('Problem') } },
-};
-
-const adminAuth: Problems = {
-  unauthenticated: 'No, bad or expired bearer token.',
-  forbidden: 'The token has neither `dispatch:admin` (with a tenant) nor `dispatch:superadmin`.',
-};
-const tenantNotFound: Problems = { tenant_not_found: "No such tenant, or another tenant's (same answer)." };
-const userNotFound: Problems = {
-  user_not_found: 'No such user in this tenant.',
-  tenant_not_found: 'No such tenant (or another tenant’s).',
-};
-
-const tenantId = {
-  name: 'tenantId',
-  in: 'path',
-  required: true,
-  schema: { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{1,62}$' },
-};
-const userId = {
-  name: 'userId',
-  in: 'path',
-  required: true,
-  description:
-    "The issuer's `sub` of the user (1-255 printable characters: no spaces or controls), URL-encoded. " +
-    'The same id in another tenant is another user.',
-  schema: { type: 'string', minLength: 1, maxLength: 255, pattern: USER_ID_PATTERN },
-};
-const ifMatch = {
-  name: 'If-Match',
-  in: 'header',
-  description:
-    'The version to replace, `"<n>"` from the `ETag` (or `*`). A write to an existing record needs it; not together with `If-None-Match`.',
-  schema: { type: 'string' },
-};
-const ifNoneMatch = {
-  name: 'If-None-Match',
-  in: 'header',
-  description: '`*`: create only, never replace.',
-  schema: { type: 'string', enum: ['*'] },
-};
-
-function queryParameter(schema: ZodMiniType, name: string, description: string) {
-  const query = jsonSchema(schema, 'input') as { properties: Record<string, JsonSchema> };
-  return { name, in: 'query', description, schema: query.properties[name] };
-}
-
-function listParameters() {
-  return [
-    queryParameter(listQuerySchema, 'limit', 'Page size, 1-100 (default 50).'),
-    queryParameter(
-      listQuerySchema,
-      'cursor',
-      '`next_cursor` of the previous page (opaque, bound to this list and tenant).',
-    ),
-  ];
-}
-
-function listOperation(summary: string, operationId: string, schema: string, withTenant: boolean) {
-  return {
-    get: {
-      operationId,
-      summary,
-      tags: ['admin'],
-      security: [{ bearerAuth: [] }],
-      parameters: listParameters(),
-      responses: {
-        200: ok('One page; `next_cursor` is null on the last.', schema),
-        ...problems({
-          ...adminAuth,
-          ...(withTenant ? tenantNotFound : {}),
-          invalid_request: 'Invalid `limit` or `cursor`, or an unknown query parameter.',
-        }),
-        default: unexpected,
-      },
-    },
-  };
-}
-
-const writeProblems = (resource: 'tenant' | 'user') => ({
-  ...problems({
-    unsafe_mcp_url:
-      'An MCP URL (`mcp.url` or a catalog `url`) is not allowed (scheme, port, userinfo or a non-public address).',
-    ...(resource === 'tenant'
-      ? {
-          unsafe_oauth_url:
-            'A catalog entry’s OAuth `issuer` is not allowed (the same URL rule; no query or fragment).',
-        }
-      : {}),
-    ...adminAuth,
-    ...(resource === 'tenant'
-      ? { field_requires_superadmin: 'A tenant admin set a superadmin-only field.' }
-      : {}),
-    ...tenantNotFound,
-    ...(resource === 'tenant'
-      ? { sip_trunk_taken: 'A SIP trunk id is already claimed by another tenant.' }
-      : { phone_number_taken: 'A phone number belongs to another user of the tenant.' }),
-    version_conflict: '`If-Match` names a stale version (or the record is gone).',
-    already_exists: '`If-None-Match: *` and the record exists.',
-    payload_too_large: 'The body is over 64 KiB.',
-    invalid_request:
-      'The body (or an id, or a precondition header) is invalid; `errors` lists each failing field.',
-    precondition_required: 'An update without `If-Match` (or `If-None-Match: *`).',
-  }),
-  default: unexpected,
-});
 
 /** The document as it is written to `functions/openapi/openapi.json`. */
 export function renderOpenApiJson(version: string): string {
@@ -332,11 +152,8 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
   };
 
   const paths = {
-    ...connectionPaths({ ok, problems: (codes) => problems(codes), unexpected, ref }),
-    ...adminConnectionPaths(
-      { ok, problems: (codes) => problems(codes), unexpected, ref },
-      { tenantId, userId, adminAuth, userNotFound, tenantNotFound },
-    ),
+    ...connectionPaths(),
+    ...adminConnectionPaths(),
     '/openapi.json': {
       get: {
         operationId: 'getOpenApi',
@@ -472,170 +289,7 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
         },
       },
     },
-    '/v1/admin/tenants': listOperation('List tenants (superadmin).', 'listTenants', 'TenantPage', false),
-    '/v1/admin/tenants/{tenantId}': {
-      parameters: [tenantId],
-      get: {
-        operationId: 'getTenant',
-        summary: 'Read a tenant. Secrets show as `token_set`, `token_fingerprint` and `header_names`.',
-        tags: ['admin'],
-        security: [{ bearerAuth: [] }],
-        responses: {
-          200: ok('The tenant.', 'Tenant', ETAG),
-          ...problems({ ...adminAuth, ...tenantNotFound }),
-          default: unexpected,
-        },
-      },
-      put: {
-        operationId: 'putTenant',
-        summary: 'Create (superadmin) or replace a tenant.',
-        description:
-          'Replaces the record, except write-only secrets: an omitted `mcp.token`/`mcp.headers` is kept, `null` ' +
-          'clears it; a kept secret never follows the URL to another origin. In `mcp_servers` the same holds per ' +
-          'entry, matched by `name`: an omitted `auth.token`, `auth.client_secret` or `headers` is kept, `null` ' +
-          'clears it; changing an entry’s `url` drops its kept token and headers, changing its `client_id` or ' +
-          '`issuer` its kept client secret. An omitted `status` keeps the ' +
-          'current one. Setting `status: suspended` ends the tenant’s live sessions (`ended_sessions`).',
-        tags: ['admin'],
-        security: [{ bearerAuth: [] }],
-        parameters: [ifMatch, ifNoneMatch],
-        requestBody: { required: true, content: { 'application/json': { schema: ref('TenantPut') } } },
-        responses: {
-          200: ok('Replaced.', 'Tenant', ETAG),
-          202: ok(
-            'Replaced and suspended, but ending its sessions ran out of time; repeat with the new ETag to continue.',
-            'CascadeProgress',
-            ETAG,
-          ),
-          201: ok('Created.', 'Tenant', {
-            ...ETAG,
-            Location: { description: 'The tenant’s path.', schema: { type: 'string' } },
-          }),
-          ...writeProblems('tenant'),
-        },
-      },
-      delete: {
-        operationId: 'deleteTenant',
-        summary: 'Delete a tenant (superadmin); one with users only with `?cascade=true`.',
-        tags: ['admin'],
-        security: [{ bearerAuth: [] }],
-        parameters: [
-          ifMatch,
-          queryParameter(
-            deleteTenantQuerySchema,
-            'cascade',
-            '`true`: also delete its users (their live sessions end first). Anything but `true`/`false` is 422.',
-          ),
-        ],
-        responses: {
-          202: ok(
-            'Ending sessions or a cascade ran out of time for this request; repeat it to continue.',
-            'CascadeProgress',
-          ),
-          204: { description: 'Deleted.' },
-          ...problems({
-            ...adminAuth,
-            forbidden: 'No admin scope, or a tenant admin: only a superadmin deletes a tenant.',
-            ...tenantNotFound,
-            tenant_has_users: 'The tenant has users and `cascade` is not `true`.',
-            version_conflict: '`If-Match` names a stale version.',
-            invalid_request:
-              '`cascade` is neither `true` nor `false`, or `If-None-Match` is sent (alone it must be `*`; never with `If-Match`).',
-          }),
-          default: unexpected,
-        },
-      },
-    },
-    '/v1/admin/tenants/{tenantId}/users': {
-      parameters: [tenantId],
-      ...listOperation('List the tenant’s users.', 'listUsers', 'UserPage', true),
-    },
-    '/v1/admin/tenants/{tenantId}/users/{userId}': {
-      parameters: [tenantId, userId],
-      get: {
-        operationId: 'getUser',
-        summary: 'Read a user.',
-        tags: ['admin'],
-        security: [{ bearerAuth: [] }],
-        responses: {
-          200: ok('The user.', 'User', ETAG),
-          ...problems({ ...adminAuth, ...userNotFound }),
-          default: unexpected,
-        },
-      },
-      put: {
-        operationId: 'putUser',
-        summary: 'Create or replace a user.',
-        description:
-          'A user’s `mcp` overrides the tenant’s field by field; a user who sets `url` gets no tenant token. ' +
-          'Write-only secrets and `status` behave as for tenants; `status: suspended` ends the user’s sessions.',
-        tags: ['admin'],
-        security: [{ bearerAuth: [] }],
-        parameters: [ifMatch, ifNoneMatch],
-        requestBody: { required: true, content: { 'application/json': { schema: ref('UserPut') } } },
-        responses: {
-          200: ok('Replaced.', 'User', ETAG),
-          202: ok(
-            'Replaced and suspended, but ending the sessions ran out of time; repeat with the new ETag to continue.',
-            'CascadeProgress',
-            ETAG,
-          ),
-          201: ok('Created.', 'User', {
-            ...ETAG,
-            Location: { description: 'The user’s path.', schema: { type: 'string' } },
-          }),
-          ...writeProblems('user'),
-        },
-      },
-      delete: {
-        operationId: 'deleteUser',
-        summary: 'Delete a user (their live sessions end first).',
-        tags: ['admin'],
-        security: [{ bearerAuth: [] }],
-        parameters: [ifMatch],
-        responses: {
-          202: ok(
-            'Deleted, but ending the sessions ran out of time; repeat the request to continue.',
-            'CascadeProgress',
-          ),
-          204: { description: 'Deleted.' },
-          ...problems({
-            ...adminAuth,
-            ...userNotFound,
-            version_conflict: '`If-Match` names a stale version.',
-            invalid_request: '`If-None-Match` is sent (alone it must be `*`; never with `If-Match`).',
-          }),
-          default: unexpected,
-        },
-      },
-    },
-    '/v1/admin/tenants/{tenantId}/users/{userId}/revoke': {
-      parameters: [tenantId, userId],
-      post: {
-        operationId: 'revokeUser',
-        summary: 'Suspend the user and end their live sessions now (their LiveKit rooms are deleted).',
-        tags: ['admin'],
-        security: [{ bearerAuth: [] }],
-        responses: {
-          200: ok('Suspended; `ended_sessions` says how many sessions ended.', 'RevokedUser', ETAG),
-          202: ok(
-            'Suspended, but ending the sessions ran out of time; repeat the request to continue.',
-            'CascadeProgress',
-            ETAG,
-          ),
-          ...problems({ ...adminAuth, ...userNotFound }),
-          default: unexpected,
-        },
-      },
-    },
-    '/v1/admin/tenants/{tenantId}/audit': {
-      parameters: [tenantId],
-      ...listOperation('Who changed what, when (secret values never shown).', 'listAudit', 'AuditPage', true),
-    },
-    '/v1/admin/tenants/{tenantId}/sessions': {
-      parameters: [tenantId],
-      ...listOperation('Recent sessions, dispatch ids and durations.', 'listSessions', 'SessionPage', true),
-    },
+    ...adminPaths(),
   };
 
   // The 409 of a session start may carry every server's status (`mcp_reauth_required`).
