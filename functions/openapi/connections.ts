@@ -17,10 +17,11 @@ const server = {
 
 const caller = {
   unauthenticated: 'No, bad, expired or foreign JWT.',
-  tenant_mismatch: 'The JWT’s tenant claim is missing or not the user’s tenant.',
+  tenant_mismatch: 'The JWT’s tenant claim is missing or not a tenant id.',
   user_suspended: 'The user is suspended.',
   tenant_suspended: 'The tenant is suspended.',
-  user_not_found: 'No user record for the JWT `sub`.',
+  user_not_found:
+    'No user record for the JWT `sub` in the tenant its tenant claim names (or no such tenant).',
 };
 const unknownServer = { server_not_found: 'No such server in the tenant’s catalog.' };
 
