@@ -1,4 +1,4 @@
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -8,6 +8,7 @@ import { build, type Metafile } from 'esbuild';
 import { generateKeyringJson } from '../functions/core/keyring.js';
 import { generateClientKeyring } from '../functions/core/oauth/client-keys.js';
 import { functionNames, lambdaBuildOptions } from '../scripts/esbuild-options.js';
+import { runNodeScript } from './lib/child.js';
 import { type SecretsStub, startSecretsStub } from './lib/secrets-stub.js';
 import { type Summary, shuffled, summarize } from './lib/stats.js';
 
@@ -106,26 +107,14 @@ export function sizeOf(target: BundleTarget, top = 8): Pick<ColdStartResult, 'by
   };
 }
 
-function runChild(file: string, env: NodeJS.ProcessEnv): Promise<Sample> {
-  return new Promise((ok, fail) => {
-    const child = spawn(process.execPath, ['--input-type=module', '-e', CHILD], {
-      env: { ...env, BENCH_IMPORT: pathToFileURL(file).href },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (c: Buffer) => {
-      out += c.toString();
-    });
-    child.stderr.on('data', (c: Buffer) => {
-      err += c.toString();
-    });
-    child.on('error', fail);
-    child.on('close', (code) => {
-      if (code !== 0) fail(new Error(`import of ${file} failed (${code}): ${err.slice(-1500)}`));
-      else ok(JSON.parse(out.slice(out.lastIndexOf('{'))));
-    });
-  });
+async function runChild(file: string, env: NodeJS.ProcessEnv): Promise<Sample> {
+  const out = await runNodeScript(
+    CHILD,
+    { ...env, BENCH_IMPORT: pathToFileURL(file).href },
+    [],
+    `import of ${file}`,
+  );
+  return JSON.parse(out.slice(out.lastIndexOf('{')));
 }
 
 /**

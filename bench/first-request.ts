@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -27,6 +26,7 @@ import {
   sizeOf,
   startLambdaEnv,
 } from './cold-start.js';
+import { runNodeScript } from './lib/child.js';
 import { selfTimeByPackage } from './lib/cpu-profile.js';
 import { type Summary, shuffled, summarize } from './lib/stats.js';
 import { startTlsFront } from './lib/tls-front.js';
@@ -85,33 +85,22 @@ process.stdout.write('\\nBENCH_RESULT ' + JSON.stringify({ answerMs, initMs, cpu
 process.exit(0);
 `;
 
-function runChild(
+async function runChild(
   file: string,
   env: NodeJS.ProcessEnv,
   event: unknown,
   profileDir?: string,
 ): Promise<Sample> {
-  return new Promise((ok, fail) => {
-    const prof = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
-    const child = spawn(process.execPath, [...prof, '--input-type=module', '-e', CHILD], {
-      env: { ...env, BENCH_IMPORT: pathToFileURL(file).href, BENCH_EVENT: JSON.stringify(event) },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (c: Buffer) => {
-      out += c.toString();
-    });
-    child.stderr.on('data', (c: Buffer) => {
-      err += c.toString();
-    });
-    child.on('error', fail);
-    child.on('close', (code) => {
-      const line = out.split('\n').find((l) => l.startsWith('BENCH_RESULT '));
-      if (code !== 0 || !line) fail(new Error(`${file} failed (${code}): ${(err || out).slice(-1500)}`));
-      else ok(JSON.parse(line.slice('BENCH_RESULT '.length)) as Sample);
-    });
-  });
+  const prof = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
+  const out = await runNodeScript(
+    CHILD,
+    { ...env, BENCH_IMPORT: pathToFileURL(file).href, BENCH_EVENT: JSON.stringify(event) },
+    prof,
+    file,
+  );
+  const line = out.split('\n').find((l) => l.startsWith('BENCH_RESULT '));
+  if (!line) throw new Error(`${file} printed no result: ${out.slice(-1500)}`);
+  return JSON.parse(line.slice('BENCH_RESULT '.length)) as Sample;
 }
 
 /** An API Gateway HTTP API (payload v2) event for one POST. */
