@@ -140,6 +140,48 @@ describe('webhook: the room names its tenant, the identity is a user of that ten
   });
 });
 
+describe('§10 one room belongs to one tenant, under concurrent joins', () => {
+  it('two tenants’ participants joining one room at once: only the room’s tenant gets an agent', async () => {
+    // Prepare: per-participant dispatch, so a second participant could get a dispatch of its own.
+    const a = tenantId('ra');
+    const b = tenantId('rb');
+    for (const id of [a, b]) {
+      await seedTenant(h.store, h.secretBox, {
+        tenant_id: id,
+        webhook_dispatch: true,
+        dispatch_policy: 'per_participant',
+      });
+    }
+    const ua = await seedUser(h.store, h.secretBox, {
+      tenant_id: a,
+      mcp: { url: 'https://mcp.example.com/a' },
+    });
+    const ub = await seedUser(h.store, h.secretBox, {
+      tenant_id: b,
+      mcp: { url: 'https://mcp.example.com/b' },
+    });
+
+    for (let round = 0; round < 8; round++) {
+      const room = `lk-mcp-${a}-${uid('r')}`;
+      h.livekitServer.reset();
+      // Act: both joins in flight at once, in both orders of sending.
+      const joins = round % 2 === 0 ? [ua.user_id, ub.user_id] : [ub.user_id, ua.user_id];
+      const results = await Promise.all(joins.map((identity) => join(room, identity)));
+
+      // Assess: A's participant dispatched, B's ignored; one dispatch, sealed for tenant A's user.
+      const byIdentity = Object.fromEntries(joins.map((identity, i) => [identity, results[i]]));
+      expect(byIdentity[ua.user_id]).toMatchObject({ status: 200, action: 'dispatched' });
+      expect(byIdentity[ub.user_id]).toMatchObject({ status: 200, action: 'ignored' });
+      expect(h.livekitServer.dispatches.filter((d) => d.room === room)).toHaveLength(1);
+      expect(await grantOf(room)).toMatchObject({
+        tenantId: a,
+        userId: ua.user_id,
+        participantIdentity: ua.user_id,
+      });
+    }
+  });
+});
+
 describe('webhook: SIP callers are found within the trunk’s tenant', () => {
   it('one number in two tenants: the trunk decides whose user calls', async () => {
     // Prepare
