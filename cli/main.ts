@@ -31,6 +31,9 @@ const USAGE = `usage: livekit-mcp-dispatch <command> [options]
   users revoke <tenant> <user>
   audit <tenant> [--limit N] [--cursor C] [--all]
   sessions <tenant> [--limit N] [--cursor C] [--all]
+  connections list <tenant> [--status connected|pending|needs_reauth] [--limit N] [--cursor C] [--all]
+  connections get <tenant> <user>
+  connections rm <tenant> <user> <server>   (revokes the grant at its authorization server)
 
 tenant fields: --name S  --dispatch-policy per_room|per_participant
   superadmin only: --agent-names a,b  --max-sessions N|none  --status active|suspended
@@ -125,6 +128,9 @@ const COMMANDS: Record<string, { args: string[]; options: string[] }> = {
   'users revoke': { args: ['tenant', 'user'], options: [] },
   audit: { args: ['tenant'], options: LIST },
   sessions: { args: ['tenant'], options: LIST },
+  'connections list': { args: ['tenant'], options: [...LIST, 'status'] },
+  'connections get': { args: ['tenant', 'user'], options: [] },
+  'connections rm': { args: ['tenant', 'user', 'server'], options: [] },
 };
 
 /** A mistake in how the CLI was called (exit 2). */
@@ -434,6 +440,15 @@ const COLUMNS: Record<string, [string, (r: Json) => unknown][]> = {
     ['ACTOR', (r) => r.actor],
     ['CHANGED', (r) => r.changed_fields],
   ],
+  connections: [
+    ['USER', (r) => r.user_id],
+    ['SERVER', (r) => r.server],
+    ['AUTH', (r) => r.auth],
+    ['STATUS', (r) => r.status],
+    ['REASON', (r) => r.reason ?? r.last_error],
+    ['ISSUER', (r) => r.issuer],
+    ['UPDATED', (r) => r.updated_at],
+  ],
   sessions: [
     ['CREATED', (r) => r.created_at],
     ['ROOM', (r) => r.room_name],
@@ -472,7 +487,12 @@ function print(ctx: Context, body: unknown, human: () => string): void {
   ctx.io.stdout(ctx.json ? `${JSON.stringify(body, null, 2)}\n` : human());
 }
 
-async function listCommand(ctx: Context, kind: string, path: string): Promise<void> {
+async function listCommand(
+  ctx: Context,
+  kind: string,
+  path: string,
+  query: Record<string, string | undefined> = {},
+): Promise<void> {
   const { values: v } = ctx;
   if (v.limit !== undefined && !/^(100|[1-9][0-9]?)$/.test(v.limit)) {
     throw new UsageError('--limit must be a whole number from 1 to 100');
@@ -482,7 +502,7 @@ async function listCommand(ctx: Context, kind: string, path: string): Promise<vo
   let next: string | null = null;
   do {
     const page = await ctx.client.request<{ items: Json[]; next_cursor: string | null }>('GET', path, {
-      query: { limit: v.limit, cursor },
+      query: { ...query, limit: v.limit, cursor },
     });
     items.push(...page.body.items);
     next = page.body.next_cursor;
@@ -572,6 +592,37 @@ async function dispatch(command: string, args: string[], ctx: Context): Promise<
       return listCommand(ctx, 'audit', `${tenantPath(tenant)}/audit`);
     case 'sessions':
       return listCommand(ctx, 'sessions', `${tenantPath(tenant)}/sessions`);
+    case 'connections list': {
+      const status = ctx.values.status;
+      if (status !== undefined && !['connected', 'pending', 'needs_reauth'].includes(status)) {
+        throw new UsageError('--status must be connected, pending or needs_reauth');
+      }
+      return listCommand(ctx, 'connections', `${tenantPath(tenant)}/connections`, { status });
+    }
+    case 'connections get': {
+      const got = await ctx.client.request<{ items: Json[] }>('GET', `${userPath(tenant, user)}/connections`);
+      const columns = (COLUMNS.connections ?? []).slice(1);
+      return print(ctx, got.body, () =>
+        got.body.items.length === 0
+          ? 'no connections\n'
+          : table(
+              columns.map(([h]) => h),
+              got.body.items.map((r) => columns.map(([, f]) => cell(f(r)))),
+            ),
+      );
+    }
+    case 'connections rm': {
+      const server = args[2] ?? '';
+      await ctx.client.request(
+        'DELETE',
+        `${userPath(tenant, user)}/connections/${encodeURIComponent(server)}`,
+      );
+      return print(
+        ctx,
+        { ok: true, deleted: `connection ${server} of ${user}` },
+        () => `deleted connection ${server} of ${user} in ${tenant}\n`,
+      );
+    }
     case 'tenants get':
     case 'users get': {
       const got = await ctx.client.request<Json>('GET', user ? userPath(tenant, user) : tenantPath(tenant));

@@ -155,6 +155,15 @@ export const keys = {
   tenantUsers: (tenantId: string) => key('TENANT', tenantId, 'USERS'),
   tenantSessions: (tenantId: string) => key('TENANT', tenantId, 'SESSIONS'),
   tenantAudit: (tenantId: string) => key('TENANT', tenantId, 'AUDIT'),
+  /** GSI1 partition of a tenant's connections across its users (docs/api.md §6). */
+  tenantConnections: (tenantId: string) => key('TENANT', tenantId, 'CONNECTIONS'),
+  /**
+   * GSI1 sort key of a connection under its tenant: status first, so one status is one prefix
+   * (`needs_reauth#`), then user and server. Every write that changes the status rewrites it.
+   */
+  connectionSort: (status: string, userId: string, server: string) =>
+    `${status}#${boundedPart(userId, ID_BYTES)}#${escapeKeyPart(server)}`,
+  connectionStatusPrefix: (status: string) => `${status}#`,
   /** GSI2 partition of a tenant's active sessions. */
   tenantActiveSessions: (tenantId: string) => key('TENANT', tenantId, 'ACTIVE'),
   /** GSI2 sort key of an active session: user first, so one user's sessions share a prefix. */

@@ -13,7 +13,7 @@ import { withProblemHandling } from '../http/problem.js';
 import { requestContext } from '../http/request-context.js';
 import openApiDocument from '../openapi/openapi.json' with { type: 'json' };
 import { auditSessionRoutes } from './audit-sessions.js';
-import { connectionRoutes, discoverRoutes } from './connections.js';
+import { connectionRoutes, discoverRoutes, tenantConnectionRoutes } from './connections.js';
 import { type AdminEnv, type AdminStore, adminAuth, requestDeadline } from './context.js';
 import { tenantRoutes } from './tenants.js';
 import { userRoutes } from './users.js';
@@ -75,6 +75,7 @@ export function createAdminApp(deps: AdminAppDeps): Hono<AdminEnv> {
     clock: deps.clock ?? (() => new Date()),
     log,
     cascadeBudgetMs: deps.cascadeBudgetMs ?? 20_000,
+    grants: deps.connections?.admin,
   });
   const clock = deps.clock ?? (() => new Date());
   const budget = { marginMs: deps.bulkMarginMs ?? 3_000, fallbackMs: deps.cascadeBudgetMs ?? 20_000 };
@@ -82,7 +83,6 @@ export function createAdminApp(deps: AdminAppDeps): Hono<AdminEnv> {
     admin,
     store,
     cursors: createCursorCodec(config.storageKeys),
-    connections: deps.connections?.admin,
     deadline: (c: Context<AdminEnv>) => requestDeadline(c, clock().getTime(), budget),
   };
 
@@ -108,6 +108,10 @@ export function createAdminApp(deps: AdminAppDeps): Hono<AdminEnv> {
   if (deps.connections) {
     app.route('/v1/admin/tenants/:tenantId/users', connectionRoutes(admin, deps.connections.admin));
     app.route('/v1/admin/tenants/:tenantId/servers', discoverRoutes(admin, deps.connections.admin));
+    app.route(
+      '/v1/admin/tenants/:tenantId/connections',
+      tenantConnectionRoutes(admin, deps.connections.admin, routes.cursors),
+    );
   }
   app.route('/v1/admin/tenants/:tenantId/users', userRoutes(routes));
   app.route('/v1/admin/tenants/:tenantId', auditSessionRoutes(routes));

@@ -1,8 +1,10 @@
 import { Hono } from 'hono';
+import { tenantConnectionsQuerySchema } from '../core/admin-input.js';
 import type { AdminService } from '../core/admin-service.js';
 import type { ConnectionAdmin } from '../core/connections/admin.js';
-import { DomainError } from '../core/errors.js';
-import { type AdminEnv, tenantAccess, userIdOf } from './context.js';
+import type { CursorCodec } from '../core/cursor.js';
+import { validate } from '../http/validate.js';
+import { type AdminEnv, listedTenantAccess, listPage, tenantAccess, userIdOf } from './context.js';
 
 /**
  * `/v1/admin/tenants/{tenantId}/users/{userId}/connections[/{server}]` (docs/api.md §6): a user's
@@ -28,6 +30,31 @@ export function connectionRoutes(admin: AdminService, connections: ConnectionAdm
   return app;
 }
 
+/**
+ * `GET /v1/admin/tenants/{tenantId}/connections[?status=needs_reauth]` (docs/api.md §6): the
+ * tenant's connections across users, a page at a time; the cursor is bound to the tenant and status.
+ */
+export function tenantConnectionRoutes(
+  admin: AdminService,
+  connections: ConnectionAdmin,
+  cursors: CursorCodec,
+): Hono<AdminEnv> {
+  const app = new Hono<AdminEnv>();
+  app.get('/', async (c) => {
+    const { tenantId } = await listedTenantAccess(c, admin);
+    const q = validate(tenantConnectionsQuerySchema, c.req.query(), 'query');
+    return listPage(
+      c,
+      cursors,
+      `connections:${tenantId}:${q.status ?? '*'}`,
+      (page) => connections.listTenant(tenantId, q.status, page),
+      (view) => view,
+      q,
+    );
+  });
+  return app;
+}
+
 /** `POST /v1/admin/tenants/{tenantId}/servers/{server}/discover` (docs/api.md §6): a dry run of §8's discovery. */
 export function discoverRoutes(admin: AdminService, connections: ConnectionAdmin): Hono<AdminEnv> {
   const app = new Hono<AdminEnv>();
@@ -37,28 +64,4 @@ export function discoverRoutes(admin: AdminService, connections: ConnectionAdmin
     return c.json(await connections.discover(tenant, c.req.param('server')));
   });
   return app;
-}
-
-/**
- * Revokes a deleted user's grants and removes their connection items (docs/api.md §8: deleting a
- * user revokes the grants it held), best effort at each authorization server. Runs after the user
- * record is gone, so no new grant can be completed for it (complete() reads the user strongly
- * consistently first); a `complete` already past that read can still store one afterwards, which
- * a repeated DELETE (404 for the user, see {@link deleteUserConnections}'s caller) cleans up.
- * How many connections were removed.
- */
-export async function deleteUserConnections(
-  admin: AdminService,
-  connections: ConnectionAdmin,
-  tenantId: string,
-  userId: string,
-): Promise<number> {
-  let tenant: Awaited<ReturnType<AdminService['getTenant']>>;
-  try {
-    tenant = await admin.getTenant(tenantId);
-  } catch (error) {
-    if (error instanceof DomainError) return 0;
-    throw error;
-  }
-  return connections.removeAll(tenant, userId);
 }

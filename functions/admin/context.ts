@@ -2,7 +2,6 @@ import type { Context, MiddlewareHandler } from 'hono';
 import { type AdminActor, actorOf, checkTenantAccess, checkUserId } from '../core/admin-access.js';
 import { listQuerySchema } from '../core/admin-input.js';
 import type { AdminService, WriteResult } from '../core/admin-service.js';
-import type { ConnectionAdmin } from '../core/connections/admin.js';
 import type { CursorCodec } from '../core/cursor.js';
 import type { AdminStore, JwtVerifier, Page, PageRequest } from '../core/ports.js';
 import { type Precondition, parsePrecondition } from '../core/preconditions.js';
@@ -28,8 +27,6 @@ export interface AdminRoutesDeps {
   admin: AdminService;
   store: AdminStore;
   cursors: CursorCodec;
-  /** The users' connections (docs/api.md §6/§8); without it the connection routes are not served. */
-  connections?: ConnectionAdmin | undefined;
   /** When this request's bulk work must stop to answer a 202 in time (epoch ms). */
   deadline: (c: Context<AdminEnv>) => number;
 }
@@ -118,8 +115,8 @@ export function etag(version: number): string {
 }
 
 /**
- * Answers one page of a list: `limit` and `cursor` from the query, the cursor opaque and bound
- * to `scope` (the list and its tenant).
+ * Answers one page of a list: `limit` and `cursor` from the query (validated by the caller when
+ * its list takes more parameters), the cursor opaque and bound to `scope` (the list and its tenant).
  */
 export async function listPage<T, V>(
   c: Context,
@@ -127,11 +124,15 @@ export async function listPage<T, V>(
   scope: string,
   fetch: (page: PageRequest) => Promise<Page<T>>,
   view: (item: T) => V,
+  query: { limit?: string | undefined; cursor?: string | undefined } = validate(
+    listQuerySchema,
+    c.req.query(),
+    'query',
+  ),
 ) {
-  const q = validate(listQuerySchema, c.req.query(), 'query');
   const page = await fetch({
-    limit: q.limit === undefined ? 50 : Number(q.limit),
-    cursor: q.cursor === undefined ? undefined : cursors.decode(scope, q.cursor),
+    limit: query.limit === undefined ? 50 : Number(query.limit),
+    cursor: query.cursor === undefined ? undefined : cursors.decode(scope, query.cursor),
   });
   return c.json({
     items: page.items.map(view),

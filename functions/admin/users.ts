@@ -1,10 +1,8 @@
 import { Hono } from 'hono';
 import { userPath } from '../core/admin-access.js';
 import { userBodySchema } from '../core/admin-input.js';
-import { DomainError } from '../core/errors.js';
 import type { RevokedView } from '../http/responses.js';
 import { readJson, validate } from '../http/validate.js';
-import { deleteUserConnections } from './connections.js';
 import {
   type AdminEnv,
   type AdminRoutesDeps,
@@ -20,13 +18,7 @@ import {
 import { userView } from './views.js';
 
 /** `/v1/admin/tenants/{tenantId}/users[/{userId}[/revoke]]`: list, read, write, delete, revoke. */
-export function userRoutes({
-  admin,
-  store,
-  cursors,
-  deadline,
-  connections,
-}: AdminRoutesDeps): Hono<AdminEnv> {
+export function userRoutes({ admin, store, cursors, deadline }: AdminRoutesDeps): Hono<AdminEnv> {
   const app = new Hono<AdminEnv>();
 
   app.get('/', async (c) => {
@@ -54,20 +46,8 @@ export function userRoutes({
     const { actor, tenantId } = tenantAccess(c);
     const pre = preconditionOf(c);
     const userId = userIdOf(c);
-    let result: Awaited<ReturnType<typeof admin.deleteUser>>;
-    try {
-      result = await admin.deleteUser(actor, tenantId, userId, pre, deadline(c));
-    } catch (error) {
-      // A repeat after the user went: finish revoking what is left (docs/api.md §8), else 404.
-      const left =
-        connections && error instanceof DomainError && error.code === 'user_not_found'
-          ? await deleteUserConnections(admin, connections, tenantId, userId)
-          : 0;
-      if (left === 0) throw error;
-      return c.body(null, 204);
-    }
+    const result = await admin.deleteUser(actor, tenantId, userId, pre, deadline(c));
     if (!result.done) return inProgress(c, result);
-    if (connections) await deleteUserConnections(admin, connections, tenantId, userId);
     return c.body(null, 204);
   });
 

@@ -76,6 +76,12 @@ export const listQuerySchema = strictObject({
   cursor: optional(bounded(1, 2048)),
 });
 
+/** Query of `GET /v1/admin/tenants/{tenantId}/connections`: a list query, optionally one status. */
+export const tenantConnectionsQuerySchema = strictObject({
+  ...listQuerySchema.shape,
+  status: optional(enumOf(['connected', 'pending', 'needs_reauth'])),
+});
+
 /** Query of `DELETE /v1/admin/tenants/{tenantId}`: `cascade` is `true` or `false`, nothing else. */
 export const deleteTenantQuerySchema = looseObject({ cascade: optional(enumOf(['true', 'false'])) });
 

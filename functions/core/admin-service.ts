@@ -28,6 +28,27 @@ export type TenantDeleteResult =
 /** A user delete either finished, or stopped on its deadline with the user gone and sessions left. */
 export type UserDeleteResult = { done: true } | { done: false; endedSessions: number };
 
+/**
+ * What a delete does to the users' connections (docs/api.md §8: deleting a user, a catalog entry
+ * or a tenant revokes the grants it held). Each connection is deleted first and its grant revoked
+ * after (best effort at the authorization server), so a failed revocation never leaves a grant
+ * we would still use. Implemented by the connection service's admin part.
+ */
+export interface GrantCleanup {
+  /** Deletes every connection of the user and revokes their grants; how many there were. */
+  removeAll(tenant: TenantRecord, userId: string): Promise<number>;
+  /**
+   * Deletes the tenant's connections to `servers` (or to every server), across its users,
+   * revoking each grant with the client `tenant`'s catalog names for it, until the deadline
+   * (one page at least); whether it finished.
+   */
+  removeServers(
+    tenant: TenantRecord,
+    servers: ReadonlySet<string> | 'all',
+    deadline: Deadline,
+  ): Promise<boolean>;
+}
+
 /** The admin operations of docs/api.md §6 (tenants, users, revoke), behind {@link createAdminService}. */
 export interface AdminService {
   /** The tenant, or 404 `tenant_not_found`. */

@@ -1,7 +1,13 @@
 import { type AdminActor, notFound, SUPERADMIN_FIELDS, tenantPath, userPath } from './admin-access.js';
 import { auditTarget, createAuditor } from './admin-audit.js';
 import type { TenantBody, UserBody } from './admin-input.js';
-import type { AdminService, TenantDeleteResult, UserDeleteResult, WriteResult } from './admin-service.js';
+import type {
+  AdminService,
+  GrantCleanup,
+  TenantDeleteResult,
+  UserDeleteResult,
+  WriteResult,
+} from './admin-service.js';
 import { changedCatalogFields } from './catalog-audit.js';
 import { storedCatalog, storedReturnUrls } from './catalog-settings.js';
 import { ConditionFailedError, DomainError } from './errors.js';
@@ -37,7 +43,17 @@ export interface AdminServiceDeps {
    * remaining time (functions/admin/app.ts).
    */
   cascadeBudgetMs: number;
+  /** The users' connections: deleting a user, a catalog entry or a tenant revokes their grants (§8). */
+  grants?: GrantCleanup | undefined;
 }
+
+/** The catalog servers whose users each hold their own credential: name → auth type. */
+const perUserServers = (tenant: TenantRecord | undefined) =>
+  new Map(
+    (tenant?.mcp_servers ?? [])
+      .filter((s) => s.auth.type === 'oauth' || s.auth.type === 'user_token')
+      .map((s) => [s.name, s.auth.type]),
+  );
 
 /**
  * Creates the admin domain: tenant and user writes with their preconditions, write-only secrets
@@ -65,6 +81,7 @@ export function createAdminService(deps: AdminServiceDeps): AdminService {
    */
   async function deleteUserAndAudit(
     actor: AdminActor,
+    tenant: TenantRecord | undefined,
     tenantId: string,
     user: UserRecord,
     deadline: Deadline,
@@ -72,7 +89,21 @@ export function createAdminService(deps: AdminServiceDeps): AdminService {
   ): Promise<{ existed: boolean; progress: EndProgress }> {
     const old = await store.deleteUser(tenantId, user.user_id, version);
     if (old !== undefined) await auditDeletion(actor, tenantId, userPath(tenantId, old.user_id), old);
-    return { existed: old !== undefined, progress: await endUserSessions(tenantId, user.user_id, deadline) };
+    const progress = await endUserSessions(tenantId, user.user_id, deadline);
+    // Sessions first (they are live now); the grants after, once the sessions are all ended.
+    if (progress.done) await removeGrants(tenant, user.user_id);
+    return { existed: old !== undefined, progress };
+  }
+
+  /**
+   * Deletes the user's connections and revokes their grants (docs/api.md §8), after the user
+   * record is gone: `complete` reads the user strongly consistently before it stores a grant, so
+   * none lands afterwards, except from a `complete` already past that read, which a repeated
+   * DELETE (the user gone) cleans up. How many there were.
+   */
+  async function removeGrants(tenant: TenantRecord | undefined, userId: string): Promise<number> {
+    if (deps.grants === undefined || tenant === undefined) return 0;
+    return deps.grants.removeAll(tenant, userId);
   }
 
   /**
@@ -172,6 +203,19 @@ export function createAdminService(deps: AdminServiceDeps): AdminService {
         moreChanged: changedCatalogFields(existing?.mcp_servers, record.mcp_servers, catalogHeadersGiven),
       });
       log.info('tenant written', { tenant_id: tenantId, version: stored.version });
+      // A catalog entry removed (or no longer per-user, or of another auth type): its users'
+      // connections go, their grants revoked with the clients the old entry named (docs/api.md
+      // §8). Until the deadline: what is left is never sealed again (a dispatch reads only the
+      // servers the catalog names) and goes with its user's or the tenant's delete.
+      const after = perUserServers(stored);
+      const retired = [...perUserServers(existing)].filter(([name, type]) => after.get(name) !== type);
+      if (retired.length > 0 && existing !== undefined && deps.grants !== undefined) {
+        await deps.grants.removeServers(
+          existing,
+          new Set(retired.map(([name]) => name)),
+          deadlineOf(deadline),
+        );
+      }
       // Every write that leaves the tenant suspended ends what is still live, so repeating a
       // write whose LiveKit step failed finishes the job.
       // Ordering (docs/api.md §10): the status is written before the markers are listed; see the
@@ -237,12 +281,16 @@ export function createAdminService(deps: AdminServiceDeps): AdminService {
         const page = await store.listUsers(tenantId, { limit: CASCADE_PAGE });
         pages += 1;
         for (const user of page.items) {
-          const { existed, progress } = await deleteUserAndAudit(actor, tenantId, user, until);
+          const { existed, progress } = await deleteUserAndAudit(actor, tenant, tenantId, user, until);
           if (existed) deleted += 1;
           ended += progress.ended;
           if (!progress.done) return { done: false, deletedUsers: deleted, endedSessions: ended };
         }
       }
+      // Connections no user listing found (a `complete` that raced its user's delete): swept
+      // from the tenant-wide index, revoked while the tenant's catalog still names their clients.
+      if (deps.grants !== undefined && !(await deps.grants.removeServers(tenant, 'all', until)))
+        return { done: false, deletedUsers: deleted, endedSessions: ended };
       const old = await store.deleteTenant(tenantId, tenant.version);
       if (old !== undefined) {
         await auditDeletion(actor, tenantId, tenantPath(tenantId), old);
@@ -328,16 +376,20 @@ export function createAdminService(deps: AdminServiceDeps): AdminService {
       deadline?: Deadline,
     ): Promise<UserDeleteResult> {
       const user = await sameTenantUser(tenantId, userId);
+      const tenant = deps.grants === undefined ? undefined : await store.getTenant(tenantId);
       if (user === undefined) {
         // A delete that stopped on its deadline is repeated with the user gone: finish its work.
         const left = await store.activeSessionsOfUser(tenantId, userId);
-        if (left.length === 0) throw notFound('user_not_found');
         const progress = await endSessions(left, deadlineOf(deadline));
-        return progress.done ? { done: true } : { done: false, endedSessions: progress.ended };
+        if (!progress.done) return { done: false, endedSessions: progress.ended };
+        const grants = await removeGrants(tenant, userId);
+        if (left.length === 0 && grants === 0) throw notFound('user_not_found');
+        return { done: true };
       }
       const version = deleteVersion(pre, user);
       const { existed, progress } = await deleteUserAndAudit(
         actor,
+        tenant,
         tenantId,
         user,
         deadlineOf(deadline),

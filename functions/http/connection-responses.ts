@@ -81,6 +81,9 @@ export const adminConnectionSchema = strictObject({
 /** `GET /v1/admin/tenants/{tenantId}/users/{userId}/connections`: the user's stored connections. */
 export const adminConnectionListSchema = strictObject({ items: array(adminConnectionSchema) });
 
+/** One item of `GET /v1/admin/tenants/{tenantId}/connections`: a user's connection, naming the user. */
+export const tenantConnectionSchema = strictObject({ user_id: string(), ...adminConnectionSchema.shape });
+
 /** `POST /v1/admin/tenants/{tenantId}/servers/{server}/discover`: what §8's discovery found, nothing written. */
 export const discoveryViewSchema = strictObject({
   resource: string(),

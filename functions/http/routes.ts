@@ -75,6 +75,7 @@ export const routes: readonly Route[] = [
     fn: 'admin',
     throttle: 'admin',
   },
+  { method: 'GET', path: '/v1/admin/tenants/{tenantId}/connections', fn: 'admin', throttle: 'admin' },
   { method: 'GET', path: '/v1/admin/tenants/{tenantId}/audit', fn: 'admin', throttle: 'admin' },
   { method: 'GET', path: '/v1/admin/tenants/{tenantId}/sessions', fn: 'admin', throttle: 'admin' },
 ];

@@ -1,7 +1,10 @@
+import { tenantConnectionsQuerySchema } from '../core/admin-input.js';
 import {
   adminAuth,
+  listParameters,
   ok,
   problems,
+  queryParameter,
   tenantId,
   tenantNotFound,
   unexpected,
@@ -55,6 +58,31 @@ export function adminConnectionPaths(): Record<string, Json> {
             ...userNotFound,
             server_not_found: 'No such server in the tenant’s catalog.',
             wrong_auth_type: 'The server’s `auth` is `none` or `static`: it has no per-user connection.',
+          }),
+          default: unexpected,
+        },
+      },
+    },
+    '/v1/admin/tenants/{tenantId}/connections': {
+      parameters: [tenantId],
+      get: {
+        operationId: 'listTenantConnections',
+        summary:
+          'The tenant’s connections across its users, optionally of one status (`?status=needs_reauth`: who must reconnect). Never a token.',
+        description:
+          'Read from an index: a connection written in the last moments may not be listed yet. Ordered by status, user and server.',
+        tags: ['admin'],
+        security: [{ bearerAuth: [] }],
+        parameters: [
+          ...listParameters(),
+          queryParameter(tenantConnectionsQuerySchema, 'status', 'Only connections with this status.'),
+        ],
+        responses: {
+          200: ok('One page; `next_cursor` is null on the last.', 'TenantConnectionPage'),
+          ...problems({
+            ...adminAuth,
+            ...tenantNotFound,
+            invalid_request: 'Invalid `limit`, `cursor` or `status`, or an unknown query parameter.',
           }),
           default: unexpected,
         },

@@ -9,6 +9,7 @@ import {
   connectionTestSchema,
   connectionViewSchema,
   discoveryViewSchema,
+  tenantConnectionSchema,
 } from '../http/connection-responses.js';
 import { WEBHOOK_STATUS } from '../http/problem.js';
 import {
@@ -141,6 +142,7 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
     Connection: jsonSchema(connectionViewSchema, 'output'),
     ConnectionList: jsonSchema(connectionListSchema, 'output'),
     AdminConnectionList: jsonSchema(adminConnectionListSchema, 'output'),
+    TenantConnectionPage: jsonSchema(pageSchema(tenantConnectionSchema), 'output'),
     Discovery: jsonSchema(discoveryViewSchema, 'output'),
     AuthorizeRequest: jsonSchema(authorizeRequest, 'input'),
     AuthorizeResponse: jsonSchema(authorizeResponseSchema, 'output'),

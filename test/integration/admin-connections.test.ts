@@ -33,6 +33,8 @@ let browser: Browser;
 let tenant: TenantRecord;
 let other: TenantRecord;
 const ids: Record<string, string> = {};
+/** The tenant of a user seeded outside `tenant` (by {@link seedMember}). */
+const homes: Record<string, string> = {};
 const tokens: Record<string, string> = {};
 /** Every body an admin got, for the secrets scan. */
 const adminSeen: string[] = [];
@@ -84,9 +86,10 @@ async function connect(who: string): Promise<void> {
 /** The user's stored refresh and access tokens, opened (to ask the AS about them and to scan for them). */
 async function grantOf(who: string): Promise<{ refresh: string; access: string }> {
   const userId = ids[who] as string;
-  const record = await connectionStore().getConnection(tenant.tenant_id, userId, 'notes');
+  const tenantId = homes[who] ?? tenant.tenant_id;
+  const record = await connectionStore().getConnection(tenantId, userId, 'notes');
   const open = (sealed: string, field: 'token' | 'refresh_token') =>
-    stack.local.services.secretBox.open(sealed, connBinding(tenant.tenant_id, userId, 'notes', field));
+    stack.local.services.secretBox.open(sealed, connBinding(tenantId, userId, 'notes', field));
   return {
     refresh: await open(record!.refresh_token_sealed!, 'refresh_token'),
     access: await open(record!.token_sealed!, 'token'),
@@ -204,6 +207,147 @@ describe('admin: a user’s connections', () => {
     expect(await as.provider.RefreshToken.find(refresh)).toBeUndefined();
     expect(await connectionStore().listConnections(tenant.tenant_id, ids.bob as string)).toEqual([]);
     expect((await call('DELETE', path, 'admin')).status).toBe(404);
+  });
+});
+
+/** A user `who` of tenant `tenantId` with an app token, and an admin token `admin:<tenantId>`. */
+async function seedMember(tenantId: string, who: string): Promise<void> {
+  const { store, secretBox } = stack.local.services;
+  ids[who] = uid(who);
+  homes[who] = tenantId;
+  await seedUser(store, secretBox, { tenant_id: tenantId, user_id: ids[who] as string });
+  tokens[who] = await stack.token({ user: ids[who] as string, tenant: tenantId });
+  tokens[`admin:${tenantId}`] ??= await stack.token({ user: 'ops', tenant: tenantId, admin: true });
+}
+
+describe('admin: the tenant’s connections across users', () => {
+  it('lists them by status, a page at a time, with whose each is; never a token', async () => {
+    const t = await seedTenant(uid('wide'));
+    await seedMember(t.tenant_id, 'carol');
+    await seedMember(t.tenant_id, 'dave');
+    await connect('carol');
+    expect((await call('PUT', '/v1/connections/plain', 'carol', { token: USER_TOKEN })).status).toBe(200);
+    expect((await call('PUT', '/v1/connections/plain', 'dave', { token: USER_TOKEN })).status).toBe(200);
+    const daves = await connectionStore().getConnection(t.tenant_id, ids.dave as string, 'plain');
+    expect(
+      await connectionStore().markNeedsReauth(daves!, 'expired', { now: new Date().toISOString() }),
+    ).toBe(true);
+    const admin = `admin:${t.tenant_id}`;
+    const path = `/v1/admin/tenants/${t.tenant_id}/connections`;
+
+    const all = await call('GET', path, admin);
+    expect(all.status).toBe(200);
+    const pairs = (all.json.items as { user_id: string; server: string; status: string }[]).map(
+      (i) => `${i.status}:${i.user_id === ids.carol ? 'carol' : 'dave'}:${i.server}`,
+    );
+    expect(pairs.sort()).toEqual([
+      'connected:carol:notes',
+      'connected:carol:plain',
+      'needs_reauth:dave:plain',
+    ]);
+    expect(all.json.next_cursor).toBeNull();
+
+    const reauth = await call('GET', `${path}?status=needs_reauth`, admin);
+    expect(reauth.json.items).toEqual([
+      expect.objectContaining({ user_id: ids.dave, server: 'plain', auth: 'user_token', reason: 'expired' }),
+    ]);
+    expect(reauth.json.next_cursor).toBeNull();
+
+    // A page at a time: the cursor continues the same list, and only that one.
+    const first = await call('GET', `${path}?status=connected&limit=1`, admin);
+    expect(first.json.items).toHaveLength(1);
+    const cursor = first.json.next_cursor as string;
+    expect(cursor).toEqual(expect.any(String));
+    const second = await call('GET', `${path}?status=connected&limit=1&cursor=${cursor}`, admin);
+    expect(
+      [...first.json.items, ...second.json.items].map((i: { server: string }) => i.server).sort(),
+    ).toEqual(['notes', 'plain']);
+    const replayed = await call('GET', `${path}?status=needs_reauth&cursor=${cursor}`, admin);
+    expect([replayed.status, replayed.json.code]).toEqual([422, 'invalid_request']);
+
+    const bad = await call('GET', `${path}?status=bogus`, admin);
+    expect([bad.status, bad.json.code]).toEqual([422, 'invalid_request']);
+    expect((await call('GET', path, 'adminOther')).status).toBe(404);
+    expect((await call('GET', path, 'carol')).status).toBe(403);
+    const missing = await call('GET', `/v1/admin/tenants/${uid('gone')}/connections`, 'adminSuper');
+    expect([missing.status, missing.json.code]).toEqual([404, 'tenant_not_found']);
+
+    const { refresh, access } = await grantOf('carol');
+    for (const body of [all.text, reauth.text, first.text, second.text]) {
+      for (const secret of [refresh, access, USER_TOKEN]) expect(body).not.toContain(secret);
+      expect(body).not.toMatch(/sealed/);
+    }
+  });
+});
+
+describe('admin: a catalog entry or a tenant that goes takes its grants along', () => {
+  it('removing a catalog entry deletes its users’ connections and revokes their grants', async () => {
+    const t = await seedTenant(uid('shrink'));
+    await seedMember(t.tenant_id, 'erin');
+    await connect('erin');
+    expect((await call('PUT', '/v1/connections/plain', 'erin', { token: USER_TOKEN })).status).toBe(200);
+    const { refresh } = await grantOf('erin');
+    expect(await as.provider.RefreshToken.find(refresh)).toBeDefined();
+
+    const put = await stack.call('PUT', `/v1/admin/tenants/${t.tenant_id}`, {
+      token: tokens[`admin:${t.tenant_id}`],
+      headers: { 'if-match': '"1"' },
+      body: {
+        name: t.name,
+        // `notes` and `dead` are gone; `plain` stays as it was.
+        mcp_servers: [
+          { name: 'plain', url: 'http://localhost:9/mcp', auth: { type: 'user_token' } },
+          { name: 'open', url: 'http://localhost:9/mcp', auth: { type: 'none' } },
+        ],
+        oauth_return_urls: [returnTo.url],
+      },
+    });
+    expect(put.status).toBe(200);
+    expect(await as.provider.RefreshToken.find(refresh)).toBeUndefined();
+    const left = await connectionStore().listConnections(t.tenant_id, ids.erin as string);
+    expect(left.map((r) => r.server)).toEqual(['plain']);
+    expect((await call('GET', '/v1/connections/notes', 'erin')).json.code).toBe('server_not_found');
+  });
+
+  it('a catalog entry whose auth type changes drops the credentials of the old type', async () => {
+    const t = await seedTenant(uid('retype'));
+    await seedMember(t.tenant_id, 'fay');
+    expect((await call('PUT', '/v1/connections/plain', 'fay', { token: USER_TOKEN })).status).toBe(200);
+    const put = await stack.call('PUT', `/v1/admin/tenants/${t.tenant_id}`, {
+      token: tokens[`admin:${t.tenant_id}`],
+      headers: { 'if-match': '"1"' },
+      body: {
+        name: t.name,
+        mcp_servers: [{ name: 'plain', url: 'http://localhost:9/mcp', auth: { type: 'oauth' } }],
+        oauth_return_urls: [returnTo.url],
+      },
+    });
+    expect(put.status).toBe(200);
+    expect(await connectionStore().listConnections(t.tenant_id, ids.fay as string)).toEqual([]);
+  });
+
+  it('deleting a tenant revokes every grant, a leftover without its user included', async () => {
+    const t = await seedTenant(uid('bye'));
+    await seedMember(t.tenant_id, 'gus');
+    await seedMember(t.tenant_id, 'hal');
+    await connect('gus');
+    await connect('hal');
+    const gus = await grantOf('gus');
+    const hal = await grantOf('hal');
+    // Hal's record goes without the admin API (as when a `complete` raced his delete): his
+    // connection is left, listed by no user, and the tenant's delete still finds and revokes it.
+    const { store } = stack.local.services;
+    const halRecord = await store.getUser(t.tenant_id, ids.hal as string);
+    await store.deleteUser(t.tenant_id, ids.hal as string, halRecord?.version);
+
+    const deleted = await call('DELETE', `/v1/admin/tenants/${t.tenant_id}?cascade=true`, 'adminSuper');
+    expect(deleted.status).toBe(204);
+    expect(await as.provider.RefreshToken.find(gus.refresh)).toBeUndefined();
+    expect(await as.provider.RefreshToken.find(hal.refresh)).toBeUndefined();
+    for (const who of ['gus', 'hal']) {
+      expect(await connectionStore().listConnections(t.tenant_id, ids[who] as string)).toEqual([]);
+    }
+    expect((await connectionStore().listTenantConnections(t.tenant_id, {})).items).toEqual([]);
   });
 });
 

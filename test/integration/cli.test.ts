@@ -389,6 +389,51 @@ describe('livekit-mcp-dispatch users', () => {
   });
 });
 
+describe('livekit-mcp-dispatch connections', () => {
+  it('lists the tenant’s connections by status, shows a user’s, and deletes one; never a token', async () => {
+    // Prepare: a tenant whose catalog has a user-token server, and two users who set theirs.
+    const body = secretFile(
+      'connections-body.json',
+      JSON.stringify({
+        name: 'Conn',
+        mcp_servers: [{ name: 'plain', url: 'http://localhost:9/plain', auth: { type: 'user_token' } }],
+      }),
+    );
+    expect((await cli(['tenants', 'put', 'conn-cli', '--body-file', body])).code).toBe(0);
+    for (const user of ['uma', 'vic']) {
+      expect((await cli(['users', 'put', 'conn-cli', user, '--create'])).code).toBe(0);
+      const token = await local.mintToken!({ user, tenant: 'conn-cli' });
+      const set = await fetch(`${baseUrl}/v1/connections/plain`, {
+        method: 'PUT',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ token: SECRET_TOKEN }),
+      });
+      expect(set.status).toBe(200);
+    }
+
+    // Act
+    const listed = await cli(['connections', 'list', 'conn-cli', '--status', 'connected', '--json']);
+    const text = await cli(['connections', 'list', 'conn-cli']);
+    const none = await cli(['connections', 'list', 'conn-cli', '--status', 'needs_reauth']);
+    const one = await cli(['connections', 'get', 'conn-cli', 'uma']);
+    const removed = await cli(['connections', 'rm', 'conn-cli', 'uma', 'plain']);
+    const after = await cli(['connections', 'list', 'conn-cli', '--json']);
+    const badStatus = await cli(['connections', 'list', 'conn-cli', '--status', 'bogus']);
+
+    // Assess
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(listed.json.items.map((i: { user_id: string }) => i.user_id)).toEqual(['uma', 'vic']);
+    expect(text.stdout).toMatch(/^USER +SERVER +AUTH +STATUS/);
+    expect(text.stdout).toMatch(/vic +plain +user_token +connected/);
+    expect(none.stdout).toBe('no connections\n');
+    expect(one.stdout).toMatch(/plain +user_token +connected/);
+    expect(removed.stdout).toBe('deleted connection plain of uma in conn-cli\n');
+    expect(after.json.items.map((i: { user_id: string }) => i.user_id)).toEqual(['vic']);
+    expect(badStatus.code).toBe(2);
+    expect((await cli(['tenants', 'rm', 'conn-cli', '--cascade'])).code).toBe(0);
+  });
+});
+
 describe('livekit-mcp-dispatch lists of a missing tenant', () => {
   it('exits 1 and prints the problem when the API answers 404 (users list of a tenant it does not show)', async () => {
     // Prepare: a tenant admin of acme asking for another tenant: the API answers 404 as for a

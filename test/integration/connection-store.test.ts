@@ -96,6 +96,37 @@ describe.each([
     });
   });
 
+  it('lists a tenant’s connections across users by status, following every status change', async () => {
+    const store = make();
+    const tenantId = uid('t');
+    const a = record({ tenant_id: tenantId, user_id: 'a' });
+    const b = record({ tenant_id: tenantId, user_id: 'b', status: 'needs_reauth', reason: 'expired' });
+    const c = record({ tenant_id: tenantId, user_id: 'c', server: 'crm', status: 'pending' });
+    for (const r of [a, b, c]) await store.putConnection(r, null);
+    await store.putConnection(record({ tenant_id: uid('elsewhere'), user_id: 'a' }), null);
+    const listed = async (status?: ConnectionRecord['status']) =>
+      (await store.listTenantConnections(tenantId, status === undefined ? {} : { status })).items.map(
+        (r) => `${r.status}:${r.user_id}:${r.server}`,
+      );
+    expect(await listed()).toEqual(['connected:a:notes', 'needs_reauth:b:notes', 'pending:c:crm']);
+    expect(await listed('needs_reauth')).toEqual(['needs_reauth:b:notes']);
+    // A status written by an update moves the item in the list.
+    expect(await store.markNeedsReauth(a, 'invalid_grant', { now: 'x' })).toBe(true);
+    expect(await listed('needs_reauth')).toEqual(['needs_reauth:a:notes', 'needs_reauth:b:notes']);
+    const now = 1_000_000;
+    const locked = await store.takeRefreshLock(b, { owner: 'o', until: now + 1_000, now });
+    expect(locked).toBeDefined();
+    expect(await store.storeRefresh(b, 'o', refreshed)).toBe(true);
+    expect(await listed('connected')).toEqual(['connected:b:notes']);
+    // A page at a time.
+    const first = await store.listTenantConnections(tenantId, {}, { limit: 2 });
+    expect(first.items).toHaveLength(2);
+    const rest = await store.listTenantConnections(tenantId, {}, { limit: 2, cursor: first.cursor });
+    expect([...first.items, ...rest.items].map((r) => r.user_id).sort()).toEqual(['a', 'b', 'c']);
+    await store.deleteConnection(tenantId, 'c', 'crm');
+    expect(await listed('pending')).toEqual([]);
+  });
+
   it('one-time items are used once, while unexpired, by their user only', async () => {
     const store = make();
     const hash = uid('h');

@@ -20,6 +20,8 @@ import {
   type ClaimView,
   type ConnectionReader,
   type DispatchStore,
+  type Page,
+  type PageRequest,
   StoreConflict,
 } from '../../functions/core/ports.js';
 
@@ -248,6 +250,24 @@ export class MemoryConnectionStore implements ConnectionStore {
       .filter((c) => c.tenant_id === tenantId && c.user_id === userId)
       .sort((a, b) => (a.server < b.server ? -1 : 1))
       .map((c) => structuredClone(c));
+  }
+  async listTenantConnections(
+    tenantId: string,
+    filter: { status?: ConnectionRecord['status'] },
+    page: PageRequest = {},
+  ): Promise<Page<ConnectionRecord>> {
+    const order = (c: ConnectionRecord) => MemoryConnectionStore.key(c.status, c.user_id, c.server);
+    const all = [...this.connections.values()]
+      .filter((c) => c.tenant_id === tenantId && (filter.status === undefined || c.status === filter.status))
+      .sort((a, b) => (order(a) < order(b) ? -1 : 1));
+    const after = typeof page.cursor?.after === 'string' ? page.cursor.after : undefined;
+    const rest = after === undefined ? all : all.filter((c) => order(c) > after);
+    const items = rest.slice(0, Math.min(page.limit ?? 50, 100));
+    const last = items.at(-1);
+    return {
+      items: items.map((c) => structuredClone(c)),
+      cursor: rest.length > items.length && last !== undefined ? { after: order(last) } : undefined,
+    };
   }
   async getConnection(tenantId: string, userId: string, server: string) {
     const c = this.connections.get(MemoryConnectionStore.key(tenantId, userId, server));

@@ -7,7 +7,7 @@ import type {
 } from '../../core/connections/ports.js';
 import { ConditionFailedError } from '../../core/errors.js';
 import type { ConnectionRecord, ReauthReason } from '../../core/model.js';
-import { StoreConflict } from '../../core/ports.js';
+import { type Page, type PageRequest, StoreConflict } from '../../core/ports.js';
 import { keys, tableSchema } from '../schema.js';
 import type { Item, TableClient } from './client.js';
 import { allOf, type Cond, eq, itemAbsent, itemPresent, versionIs } from './expr.js';
@@ -86,6 +86,12 @@ const lockFree =
   (p) =>
     `attribute_not_exists(${p.name('refresh_lock')}) OR ${p.name('refresh_lock')}.${p.name('until')} < ${p.value(now)}`;
 
+/** The GSI1 keys of a connection with `status`: the tenant-wide list (docs/api.md §6). */
+const indexKeys = (r: Pick<ConnectionRecord, 'tenant_id' | 'user_id' | 'server'>, status: string) => ({
+  gsi1pk: keys.tenantConnections(r.tenant_id),
+  gsi1sk: keys.connectionSort(status, r.user_id, r.server),
+});
+
 const issuerHash = (issuer: string) => createHash('sha256').update(issuer, 'utf8').digest('base64url');
 
 /** The DynamoDB {@link ConnectionStore} (docs/api.md §8). */
@@ -110,8 +116,29 @@ export class Connections implements ConnectionStore {
     return item === undefined ? undefined : connectionFromItem(item);
   }
 
+  /** The tenant's connections across users, by status when given (GSI1: eventually consistent). */
+  async listTenantConnections(
+    tenantId: string,
+    filter: { status?: ConnectionRecord['status'] },
+    page?: PageRequest,
+  ): Promise<Page<ConnectionRecord>> {
+    const { items, cursor } = await this.table.query(
+      {
+        index: tableSchema.indexes.byTenant.name,
+        partition: keys.tenantConnections(tenantId),
+        ...(filter.status === undefined ? {} : { sortPrefix: keys.connectionStatusPrefix(filter.status) }),
+      },
+      page,
+    );
+    return { items: items.map(connectionFromItem), cursor };
+  }
+
   async putConnection(record: ConnectionRecord, expectedVersion: number | null): Promise<void> {
-    const item = { ...record, ...keys.connection(record.tenant_id, record.user_id, record.server) };
+    const item = {
+      ...record,
+      ...keys.connection(record.tenant_id, record.user_id, record.server),
+      ...indexKeys(record, record.status),
+    };
     try {
       await this.table.put(item, expectedVersion === null ? itemAbsent() : versionIs(expectedVersion));
     } catch (error) {
@@ -166,6 +193,7 @@ export class Connections implements ConnectionStore {
     const set: [string, unknown][] = [
       ['rt_version', record.rt_version + 1],
       ['status', 'connected'],
+      ...Object.entries(indexKeys(record, 'connected')),
       ['updated_at', changes.refreshed_at],
     ];
     const remove = ['refresh_lock', 'reason', 'last_error'];
@@ -200,6 +228,7 @@ export class Connections implements ConnectionStore {
         {
           set: [
             ['status', 'needs_reauth'],
+            ...Object.entries(indexKeys(record, 'needs_reauth')),
             ['reason', reason],
             ['updated_at', options.now],
             ...(options.lastError === undefined

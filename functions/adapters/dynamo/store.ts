@@ -228,6 +228,7 @@ export class DynamoStore implements Store {
     const c = this.connections;
     return {
       listConnections: c.listConnections.bind(c),
+      listTenantConnections: c.listTenantConnections.bind(c),
       getConnection: c.getConnection.bind(c),
       putConnection: c.putConnection.bind(c),
       deleteConnection: c.deleteConnection.bind(c),

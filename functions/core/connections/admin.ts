@@ -1,9 +1,11 @@
 import { userPath } from '../admin-access.js';
+import type { GrantCleanup } from '../admin-service.js';
 import { DomainError } from '../errors.js';
 import type { ConnectionRecord, TenantRecord } from '../model.js';
 import { clientMetadataUrl } from '../oauth/client-metadata.js';
 import { discover } from '../oauth/discovery.js';
 import { type RegistrationPath, registrationPath } from '../oauth/registration-path.js';
+import type { Page, PageRequest } from '../ports.js';
 import { type ConnectionDeps, catalogServer, iso, requireAuth } from './context.js';
 import { removeConnection } from './revoke.js';
 
@@ -20,6 +22,9 @@ export interface AdminConnectionView {
   last_error?: string;
   updated_at: string;
 }
+
+/** A connection in the tenant-wide list (docs/api.md §6): whose it is, and where it stands. */
+export type TenantConnectionView = AdminConnectionView & { user_id: string };
 
 /** The answer of an admin's discovery dry run (docs/api.md §6): metadata only, no client secret. */
 export interface DiscoveryView {
@@ -38,7 +43,7 @@ export interface DiscoveryView {
 }
 
 /** What the admin API does with any user's connections (the tenant and user already checked). */
-export interface ConnectionAdmin {
+export interface ConnectionAdmin extends GrantCleanup {
   /** The user's stored connections, strongly consistent. */
   list(tenantId: string, userId: string): Promise<AdminConnectionView[]>;
   /**
@@ -46,8 +51,15 @@ export interface ConnectionAdmin {
    * user's own DELETE), audited as `actor`. 404 `server_not_found` / 409 `wrong_auth_type` as there.
    */
   remove(actor: string, tenant: TenantRecord, userId: string, server: string): Promise<void>;
-  /** Deletes every connection of a user (the user is being deleted) and revokes their grants; how many. */
-  removeAll(tenant: TenantRecord, userId: string): Promise<number>;
+  /**
+   * The tenant's connections across its users, by status when given (`needs_reauth`: who must
+   * reconnect). From an index, so a write of the last moments may not show yet.
+   */
+  listTenant(
+    tenantId: string,
+    status: ConnectionRecord['status'] | undefined,
+    page: PageRequest,
+  ): Promise<Page<TenantConnectionView>>;
   /**
    * §8's discovery for a catalog entry, and the registration path it would take, writing nothing:
    * no client registered or recorded, no cache filled. 404 `server_not_found`, 409
@@ -72,11 +84,37 @@ export function adminViewOf(r: ConnectionRecord): AdminConnectionView {
   };
 }
 
+/** Connections read per page of a sweep. */
+const SWEEP_PAGE = 100;
+/** Revocations in flight at once (each up to the safe fetch's 5 s at one authorization server). */
+const REVOKE_CONCURRENCY = 5;
+
+/** Runs `work` over `items`, at most `limit` at a time. */
+async function eachLimited<T>(items: T[], limit: number, work: (item: T) => Promise<unknown>) {
+  let next = 0;
+  const lane = async () => {
+    while (next < items.length) await work(items[next++] as T);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
+}
+
 /** Creates the {@link ConnectionAdmin}. */
 export function createConnectionAdmin(deps: ConnectionDeps): ConnectionAdmin {
   return {
     async list(tenantId, userId) {
       return (await deps.store.listConnections(tenantId, userId)).map(adminViewOf);
+    },
+
+    async listTenant(tenantId, status, page) {
+      const found = await deps.store.listTenantConnections(
+        tenantId,
+        status === undefined ? {} : { status },
+        page,
+      );
+      return {
+        items: found.items.map((r) => ({ user_id: r.user_id, ...adminViewOf(r) })),
+        cursor: found.cursor,
+      };
     },
 
     async remove(actor, tenant, userId, serverName) {
@@ -137,9 +175,33 @@ export function createConnectionAdmin(deps: ConnectionDeps): ConnectionAdmin {
 
     async removeAll(tenant, userId) {
       const records = await deps.store.listConnections(tenant.tenant_id, userId);
-      // One at a time, each deleted before it is revoked (revoke.ts); a repeat finds what is left.
-      for (const r of records) await removeConnection(deps, tenant, userId, r.server);
+      // Each deleted before it is revoked (revoke.ts); a repeat finds what is left.
+      await eachLimited(records, REVOKE_CONCURRENCY, (r) => removeConnection(deps, tenant, userId, r.server));
       return records.length;
+    },
+
+    async removeServers(tenant, servers, deadline) {
+      // The tenant-wide index is eventually consistent: a connection completed in the last
+      // moments may be missed here. What is missed is never sealed (a dispatch reads only the
+      // servers the catalog names) and goes with its user's or the tenant's delete.
+      let cursor: Record<string, unknown> | undefined;
+      let pages = 0;
+      do {
+        // Every call makes progress (one page at least) before the deadline may stop it.
+        if (pages > 0 && deps.clock() >= deadline) return false;
+        const page = await deps.store.listTenantConnections(
+          tenant.tenant_id,
+          {},
+          { limit: SWEEP_PAGE, cursor },
+        );
+        pages += 1;
+        const gone = servers === 'all' ? page.items : page.items.filter((r) => servers.has(r.server));
+        await eachLimited(gone, REVOKE_CONCURRENCY, (r) =>
+          removeConnection(deps, tenant, r.user_id, r.server),
+        );
+        cursor = page.cursor;
+      } while (cursor !== undefined);
+      return true;
     },
   };
 }

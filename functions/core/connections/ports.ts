@@ -1,5 +1,5 @@
 import type { ConnectionRecord, ReauthReason } from '../model.js';
-import type { ConnectionReader } from '../ports.js';
+import type { ConnectionReader, Page, PageRequest } from '../ports.js';
 
 /**
  * What the connection service stores (docs/api.md §8), beyond the {@link ConnectionReader} that
@@ -43,6 +43,15 @@ export interface StoredClient {
 
 /** The connection store: connections, the §8 refresh lock, pending states, results, clients. */
 export interface ConnectionStore extends ConnectionReader {
+  /**
+   * The tenant's connections across its users, by `status` when given, ordered by status, user
+   * and server. From an index: eventually consistent, for lists and sweeps, never for a decision.
+   */
+  listTenantConnections(
+    tenantId: string,
+    filter: { status?: ConnectionRecord['status'] },
+    page?: PageRequest,
+  ): Promise<Page<ConnectionRecord>>;
   getConnection(tenantId: string, userId: string, server: string): Promise<ConnectionRecord | undefined>;
   /**
    * Writes the whole record: create-only when `expectedVersion` is null, else only over that
