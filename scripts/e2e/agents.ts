@@ -137,7 +137,7 @@ async function watchAgent(worker: RunningWorker, opts: AgentOptions): Promise<Ru
     worker,
     agentName: opts.agentName,
     reports,
-    async waitForReports(predicate, count = 1, timeoutMs = 30_000) {
+    async waitForReports(predicate, count = 1, timeoutMs = 60_000) {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
         const matching = reports().filter(predicate);
