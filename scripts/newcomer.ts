@@ -23,7 +23,7 @@ import { AgentDispatchClient } from 'livekit-server-sdk';
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
 /** The ports the README's commands use as written. */
-const PORTS = { api: 8787, livekit: 7880, mcp: 8788 };
+const PORTS = { api: 8787, livekit: 7880, mcp: 8788, oauthAs: 8789, oauthMcp: 8790, oauthReturn: 8791 };
 /** Long-running README commands, and the line that says each is ready. */
 const SERVERS: Record<string, { ready: RegExp; timeoutMs: number }> = {
   // The first run builds livekit-server (minutes); a cached one starts in seconds.

@@ -1,14 +1,19 @@
 /**
  * `npm run seed:demo`: try the whole flow in a minute, next to a running `npm start`.
  *
- * Starts the demo MCP server (scripts/demo-mcp-server.ts), then, through the running server's
- * admin API, creates or updates tenant `demo` (MCP URL = the demo server) and user `demo-user`
- * (their own MCP token, sealed by the server), and prints a user token and the next command.
- * Talks to the API rather than the store: the embedded store belongs to the running server, and
- * the API seals, validates and audits as it would for anyone. Keeps running (the MCP server)
- * until Ctrl-C; run it again any time, it updates what it made.
+ * Starts the demo MCP server (scripts/demo-mcp-server.ts) and the OAuth demo
+ * (scripts/demo-oauth.ts: an authorization server, the OAuth-protected `notes` MCP server and a
+ * return page), then, through the running server's admin API, creates or updates tenant `demo`
+ * (MCP URL = the demo server; catalog: `notes` with `auth: oauth`; `oauth_return_urls`: the return
+ * page) and user `demo-user` (their own MCP token, sealed by the server), checks `notes` with the
+ * discovery dry run, and prints a user token and the next commands: a session, and connecting
+ * `notes` in a browser. Talks to the API rather than the store: the embedded store belongs to the
+ * running server, and the API seals, validates and audits as it would for anyone. Every URL is
+ * loopback `http`, which only the dev switch `ALLOW_INSECURE_MCP_URLS` (npm start's default)
+ * admits. Keeps running (the servers) until Ctrl-C; run it again any time, it updates what it made.
  *
- *   npm run seed:demo [-- --mcp-port 8788 --tenant demo --user demo-user]
+ *   npm run seed:demo [-- --mcp-port 8788 --as-port 8789 --notes-port 8790 --return-port 8791
+ *                         --tenant demo --user demo-user]
  *   env: LKMCP_URL (default http://localhost:8787), DATA_DIR (default .data, as for npm start)
  */
 import { join, resolve } from 'node:path';
@@ -18,6 +23,13 @@ import { AdminClient, ApiError, tenantPath, UnreachableError, userPath } from '.
 import { DEV_JWKS_PATH, loadOrCreateDevIssuer } from '../functions/adapters/dev-issuer.js';
 import { tokenFingerprint } from '../test/support/mcp-server.js';
 import { type DemoMcpServer, MCP_TOOLS, startDemoMcpServer } from './demo-mcp-server.js';
+import {
+  type DemoOAuth,
+  type DemoOAuthPorts,
+  DemoPortInUseError,
+  NOTES_SERVER,
+  startDemoOAuth,
+} from './demo-oauth.js';
 import { cacheDir } from './e2e/livekit.js';
 
 /** Options of {@link seedDemo}. */
@@ -28,6 +40,8 @@ export interface SeedDemoOptions {
   dataDir: string;
   /** Port of the demo MCP server; 0 picks a free one. */
   mcpPort: number;
+  /** Ports of the OAuth demo's servers; each 0 (a free one) unless given. */
+  oauthPorts?: Partial<DemoOAuthPorts>;
   tenantId?: string;
   userId?: string;
 }
@@ -43,10 +57,29 @@ export interface SeededDemo {
   tokenFingerprint: string;
   /** The command to run next. */
   nextCommand: string;
+  /** The authorization server, the `notes` MCP server and the return page. */
+  oauth: DemoOAuth;
+  /** `POST /v1/connections/notes/authorize` with the return page as `return_to`. */
+  authorizeCommand: string;
+  /** The `notes` connection's status when seeding finished (`connected` from an earlier run, …). */
+  notesStatus: string;
+  /** Stops every server it started. */
+  stop(): Promise<void>;
 }
+
+/** The command-line flag of each OAuth demo port. */
+const PORT_FLAGS: Record<keyof DemoOAuthPorts, string> = {
+  authorizationServer: '--as-port',
+  mcp: '--notes-port',
+  returnPage: '--return-port',
+};
 
 /** A problem the person running the demo can fix; printed without a stack. */
 export class SeedError extends Error {}
+
+function fieldsOf(err: ApiError): string {
+  return err.errors.length === 0 ? '' : ` [${err.errors.map((e) => `${e.path}: ${e.message}`).join('; ')}]`;
+}
 
 /** Creates or updates the record at `path`; returns what the API answered. */
 async function put(client: AdminClient, path: string, body: unknown): Promise<Record<string, unknown>> {
@@ -113,7 +146,23 @@ export async function seedDemo(options: SeedDemoOptions): Promise<SeededDemo> {
     }
     throw err;
   }
+  let oauth: DemoOAuth | undefined;
+  let stopped: Promise<void> | undefined;
+  const stop = () => {
+    stopped ??= (async () => {
+      await oauth?.stop();
+      await mcp.stop();
+    })();
+    return stopped;
+  };
   try {
+    oauth = await startDemoOAuth({
+      apiUrl: url,
+      userId,
+      userToken: () => issuer.mint({ user: userId, tenant: tenantId, ttlSeconds: 300 }),
+      ports: { authorizationServer: 0, mcp: 0, returnPage: 0, ...options.oauthPorts },
+      stateDir: join(resolve(options.dataDir), 'seed-demo', 'authorization-server'),
+    });
     const client = new AdminClient({
       baseUrl: url,
       token: await issuer.mint({ user: 'seed-demo', superadmin: true, ttlSeconds: 300 }),
@@ -121,9 +170,22 @@ export async function seedDemo(options: SeedDemoOptions): Promise<SeededDemo> {
     await put(client, tenantPath(tenantId), {
       name: 'Demo',
       mcp: { url: mcp.url, transport: 'streamable_http', name: 'demo' },
+      mcp_servers: [
+        {
+          name: NOTES_SERVER,
+          display_name: 'Notes (OAuth demo)',
+          description: 'Connected by each user in a browser; the agent gets their access token.',
+          url: oauth.mcpUrl,
+          transport: 'streamable_http',
+          auth: { type: 'oauth' },
+        },
+      ],
+      oauth_return_urls: [oauth.returnUrl],
       webhook_dispatch: true,
       status: 'active',
     });
+    // The dry run of discovery (no writes): what authorize will do, checked before it is printed.
+    await client.request('POST', `${tenantPath(tenantId)}/servers/${NOTES_SERVER}/discover`);
     // The URL is the tenant's; the token is this user's own, bound to that URL's origin.
     const user = await put(client, userPath(tenantId, userId), {
       display_name: 'Demo User',
@@ -136,12 +198,45 @@ export async function seedDemo(options: SeedDemoOptions): Promise<SeededDemo> {
       `  -H "Authorization: Bearer ${userToken}" \\`,
       `  -H 'Content-Type: application/json' -d '{}'`,
     ].join('\n');
+    const authorizeCommand = [
+      `curl -sS -X POST ${url}/v1/connections/${NOTES_SERVER}/authorize \\`,
+      `  -H "Authorization: Bearer ${userToken}" \\`,
+      `  -H 'Content-Type: application/json' -d '${JSON.stringify({ return_to: oauth.returnUrl })}'`,
+    ].join('\n');
+    const notes = await new AdminClient({ baseUrl: url, token: userToken }).request<{ status?: string }>(
+      'GET',
+      `/v1/connections/${NOTES_SERVER}`,
+    );
     const tokenFingerprint = String(
       (user.mcp as { token_fingerprint?: unknown } | null)?.token_fingerprint ?? '',
     );
-    return { tenantId, userId, mcp, userToken, tokenFingerprint, nextCommand };
+    return {
+      tenantId,
+      userId,
+      mcp,
+      userToken,
+      tokenFingerprint,
+      nextCommand,
+      oauth,
+      authorizeCommand,
+      notesStatus: String(notes.body.status),
+      stop,
+    };
   } catch (err) {
-    await mcp.stop();
+    await stop();
+    if (err instanceof DemoPortInUseError) {
+      throw new SeedError(
+        `Port ${err.port} is taken (another seed:demo still running?): stop it, or pass -- ${PORT_FLAGS[err.which]} <port>.`,
+      );
+    }
+    if (
+      err instanceof ApiError &&
+      (err.code === 'unsafe_mcp_url' || err.errors.some((e) => e.path.startsWith('oauth_return_urls')))
+    ) {
+      throw new SeedError(
+        `The admin API refused the demo's loopback URLs: ${err.message}${fieldsOf(err)}. The demo's servers are http on 127.0.0.1, which only ALLOW_INSECURE_MCP_URLS=true admits (npm start's default: leave it unset or set it to true).`,
+      );
+    }
     if (err instanceof ApiError) throw new SeedError(`The admin API refused the demo: ${err.message}`);
     if (err instanceof UnreachableError) throw new SeedError(`${err.message}: is npm start still running?`);
     throw err;
@@ -155,15 +250,27 @@ export async function seedDemo(options: SeedDemoOptions): Promise<SeededDemo> {
 export function demoInstructions(demo: SeededDemo, options: { dataDir: string }): string {
   const keys = join(options.dataDir, 'keys.json');
   const python = join(cacheDir(), 'venv', 'bin', 'python');
+  const { oauth } = demo;
   return [
     `Demo MCP server: ${demo.mcp.url} (tools: ${MCP_TOOLS.join(', ')})`,
     `Tenant ${demo.tenantId} (MCP URL above) and user ${demo.userId} (own MCP token ${demo.tokenFingerprint}, sealed by the server).`,
+    `OAuth demo: catalog server "${NOTES_SERVER}" ${oauth.mcpUrl} (accepts only access tokens issued for that URL),`,
+    `  authorization server ${oauth.issuer} (oidc-provider), return page ${oauth.returnUrl}.`,
     '',
     `User token for ${demo.userId} (1 hour):`,
     demo.userToken,
     '',
     'Next, start a session (a room, a participant token, and the agent dispatched with the sealed MCP config):',
     demo.nextCommand,
+    '',
+    `Connect ${demo.userId}'s "${NOTES_SERVER}" server (OAuth, in a browser; now ${demo.notesStatus}):`,
+    '1. Start the authorization:',
+    demo.authorizeCommand,
+    "2. Open the answer's authorization_url in a browser on this machine and sign in to the demo authorization",
+    `   server with login ${oauth.account.login}, password ${oauth.account.password} (its one account); then Continue to allow.`,
+    `3. The API's /v1/oauth/callback sends the browser to the return page, which completes the connection`,
+    `   as ${demo.userId} (POST /v1/connections/${NOTES_SERVER}/complete) and shows "${NOTES_SERVER}: connected".`,
+    `4. Start a session again (the curl above): its mcp_servers lists ${NOTES_SERVER} as ready.`,
     '',
     'Then a worker that opens it (worker/README.md; once: npm run e2e:install). The dispatch keyring is a dev',
     `secret that npm start generated into ${keys}; export it rather than pasting it:`,
@@ -173,32 +280,64 @@ export function demoInstructions(demo: SeededDemo, options: { dataDir: string })
     'and join the room with the session\'s server_url and participant_token: https://meet.livekit.io (tab "Custom"),',
     `or LK_URL=<server_url> LK_TOKEN=<participant_token> ${python} scripts/e2e/join_room.py`,
     '',
-    `Each MCP request the demo server serves shows up below (method, tool, whose token by fingerprint). Ctrl-C stops it.`,
+    `Each MCP request the demo servers serve shows up below (method, tool, whose token), and each visit of the return page. Ctrl-C stops it.`,
   ].join('\n');
 }
 
+const time = (at: Date) => at.toISOString().slice(11, 19);
+const rpcText = (rpc: { method: string; tool?: string }[]) =>
+  rpc.map((c) => (c.tool === undefined ? c.method : `${c.method} ${c.tool}`)).join(', ');
+
 /**
- * Turns the demo MCP server's new requests into log lines: time, HTTP method and path, the
- * JSON-RPC method (and tool), the status, and whose token it was (the admin API's fingerprint).
- * Each call returns the lines since the previous one.
+ * Turns the demo servers' new requests into log lines, in time order: for each MCP request the
+ * time, HTTP method and path, the JSON-RPC method (and tool), the status, and whose token it was
+ * (the demo server: the admin API's fingerprint; `notes`: the access token's subject and
+ * audience); for each visit of the return page, what it did. Each call returns the lines since
+ * the previous one.
  */
 export function mcpRequestLog(demo: SeededDemo): () => string[] {
   const demoToken = tokenFingerprint(demo.mcp.token);
   let seen = 0;
+  let seenNotes = 0;
+  let seenReturns = 0;
   return () => {
     const { requests } = demo.mcp.server;
     const fresh = requests.slice(seen);
     seen = requests.length;
-    return fresh.map((r) => {
+    const notes = demo.oauth.mcp.requests.slice(seenNotes);
+    seenNotes = demo.oauth.mcp.requests.length;
+    const returns = demo.oauth.returns.slice(seenReturns);
+    seenReturns = demo.oauth.returns.length;
+    const lines: { at: Date; line: string }[] = fresh.map((r) => {
       const who =
         r.tokenFingerprint === null
           ? 'no token'
           : r.tokenFingerprint === demoToken
             ? `${demo.userId}'s token ${demo.tokenFingerprint}`
             : 'an unknown token';
-      const rpc = r.rpc.map((c) => (c.tool === undefined ? c.method : `${c.method} ${c.tool}`)).join(', ');
-      return `${r.at.toISOString().slice(11, 19)} [mcp] ${r.method} ${r.path}${rpc ? ` ${rpc}` : ''} -> ${r.status} (${who})`;
+      const rpc = rpcText(r.rpc);
+      return {
+        at: r.at,
+        line: `${time(r.at)} [mcp] ${r.method} ${r.path}${rpc ? ` ${rpc}` : ''} -> ${r.status} (${who})`,
+      };
     });
+    for (const r of notes) {
+      const who =
+        r.token === 'accepted'
+          ? `access token for ${r.claims?.sub}, aud ${[r.claims?.aud ?? []].flat().join(' ')}`
+          : r.token === 'refused'
+            ? 'a token it refused'
+            : 'no token';
+      const rpc = rpcText(r.rpc);
+      lines.push({
+        at: r.at,
+        line: `${time(r.at)} [${NOTES_SERVER}] ${r.method} /mcp${rpc ? ` ${rpc}` : ''} -> ${r.status} (${who})`,
+      });
+    }
+    for (const r of returns) {
+      lines.push({ at: r.at, line: `${time(r.at)} [return page] ${r.server}: ${r.outcome}` });
+    }
+    return lines.sort((a, b) => a.at.getTime() - b.at.getTime()).map((l) => l.line);
   };
 }
 
@@ -206,18 +345,28 @@ async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       'mcp-port': { type: 'string', default: '8788' },
+      'as-port': { type: 'string', default: '8789' },
+      'notes-port': { type: 'string', default: '8790' },
+      'return-port': { type: 'string', default: '8791' },
       tenant: { type: 'string', default: 'demo' },
       user: { type: 'string', default: 'demo-user' },
     },
     strict: true,
   });
-  const mcpPort = Number(values['mcp-port']);
-  if (!Number.isInteger(mcpPort) || mcpPort < 0 || mcpPort > 65535)
-    throw new SeedError('--mcp-port: 0-65535');
+  const port = (flag: 'mcp-port' | 'as-port' | 'notes-port' | 'return-port') => {
+    const n = Number(values[flag]);
+    if (!Number.isInteger(n) || n < 0 || n > 65535) throw new SeedError(`--${flag}: 0-65535`);
+    return n;
+  };
   const demo = await seedDemo({
     url: process.env.LKMCP_URL || 'http://localhost:8787',
     dataDir: process.env.DATA_DIR || '.data',
-    mcpPort,
+    mcpPort: port('mcp-port'),
+    oauthPorts: {
+      authorizationServer: port('as-port'),
+      mcp: port('notes-port'),
+      returnPage: port('return-port'),
+    },
     tenantId: values.tenant,
     userId: values.user,
   });
@@ -228,7 +377,7 @@ async function main(): Promise<void> {
   }, 250);
   const stop = () => {
     clearInterval(timer);
-    void demo.mcp.stop().then(() => process.exit(0));
+    void demo.stop().then(() => process.exit(0));
   };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);

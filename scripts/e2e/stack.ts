@@ -85,7 +85,7 @@ async function stop(running: Running): Promise<void> {
     ['worker', running.worker?.stop],
     ['server', running.server?.stop],
     ['livekit', running.livekit?.stop],
-    ['demo MCP server', running.demo?.mcp.stop],
+    ['demo servers', running.demo?.stop],
   ];
   for (const [name, step] of steps) {
     try {
@@ -165,6 +165,7 @@ async function start(running: Running): Promise<void> {
       `  LiveKit server   ${livekit.url}  (API key ${livekit.apiKey}, secret ${livekit.apiSecret}; dev only)`,
       `  local server     ${base}  (api dispatch mode; LiveKit's webhooks -> ${base}/v1/livekit/webhook)`,
       `  demo MCP server  ${demo.mcp.url}  (tenant ${demo.tenantId}, user ${demo.userId}: their own token)`,
+      `  OAuth demo       "notes" ${demo.oauth.mcpUrl}, authorization server ${demo.oauth.issuer} (login ${demo.oauth.account.login}, password ${demo.oauth.account.password}), return_to ${demo.oauth.returnUrl}`,
       `  Python worker    worker/python/agent.py, agent name ${AGENT}; full log: ${logFile}`,
       '',
       `Start a session as ${demo.userId} (token valid 1 hour):`,

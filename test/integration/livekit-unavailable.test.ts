@@ -24,7 +24,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await demo?.mcp.stop();
+  await demo?.stop();
   await stack?.stop();
 });
 

@@ -40,7 +40,7 @@ export interface McpRequest {
 }
 
 /** The JSON-RPC method (and, for `tools/call`, the tool) of each message in a POST body. */
-function rpcCalls(body: unknown): { method: string; tool?: string }[] {
+export function rpcCalls(body: unknown): { method: string; tool?: string }[] {
   const messages = Array.isArray(body) ? body : [body];
   return messages.flatMap((m) => {
     if (typeof m !== 'object' || m === null || typeof (m as { method?: unknown }).method !== 'string')

@@ -1,10 +1,19 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { exportJWK, generateKeyPair } from 'jose';
 import Provider, { type Configuration } from 'oidc-provider';
+import { FileAdapterStore } from './file-adapter.js';
+
+/** An account of the login form: what to type, and the `sub` its tokens carry. */
+export interface Account {
+  login: string;
+  password: string;
+  sub: string;
+}
 
 /** The one test account: its login form takes these. */
-export const TEST_ACCOUNT = { login: 'alice', password: 'correct horse', sub: 'user-alice' } as const;
+export const TEST_ACCOUNT: Account = { login: 'alice', password: 'correct horse', sub: 'user-alice' };
 
 /** Options of {@link startAuthorizationServer}. */
 export interface AuthorizationServerOptions {
@@ -15,6 +24,19 @@ export interface AuthorizationServerOptions {
   /** Pre-registered clients (oidc-provider client metadata). */
   clients?: Configuration['clients'];
   accessTokenTtlSeconds?: number;
+  /** How long a consent (and so its refresh tokens) lasts; 3600 unless given. */
+  grantTtlSeconds?: number;
+  /** The one account the login form accepts ({@link TEST_ACCOUNT} unless given). */
+  account?: Account;
+  /** A line the login page shows above the form (the demo names its account there). */
+  loginHint?: string;
+  /** 0 (default) picks a free port on 127.0.0.1. */
+  port?: number;
+  /**
+   * Keep the signing key and everything the provider stores (clients, grants, refresh tokens) in
+   * `<stateDir>/<port>.json`, so that a restart on the same issuer knows them; else in memory.
+   */
+  stateDir?: string;
 }
 
 /** A running oidc-provider on loopback with a two-step login + consent UI. */
@@ -24,9 +46,11 @@ export interface RunningAuthorizationServer {
   stop(): Promise<void>;
 }
 
-function page(title: string, uid: string, fields: string): string {
+const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+function page(title: string, uid: string, fields: string, hint?: string): string {
   return `<!doctype html><html><head><title>${title}</title></head><body><h1>${title}</h1>
-<form method="post" action="/interaction/${uid}">${fields}<button id="submit" type="submit">Continue</button></form></body></html>`;
+${hint === undefined ? '' : `<p id="hint">${escapeHtml(hint)}</p>`}<form method="post" action="/interaction/${uid}">${fields}<button id="submit" type="submit">Continue</button></form></body></html>`;
 }
 
 async function readForm(req: IncomingMessage): Promise<URLSearchParams> {
@@ -44,13 +68,27 @@ export async function startAuthorizationServer(
   options: AuthorizationServerOptions,
 ): Promise<RunningAuthorizationServer> {
   const server: Server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const { privateKey } = await generateKeyPair('ES256', { extractable: true });
-  const signing = { ...(await exportJWK(privateKey)), kid: 'as-1', alg: 'ES256', use: 'sig' };
+  await new Promise<void>((ok, fail) => {
+    server.once('error', fail);
+    server.listen(options.port ?? 0, '127.0.0.1', () => {
+      server.off('error', fail);
+      ok();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  const issuer = `http://127.0.0.1:${port}`;
+  const account = options.account ?? TEST_ACCOUNT;
+  const store =
+    options.stateDir === undefined ? undefined : new FileAdapterStore(join(options.stateDir, `${port}.json`));
+  const newSigningKey = async () => {
+    const { privateKey } = await generateKeyPair('ES256', { extractable: true });
+    return { ...(await exportJWK(privateKey)), kid: 'as-1', alg: 'ES256', use: 'sig' };
+  };
+  const signing = store === undefined ? await newSigningKey() : await store.signingKey(newSigningKey);
   const scope = options.resourceScopes ?? 'notes:read notes:write';
 
   const provider = new Provider(issuer, {
+    ...(store === undefined ? {} : { adapter: store.adapter }),
     clients: options.clients ?? [],
     jwks: { keys: [signing] },
     clientAuthMethods: ['private_key_jwt', 'client_secret_basic', 'client_secret_post', 'none'],
@@ -63,11 +101,21 @@ export async function startAuthorizationServer(
     pkce: { required: () => true },
     rotateRefreshToken: true,
     issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
-    ttl: { AccessToken: options.accessTokenTtlSeconds ?? 600, Grant: 3600, Session: 3600, Interaction: 600 },
+    ttl: {
+      AccessToken: options.accessTokenTtlSeconds ?? 600,
+      Grant: options.grantTtlSeconds ?? 3600,
+      Session: 3600,
+      Interaction: 600,
+      RefreshToken: 14 * 24 * 3600,
+    },
     features: {
       devInteractions: { enabled: false },
       registration: { enabled: true },
-      revocation: { enabled: true },
+      // A client revokes only its own tokens.
+      revocation: {
+        enabled: true,
+        allowedPolicy: async (_ctx, client, token) => token.clientId === client.clientId,
+      },
       resourceIndicators: {
         enabled: true,
         defaultResource: () => undefined as unknown as string,
@@ -79,7 +127,7 @@ export async function startAuthorizationServer(
       },
     },
     findAccount: async (_ctx, sub) =>
-      sub === TEST_ACCOUNT.sub ? { accountId: sub, claims: async () => ({ sub }) } : undefined,
+      sub === account.sub ? { accountId: sub, claims: async () => ({ sub }) } : undefined,
     interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
   });
 
@@ -102,6 +150,7 @@ export async function startAuthorizationServer(
                 'Sign in',
                 uid,
                 '<input id="login" name="login"><input id="password" name="password" type="password">',
+                options.loginHint,
               ),
             );
           } else {
@@ -117,10 +166,9 @@ export async function startAuthorizationServer(
         }
         const form = await readForm(req);
         if (details.prompt.name === 'login') {
-          const ok =
-            form.get('login') === TEST_ACCOUNT.login && form.get('password') === TEST_ACCOUNT.password;
+          const ok = form.get('login') === account.login && form.get('password') === account.password;
           const result = ok
-            ? { login: { accountId: TEST_ACCOUNT.sub } }
+            ? { login: { accountId: account.sub } }
             : { error: 'access_denied', error_description: 'bad credentials' };
           await provider.interactionFinished(req, res, result, { mergeWithLastSubmission: false });
           return;

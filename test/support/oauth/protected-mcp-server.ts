@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { createRemoteJWKSet, type JWTPayload, jwtVerify } from 'jose';
+import { rpcCalls } from '../mcp-server.js';
 
 /** Options of {@link startProtectedMcpServer}. */
 export interface ProtectedMcpServerOptions {
@@ -13,6 +14,23 @@ export interface ProtectedMcpServerOptions {
   metadata?: (self: string) => Record<string, unknown>;
   /** Leave out the `resource_metadata` hint so clients use the well-known URI. */
   noChallengeHint?: boolean;
+  /** 0 (default) picks a free port on 127.0.0.1. */
+  port?: number;
+  /** The name it announces in `initialize` (`oauth-test-mcp` unless given). */
+  name?: string;
+}
+
+/** One HTTP request to `/mcp`, as the server answered it. The token itself is never kept. */
+export interface ProtectedMcpRequest {
+  method: string;
+  status: number;
+  /** `none` (no bearer token), `refused` (not a valid token for this resource) or `accepted`. */
+  token: 'none' | 'refused' | 'accepted';
+  /** The accepted token's claims that say whom and what it was issued for. */
+  claims?: { sub: string; aud: string | string[]; iss: string; scope?: string };
+  /** The JSON-RPC calls of a POST (`initialize`, `tools/list`, `tools/call` with its tool, …). */
+  rpc: { method: string; tool?: string }[];
+  at: Date;
 }
 
 /** A running MCP server that accepts only access tokens issued for its own URL. */
@@ -21,6 +39,7 @@ export interface RunningProtectedMcpServer {
   metadataUrl: string;
   /** Subjects of the tokens it accepted, in order. */
   accepted: string[];
+  requests: ProtectedMcpRequest[];
   stop(): Promise<void>;
 }
 
@@ -33,12 +52,19 @@ export async function startProtectedMcpServer(
   options: ProtectedMcpServerOptions,
 ): Promise<RunningProtectedMcpServer> {
   const server: Server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  await new Promise<void>((ok, fail) => {
+    server.once('error', fail);
+    server.listen(options.port ?? 0, '127.0.0.1', () => {
+      server.off('error', fail);
+      ok();
+    });
+  });
   const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const url = `${origin}/mcp`;
   const metadataUrl = `${origin}/.well-known/oauth-protected-resource/mcp`;
   const scopes = options.scopes ?? ['notes:read'];
   const accepted: string[] = [];
+  const requests: ProtectedMcpRequest[] = [];
   let jwks: ReturnType<typeof createRemoteJWKSet> | undefined;
 
   const challenge = (res: ServerResponse, error?: string) => {
@@ -71,11 +97,23 @@ export async function startProtectedMcpServer(
         res.writeHead(404).end();
         return;
       }
+      const seen: ProtectedMcpRequest = {
+        method: req.method ?? '',
+        status: 0,
+        token: 'none',
+        rpc: [],
+        at: new Date(),
+      };
+      res.once('finish', () => {
+        seen.status = res.statusCode;
+        requests.push(seen);
+      });
       const match = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '');
       if (match?.[1] === undefined) {
         challenge(res);
         return;
       }
+      seen.token = 'refused';
       let payload: JWTPayload;
       try {
         jwks ??= createRemoteJWKSet(new URL(`${options.issuer()}/jwks`));
@@ -89,10 +127,18 @@ export async function startProtectedMcpServer(
         return;
       }
       accepted.push(String(payload.sub));
+      seen.token = 'accepted';
+      seen.claims = {
+        sub: String(payload.sub),
+        aud: payload.aud ?? [],
+        iss: String(payload.iss),
+        ...(typeof payload.scope === 'string' ? { scope: payload.scope } : {}),
+      };
       const chunks: Buffer[] = [];
       for await (const chunk of req) chunks.push(chunk as Buffer);
       const body = chunks.length > 0 ? JSON.parse(Buffer.concat(chunks).toString('utf8')) : undefined;
-      const mcp = new McpServer({ name: 'oauth-test-mcp', version: '1.0.0' });
+      seen.rpc = rpcCalls(body);
+      const mcp = new McpServer({ name: options.name ?? 'oauth-test-mcp', version: '1.0.0' });
       mcp.registerTool('whoami', { description: 'who the token is for' }, async () => ({
         content: [{ type: 'text', text: String(payload.sub) }],
       }));
@@ -107,5 +153,11 @@ export async function startProtectedMcpServer(
     });
   });
 
-  return { url, metadataUrl, accepted, stop: () => new Promise<void>((r) => server.close(() => r())) };
+  return {
+    url,
+    metadataUrl,
+    accepted,
+    requests,
+    stop: () => new Promise<void>((r) => server.close(() => r())),
+  };
 }
