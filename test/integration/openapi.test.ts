@@ -590,6 +590,15 @@ describe('admin API responses', () => {
       expect((await call('GET', `${T}/acme/${list}?limit=0`, sa)).status).toBe(422);
     }
   });
+
+  it('the tenant’s connections: 200, 404 and 422', async () => {
+    const sa = { token: tokens.super };
+    const page = await call('GET', `${T}/acme/connections?status=needs_reauth&limit=2`, sa);
+    expect(page.status).toBe(200);
+    expect(page.body.items).toEqual(expect.any(Array));
+    expect((await call('GET', `${T}/bare/connections`, { token: tokens.adminAcme })).status).toBe(404);
+    expect((await call('GET', `${T}/acme/connections?status=bogus`, sa)).status).toBe(422);
+  });
 });
 
 connectionResponses(() => ({ call, local, base }));
