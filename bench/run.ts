@@ -1,6 +1,6 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
-import { functionNames } from '../scripts/esbuild-options.js';
+import { BUNDLE_BUDGET_BYTES, functionNames } from '../scripts/esbuild-options.js';
 import { type CapacityModel, capacityModel } from './capacity-model.js';
 import { type ColdStartResult, distTargets, measureColdStart, sizeOf } from './cold-start.js';
 import { type FirstRequestResult, measureFirstRequest } from './first-request.js';
@@ -29,7 +29,7 @@ const MODELED = { dynamoMs: 5, livekitMs: 40, sessions: QUICK ? 200 : 500 };
 const BUDGET = {
   firstRequestRatio: 1.1,
   coldStartRatio: 1.15,
-  bundleBytes: 800_000,
+  bundleBytes: BUNDLE_BUDGET_BYTES,
   sessionP50Ratio: 1.5,
   /** Issue 19: renewal p50 / floor p50, one client and 50 concurrent, modeled round trips. */
   renewalP50Ratio: 1.5,

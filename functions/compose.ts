@@ -8,7 +8,10 @@ import { createLiveKitGateway } from './adapters/livekit.js';
 import { createEmfMetrics } from './adapters/metrics.js';
 import { createSafeFetch } from './adapters/safe-fetch.js';
 import type { Config } from './core/config.js';
+import { type ConnectionAdmin, createConnectionAdmin } from './core/connections/admin.js';
+import type { ConnectionDeps } from './core/connections/context.js';
 import { type ConnectionService, createConnectionService } from './core/connections/service.js';
+import { createTokenSource } from './core/connections/token-source.js';
 import { ConfigError, LiveKitUnavailableError } from './core/errors.js';
 import type { Log } from './core/log.js';
 import type { Metrics } from './core/metrics.js';
@@ -22,24 +25,43 @@ import {
 } from './core/sealing.js';
 import type { HostResolver } from './core/url-guard.js';
 
-/** Everything the three apps are composed from; each app takes the part it needs. */
+/**
+ * What every function is composed from; each app takes the part it needs. The OAuth parts are
+ * added by the function that uses them ({@link withTokenSource}, {@link withConnections},
+ * {@link withConnectionAdmin}), so a bundle holds only the OAuth code its function runs.
+ */
 export interface Services {
   config: Config;
   store: Store;
   /** The users' connections, read strongly consistent for every dispatch (docs/api.md §8). */
   connectionReader: ConnectionReader;
-  /** Usable OAuth access tokens of connections (refreshed per §8: the connection service's). */
-  oauthTokens: OAuthTokenSource;
   livekit: LiveKitGateway;
   sealer: DispatchSealer;
   secretBox: SecretBox;
   verifier: JwtVerifier;
-  /** Per-user MCP credentials and the OAuth client (docs/api.md §8). */
-  connections: ConnectionService;
+  /** What the connection service and the token source are built from. */
+  connectionDeps: ConnectionDeps;
   resolveHost: HostResolver;
   clock: () => Date;
   log: Log;
   metrics: Metrics;
+}
+
+/** {@link Services} that dispatch or renew: the webhook and credentials functions. */
+export interface RefreshingServices extends Services {
+  /** Usable OAuth access tokens of connections, refreshed per §8 (dispatch and renewal use it). */
+  oauthTokens: OAuthTokenSource;
+}
+
+/** {@link Services} with the whole connection service: the session function and `npm start`. */
+export interface ConnectedServices extends RefreshingServices {
+  /** Per-user MCP credentials and the OAuth client (docs/api.md §8); its token source is `oauthTokens`. */
+  connections: ConnectionService;
+}
+
+/** {@link Services} of the admin function: the admin's view of any user's connections (docs/api.md §6). */
+export interface AdminServices extends Services {
+  connections: { admin: ConnectionAdmin };
 }
 
 /** Overrides for local runs and tests (a dynalite client, the dev issuer's keys). */
@@ -94,7 +116,7 @@ export function createServices(config: Config, log: Log, overrides: ServiceOverr
   const resolveHost = overrides.resolveHost ?? dnsResolveHost;
   const secretBox = createSecretBox(config.storageKeys);
   const clock = () => new Date();
-  const connections = createConnectionService({
+  const connectionDeps: ConnectionDeps = {
     store: store.connectionStore(),
     secretBox,
     fetch: createSafeFetch({
@@ -108,13 +130,12 @@ export function createServices(config: Config, log: Log, overrides: ServiceOverr
     config: connectionConfig(config),
     clientKeys: config.oauthClientKeys,
     discoveryCache: new MemoryMetadataCache(),
-  });
+  };
   return {
     config,
     store,
-    connections,
+    connectionDeps,
     connectionReader: store.connections,
-    oauthTokens: connections.tokenSource,
     livekit:
       config.livekit.apiKey === ''
         ? noLiveKit
@@ -140,6 +161,22 @@ export function createServices(config: Config, log: Log, overrides: ServiceOverr
     log,
     metrics,
   };
+}
+
+/** Adds the refreshing token source (§8 Refresh), without the rest of the connection service. */
+export function withTokenSource(services: Services): RefreshingServices {
+  return { ...services, oauthTokens: createTokenSource(services.connectionDeps) };
+}
+
+/** Adds the connection service (authorize, callback, user tokens, the admin's view) and its token source. */
+export function withConnections(services: Services): ConnectedServices {
+  const connections = createConnectionService(services.connectionDeps);
+  return { ...services, connections, oauthTokens: connections.tokenSource };
+}
+
+/** Adds the admin's view of any user's connections (list, delete with revocation, discovery). */
+export function withConnectionAdmin(services: Services): AdminServices {
+  return { ...services, connections: { admin: createConnectionAdmin(services.connectionDeps) } };
 }
 
 /** The connection service's view of the config, reading through to it (so later changes show). */

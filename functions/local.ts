@@ -11,7 +11,7 @@ import { createLog } from './adapters/logger.js';
 import { createLogMetrics } from './adapters/metrics.js';
 import { createTable } from './adapters/table.js';
 import { createAdminApp } from './admin/app.js';
-import { createServices, type ServiceOverrides, type Services } from './compose.js';
+import { type ConnectedServices, createServices, type ServiceOverrides, withConnections } from './compose.js';
 import { loadConfig, type RawEnv } from './core/config.js';
 import { generateKeyringJson } from './core/keyring.js';
 import { generateClientKeyring } from './core/oauth/client-keys.js';
@@ -30,13 +30,17 @@ const LOCAL_DEFAULTS: RawEnv = {
   ALLOW_INSECURE_MCP_URLS: 'true',
 };
 
+/** The OpenAPI document from the source tree (`npm run openapi` writes it), for `npm start` and tests. */
+export const sourceOpenApiDocument = (): Promise<string> =>
+  readFile(new URL('./openapi/openapi.json', import.meta.url), 'utf8');
+
 /** A running local server. */
 export interface LocalServer {
   url: string;
   port: number;
   /** The address it listens on (`HOST`, default 127.0.0.1). */
   host: string;
-  services: Services;
+  services: ConnectedServices;
   /** Mints a dev token when the dev issuer is in use (AUTH_JWKS_URL unset). */
   mintToken?: (req: {
     user: string;
@@ -118,7 +122,7 @@ export async function startLocalServer(envIn: RawEnv = process.env): Promise<Loc
 
   const overrides: ServiceOverrides = { dynamo, metrics: createLogMetrics(log) };
   if (devIssuer) overrides.getKey = devIssuer.getKey;
-  const services = createServices(config, log, overrides);
+  const services = withConnections(createServices(config, log, overrides));
 
   const app = new Hono();
   // A refused body is left unread: close the connection, as the 413 says, so that a keep-alive
@@ -132,7 +136,14 @@ export async function startLocalServer(envIn: RawEnv = process.env): Promise<Loc
   app.route('/', createSessionApp(services));
   app.route('/', createWebhookApp(services));
   app.route('/', createCredentialsApp(services));
-  app.route('/', createAdminApp({ ...services, publicBaseUrl: env.PUBLIC_BASE_URL }));
+  app.route(
+    '/',
+    createAdminApp({
+      ...services,
+      openApiDocument: sourceOpenApiDocument,
+      publicBaseUrl: env.PUBLIC_BASE_URL,
+    }),
+  );
   app.notFound(() => problem('not_found', 'No such resource.'));
 
   // Node's 16 KiB header limit would answer a long query a bare 431; the apps' own limits

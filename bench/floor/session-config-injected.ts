@@ -1,6 +1,6 @@
 import { handle } from 'hono/aws-lambda';
 import { createLog } from '../../functions/adapters/logger.js';
-import { createServices } from '../../functions/compose.js';
+import { createServices, withConnections } from '../../functions/compose.js';
 import { loadConfig } from '../../functions/core/config.js';
 import { createSessionApp } from '../../functions/session/app.js';
 
@@ -23,5 +23,7 @@ const config = loadConfig(
 
 /** API Gateway HTTP API entry, as functions/session/handler.ts exports it. */
 export const handler = handle(
-  createSessionApp(createServices(config, createLog({ service: 'bench', level: config.logLevel }))),
+  createSessionApp(
+    withConnections(createServices(config, createLog({ service: 'bench', level: config.logLevel }))),
+  ),
 );

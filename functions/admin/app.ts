@@ -11,7 +11,6 @@ import { bodyLimitProblem, DEFAULT_BODY_LIMIT } from '../http/body-limit.js';
 import { methodNotAllowed } from '../http/method-not-allowed.js';
 import { withProblemHandling } from '../http/problem.js';
 import { requestContext } from '../http/request-context.js';
-import openApiDocument from '../openapi/openapi.json' with { type: 'json' };
 import { auditSessionRoutes } from './audit-sessions.js';
 import { connectionRoutes, discoverRoutes, tenantConnectionRoutes } from './connections.js';
 import { type AdminEnv, type AdminStore, adminAuth, requestDeadline } from './context.js';
@@ -47,6 +46,11 @@ export interface AdminAppDeps {
   bulkMarginMs?: number;
   /** The connection service (its admin part serves the connection routes, docs/api.md §6). */
   connections?: { admin: ConnectionAdmin };
+  /**
+   * The text of the OpenAPI document (functions/openapi/openapi.json), served at GET /openapi.json.
+   * Read on the first request and kept: in Lambda the file shipped beside the bundle, not bundled.
+   */
+  openApiDocument: () => Promise<string>;
   /** `PUBLIC_BASE_URL`: the document's `servers`; unset, it names the origin it is served from (`/`). */
   publicBaseUrl?: string;
 }
@@ -91,13 +95,11 @@ export function createAdminApp(deps: AdminAppDeps): Hono<AdminEnv> {
   withProblemHandling(app as unknown as Hono, (message, meta) => log.error(message, meta));
 
   // Public: the document describes the API, not any tenant. In AWS, GET /openapi.json routes here.
-  const served =
-    deps.publicBaseUrl === undefined
-      ? openApiDocument
-      : { ...openApiDocument, servers: [{ url: deps.publicBaseUrl, description: 'PUBLIC_BASE_URL' }] };
-  app.get('/openapi.json', (c) => {
+  const served = servedOnce(deps.openApiDocument, deps.publicBaseUrl);
+  app.get('/openapi.json', async (c) => {
+    const body = await served();
     c.header('cache-control', 'public, max-age=300');
-    return c.json(served);
+    return c.body(body, 200, { 'content-type': 'application/json' });
   });
 
   app.use('/v1/admin/*', requestContext());
@@ -118,4 +120,30 @@ export function createAdminApp(deps: AdminAppDeps): Hono<AdminEnv> {
   methodNotAllowed(app as unknown as Hono, 'admin');
 
   return app;
+}
+
+/**
+ * The served document, compact JSON (as `c.json` writes it) with `servers` naming `publicBaseUrl`
+ * when given; made on the first call and kept, and made again after a failed read.
+ */
+function servedOnce(read: () => Promise<string>, publicBaseUrl: string | undefined): () => Promise<string> {
+  const render = (text: string) => {
+    const document = JSON.parse(text) as Record<string, unknown>;
+    return JSON.stringify(
+      publicBaseUrl === undefined
+        ? document
+        : { ...document, servers: [{ url: publicBaseUrl, description: 'PUBLIC_BASE_URL' }] },
+    );
+  };
+  let served: Promise<string> | undefined;
+  return () => {
+    if (served === undefined) {
+      const made = read().then(render);
+      made.catch(() => {
+        if (served === made) served = undefined;
+      });
+      served = made;
+    }
+    return served;
+  };
 }

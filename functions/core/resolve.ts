@@ -1,4 +1,4 @@
-import { headerNameProblem, headerValueProblem } from './admin-input.js';
+import { headerNameProblem, headerValueProblem } from './mcp-input.js';
 import type { McpServerGrant, StoredMcp, TenantRecord, Transport, UserRecord } from './model.js';
 import type { SecretBinding, SecretBox } from './sealing.js';
 
@@ -7,8 +7,9 @@ export const DEFAULT_MCP_NAME = 'mcp';
 /** Transport when neither the user nor the tenant sets one. */
 export const DEFAULT_MCP_TRANSPORT: Transport = 'streamable_http';
 
-// The header rule is the admin API's input rule (functions/core/admin-input.ts); re-exported here
-// for the callers that check a stored configuration again.
+// The header rule is the admin API's input rule (functions/core/mcp-input.ts, shared with the
+// catalog); re-exported here for the callers that check a stored configuration again. From
+// mcp-input.ts itself, not admin-input.ts: the dispatching bundles need no admin body schemas.
 export {
   headerNameProblem,
   headerValueProblem,
@@ -16,7 +17,7 @@ export {
   MAX_HEADER_VALUE_LENGTH,
   MAX_MCP_HEADERS,
   mcpHeadersProblems,
-} from './admin-input.js';
+} from './mcp-input.js';
 
 /** The origin (`scheme://host[:port]`) of a URL, or `undefined` when it does not parse. */
 export function originOf(url: string | undefined): string | undefined {

@@ -44,7 +44,8 @@ import { type JsonSchema, jsonSchema, ok, problems, ref, unexpected } from './he
  * (functions/http/problem.ts), so the document cannot drift from the apps. Real responses are
  * checked against it in test/integration/openapi.test.ts, its operations against the route list
  * in test/contract/routes.test.ts, and scripts/schemathesis.sh fuzzes `npm start` with it.
- * Nothing here is bundled into a function: the functions serve the generated `openapi.json`.
+ * Nothing here is bundled into a function, nor is the generated `openapi.json`: the admin function
+ * reads it from beside its bundle (scripts/build.ts copies it there) and serves it.
  */
 
 /**

@@ -7,7 +7,7 @@ import { Template } from 'aws-cdk-lib/assertions';
 import type { Hono } from 'hono';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createAdminApp } from '../../functions/admin/app.js';
-import { createServices } from '../../functions/compose.js';
+import { createServices, withConnections } from '../../functions/compose.js';
 import { loadConfig } from '../../functions/core/config.js';
 import { silentLog } from '../../functions/core/log.js';
 import { createCredentialsApp } from '../../functions/credentials/app.js';
@@ -18,6 +18,7 @@ import {
   type RouteFunction,
   routes,
 } from '../../functions/http/routes.js';
+import { sourceOpenApiDocument } from '../../functions/local.js';
 import { createSessionApp } from '../../functions/session/app.js';
 import { createWebhookApp } from '../../functions/webhook/app.js';
 import { stackPropsFromContext } from '../../infra/context.js';
@@ -29,26 +30,28 @@ import { functionNames } from '../../scripts/esbuild-options.js';
 
 const keyring = (kid: string) =>
   JSON.stringify({ current: kid, keys: { [kid]: randomBytes(32).toString('base64url') } });
-const services = createServices(
-  loadConfig(
-    {
-      LIVEKIT_URL: 'wss://livekit.example.com',
-      LIVEKIT_API_KEY: 'key',
-      LIVEKIT_API_SECRET: 'secret',
-      DISPATCH_KEYS: keyring('d1'),
-      STORAGE_KEYS: keyring('s1'),
-      AUTH_JWKS_URL: 'https://issuer.example.com/.well-known/jwks.json',
-      AUTH_ISSUER: 'https://issuer.example.com/',
-      AUTH_AUDIENCE: 'livekit-mcp-dispatch',
-    },
-    'lambda',
+const services = withConnections(
+  createServices(
+    loadConfig(
+      {
+        LIVEKIT_URL: 'wss://livekit.example.com',
+        LIVEKIT_API_KEY: 'key',
+        LIVEKIT_API_SECRET: 'secret',
+        DISPATCH_KEYS: keyring('d1'),
+        STORAGE_KEYS: keyring('s1'),
+        AUTH_JWKS_URL: 'https://issuer.example.com/.well-known/jwks.json',
+        AUTH_ISSUER: 'https://issuer.example.com/',
+        AUTH_AUDIENCE: 'livekit-mcp-dispatch',
+      },
+      'lambda',
+    ),
+    silentLog,
   ),
-  silentLog,
 );
 const apps: Record<RouteFunction, Hono> = {
   session: createSessionApp(services) as unknown as Hono,
   webhook: createWebhookApp(services) as unknown as Hono,
-  admin: createAdminApp(services) as unknown as Hono,
+  admin: createAdminApp({ ...services, openApiDocument: sourceOpenApiDocument }) as unknown as Hono,
   credentials: createCredentialsApp(services) as unknown as Hono,
 };
 

@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAdminApp } from '../../functions/admin/app.js';
 import type { HostResolver } from '../../functions/core/url-guard.js';
+import { sourceOpenApiDocument } from '../../functions/local.js';
 import { errorLinesLog, type Harness, seedTenant, startHarness, uid } from '../support/fixtures.js';
 import { verifierOf } from '../support/jwks-server.js';
 import { bodyText, hostileKey, hostileString, prototypeSnapshot, shaped } from './hostile.js';
@@ -43,6 +44,7 @@ beforeAll(async () => {
     config: { mcpAllowedPorts: [8443], allowInsecureMcpUrls: false, storageKeys: h.storageKeys },
     resolveHost,
     log: errorLog,
+    openApiDocument: sourceOpenApiDocument,
   });
   superJwt = await h.jwks.mint({ sub: 'ops', scope: 'dispatch:superadmin' }, { expiresIn: '1h' });
 });

@@ -13,7 +13,7 @@ import { generateKeyringJson, parseKeyring } from '../../functions/core/keyring.
 import { generateClientKeyring } from '../../functions/core/oauth/client-keys.js';
 import { stackPropsFromContext } from '../../infra/context.js';
 import { type FunctionName, LiveKitMcpDispatchStack } from '../../infra/stack.js';
-import { functionNames } from '../../scripts/esbuild-options.js';
+import { BUNDLE_BUDGET_BYTES, bundleAssets, functionNames } from '../../scripts/esbuild-options.js';
 import { startDynalite, type TestDynamo } from '../support/dynalite.js';
 import { participantJoined, signWebhookBody, TEST_LIVEKIT, uid } from '../support/fixtures.js';
 import { type JwksServer, startJwksServer } from '../support/jwks-server.js';
@@ -208,11 +208,15 @@ async function newestSourceMtime(): Promise<number> {
   return Math.max(...times);
 }
 
-/** Runs `npx tsx scripts/build.ts` when a bundle is missing or older than its sources. */
+/** Runs `npx tsx scripts/build.ts` when a bundle or a file beside it is missing or older than its sources. */
 async function ensureBundles(): Promise<void> {
+  const files = functionNames.flatMap((n) => [
+    join(DIST, n, 'index.mjs'),
+    ...(bundleAssets[n] ?? []).map((a) => join(DIST, n, a.to)),
+  ]);
   const built = await Promise.all(
-    functionNames.map((n) =>
-      stat(join(DIST, n, 'index.mjs')).then(
+    files.map((f) =>
+      stat(f).then(
         (s) => s.mtimeMs,
         () => 0,
       ),
@@ -417,6 +421,48 @@ describe('artifact: bundle contents', () => {
     expect(inputs).not.toContain('functions/local.ts');
     expect(inputs).not.toContain('functions/adapters/embedded-dynamo.ts');
   });
+
+  it.each(functionNames)(`%s is within the bundle budget (${BUNDLE_BUDGET_BYTES} bytes)`, async (name) => {
+    // Act
+    const { size } = await stat(join(DIST, name, 'index.mjs'));
+    const modules = (await readdir(join(DIST, name), { recursive: true })).filter((f) =>
+      /\.[cm]?js$/.test(f),
+    );
+
+    // Assess
+    expect(size).toBeLessThanOrEqual(BUNDLE_BUDGET_BYTES);
+    // One module per function: a chunk beside index.mjs would load at cold start unmeasured.
+    expect(modules).toEqual(['index.mjs']);
+  });
+
+  it.each(functionNames)('%s bundles only the OAuth and input code its function runs', async (name) => {
+    // Prepare
+    const meta = JSON.parse(await readFile(join(DIST, name, 'meta.json'), 'utf8')) as {
+      outputs: Record<string, { inputs: Record<string, { bytesInOutput: number }> }>;
+    };
+    const output = meta.outputs[`dist/functions/${name}/index.mjs`]!;
+
+    // Act
+    const bundled = Object.entries(output.inputs)
+      .filter(([, input]) => input.bytesInOutput > 0)
+      .map(([path]) => path);
+
+    // Assess: the document is a file beside the admin bundle; the authorization code flow is the
+    // session function's; the webhook and credentials functions only refresh tokens.
+    expect(bundled.filter((p) => p.startsWith('functions/openapi/'))).toEqual([]);
+    const sessionOnly = ['service', 'callback', 'mcp-probe'].map((f) => `functions/core/connections/${f}.ts`);
+    if (name !== 'session') expect(bundled.filter((p) => sessionOnly.includes(p))).toEqual([]);
+    if (name === 'webhook' || name === 'credentials') {
+      const adminOnly = [
+        'functions/core/connections/admin.ts',
+        'functions/core/connections/revoke.ts',
+        'functions/core/admin-input.ts',
+        'functions/core/catalog-input.ts',
+      ];
+      expect(bundled.filter((p) => adminOnly.includes(p))).toEqual([]);
+      expect(bundled).toContain('functions/core/connections/token-source.ts');
+    }
+  });
 });
 
 describe('artifact: cold start', () => {
@@ -464,6 +510,22 @@ describe('artifact: cold start', () => {
 });
 
 describe('artifact: admin bundle', () => {
+  it('GET /openapi.json serves the document shipped beside the bundle, compact, cacheable, without a token', async () => {
+    // Prepare
+    const source = await readFile(join(ROOT, 'functions/openapi/openapi.json'), 'utf8');
+    const shipped = await readFile(join(DIST, 'admin', 'openapi.json'), 'utf8');
+
+    // Act
+    const res = await call('admin', httpEvent('GET', '/openapi.json'));
+
+    // Assess
+    expect(shipped).toBe(source);
+    expect(res.status, res.text).toBe(200);
+    expect(res.headers['content-type']).toBe('application/json');
+    expect(res.headers['cache-control']).toBe('public, max-age=300');
+    expect(res.text).toBe(JSON.stringify(JSON.parse(source)));
+  });
+
   it('PUT of a tenant creates (201) then replaces (200) it, each with an ETag', async () => {
     // Prepare
     const tenantId = uid('art-adm');

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { App, type CfnElement, Stack, Validations } from 'aws-cdk-lib';
@@ -11,9 +11,10 @@ import { gatewayRoutes } from '../../functions/http/routes.js';
 import { stackPropsFromContext } from '../../infra/context.js';
 import { TABLE_READ, TABLE_WRITE } from '../../infra/house-function.js';
 import { type FunctionName, LiveKitMcpDispatchStack, routeKeys } from '../../infra/stack.js';
-import { functionNames } from '../../scripts/esbuild-options.js';
+import { bundleAssets, functionNames } from '../../scripts/esbuild-options.js';
 
-// The stack deploys prebuilt bundles; a stub per function keeps this test independent of `npm run build`.
+// The stack deploys prebuilt bundles; a stub per function keeps this test independent of `npm run build`:
+// the bundle, the files build.ts copies beside it, and the metafile that must stay out of the package.
 const functionsDir = mkdtempSync(join(tmpdir(), 'lkmcp-infra-'));
 for (const name of functionNames) {
   mkdirSync(join(functionsDir, name));
@@ -21,6 +22,8 @@ for (const name of functionNames) {
     join(functionsDir, name, 'index.mjs'),
     'export const handler = async () => ({ statusCode: 204 });\n',
   );
+  for (const asset of bundleAssets[name] ?? []) writeFileSync(join(functionsDir, name, asset.to), '{}\n');
+  writeFileSync(join(functionsDir, name, 'meta.json'), '{}\n');
 }
 
 const CONTEXT: Record<string, unknown> = {
@@ -143,6 +146,17 @@ describe('LiveKitMcpDispatchStack functions', () => {
       });
     },
   );
+
+  it.each(functionNames)('%s ships its bundle and the files beside it, not the metafile', (name) => {
+    // Prepare
+    const code = functionResource(name).Properties!.Code as { S3Key: string };
+
+    // Act: the directory CDK staged for the function's deployment package.
+    const staged = readdirSync(join(app.outdir, `asset.${code.S3Key.replace(/\.zip$/, '')}`));
+
+    // Assess
+    expect(staged.sort()).toEqual(['index.mjs', ...(bundleAssets[name] ?? []).map((a) => a.to)].sort());
+  });
 
   it('reserves concurrency for the webhook only, when asked', () => {
     // Assess

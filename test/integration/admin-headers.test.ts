@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAdminApp } from '../../functions/admin/app.js';
+import { sourceOpenApiDocument } from '../../functions/local.js';
 import { type Harness, startHarness } from '../support/fixtures.js';
 import { verifierOf } from '../support/jwks-server.js';
 
@@ -20,6 +21,7 @@ beforeAll(async () => {
     livekit: h.gateway,
     config: { mcpAllowedPorts: [], allowInsecureMcpUrls: false, storageKeys: h.storageKeys },
     resolveHost: async () => [{ address: '93.184.215.14', family: 4 }],
+    openApiDocument: sourceOpenApiDocument,
   });
   operator = await h.jwks.mint({ sub: 'operator', scope: 'dispatch:superadmin' });
 });

@@ -9,6 +9,7 @@ import type { SessionRecord } from '../../functions/core/model.js';
 import { effectiveMcpConfig } from '../../functions/core/resolve.js';
 import { createDispatchSealer, createSecretBox } from '../../functions/core/sealing.js';
 import type { HostResolver } from '../../functions/core/url-guard.js';
+import { sourceOpenApiDocument } from '../../functions/local.js';
 import { createSessionApp } from '../../functions/session/app.js';
 import { startDynalite, type TestDynamo } from '../support/dynalite.js';
 import { type JwksServer, startJwksServer, verifierOf } from '../support/jwks-server.js';
@@ -156,6 +157,7 @@ function adminDeps(overrides: Partial<AdminAppDeps> = {}): AdminAppDeps {
     livekit: createLiveKitGateway({ httpUrl: livekit.url, ...LK }),
     config: { mcpAllowedPorts: [8443], allowInsecureMcpUrls: false, storageKeys },
     resolveHost,
+    openApiDocument: sourceOpenApiDocument,
     ...overrides,
   };
 }

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createAdminApp } from '../../functions/admin/app.js';
+import { sourceOpenApiDocument } from '../../functions/local.js';
 import { createSessionApp } from '../../functions/session/app.js';
 import { type Harness, seedTenant, seedUser, startHarness, testKeyring } from '../support/fixtures.js';
 import { type JwksBehaviour, verifierOf } from '../support/jwks-server.js';
@@ -49,6 +50,7 @@ function apps() {
     livekit: h.gateway,
     config: { mcpAllowedPorts: [], allowInsecureMcpUrls: false, storageKeys: testKeyring('outage-storage') },
     resolveHost: async () => [{ address: '93.184.215.14', family: 4 }],
+    openApiDocument: sourceOpenApiDocument,
   });
   return { session, admin };
 }

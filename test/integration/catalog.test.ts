@@ -7,6 +7,7 @@ import { key } from '../../functions/adapters/schema.js';
 import { createAdminApp } from '../../functions/admin/app.js';
 import type { ConnectionRecord } from '../../functions/core/model.js';
 import type { HostResolver } from '../../functions/core/url-guard.js';
+import { sourceOpenApiDocument } from '../../functions/local.js';
 import { createSessionApp, type SessionAppDeps } from '../../functions/session/app.js';
 import { createWebhookApp } from '../../functions/webhook/app.js';
 import {
@@ -174,6 +175,7 @@ beforeAll(async () => {
     livekit: h.gateway,
     config: { mcpAllowedPorts: [], allowInsecureMcpUrls: false, storageKeys: h.storageKeys },
     resolveHost,
+    openApiDocument: sourceOpenApiDocument,
   });
   superToken = await h.jwks.mint({ sub: 'operator', scope: 'dispatch:superadmin' });
 });

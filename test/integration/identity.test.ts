@@ -9,6 +9,7 @@ import { createAdminApp } from '../../functions/admin/app.js';
 import { KeyTooLongError } from '../../functions/core/errors.js';
 import { parseKeyring } from '../../functions/core/keyring.js';
 import { createSecretBox } from '../../functions/core/sealing.js';
+import { sourceOpenApiDocument } from '../../functions/local.js';
 import { startDynalite, type TestDynamo } from '../support/dynalite.js';
 import { type JwksServer, startJwksServer, verifierOf } from '../support/jwks-server.js';
 import { type LiveKitStandIn, startLiveKitStandIn } from '../support/livekit-standin.js';
@@ -100,6 +101,7 @@ beforeAll(async () => {
     livekit: createLiveKitGateway({ httpUrl: livekit.url, ...LK }),
     config: { mcpAllowedPorts: [], allowInsecureMcpUrls: false, storageKeys },
     resolveHost: async () => [{ address: '93.184.215.14', family: 4 }],
+    openApiDocument: sourceOpenApiDocument,
   });
   superadmin = await jwks.mint({ sub: 'operator', scope: 'dispatch:superadmin' });
   await createTenant('ident-a');

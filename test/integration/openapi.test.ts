@@ -9,7 +9,7 @@ import { createDynamoClient } from '../../functions/adapters/dynamo.js';
 import { createAdminApp } from '../../functions/admin/app.js';
 import { createMetadataOpener } from '../../functions/core/metadata-opener.js';
 import { createCredentialsApp } from '../../functions/credentials/app.js';
-import type { LocalServer } from '../../functions/local.js';
+import { type LocalServer, sourceOpenApiDocument } from '../../functions/local.js';
 import { renderOpenApiJson } from '../../functions/openapi/document.js';
 import { createSessionApp } from '../../functions/session/app.js';
 import { participantJoined, signWebhookBody, TEST_LIVEKIT, uid } from '../support/fixtures.js';
@@ -443,7 +443,11 @@ describe('admin API responses', () => {
     // Prepare: more users than one cascade page, and no time budget beyond the first page.
     await superPut(`${T}/crowd`, { name: 'Crowd' });
     for (let i = 0; i < 26; i++) await superPut(`${T}/crowd/users/crowd-${i}`, {});
-    const app = createAdminApp({ ...local.services, cascadeBudgetMs: 0 });
+    const app = createAdminApp({
+      ...local.services,
+      openApiDocument: sourceOpenApiDocument,
+      cascadeBudgetMs: 0,
+    });
 
     // Act
     const first = await callApp(app, 'DELETE', `${T}/crowd?cascade=true`, { token: tokens.super });
@@ -463,7 +467,11 @@ describe('admin API responses', () => {
       const token = await local.mintToken!({ user, tenant: 'busy' });
       expect((await call('POST', '/v1/sessions', { token, body: {} })).status).toBe(201);
     }
-    const app = createAdminApp({ ...local.services, cascadeBudgetMs: 0 });
+    const app = createAdminApp({
+      ...local.services,
+      openApiDocument: sourceOpenApiDocument,
+      cascadeBudgetMs: 0,
+    });
     const sa = { token: tokens.super };
 
     // Act
