@@ -2,7 +2,6 @@ import { ConditionFailedError, DomainError } from '../errors.js';
 import type { ConnectionRecord } from '../model.js';
 import { publicJwks } from '../oauth/client-keys.js';
 import { buildClientMetadataDocument, type ClientMetadataDocument } from '../oauth/client-metadata.js';
-import type { OAuthTokenSource } from '../ports.js';
 import { type ConnectionAdmin, createConnectionAdmin } from './admin.js';
 import { authorize } from './authorize.js';
 import { type CallbackOutcome, callback, complete } from './callback.js';
@@ -16,6 +15,7 @@ import {
   requireAuth,
 } from './context.js';
 import { type ProbeResult, probeMcp } from './mcp-probe.js';
+import type { OAuthTokenSource } from './ports.js';
 import { removeConnection } from './revoke.js';
 import { createTokenSource } from './token-source.js';
 import { type ConnectionView, viewOf } from './view.js';
