@@ -20,7 +20,7 @@ import type { AdminStore, RoomApi } from './ports.js';
 import { expectedVersion, type Precondition } from './preconditions.js';
 import { DEFAULT_MCP_NAME } from './resolve.js';
 import type { SecretBox } from './sealing.js';
-import { createSessionEnder, type Deadline } from './session-ends.js';
+import { createSessionEnder, type Deadline, type EndProgress } from './session-ends.js';
 import type { UrlGuardOptions } from './url-guard.js';
 
 export type { AdminService } from './admin-service.js';
@@ -53,6 +53,16 @@ const perUserServers = (tenant: TenantRecord | undefined) =>
       .filter((s) => s.auth.type === 'oauth' || s.auth.type === 'user_token')
       .map((s) => [s.name, s.auth.type]),
   );
+
+/** A write's result, once the sessions it ends when it leaves the record suspended are ended. */
+async function endedIfSuspended<T extends { status: string }>(
+  stored: T,
+  created: boolean,
+  endLive: () => Promise<EndProgress>,
+): Promise<WriteResult<T>> {
+  const progress = stored.status === 'suspended' ? await endLive() : { ended: 0, done: true };
+  return { record: stored, created, endedSessions: progress.ended, done: progress.done };
+}
 
 /**
  * Creates the admin domain: tenant and user writes with their preconditions, write-only secrets
@@ -195,16 +205,9 @@ export function createAdminService(deps: AdminServiceDeps): AdminService {
       // write whose LiveKit step failed finishes the job.
       // Ordering (docs/api.md §10): the status is written before the markers are listed; see the
       // fence in dispatch-saga.ts for why a session start racing this cannot be missed.
-      const progress =
-        stored.status === 'suspended'
-          ? await endSessions(await store.activeSessionsOfTenant(tenantId), deadlineOf(deadline))
-          : { ended: 0, done: true };
-      return {
-        record: stored,
-        created: existing === undefined,
-        endedSessions: progress.ended,
-        done: progress.done,
-      };
+      return endedIfSuspended(stored, existing === undefined, async () =>
+        endSessions(await store.activeSessionsOfTenant(tenantId), deadlineOf(deadline)),
+      );
     },
 
     /**
@@ -260,16 +263,9 @@ export function createAdminService(deps: AdminServiceDeps): AdminService {
       if (existing === undefined) await undoIfTenantGoing(actor, tenantId, stored);
       log.info('user written', { tenant_id: tenantId, version: stored.version });
       // The status is written before the markers are listed (the fence in dispatch-saga.ts).
-      const progress =
-        stored.status === 'suspended'
-          ? await endUserSessions(tenantId, userId, deadlineOf(deadline))
-          : { ended: 0, done: true };
-      return {
-        record: stored,
-        created: existing === undefined,
-        endedSessions: progress.ended,
-        done: progress.done,
-      };
+      return endedIfSuspended(stored, existing === undefined, () =>
+        endUserSessions(tenantId, userId, deadlineOf(deadline)),
+      );
     },
 
     /** Suspends the user (retrying on concurrent writes), then ends the user's live sessions. */
