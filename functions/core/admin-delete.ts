@@ -1,11 +1,11 @@
 import { type AdminActor, notFound, sameTenantUser, tenantPath, userPath } from './admin-access.js';
 import type { Auditor } from './admin-audit.js';
-import type { GrantCleanup, TenantDeleteResult, UserDeleteResult } from './admin-service.js';
+import type { AdminService, GrantCleanup } from './admin-service.js';
 import { DomainError } from './errors.js';
 import type { Log } from './log.js';
 import type { TenantRecord, UserRecord } from './model.js';
 import type { AdminStore } from './ports.js';
-import { deleteVersion, type Precondition } from './preconditions.js';
+import { deleteVersion } from './preconditions.js';
 import type { createSessionEnder, Deadline, EndProgress } from './session-ends.js';
 
 /** Users deleted per page of a cascading tenant delete. */
@@ -29,7 +29,7 @@ export interface AdminDeleteDeps {
  * users and grants, each resumable after a deadline stopped it. The other half of the tenant
  * delete's ordering argument, the user create's fence, is `undoIfTenantGoing` in admin.ts.
  */
-export function createAdminDeletes(deps: AdminDeleteDeps) {
+export function createAdminDeletes(deps: AdminDeleteDeps): Pick<AdminService, 'deleteTenant' | 'deleteUser'> {
   const { store, clock, log, auditDeletion, deadlineOf } = deps;
   const { endSessions, endUserSessions } = deps.sessions;
   const pastDeadline = (deadline: Deadline) => clock().getTime() >= deadline;
@@ -71,13 +71,7 @@ export function createAdminDeletes(deps: AdminDeleteDeps) {
      * `tenant_has_users`), deleting and auditing them a page at a time until the time budget
      * runs out (repeat to continue).
      */
-    async deleteTenant(
-      actor: AdminActor,
-      tenantId: string,
-      pre: Precondition,
-      cascade: boolean,
-      deadline?: Deadline,
-    ): Promise<TenantDeleteResult> {
+    async deleteTenant(actor, tenantId, pre, cascade, deadline) {
       let tenant = await store.getTenant(tenantId);
       if (tenant === undefined) throw notFound('tenant_not_found');
       const until = deadlineOf(deadline);
@@ -137,13 +131,7 @@ export function createAdminDeletes(deps: AdminDeleteDeps) {
      * Deletes and audits the user, then ends the user's sessions (until the deadline; a repeat
      * resumes and answers done). 404 when neither the user nor any of its sessions is left.
      */
-    async deleteUser(
-      actor: AdminActor,
-      tenantId: string,
-      userId: string,
-      pre: Precondition,
-      deadline?: Deadline,
-    ): Promise<UserDeleteResult> {
+    async deleteUser(actor, tenantId, userId, pre, deadline) {
       const user = await sameTenantUser(store, tenantId, userId);
       const tenant = deps.grants === undefined ? undefined : await store.getTenant(tenantId);
       if (user === undefined) {

@@ -8,7 +8,6 @@ import {
 } from './admin-access.js';
 import { auditTarget, createAuditor } from './admin-audit.js';
 import { createAdminDeletes } from './admin-delete.js';
-import type { TenantBody, UserBody } from './admin-input.js';
 import type { AdminService, GrantCleanup, WriteResult } from './admin-service.js';
 import { changedCatalogFields } from './catalog-audit.js';
 import { storedCatalog, storedReturnUrls } from './catalog-settings.js';
@@ -17,7 +16,7 @@ import type { Log } from './log.js';
 import { storedMcp } from './mcp-settings.js';
 import type { Status, TenantRecord, UserRecord } from './model.js';
 import type { AdminStore, RoomApi } from './ports.js';
-import { expectedVersion, type Precondition } from './preconditions.js';
+import { expectedVersion } from './preconditions.js';
 import { DEFAULT_MCP_NAME } from './resolve.js';
 import type { SecretBox } from './sealing.js';
 import { createSessionEnder, type Deadline, type EndProgress } from './session-ends.js';
@@ -107,14 +106,14 @@ export function createAdminService(deps: AdminServiceDeps): AdminService {
     deleteUser: deletes.deleteUser,
 
     /** The tenant, or 404 `tenant_not_found`. */
-    async getTenant(tenantId: string): Promise<TenantRecord> {
+    async getTenant(tenantId) {
       const tenant = await store.getTenant(tenantId);
       if (tenant === undefined || tenant.status === 'deleting') throw notFound('tenant_not_found');
       return tenant;
     },
 
     /** The user of this tenant, or 404 `user_not_found` (a user of another tenant is not revealed). */
-    async getUser(tenantId: string, userId: string): Promise<UserRecord> {
+    async getUser(tenantId, userId) {
       const user = await sameTenantUser(store, tenantId, userId);
       if (user === undefined) throw notFound('user_not_found');
       return user;
@@ -125,13 +124,7 @@ export function createAdminService(deps: AdminServiceDeps): AdminService {
      * checked). A tenant admin's write keeps the superadmin-only fields as they are. A write that
      * leaves the tenant suspended ends its live sessions.
      */
-    async putTenant(
-      actor: AdminActor,
-      tenantId: string,
-      body: TenantBody,
-      pre: Precondition,
-      deadline?: Deadline,
-    ): Promise<WriteResult<TenantRecord>> {
+    async putTenant(actor, tenantId, body, pre, deadline) {
       const existing = await store.getTenant(tenantId);
       if (existing?.status === 'deleting') {
         if (!actor.superadmin) throw notFound('tenant_not_found');
@@ -214,14 +207,7 @@ export function createAdminService(deps: AdminServiceDeps): AdminService {
      * Creates or replaces a user of an existing tenant from a validated PUT body. A write that
      * leaves the user suspended ends the user's live sessions.
      */
-    async putUser(
-      actor: AdminActor,
-      tenantId: string,
-      userId: string,
-      body: UserBody,
-      pre: Precondition,
-      deadline?: Deadline,
-    ): Promise<WriteResult<UserRecord>> {
+    async putUser(actor, tenantId, userId, body, pre, deadline) {
       const tenant = await store.getTenant(tenantId);
       if (tenant === undefined || tenant.status === 'deleting') throw notFound('tenant_not_found');
       // A user of another tenant is treated as absent here: nothing of it is read or revealed.
@@ -269,12 +255,7 @@ export function createAdminService(deps: AdminServiceDeps): AdminService {
     },
 
     /** Suspends the user (retrying on concurrent writes), then ends the user's live sessions. */
-    async revokeUser(
-      actor: AdminActor,
-      tenantId: string,
-      userId: string,
-      deadline?: Deadline,
-    ): Promise<{ record: UserRecord; endedSessions: number; done: boolean }> {
+    async revokeUser(actor, tenantId, userId, deadline) {
       // Suspend first, then list the markers: a session start racing this either is listed or
       // sees the suspension in its fence (dispatch-saga.ts, docs/api.md §10).
       let stored: UserRecord | undefined;
