@@ -10,13 +10,14 @@ import { createSafeFetch } from './adapters/safe-fetch.js';
 import type { Config } from './core/config.js';
 import { type ConnectionAdmin, createConnectionAdmin } from './core/connections/admin.js';
 import type { ConnectionDeps } from './core/connections/context.js';
+import type { ConnectionReader, OAuthTokenSource } from './core/connections/ports.js';
 import { type ConnectionService, createConnectionService } from './core/connections/service.js';
 import { createTokenSource } from './core/connections/token-source.js';
 import { ConfigError, LiveKitUnavailableError } from './core/errors.js';
 import type { Log } from './core/log.js';
 import type { Metrics } from './core/metrics.js';
 import { MemoryMetadataCache } from './core/oauth/ports.js';
-import type { ConnectionReader, LiveKitGateway, OAuthTokenSource, Store } from './core/ports.js';
+import type { LiveKitGateway, Store } from './core/ports.js';
 import {
   createDispatchSealer,
   createSecretBox,

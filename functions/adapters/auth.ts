@@ -7,10 +7,10 @@ import {
   type JWTVerifyGetKey,
   jwtVerify,
 } from 'jose';
+import type { JwtVerifier } from '../core/caller.js';
 import { AuthError, AuthUnavailableError, ConfigError } from '../core/errors.js';
-import type { JwtVerifier } from '../core/ports.js';
 
-export type { JwtVerifier, Principal } from '../core/ports.js';
+export type { JwtVerifier, Principal } from '../core/caller.js';
 
 /** Options of {@link createJwtVerifier}. Give `jwksUrl` or `getKey`. */
 export interface JwtVerifierOptions {

@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { link, mkdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   calculateJwkThumbprint,
@@ -13,6 +12,7 @@ import {
   SignJWT,
 } from 'jose';
 import { ADMIN_SCOPE, SUPERADMIN_SCOPE } from '../core/admin-access.js';
+import { readJsonFile, writeJsonFile } from './json-file.js';
 
 /** `iss` of dev issuer tokens; `npm start` sets `AUTH_ISSUER` to it when `AUTH_JWKS_URL` is unset. */
 export const DEV_ISSUER = 'livekit-mcp-dispatch-dev';
@@ -64,7 +64,7 @@ export async function loadOrCreateDevIssuer(
   options: { tenantClaim?: string } = {},
 ): Promise<DevIssuer> {
   const file = join(dataDir, DEV_ISSUER_FILE);
-  const stored = (await readStored(file)) ?? (await createStored(dataDir, file));
+  const stored = readJsonFile<StoredKey>(file) ?? (await createStored(file));
   if (stored.alg !== 'ES256' || !stored.kid || stored.private_jwk?.kty !== 'EC') {
     throw new Error(`${file} is not a dev issuer key; delete it to generate a new one`);
   }
@@ -98,17 +98,7 @@ export async function loadOrCreateDevIssuer(
   };
 }
 
-async function readStored(file: string): Promise<StoredKey | undefined> {
-  try {
-    return JSON.parse(await readFile(file, 'utf8')) as StoredKey;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
-}
-
-async function createStored(dataDir: string, file: string): Promise<StoredKey> {
-  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+async function createStored(file: string): Promise<StoredKey> {
   const { privateKey } = await generateKeyPair('ES256', { extractable: true });
   const privateJwk = await exportJWK(privateKey);
   const stored: StoredKey = {
@@ -116,17 +106,9 @@ async function createStored(dataDir: string, file: string): Promise<StoredKey> {
     alg: 'ES256',
     private_jwk: privateJwk,
   };
-  const tmp = `${file}.${process.pid}.${randomUUID()}.tmp`;
-  await writeFile(tmp, `${JSON.stringify(stored, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
-  try {
-    await link(tmp, file);
-    return stored;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    const winner = await readStored(file);
-    if (!winner) throw err;
-    return winner;
-  } finally {
-    await unlink(tmp);
-  }
+  if (writeJsonFile(file, stored, { exclusive: true })) return stored;
+  // Another first run published its key between our read and our write: use that one.
+  const winner = readJsonFile<StoredKey>(file);
+  if (winner === undefined) throw new Error(`${file} vanished while it was being created`);
+  return winner;
 }

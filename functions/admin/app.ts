@@ -1,10 +1,11 @@
 import { type Context, Hono } from 'hono';
 import { createAdminService } from '../core/admin.js';
+import type { JwtVerifier } from '../core/caller.js';
 import type { Config } from '../core/config.js';
 import type { ConnectionAdmin } from '../core/connections/admin.js';
 import { createCursorCodec } from '../core/cursor.js';
 import { type Log, silentLog } from '../core/log.js';
-import type { JwtVerifier, RoomApi } from '../core/ports.js';
+import type { RoomApi } from '../core/ports.js';
 import type { SecretBox } from '../core/sealing.js';
 import type { HostResolver } from '../core/url-guard.js';
 import { bodyLimitProblem, DEFAULT_BODY_LIMIT } from '../http/body-limit.js';

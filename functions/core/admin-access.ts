@@ -1,6 +1,8 @@
 import { isUserId, MAX_USER_ID, TENANT_ID } from '@livekit-mcp-dispatch/contract';
 import { DomainError, ValidationError } from './errors.js';
 import { addLogContext } from './log.js';
+import type { UserRecord } from './model.js';
+import type { AdminStore } from './ports.js';
 
 /** Scope of a tenant admin (with the tenant claim naming the tenant). */
 export const ADMIN_SCOPE = 'dispatch:admin';
@@ -97,4 +99,14 @@ export function tenantPath(tenantId: string): string {
 /** The resource path of a user below `/v1/admin/` (also its audit target). */
 export function userPath(tenantId: string, userId: string): string {
   return `tenants/${tenantId}/users/${encodeURIComponent(userId)}`;
+}
+
+/** The user of this tenant, or undefined: a user of another tenant is treated as absent. */
+export async function sameTenantUser(
+  store: Pick<AdminStore, 'getUser'>,
+  tenantId: string,
+  userId: string,
+): Promise<UserRecord | undefined> {
+  const user = await store.getUser(tenantId, userId);
+  return user?.tenant_id === tenantId ? user : undefined;
 }

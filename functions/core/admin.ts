@@ -1,30 +1,28 @@
-import { type AdminActor, notFound, SUPERADMIN_FIELDS, tenantPath, userPath } from './admin-access.js';
+import {
+  type AdminActor,
+  notFound,
+  SUPERADMIN_FIELDS,
+  sameTenantUser,
+  tenantPath,
+  userPath,
+} from './admin-access.js';
 import { auditTarget, createAuditor } from './admin-audit.js';
-import type { TenantBody, UserBody } from './admin-input.js';
-import type {
-  AdminService,
-  GrantCleanup,
-  TenantDeleteResult,
-  UserDeleteResult,
-  WriteResult,
-} from './admin-service.js';
+import { createAdminDeletes } from './admin-delete.js';
+import type { AdminService, GrantCleanup, WriteResult } from './admin-service.js';
 import { changedCatalogFields } from './catalog-audit.js';
 import { storedCatalog, storedReturnUrls } from './catalog-settings.js';
-import { ConditionFailedError, DomainError } from './errors.js';
+import { ConditionFailedError } from './errors.js';
 import type { Log } from './log.js';
 import { storedMcp } from './mcp-settings.js';
 import type { Status, TenantRecord, UserRecord } from './model.js';
 import type { AdminStore, RoomApi } from './ports.js';
-import { deleteVersion, expectedVersion, type Precondition } from './preconditions.js';
+import { expectedVersion } from './preconditions.js';
 import { DEFAULT_MCP_NAME } from './resolve.js';
 import type { SecretBox } from './sealing.js';
 import { createSessionEnder, type Deadline, type EndProgress } from './session-ends.js';
 import type { UrlGuardOptions } from './url-guard.js';
 
 export type { AdminService } from './admin-service.js';
-
-/** Users deleted per page of a cascading tenant delete. */
-const CASCADE_PAGE = 25;
 
 /** Everything {@link createAdminService} is built from. */
 export interface AdminServiceDeps {
@@ -55,6 +53,16 @@ const perUserServers = (tenant: TenantRecord | undefined) =>
       .map((s) => [s.name, s.auth.type]),
   );
 
+/** A write's result, once the sessions it ends when it leaves the record suspended are ended. */
+async function endedIfSuspended<T extends { status: string }>(
+  stored: T,
+  created: boolean,
+  endLive: () => Promise<EndProgress>,
+): Promise<WriteResult<T>> {
+  const progress = stored.status === 'suspended' ? await endLive() : { ended: 0, done: true };
+  return { record: stored, created, endedSessions: progress.ended, done: progress.done };
+}
+
 /**
  * Creates the admin domain: tenant and user writes with their preconditions, write-only secrets
  * bound to the origin they were set for (mcp-settings.ts), audit entries (admin-audit.ts), and
@@ -65,52 +73,25 @@ export function createAdminService(deps: AdminServiceDeps): AdminService {
   const { audit, writeAudited, auditDeletion, repairAuditGap } = createAuditor({ store, log, clock });
   const mcpSettings = { secretBox: deps.secretBox, urlGuard: deps.urlGuard };
 
-  async function sameTenantUser(tenantId: string, userId: string): Promise<UserRecord | undefined> {
-    const user = await store.getUser(tenantId, userId);
-    return user?.tenant_id === tenantId ? user : undefined;
-  }
-
   const deadlineOf = (deadline: Deadline | undefined): Deadline =>
     deadline ?? clock().getTime() + deps.cascadeBudgetMs;
-  const pastDeadline = (deadline: Deadline) => clock().getTime() >= deadline;
-  const { endSessions, endUserSessions } = createSessionEnder({ store, livekit, clock });
-
-  /**
-   * Deletes the user record first, then ends the user's sessions (the record's removal is the
-   * write a racing session start's fence reads, see dispatch-saga.ts). Whether the user existed.
-   */
-  async function deleteUserAndAudit(
-    actor: AdminActor,
-    tenant: TenantRecord | undefined,
-    tenantId: string,
-    user: UserRecord,
-    deadline: Deadline,
-    version?: number,
-  ): Promise<{ existed: boolean; progress: EndProgress }> {
-    const old = await store.deleteUser(tenantId, user.user_id, version);
-    if (old !== undefined) await auditDeletion(actor, tenantId, userPath(tenantId, old.user_id), old);
-    const progress = await endUserSessions(tenantId, user.user_id, deadline);
-    // Sessions first (they are live now); the grants after, once the sessions are all ended.
-    if (progress.done) await removeGrants(tenant, user.user_id);
-    return { existed: old !== undefined, progress };
-  }
-
-  /**
-   * Deletes the user's connections and revokes their grants (docs/api.md §8), after the user
-   * record is gone: `complete` reads the user strongly consistently before it stores a grant, so
-   * none lands afterwards, except from a `complete` already past that read, which a repeated
-   * DELETE (the user gone) cleans up. How many there were.
-   */
-  async function removeGrants(tenant: TenantRecord | undefined, userId: string): Promise<number> {
-    if (deps.grants === undefined || tenant === undefined) return 0;
-    return deps.grants.removeAll(tenant, userId);
-  }
+  const sessions = createSessionEnder({ store, livekit, clock });
+  const { endSessions, endUserSessions } = sessions;
+  const deletes = createAdminDeletes({
+    store,
+    clock,
+    log,
+    auditDeletion,
+    sessions,
+    deadlineOf,
+    grants: deps.grants,
+  });
 
   /**
    * The user create's fence against a tenant delete (docs/api.md §10): the user is written, then
    * the tenant re-read strongly consistent; when it is `deleting` or gone, the create undoes
    * itself (the cascade may have listed the users before this write) and answers 404. See
-   * deleteTenant for the other half of the ordering argument.
+   * deleteTenant (admin-delete.ts) for the other half of the ordering argument.
    */
   async function undoIfTenantGoing(actor: AdminActor, tenantId: string, created: UserRecord): Promise<void> {
     const now = await store.getTenant(tenantId);
@@ -121,16 +102,19 @@ export function createAdminService(deps: AdminServiceDeps): AdminService {
   }
 
   return {
+    deleteTenant: deletes.deleteTenant,
+    deleteUser: deletes.deleteUser,
+
     /** The tenant, or 404 `tenant_not_found`. */
-    async getTenant(tenantId: string): Promise<TenantRecord> {
+    async getTenant(tenantId) {
       const tenant = await store.getTenant(tenantId);
       if (tenant === undefined || tenant.status === 'deleting') throw notFound('tenant_not_found');
       return tenant;
     },
 
     /** The user of this tenant, or 404 `user_not_found` (a user of another tenant is not revealed). */
-    async getUser(tenantId: string, userId: string): Promise<UserRecord> {
-      const user = await sameTenantUser(tenantId, userId);
+    async getUser(tenantId, userId) {
+      const user = await sameTenantUser(store, tenantId, userId);
       if (user === undefined) throw notFound('user_not_found');
       return user;
     },
@@ -140,13 +124,7 @@ export function createAdminService(deps: AdminServiceDeps): AdminService {
      * checked). A tenant admin's write keeps the superadmin-only fields as they are. A write that
      * leaves the tenant suspended ends its live sessions.
      */
-    async putTenant(
-      actor: AdminActor,
-      tenantId: string,
-      body: TenantBody,
-      pre: Precondition,
-      deadline?: Deadline,
-    ): Promise<WriteResult<TenantRecord>> {
+    async putTenant(actor, tenantId, body, pre, deadline) {
       const existing = await store.getTenant(tenantId);
       if (existing?.status === 'deleting') {
         if (!actor.superadmin) throw notFound('tenant_not_found');
@@ -220,101 +198,20 @@ export function createAdminService(deps: AdminServiceDeps): AdminService {
       // write whose LiveKit step failed finishes the job.
       // Ordering (docs/api.md §10): the status is written before the markers are listed; see the
       // fence in dispatch-saga.ts for why a session start racing this cannot be missed.
-      const progress =
-        stored.status === 'suspended'
-          ? await endSessions(await store.activeSessionsOfTenant(tenantId), deadlineOf(deadline))
-          : { ended: 0, done: true };
-      return {
-        record: stored,
-        created: existing === undefined,
-        endedSessions: progress.ended,
-        done: progress.done,
-      };
-    },
-
-    /**
-     * Deletes a tenant after ending its sessions; one with users only with `cascade` (else 409
-     * `tenant_has_users`), deleting and auditing them a page at a time until the time budget
-     * runs out (repeat to continue).
-     */
-    async deleteTenant(
-      actor: AdminActor,
-      tenantId: string,
-      pre: Precondition,
-      cascade: boolean,
-      deadline?: Deadline,
-    ): Promise<TenantDeleteResult> {
-      let tenant = await store.getTenant(tenantId);
-      if (tenant === undefined) throw notFound('tenant_not_found');
-      const until = deadlineOf(deadline);
-      if (tenant.status !== 'deleting') {
-        const version = deleteVersion(pre, tenant);
-        if (!cascade && (await store.hasUsers(tenantId))) {
-          throw new DomainError(
-            'tenant_has_users',
-            'The tenant has users; delete them or use ?cascade=true.',
-          );
-        }
-        // Mark the tenant `deleting` first (docs/api.md §10), then list its sessions and users.
-        // A user create writes its user, then re-reads the tenant (putUser): if that read missed
-        // this mark, it came before it, so the user was written before the listing below and
-        // is found; if it saw the mark, the create undoes itself. A session start's fence reads
-        // the tenant after its marker the same way (dispatch-saga.ts). A repeat of this request
-        // (after a 202) finds the tenant `deleting` and resumes, without its precondition again.
-        tenant = await store.updateTenant(
-          { ...tenant, status: 'deleting', updated_at: clock().toISOString() },
-          version ?? tenant.version,
-        );
-      }
-      const sessions = await endSessions(await store.activeSessionsOfTenant(tenantId), until);
-      if (!sessions.done) return { done: false, deletedUsers: 0, endedSessions: sessions.ended };
-      // In pages, each user deleted and audited on its own: an interrupted cascade resumes where
-      // it stopped when the request is repeated.
-      let deleted = 0;
-      let ended = sessions.ended;
-      let pages = 0;
-      while (await store.hasUsers(tenantId)) {
-        // Every request makes progress (one page at least) before the deadline may stop it.
-        if (pages > 0 && pastDeadline(until))
-          return { done: false, deletedUsers: deleted, endedSessions: ended };
-        // Always the first page: the users of the previous page are gone.
-        const page = await store.listUsers(tenantId, { limit: CASCADE_PAGE });
-        pages += 1;
-        for (const user of page.items) {
-          const { existed, progress } = await deleteUserAndAudit(actor, tenant, tenantId, user, until);
-          if (existed) deleted += 1;
-          ended += progress.ended;
-          if (!progress.done) return { done: false, deletedUsers: deleted, endedSessions: ended };
-        }
-      }
-      // Connections no user listing found (a `complete` that raced its user's delete): swept
-      // from the tenant-wide index, revoked while the tenant's catalog still names their clients.
-      if (deps.grants !== undefined && !(await deps.grants.removeServers(tenant, 'all', until)))
-        return { done: false, deletedUsers: deleted, endedSessions: ended };
-      const old = await store.deleteTenant(tenantId, tenant.version);
-      if (old !== undefined) {
-        await auditDeletion(actor, tenantId, tenantPath(tenantId), old);
-        log.info('tenant deleted', { tenant_id: tenantId });
-      }
-      return { done: true };
+      return endedIfSuspended(stored, existing === undefined, async () =>
+        endSessions(await store.activeSessionsOfTenant(tenantId), deadlineOf(deadline)),
+      );
     },
 
     /**
      * Creates or replaces a user of an existing tenant from a validated PUT body. A write that
      * leaves the user suspended ends the user's live sessions.
      */
-    async putUser(
-      actor: AdminActor,
-      tenantId: string,
-      userId: string,
-      body: UserBody,
-      pre: Precondition,
-      deadline?: Deadline,
-    ): Promise<WriteResult<UserRecord>> {
+    async putUser(actor, tenantId, userId, body, pre, deadline) {
       const tenant = await store.getTenant(tenantId);
       if (tenant === undefined || tenant.status === 'deleting') throw notFound('tenant_not_found');
       // A user of another tenant is treated as absent here: nothing of it is read or revealed.
-      const existing = await sameTenantUser(tenantId, userId);
+      const existing = await sameTenantUser(store, tenantId, userId);
       const expected = expectedVersion(pre, existing);
       const now = clock().toISOString();
       const target = auditTarget(userPath(tenantId, userId), existing?.created_at ?? now);
@@ -352,66 +249,19 @@ export function createAdminService(deps: AdminServiceDeps): AdminService {
       if (existing === undefined) await undoIfTenantGoing(actor, tenantId, stored);
       log.info('user written', { tenant_id: tenantId, version: stored.version });
       // The status is written before the markers are listed (the fence in dispatch-saga.ts).
-      const progress =
-        stored.status === 'suspended'
-          ? await endUserSessions(tenantId, userId, deadlineOf(deadline))
-          : { ended: 0, done: true };
-      return {
-        record: stored,
-        created: existing === undefined,
-        endedSessions: progress.ended,
-        done: progress.done,
-      };
-    },
-
-    /**
-     * Deletes and audits the user, then ends the user's sessions (until the deadline; a repeat
-     * resumes and answers done). 404 when neither the user nor any of its sessions is left.
-     */
-    async deleteUser(
-      actor: AdminActor,
-      tenantId: string,
-      userId: string,
-      pre: Precondition,
-      deadline?: Deadline,
-    ): Promise<UserDeleteResult> {
-      const user = await sameTenantUser(tenantId, userId);
-      const tenant = deps.grants === undefined ? undefined : await store.getTenant(tenantId);
-      if (user === undefined) {
-        // A delete that stopped on its deadline is repeated with the user gone: finish its work.
-        const left = await store.activeSessionsOfUser(tenantId, userId);
-        const progress = await endSessions(left, deadlineOf(deadline));
-        if (!progress.done) return { done: false, endedSessions: progress.ended };
-        const grants = await removeGrants(tenant, userId);
-        if (left.length === 0 && grants === 0) throw notFound('user_not_found');
-        return { done: true };
-      }
-      const version = deleteVersion(pre, user);
-      const { existed, progress } = await deleteUserAndAudit(
-        actor,
-        tenant,
-        tenantId,
-        user,
-        deadlineOf(deadline),
-        version,
+      return endedIfSuspended(stored, existing === undefined, () =>
+        endUserSessions(tenantId, userId, deadlineOf(deadline)),
       );
-      if (!existed && progress.ended === 0) throw notFound('user_not_found');
-      return progress.done ? { done: true } : { done: false, endedSessions: progress.ended };
     },
 
     /** Suspends the user (retrying on concurrent writes), then ends the user's live sessions. */
-    async revokeUser(
-      actor: AdminActor,
-      tenantId: string,
-      userId: string,
-      deadline?: Deadline,
-    ): Promise<{ record: UserRecord; endedSessions: number; done: boolean }> {
+    async revokeUser(actor, tenantId, userId, deadline) {
       // Suspend first, then list the markers: a session start racing this either is listed or
       // sees the suspension in its fence (dispatch-saga.ts, docs/api.md §10).
       let stored: UserRecord | undefined;
       let before: UserRecord | undefined;
       for (let attempt = 0; stored === undefined; attempt++) {
-        before = await sameTenantUser(tenantId, userId);
+        before = await sameTenantUser(store, tenantId, userId);
         if (before === undefined) throw notFound('user_not_found');
         const status: Status = 'suspended';
         try {

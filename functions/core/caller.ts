@@ -31,3 +31,22 @@ export async function loadAppCaller(
   if (user.status !== 'active') throw new DomainError('user_suspended', 'The user is suspended.');
   return { user, tenant };
 }
+
+/** Who is calling: the verified JWT's subject, tenant claim and scopes. */
+export interface Principal {
+  sub: string;
+  /** Value of the configured tenant claim, when it is a non-empty string. */
+  tenantId: string | undefined;
+  /** Union of a space-separated `scope` string and an `scp` array (or string). */
+  scopes: Set<string>;
+}
+
+/** Verifies `Authorization: Bearer <JWT>` headers. */
+export interface JwtVerifier {
+  /**
+   * Resolves the principal, or rejects with `AuthError` (401 `unauthenticated`: the token is
+   * missing, malformed, unsigned by a served key, expired, …) or `AuthUnavailableError`
+   * (503 `auth_unavailable`: the JWKS could not be fetched, so no verdict on the token).
+   */
+  verify(authorizationHeader: string | undefined): Promise<Principal>;
+}

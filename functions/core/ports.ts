@@ -1,18 +1,11 @@
-import type {
-  AuditRecord,
-  CatalogServer,
-  ConnectionRecord,
-  ReauthReason,
-  SessionPointer,
-  SessionRecord,
-  TenantRecord,
-  UserRecord,
-} from './model.js';
+import type { AuditRecord, SessionPointer, SessionRecord, TenantRecord, UserRecord } from './model.js';
 
 /**
  * The ports of the domain: every store and LiveKit interface the core and the apps depend on,
  * defined once. The DynamoDB store (adapters/dynamo) and the LiveKit gateway (adapters/livekit.ts)
- * implement them; unit tests pass in-memory fakes through the same types.
+ * implement them; unit tests pass in-memory fakes through the same types. The other aggregates'
+ * ports have one home each beside their code: connections and OAuth tokens in
+ * connections/ports.ts, the OAuth client's in oauth/ports.ts, the JWT verifier in caller.ts.
  */
 
 /** Codes of the store's `ConditionFailedError`s. */
@@ -315,50 +308,3 @@ export interface ParticipantTokens {
  * is not the expected JSON) rejects with `LiveKitUnavailableError`.
  */
 export interface LiveKitGateway extends DispatchApi, RoomApi, ParticipantTokens {}
-
-/** Who is calling: the verified JWT's subject, tenant claim and scopes. */
-export interface Principal {
-  sub: string;
-  /** Value of the configured tenant claim, when it is a non-empty string. */
-  tenantId: string | undefined;
-  /** Union of a space-separated `scope` string and an `scp` array (or string). */
-  scopes: Set<string>;
-}
-
-/** Verifies `Authorization: Bearer <JWT>` headers. */
-export interface JwtVerifier {
-  /**
-   * Resolves the principal, or rejects with `AuthError` (401 `unauthenticated`: the token is
-   * missing, malformed, unsigned by a served key, expired, …) or `AuthUnavailableError`
-   * (503 `auth_unavailable`: the JWKS could not be fetched, so no verdict on the token).
-   */
-  verify(authorizationHeader: string | undefined): Promise<Principal>;
-}
-
-/**
- * A user's connections (docs/api.md §8), read strongly consistently from the base table: every
- * dispatch, renewal and connection call decides from them.
- */
-export interface ConnectionReader {
-  listConnections(tenantId: string, userId: string): Promise<ConnectionRecord[]>;
-}
-
-/** What one server's credential resolves to at dispatch or renewal. */
-export type CredentialResult =
-  | { status: 'ready'; token: string; expires_at?: number }
-  | { status: 'not_connected' | 'needs_reauth' | 'unavailable'; reason?: ReauthReason; code?: string };
-
-/**
- * A usable OAuth access token for one connection: the stored one while it has at least
- * `MCP_TOKEN_MIN_TTL_SECONDS` left, else refreshed per §8 (one writer at a time; `force` after a
- * worker reported it rejected). Never throws for the authorization server's failures: those are
- * `unavailable` (an unexpired token is still `ready` with its `expires_at`) or `needs_reauth`.
- */
-export interface OAuthTokenSource {
-  accessToken(input: {
-    tenant: TenantRecord;
-    server: CatalogServer;
-    connection: ConnectionRecord;
-    force?: boolean;
-  }): Promise<CredentialResult>;
-}

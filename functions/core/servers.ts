@@ -1,4 +1,5 @@
 import { MAX_DISPATCH_MCP_SERVERS } from '@livekit-mcp-dispatch/contract';
+import type { ConnectionReader, CredentialResult, OAuthTokenSource } from './connections/ports.js';
 import type { Log } from './log.js';
 import type {
   CatalogServer,
@@ -10,7 +11,6 @@ import type {
   TenantRecord,
   UserRecord,
 } from './model.js';
-import type { ConnectionReader, CredentialResult, OAuthTokenSource } from './ports.js';
 import { checkedHeaders, DEFAULT_MCP_TRANSPORT, effectiveMcpConfig } from './resolve.js';
 import { type SecretBox, SecretBoxError } from './sealing.js';
 import { createStoredTokenSource } from './token-source.js';

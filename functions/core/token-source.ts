@@ -1,4 +1,4 @@
-import type { OAuthTokenSource } from './ports.js';
+import type { OAuthTokenSource } from './connections/ports.js';
 import type { SecretBox } from './sealing.js';
 
 /**

@@ -1,9 +1,10 @@
 import { Hono } from 'hono';
 import { array, literal, maxLength, minLength, object, optional, string, union } from 'zod/mini';
 import type { Config } from '../core/config.js';
+import type { ConnectionReader, OAuthTokenSource } from '../core/connections/ports.js';
 import type { Keyring } from '../core/keyring.js';
 import { type Log, silentLog } from '../core/log.js';
-import type { ConnectionReader, CredentialsStore, OAuthTokenSource } from '../core/ports.js';
+import type { CredentialsStore } from '../core/ports.js';
 import { createRenewalService } from '../core/renewal.js';
 import type { DispatchSealer, SecretBox } from '../core/sealing.js';
 import { resolverOf, type ServerResolver } from '../core/servers.js';

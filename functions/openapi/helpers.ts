@@ -13,7 +13,7 @@ export type JsonSchema = Record<string, unknown>;
 
 export function jsonSchema(schema: ZodMiniType, io: 'input' | 'output'): JsonSchema {
   // Refinements (byte limits, attribute counts) have no JSON Schema form: where the API enforces
-  // one, the document's sessionRequestJsonSchema() states it in JSON Schema terms.
+  // one, session.ts's sessionRequestJsonSchema() states it in JSON Schema terms.
   const out = toJSONSchema(schema, { io, unrepresentable: 'any' }) as JsonSchema;
   delete out.$schema;
   return out;

@@ -13,18 +13,13 @@ import {
   string,
 } from 'zod/mini';
 import type { Config } from '../core/config.js';
+import type { ConnectionReader, OAuthTokenSource } from '../core/connections/ports.js';
 import type { ConnectionService } from '../core/connections/service.js';
 import { createDispatcher } from '../core/dispatcher.js';
 import { DomainError, ValidationError } from '../core/errors.js';
 import { type Log, silentLog } from '../core/log.js';
 import { type Metrics, noMetrics } from '../core/metrics.js';
-import type {
-  ConnectionReader,
-  DispatchApi,
-  DispatchStore,
-  OAuthTokenSource,
-  ParticipantTokens,
-} from '../core/ports.js';
+import type { DispatchApi, DispatchStore, ParticipantTokens } from '../core/ports.js';
 import { cryptoRandom } from '../core/rooms.js';
 import type { DispatchSealer, SecretBox } from '../core/sealing.js';
 import { resolverOf } from '../core/servers.js';

@@ -1,18 +1,13 @@
 import { Hono } from 'hono';
 import { type WebhookEvent, WebhookReceiver } from 'livekit-server-sdk';
 import type { Config } from '../core/config.js';
+import type { ConnectionReader, OAuthTokenSource } from '../core/connections/ports.js';
 import { createDispatcher } from '../core/dispatcher.js';
 import { KeyTooLongError, LiveKitUnavailableError } from '../core/errors.js';
 import { addLogContext, type Log, silentLog } from '../core/log.js';
 import { type MetricName, type Metrics, noMetrics } from '../core/metrics.js';
 import { once } from '../core/once.js';
-import type {
-  ConnectionReader,
-  DispatchApi,
-  DispatchStore,
-  OAuthTokenSource,
-  RoomApi,
-} from '../core/ports.js';
+import type { DispatchApi, DispatchStore, RoomApi } from '../core/ports.js';
 import { isServiceParticipant, ParticipantKind } from '../core/rooms.js';
 import type { DispatchSealer, SecretBox } from '../core/sealing.js';
 import { resolverOf } from '../core/servers.js';

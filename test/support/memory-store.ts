@@ -1,5 +1,6 @@
 import { claimKey } from '../../functions/adapters/schema.js';
 import type {
+  ConnectionReader,
   ConnectionStore,
   OneTimeItem,
   PendingPointer,
@@ -18,7 +19,6 @@ import {
   type ClaimOptions,
   type ClaimRef,
   type ClaimView,
-  type ConnectionReader,
   type DispatchStore,
   type Page,
   type PageRequest,

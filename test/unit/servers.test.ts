@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import type { OAuthTokenSource } from '../../functions/core/connections/ports.js';
 import { silentLog } from '../../functions/core/log.js';
 import type {
   CatalogServer,
@@ -6,7 +7,6 @@ import type {
   TenantRecord,
   UserRecord,
 } from '../../functions/core/model.js';
-import type { OAuthTokenSource } from '../../functions/core/ports.js';
 import { createSecretBox } from '../../functions/core/sealing.js';
 import { createServerResolver, sameResource } from '../../functions/core/servers.js';
 import { createStoredTokenSource } from '../../functions/core/token-source.js';

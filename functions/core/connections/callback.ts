@@ -1,5 +1,4 @@
-import { ConditionFailedError, DomainError } from '../errors.js';
-import type { ConnectionRecord } from '../model.js';
+import { DomainError } from '../errors.js';
 import { type CallbackErrorCode, OAuthCallbackError } from '../oauth/errors.js';
 import { exchangeCallback } from '../oauth/flow.js';
 import type { TokenSet } from '../oauth/ports.js';
@@ -16,6 +15,7 @@ import {
   requireAuth,
   sameString,
   stateBinding,
+  storeNewGrant,
 } from './context.js';
 import { type ConnectionView, viewOf } from './view.js';
 
@@ -173,15 +173,12 @@ export async function complete(
           ),
         }),
   };
-  let stored: ConnectionRecord | undefined;
-  for (let attempt = 0; attempt < 3 && stored === undefined; attempt++) {
-    const existing = await deps.store.getConnection(t, u, server.name);
-    const record: ConnectionRecord = {
-      tenant_id: t,
-      user_id: u,
-      server: server.name,
+  const stored = await storeNewGrant(
+    deps.store,
+    { tenantId: t, userId: u, server: server.name },
+    at,
+    async () => ({
       auth: 'oauth',
-      status: 'connected',
       resource: tokens.resource,
       issuer: tokens.issuer,
       client_id: tokens.client_id,
@@ -190,20 +187,8 @@ export async function complete(
       ...sealed,
       token_fingerprint: deps.secretBox.fingerprint(tokens.access_token),
       ...(tokens.expires_at === undefined ? {} : { access_expires_at: Math.floor(tokens.expires_at / 1000) }),
-      // A new grant: a refresher still holding the old one can no longer store over it.
-      rt_version: (existing?.rt_version ?? 0) + 1,
-      connected_at: at,
-      version: (existing?.version ?? 0) + 1,
-      updated_at: at,
-    };
-    try {
-      await deps.store.putConnection(record, existing === undefined ? null : existing.version);
-      stored = record;
-    } catch (error) {
-      if (!(error instanceof ConditionFailedError)) throw error;
-    }
-  }
-  if (stored === undefined) throw new DomainError('version_conflict', 'The connection changed; retry.');
+    }),
+  );
   await deps.store.clearPendingPointer(t, u, server.name, result.state_hash);
   deps.log.info('oauth connection stored', { tenant_id: t, server: server.name });
   return viewOf(server, stored, undefined, now);

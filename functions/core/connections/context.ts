@@ -1,8 +1,8 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { loadAppCaller } from '../caller.js';
-import { DomainError } from '../errors.js';
+import { ConditionFailedError, DomainError } from '../errors.js';
 import type { Log } from '../log.js';
-import type { CatalogServer, TenantRecord, UserRecord } from '../model.js';
+import type { CatalogServer, ConnectionRecord, TenantRecord, UserRecord } from '../model.js';
 import type { ClientKeyring } from '../oauth/client-keys.js';
 import type { DiscoveredServer } from '../oauth/discovery.js';
 import type { MetadataCache, OAuthFetch } from '../oauth/ports.js';
@@ -110,4 +110,45 @@ export function connBinding(
 /** The secret binding of pending authorizations and results. */
 export function stateBinding(tenantId: string, userId: string) {
   return { tenantId, userId, field: 'oauth:state' as const };
+}
+
+/** A new grant's fields beyond those {@link storeNewGrant} writes itself. */
+export type GrantFields = Omit<
+  ConnectionRecord,
+  'tenant_id' | 'user_id' | 'server' | 'status' | 'rt_version' | 'connected_at' | 'version' | 'updated_at'
+>;
+
+/**
+ * Stores a new grant of the user for `server` (`connected`, at `at`) over whatever connection is
+ * there, retrying twice on a concurrent write, then 409 `version_conflict`. Its new `rt_version`
+ * means a refresher still holding the old grant can no longer store over it (§8).
+ */
+export async function storeNewGrant(
+  store: Pick<ConnectionStore, 'getConnection' | 'putConnection'>,
+  owner: { tenantId: string; userId: string; server: string },
+  at: string,
+  fields: () => Promise<GrantFields>,
+): Promise<ConnectionRecord> {
+  const { tenantId, userId, server } = owner;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const existing = await store.getConnection(tenantId, userId, server);
+    const record: ConnectionRecord = {
+      tenant_id: tenantId,
+      user_id: userId,
+      server,
+      status: 'connected',
+      ...(await fields()),
+      rt_version: (existing?.rt_version ?? 0) + 1,
+      connected_at: at,
+      version: (existing?.version ?? 0) + 1,
+      updated_at: at,
+    };
+    try {
+      await store.putConnection(record, existing?.version ?? null);
+      return record;
+    } catch (error) {
+      if (!(error instanceof ConditionFailedError)) throw error;
+    }
+  }
+  throw new DomainError('version_conflict', 'The connection changed; retry.');
 }

@@ -1,11 +1,40 @@
-import type { ConnectionRecord, ReauthReason } from '../model.js';
-import type { ConnectionReader, Page, PageRequest } from '../ports.js';
+import type { CatalogServer, ConnectionRecord, ReauthReason, TenantRecord } from '../model.js';
+import type { Page, PageRequest } from '../ports.js';
 
 /**
- * What the connection service stores (docs/api.md §8), beyond the {@link ConnectionReader} that
- * dispatch shares. Every decision reads strongly consistently from the base table; every write is
- * one conditional single-item write.
+ * The connection ports (docs/api.md §8): the {@link ConnectionReader} and OAuth token source that
+ * dispatch and renewal share, and what the connection service stores beyond them. Every decision
+ * reads strongly consistently from the base table; every write is one conditional single-item
+ * write.
  */
+
+/**
+ * A user's connections (docs/api.md §8), read strongly consistently from the base table: every
+ * dispatch, renewal and connection call decides from them.
+ */
+export interface ConnectionReader {
+  listConnections(tenantId: string, userId: string): Promise<ConnectionRecord[]>;
+}
+
+/** What one server's credential resolves to at dispatch or renewal. */
+export type CredentialResult =
+  | { status: 'ready'; token: string; expires_at?: number }
+  | { status: 'not_connected' | 'needs_reauth' | 'unavailable'; reason?: ReauthReason; code?: string };
+
+/**
+ * A usable OAuth access token for one connection: the stored one while it has at least
+ * `MCP_TOKEN_MIN_TTL_SECONDS` left, else refreshed per §8 (one writer at a time; `force` after a
+ * worker reported it rejected). Never throws for the authorization server's failures: those are
+ * `unavailable` (an unexpired token is still `ready` with its `expires_at`) or `needs_reauth`.
+ */
+export interface OAuthTokenSource {
+  accessToken(input: {
+    tenant: TenantRecord;
+    server: CatalogServer;
+    connection: ConnectionRecord;
+    force?: boolean;
+  }): Promise<CredentialResult>;
+}
 
 /** A pending authorization or a callback result as stored: who it belongs to, plus a sealed body. */
 export interface OneTimeItem {

@@ -1,8 +1,6 @@
-import { ConditionFailedError, DomainError } from '../errors.js';
-import type { ConnectionRecord } from '../model.js';
+import { DomainError } from '../errors.js';
 import { publicJwks } from '../oauth/client-keys.js';
 import { buildClientMetadataDocument, type ClientMetadataDocument } from '../oauth/client-metadata.js';
-import type { OAuthTokenSource } from '../ports.js';
 import { type ConnectionAdmin, createConnectionAdmin } from './admin.js';
 import { authorize } from './authorize.js';
 import { type CallbackOutcome, callback, complete } from './callback.js';
@@ -14,8 +12,10 @@ import {
   iso,
   loadCaller,
   requireAuth,
+  storeNewGrant,
 } from './context.js';
 import { type ProbeResult, probeMcp } from './mcp-probe.js';
+import type { OAuthTokenSource } from './ports.js';
 import { removeConnection } from './revoke.js';
 import { createTokenSource } from './token-source.js';
 import { type ConnectionView, viewOf } from './view.js';
@@ -101,30 +101,18 @@ export function createConnectionService(deps: ConnectionDeps): ConnectionService
       const t = c.tenant.tenant_id;
       const u = c.user.user_id;
       const now = deps.clock();
-      for (let attempt = 0; attempt < 3; attempt++) {
-        const existing = await deps.store.getConnection(t, u, server.name);
-        const record: ConnectionRecord = {
-          tenant_id: t,
-          user_id: u,
-          server: server.name,
+      const record = await storeNewGrant(
+        deps.store,
+        { tenantId: t, userId: u, server: server.name },
+        iso(now),
+        async () => ({
           auth: 'user_token',
-          status: 'connected',
           resource: server.url,
           token_sealed: await deps.secretBox.seal(token, connBinding(t, u, server.name, 'token')),
           token_fingerprint: deps.secretBox.fingerprint(token),
-          rt_version: (existing?.rt_version ?? 0) + 1,
-          connected_at: iso(now),
-          version: (existing?.version ?? 0) + 1,
-          updated_at: iso(now),
-        };
-        try {
-          await deps.store.putConnection(record, existing?.version ?? null);
-          return viewOf(server, record, undefined, now);
-        } catch (error) {
-          if (!(error instanceof ConditionFailedError)) throw error;
-        }
-      }
-      throw new DomainError('version_conflict', 'The connection changed; retry.');
+        }),
+      );
+      return viewOf(server, record, undefined, now);
     },
 
     async remove(principal, serverName) {

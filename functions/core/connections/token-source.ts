@@ -2,9 +2,9 @@ import { randomBytes } from 'node:crypto';
 import type { CatalogServer, ConnectionRecord, TenantRecord } from '../model.js';
 import { OAuthRefreshError } from '../oauth/errors.js';
 import { refresh } from '../oauth/flow.js';
-import type { CredentialResult, OAuthTokenSource } from '../ports.js';
 import { flowDeps, recordedClient } from './clients.js';
 import { type ConnectionDeps, connBinding, iso } from './context.js';
+import type { CredentialResult, OAuthTokenSource } from './ports.js';
 import { statusOf } from './view.js';
 
 /** The authorization server's timeout (the safe fetch's 5 s) plus 10 s, and a margin (§8). */

@@ -59,6 +59,16 @@ function fail(reason: DiscoveryFailureReason, what: string): never {
   throw new OAuthDiscoveryError(reason, `OAuth discovery failed: ${what}.`);
 }
 
+/**
+ * Whether a failed attempt ends the search of well-known URIs: our own refusal, an unsafe URL, the
+ * budget spent, or a document naming another resource or issuer. Anything else tries the next one.
+ */
+function isFinal(error: unknown, budget: AbortSignal): boolean {
+  if (error instanceof OAuthDiscoveryError || outboundReason(error) === 'unsafe_url' || budget.aborted)
+    return true;
+  return error instanceof oauth.OperationProcessingError && error.code === oauth.JSON_ATTRIBUTE_COMPARISON;
+}
+
 /** Turns whatever a step threw into our reason; `comparison` is the reason of an attribute mismatch. */
 function classify(
   error: unknown,
@@ -161,10 +171,7 @@ async function resourceMetadata(
     } catch (error) {
       last = error;
       // A refusal or a mismatch is final; a missing document lets the next well-known URI answer.
-      if (error instanceof OAuthDiscoveryError || outboundReason(error) === 'unsafe_url' || signal.aborted)
-        break;
-      if (error instanceof oauth.OperationProcessingError && error.code === oauth.JSON_ATTRIBUTE_COMPARISON)
-        break;
+      if (isFinal(error, signal)) break;
     }
   }
   classify(last, signal, 'resource_mismatch', 'the protected resource metadata');
@@ -195,10 +202,7 @@ async function authorizationServerMetadata(
       return { as, source: algorithm };
     } catch (error) {
       last = error;
-      if (error instanceof OAuthDiscoveryError || outboundReason(error) === 'unsafe_url' || signal.aborted)
-        break;
-      if (error instanceof oauth.OperationProcessingError && error.code === oauth.JSON_ATTRIBUTE_COMPARISON)
-        break;
+      if (isFinal(error, signal)) break;
     }
   }
   classify(last, signal, 'issuer_mismatch', 'the authorization server metadata');

@@ -1,6 +1,5 @@
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
+import { readJsonFile, writeJsonFile } from '../../../functions/adapters/json-file.js';
 
 interface Entry {
   payload: AdapterPayload;
@@ -25,13 +24,7 @@ export class FileAdapterStore {
 
   constructor(file: string) {
     this.#file = file;
-    let state: State = { entries: {} };
-    try {
-      state = JSON.parse(readFileSync(file, 'utf8')) as State;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    }
-    this.#state = state;
+    this.#state = readJsonFile<State>(file) ?? { entries: {} };
   }
 
   /** The signing key kept in the file, or `create()`'s, stored for the next start. */
@@ -92,9 +85,6 @@ export class FileAdapterStore {
   };
 
   #save(): void {
-    mkdirSync(dirname(this.#file), { recursive: true, mode: 0o700 });
-    const tmp = `${this.#file}.${process.pid}.tmp`;
-    writeFileSync(tmp, JSON.stringify(this.#state), { mode: 0o600 });
-    renameSync(tmp, this.#file);
+    writeJsonFile(this.#file, this.#state);
   }
 }
