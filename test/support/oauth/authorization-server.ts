@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { exportJWK, generateKeyPair } from 'jose';
 import Provider, { type Configuration } from 'oidc-provider';
+import type { Dispatcher } from 'undici-types';
 import { FileAdapterStore } from './file-adapter.js';
 
 /** An account of the login form: what to type, and the `sub` its tokens carry. */
@@ -37,12 +38,28 @@ export interface AuthorizationServerOptions {
    * `<stateDir>/<port>.json`, so that a restart on the same issuer knows them; else in memory.
    */
   stateDir?: string;
+  /** The token endpoint auth methods it accepts (and lists); all four unless given. */
+  clientAuthMethods?: Configuration['clientAuthMethods'];
+  /**
+   * Client ID Metadata Documents (oidc-provider's `clientIdMetadataDocument` feature,
+   * draft-ietf-oauth-client-id-metadata-document-02): advertises
+   * `client_id_metadata_document_supported`, and resolves an https client_id by fetching it (the
+   * document's `client_id` must equal the URL; its `jwks_uri` is fetched to verify
+   * `private_key_jwt`). The AS's fetches trust exactly `ca` (a test certificate on loopback).
+   */
+  clientIdMetadataDocument?: {
+    ca: string;
+    /** How long a fetched document is used, s (oidc-provider's `cacheDuration`); 30 unless given. */
+    cacheSeconds?: number;
+  };
 }
 
 /** A running oidc-provider on loopback with a two-step login + consent UI. */
 export interface RunningAuthorizationServer {
   issuer: string;
   provider: Provider;
+  /** Every URL the provider itself fetched (client metadata documents, client `jwks_uri`s), in order. */
+  fetched: string[];
   stop(): Promise<void>;
 }
 
@@ -86,12 +103,36 @@ export async function startAuthorizationServer(
   };
   const signing = store === undefined ? await newSigningKey() : await store.signingKey(newSigningKey);
   const scope = options.resourceScopes ?? 'notes:read notes:write';
+  const fetched: string[] = [];
+  const cimd = options.clientIdMetadataDocument;
+  let trusting: Dispatcher | undefined;
+  // oidc-provider hands its fetch an SSRF-guarded undici Agent (it refuses special-use addresses,
+  // so loopback too). On loopback the test AS dials through an Agent of that same class that
+  // trusts exactly the test certificate instead; nothing else's TLS verification changes.
+  const fetchThroughCa: NonNullable<Configuration['fetch']> = (url, init) => {
+    fetched.push(String(url));
+    if (cimd === undefined) return globalThis.fetch(url, init);
+    const Agent = (init as { dispatcher?: object } | undefined)?.dispatcher?.constructor as
+      | (new (o: {
+          connect: { ca: string };
+        }) => Dispatcher)
+      | undefined;
+    if (Agent === undefined) throw new Error('oidc-provider passed no dispatcher');
+    trusting ??= new Agent({ connect: { ca: cimd.ca } });
+    return globalThis.fetch(url, { ...init, dispatcher: trusting } as RequestInit);
+  };
 
   const provider = new Provider(issuer, {
     ...(store === undefined ? {} : { adapter: store.adapter }),
     clients: options.clients ?? [],
+    fetch: fetchThroughCa,
     jwks: { keys: [signing] },
-    clientAuthMethods: ['private_key_jwt', 'client_secret_basic', 'client_secret_post', 'none'],
+    clientAuthMethods: options.clientAuthMethods ?? [
+      'private_key_jwt',
+      'client_secret_basic',
+      'client_secret_post',
+      'none',
+    ],
     enabledJWA: { clientAuthSigningAlgValues: ['ES256'] },
     clientDefaults: {
       id_token_signed_response_alg: 'ES256',
@@ -111,6 +152,15 @@ export async function startAuthorizationServer(
     features: {
       devInteractions: { enabled: false },
       registration: { enabled: true },
+      ...(cimd === undefined
+        ? {}
+        : {
+            clientIdMetadataDocument: {
+              enabled: true,
+              ack: 'draft-02',
+              cacheDuration: { min: cimd.cacheSeconds ?? 30, max: cimd.cacheSeconds ?? 30 },
+            },
+          }),
       // A client revokes only its own tokens.
       revocation: {
         enabled: true,
@@ -208,6 +258,7 @@ export async function startAuthorizationServer(
   return {
     issuer,
     provider,
+    fetched,
     stop: () => new Promise<void>((r) => server.close(() => r())),
   };
 }

@@ -34,9 +34,9 @@ export async function startCallbackCatcher(): Promise<CallbackCatcher> {
   };
 }
 
-/** Launches headless chromium (`--no-sandbox`: CI runs as root). */
-export function launchBrowser(): Promise<Browser> {
-  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'] });
+/** Launches headless chromium (`--no-sandbox`: CI runs as root), with any further `args`. */
+export function launchBrowser(args: readonly string[] = []): Promise<Browser> {
+  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', ...args] });
 }
 
 /**
