@@ -384,4 +384,3 @@ describe('CIMD: a document whose client_id is not its URL', () => {
     expect([reused.status, reused.json.code]).toEqual([410, 'result_expired']);
   });
 });
-
