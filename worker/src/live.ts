@@ -207,8 +207,9 @@ export class JobCredentials {
     }
     this.metadata = metadata;
     this.grant = grant;
-    this.renewals++;
     if (apply) await this.#apply(grant);
+    // Counted once applied: whoever sees the count sees the gone servers closed.
+    this.renewals++;
     return 'ok';
   }
 

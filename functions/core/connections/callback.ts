@@ -17,6 +17,7 @@ import {
   stateBinding,
   storeNewGrant,
 } from './context.js';
+import { removeConnection } from './revoke.js';
 import { type ConnectionView, viewOf } from './view.js';
 
 /** What the callback answers: a 303 to the app, or the 400 page for a state we never issued. */
@@ -190,6 +191,20 @@ export async function complete(
     }),
   );
   await deps.store.clearPendingPointer(t, u, server.name, result.state_hash);
+  // Write-then-check against a tenant PUT that retires this entry (docs/api.md §8: deleting a
+  // catalog entry revokes the grants it held). That PUT writes the tenant, then lists the entry's
+  // connections and removes them. Here the grant is stored first, then the tenant re-read
+  // strongly: either this read sees the entry gone (the grant goes here, revoked with the entry
+  // the user started from), or it precedes the tenant write, so the put preceded the sweep's
+  // listing and the sweep removes it. (The sweep lists a GSI: in AWS a put in its last moments
+  // can still be missed; what is missed is never sealed, as admin.ts removeServers says.)
+  const current = await deps.store.getTenant(t);
+  const entry = current?.mcp_servers?.find((s) => s.name === server.name);
+  if (current === undefined || current.status === 'deleting' || entry?.auth.type !== 'oauth') {
+    await removeConnection(deps, tenant, u, server.name);
+    deps.log.warn('oauth connection dropped: catalog entry retired', { tenant_id: t, server: server.name });
+    throw new DomainError('server_not_found', 'The tenant has no such MCP server.');
+  }
   deps.log.info('oauth connection stored', { tenant_id: t, server: server.name });
   return viewOf(server, stored, undefined, now);
 }

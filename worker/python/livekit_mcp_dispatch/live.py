@@ -188,9 +188,10 @@ class JobCredentials:
         for item in answer.unavailable:
             logger.warning("MCP server %s unavailable: %s", item.get("name"), item.get("code"))
         self.metadata, self.grant = answer.metadata, grant
-        self.renewals += 1
         if apply:
             await self._apply(grant)
+        # Counted once applied: whoever sees the count sees the gone servers closed.
+        self.renewals += 1
         return "ok"
 
     async def _apply(self, grant: DispatchGrant) -> None:
