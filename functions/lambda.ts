@@ -12,10 +12,12 @@ export async function lambdaServices(
   service: 'session' | 'webhook' | 'admin' | 'credentials',
 ): Promise<Services> {
   // The admin function seals nothing for workers; the credentials function never calls LiveKit.
+  // Every function may sign a private_key_jwt client assertion: the session function at the code
+  // exchange, the webhook and credentials functions at a refresh, the admin function at a revocation.
   const config = await loadLambdaConfig(process.env, {
     dispatchKeys: service !== 'admin',
     livekit: service !== 'credentials',
-    oauthClientKeys: service === 'session',
+    oauthClientKeys: true,
   });
   // The sealed refresh_url, the OAuth callback and the client metadata documents are under it
   // (docs/api.md §8, §9): a Lambda never falls back to the local default. The stack always sets it.

@@ -251,7 +251,7 @@ export class LiveKitMcpDispatchStack extends Stack {
       oauthClientKeys: secret('OAuthClientKeys', props.existingSecrets?.oauthClientKeysArn, {
         seed: 'oauth-client-keys',
         description:
-          'OAUTH_CLIENT_KEYS ES256 keyring: signs private_key_jwt client assertions; read by the session function only',
+          'OAUTH_CLIENT_KEYS ES256 keyring: signs private_key_jwt client assertions (exchange, refresh, revocation); read by the four functions, never by workers',
         removalPolicy: RemovalPolicy.RETAIN,
         noRotationReason: NO_ROTATION_KEYRING,
       }),
@@ -291,12 +291,14 @@ export class LiveKitMcpDispatchStack extends Stack {
       .bindTable(this.table, 'readWrite')
       .bindSecret('LIVEKIT_CREDENTIALS_SECRET_ARN', this.secrets.livekitCredentials)
       .bindSecret('DISPATCH_KEYS_SECRET_ARN', this.secrets.dispatchKeys)
-      .bindSecret('STORAGE_KEYS_SECRET_ARN', this.secrets.storageKeys);
+      .bindSecret('STORAGE_KEYS_SECRET_ARN', this.secrets.storageKeys)
+      .bindSecret('OAUTH_CLIENT_KEYS_SECRET_ARN', this.secrets.oauthClientKeys);
     // No dispatch keyring: the admin function seals nothing for workers. LiveKit: revoke deletes rooms.
     const admin = make('admin', '/v1/admin/* and GET /openapi.json: tenants, users, audit, sessions, revoke')
       .bindTable(this.table, 'readWrite')
       .bindSecret('LIVEKIT_CREDENTIALS_SECRET_ARN', this.secrets.livekitCredentials)
-      .bindSecret('STORAGE_KEYS_SECRET_ARN', this.secrets.storageKeys);
+      .bindSecret('STORAGE_KEYS_SECRET_ARN', this.secrets.storageKeys)
+      .bindSecret('OAUTH_CLIENT_KEYS_SECRET_ARN', this.secrets.oauthClientKeys);
     // POST /v1/worker/credentials: no LiveKit credentials (it never calls LiveKit) and no user JWTs;
     // the dispatch keyring verifies worker assertions and seals, the storage keyring opens tokens.
     const credentials = make(
@@ -305,7 +307,8 @@ export class LiveKitMcpDispatchStack extends Stack {
     )
       .bindTable(this.table, 'readWrite')
       .bindSecret('DISPATCH_KEYS_SECRET_ARN', this.secrets.dispatchKeys)
-      .bindSecret('STORAGE_KEYS_SECRET_ARN', this.secrets.storageKeys);
+      .bindSecret('STORAGE_KEYS_SECRET_ARN', this.secrets.storageKeys)
+      .bindSecret('OAUTH_CLIENT_KEYS_SECRET_ARN', this.secrets.oauthClientKeys);
     this.functions = { session, webhook, admin, credentials };
 
     this.workerPolicy = new ManagedPolicy(this, 'WorkerDispatchKeysPolicy', {

@@ -14,7 +14,7 @@ export interface SecretNeeds {
   dispatchKeys: boolean;
   /** LiveKit credentials (default true); the credentials function never calls LiveKit. */
   livekit?: boolean;
-  /** The session function signs OAuth client assertions (`OAUTH_CLIENT_KEYS_SECRET_ARN`, docs/api.md §8). */
+  /** Signs OAuth client assertions: code exchange, refresh, revocation (`OAUTH_CLIENT_KEYS_SECRET_ARN`, docs/api.md §8). */
   oauthClientKeys?: boolean;
 }
 

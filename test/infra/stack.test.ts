@@ -194,6 +194,9 @@ describe('LiveKitMcpDispatchStack functions', () => {
       TABLE_NAME: ref(stack.table),
       LIVEKIT_CREDENTIALS_SECRET_ARN: { Ref: secretId('livekitCredentials') },
       STORAGE_KEYS_SECRET_ARN: { Ref: secretId('storageKeys') },
+      // Every function signs private_key_jwt: exchange (session), refresh (session, webhook,
+      // credentials), revocation (admin).
+      OAUTH_CLIENT_KEYS_SECRET_ARN: { Ref: secretId('oauthClientKeys') },
     };
     const env = (name: FunctionName) =>
       (functionResource(name).Properties!.Environment as { Variables: Record<string, unknown> }).Variables;
@@ -217,7 +220,6 @@ describe('LiveKitMcpDispatchStack functions', () => {
       ...plain,
       POWERTOOLS_SERVICE_NAME: 'livekit-mcp-dispatch-session',
       DISPATCH_KEYS_SECRET_ARN: { Ref: secretId('dispatchKeys') },
-      OAUTH_CLIENT_KEYS_SECRET_ARN: { Ref: secretId('oauthClientKeys') },
       PUBLIC_BASE_URL: publicBaseUrl,
     });
     expect(env('webhook')).toEqual({
@@ -265,7 +267,7 @@ describe('LiveKitMcpDispatchStack grants', () => {
     );
 
   it.each(['session', 'webhook'] as const)(
-    '%s: its logs, table items, LiveKit secret and both keyrings (session: the OAuth client keys too)',
+    '%s: its logs, table items, LiveKit secret, both keyrings and the OAuth client keys',
     (name) => {
       // Assess
       expect(roleGrants(name)).toEqual(
@@ -275,13 +277,13 @@ describe('LiveKitMcpDispatchStack grants', () => {
           ...secretRead('livekitCredentials'),
           ...secretRead('dispatchKeys'),
           ...secretRead('storageKeys'),
-          ...(name === 'session' ? secretRead('oauthClientKeys') : []),
+          ...secretRead('oauthClientKeys'),
         ].sort(),
       );
     },
   );
 
-  it('admin: its logs, table items, LiveKit secret (revoke deletes rooms) and the storage keyring only', () => {
+  it('admin: its logs, table items, LiveKit secret (revoke deletes rooms), the storage keyring and the OAuth client keys (revocation)', () => {
     // Assess
     expect(roleGrants('admin')).toEqual(
       [
@@ -289,11 +291,12 @@ describe('LiveKitMcpDispatchStack grants', () => {
         ...tableGrants(),
         ...secretRead('livekitCredentials'),
         ...secretRead('storageKeys'),
+        ...secretRead('oauthClientKeys'),
       ].sort(),
     );
   });
 
-  it('credentials: its logs, table items and both keyrings; no LiveKit secret', () => {
+  it('credentials: its logs, table items, both keyrings and the OAuth client keys (refresh); no LiveKit secret', () => {
     // Assess
     expect(roleGrants('credentials')).toEqual(
       [
@@ -301,6 +304,7 @@ describe('LiveKitMcpDispatchStack grants', () => {
         ...tableGrants(),
         ...secretRead('dispatchKeys'),
         ...secretRead('storageKeys'),
+        ...secretRead('oauthClientKeys'),
       ].sort(),
     );
   });

@@ -142,6 +142,7 @@ beforeAll(async () => {
   for (const [who, tenant] of [
     ['alice', tenantA],
     ['bob', tenantA],
+    ['dora', tenantA],
     ['carol', tenantB],
   ] as const) {
     const user = await seedUser(store, secretBox, { tenant_id: tenant.tenant_id, user_id: uid(who) });
@@ -276,6 +277,19 @@ describe('connections: hostile callbacks and inputs', () => {
     // The state was used: replaying it is state_expired.
     const replay = await callback({ state, error: 'access_denied', iss: as.issuer });
     expect(replay.location?.searchParams.get('error')).toBe('state_expired');
+  });
+
+  it('a refused callback ends the pending authorization: not_connected again, not pending', async () => {
+    // Prepare
+    const state = await freshState('dora');
+    const before = await call('GET', '/v1/connections/notes', 'dora');
+    expect(before.json.status).toBe('pending');
+    // Act
+    const r = await callback({ state, error: 'access_denied', iss: as.issuer });
+    // Assess
+    expect(r.location?.searchParams.get('error')).toBe('access_denied');
+    const after = await call('GET', '/v1/connections/notes', 'dora');
+    expect([after.status, after.json.status]).toEqual([200, 'not_connected']);
   });
 
   it('iss mismatch and iss missing (advertised): issuer_mismatch, no token request', async () => {

@@ -378,8 +378,8 @@ describe('CIMD: a document whose client_id is not its URL', () => {
     expect(grantErrors).toContainEqual({ clientId: undefined, error: 'invalid_client_metadata' });
     expect(grants.some((g) => g.clientId === docUrl(tenants.mid!.tenant_id))).toBe(false);
     expect(await connections().getConnection(tenants.mid!.tenant_id, users.mid!, 'notes')).toBeUndefined();
-    // The pending pointer outlives its used state until it expires; nothing is connected.
-    expect((await call('GET', '/v1/connections/notes', 'mid')).json.status).toBe('pending');
+    // The refused exchange ended the authorization: nothing is connected, nothing pending.
+    expect((await call('GET', '/v1/connections/notes', 'mid')).json.status).toBe('not_connected');
     const reused = await call('POST', '/v1/connections/notes/complete', 'mid', { result: 'x'.repeat(43) });
     expect([reused.status, reused.json.code]).toEqual([410, 'result_expired']);
   });

@@ -93,6 +93,9 @@ export async function callback(deps: ConnectionDeps, params: URLSearchParams): P
   } catch (error) {
     const code = error instanceof OAuthCallbackError ? error.code : 'token_exchange_failed';
     deps.log.warn('oauth callback refused', { tenant_id: item.tenant_id, server: item.server, code });
+    // This authorization is over (its state is used): the server shows `pending` no longer. The
+    // pointer goes only while it still names this state, never a newer authorization's.
+    await deps.store.clearPendingPointer(item.tenant_id, item.user_id, item.server, stateHash);
     return fail(code);
   }
   const handle = newHandle();
