@@ -1,11 +1,10 @@
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DynamoStore } from '../../functions/adapters/dynamo/store.js';
-import { createDynamoClient } from '../../functions/adapters/dynamo.js';
+import type { DynamoStore } from '../../functions/adapters/dynamo/store.js';
 import { keys } from '../../functions/adapters/schema.js';
 import { ConditionFailedError } from '../../functions/core/errors.js';
 import { StoreConflict } from '../../functions/core/ports.js';
-import { type Harness, startHarness, uid } from '../support/fixtures.js';
+import { type Harness, startHarness, storeOver, uid } from '../support/fixtures.js';
 import { type HoldProxy, interleavings, namesKey, startHoldProxy } from '../support/hold-proxy.js';
 import { tenantRecord, userRecord } from '../support/records.js';
 
@@ -22,13 +21,8 @@ let storeB: DynamoStore;
 beforeAll(async () => {
   h = await startHarness();
   [sideA, sideB] = await Promise.all([startHoldProxy(h.db.endpoint), startHoldProxy(h.db.endpoint)]);
-  const over = (url: string) =>
-    new DynamoStore({
-      client: createDynamoClient({ endpoint: url, requestTimeoutMs: 10_000, maxAttempts: 1 }),
-      tableName: h.db.tableName,
-    });
-  storeA = over(sideA.url);
-  storeB = over(sideB.url);
+  storeA = storeOver(h, sideA.url);
+  storeB = storeOver(h, sideB.url);
 }, 30_000);
 
 afterAll(async () => {

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DynamoStore } from '../../functions/adapters/dynamo/store.js';
-import { createDynamoClient } from '../../functions/adapters/dynamo.js';
+import type { DynamoStore } from '../../functions/adapters/dynamo/store.js';
 import { keys } from '../../functions/adapters/schema.js';
 import { type AdminService, createAdminService } from '../../functions/core/admin.js';
+import type { GrantCleanup } from '../../functions/core/admin-service.js';
 import { createConnectionAdmin } from '../../functions/core/connections/admin.js';
 import { complete } from '../../functions/core/connections/callback.js';
 import {
@@ -14,7 +14,7 @@ import {
 import { DomainError } from '../../functions/core/errors.js';
 import { silentLog } from '../../functions/core/log.js';
 import type { CatalogServer, TenantRecord, UserRecord } from '../../functions/core/model.js';
-import { type Harness, seedUser, startHarness, uid } from '../support/fixtures.js';
+import { type Harness, seedUser, startHarness, storeOver, uid } from '../support/fixtures.js';
 import { type Gate, type HoldProxy, interleavings, namesKey, startHoldProxy } from '../support/hold-proxy.js';
 
 // docs/api.md §8: deleting a catalog entry revokes the grants it held, and only `complete` stores a
@@ -56,29 +56,28 @@ function connectionDeps(store: DynamoStore): ConnectionDeps {
   };
 }
 
-beforeAll(async () => {
-  h = await startHarness();
-  [completeSide, adminSide] = await Promise.all([
-    startHoldProxy(h.db.endpoint),
-    startHoldProxy(h.db.endpoint),
-  ]);
-  const storeOver = (url: string) =>
-    new DynamoStore({
-      client: createDynamoClient({ endpoint: url, requestTimeoutMs: 10_000, maxAttempts: 1 }),
-      tableName: h.db.tableName,
-    });
-  deps = connectionDeps(storeOver(completeSide.url));
-  const adminStore = storeOver(adminSide.url);
-  admin = createAdminService({
-    store: adminStore,
+function adminOver(store: DynamoStore, grants?: GrantCleanup): AdminService {
+  return createAdminService({
+    store,
     secretBox: h.secretBox,
     livekit: h.gateway,
     urlGuard,
     clock: () => new Date(),
     log: silentLog,
     cascadeBudgetMs: 20_000,
-    grants: createConnectionAdmin(connectionDeps(adminStore)),
+    grants,
   });
+}
+
+beforeAll(async () => {
+  h = await startHarness();
+  [completeSide, adminSide] = await Promise.all([
+    startHoldProxy(h.db.endpoint),
+    startHoldProxy(h.db.endpoint),
+  ]);
+  deps = connectionDeps(storeOver(h, completeSide.url));
+  const adminStore = storeOver(h, adminSide.url);
+  admin = adminOver(adminStore, createConnectionAdmin(connectionDeps(adminStore)));
 }, 30_000);
 
 afterAll(async () => {
@@ -95,15 +94,12 @@ const catalog = [
 async function prepare(): Promise<{ tenant: TenantRecord; user: UserRecord; handle: string }> {
   const tenantId = uid('race-');
   // Written straight to dynalite (not through the gated proxies), as the admin API writes it.
-  const created = await createAdminService({
-    store: h.store,
-    secretBox: h.secretBox,
-    livekit: h.gateway,
-    urlGuard,
-    clock: () => new Date(),
-    log: silentLog,
-    cascadeBudgetMs: 20_000,
-  }).putTenant(superadmin, tenantId, { name: 'Race', mcp_servers: catalog }, { kind: 'create' });
+  const created = await adminOver(h.store).putTenant(
+    superadmin,
+    tenantId,
+    { name: 'Race', mcp_servers: catalog },
+    { kind: 'create' },
+  );
   const tenant = created.record;
   const user = await seedUser(h.store, h.secretBox, { tenant_id: tenantId });
   const handle = newHandle();

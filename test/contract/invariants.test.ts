@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoStore } from '../../functions/adapters/dynamo/store.js';
-import { createDynamoClient } from '../../functions/adapters/dynamo.js';
 import { keys } from '../../functions/adapters/schema.js';
 import { type AdminService, createAdminService } from '../../functions/core/admin.js';
 import { tenantBodySchema, userBodySchema } from '../../functions/core/admin-input.js';
@@ -9,7 +8,7 @@ import { createDispatcher } from '../../functions/core/dispatcher.js';
 import { DomainError } from '../../functions/core/errors.js';
 import { silentLog } from '../../functions/core/log.js';
 import { createSessionService, type SessionService } from '../../functions/core/sessions.js';
-import { type Harness, seedTenant, seedUser, startHarness, uid } from '../support/fixtures.js';
+import { type Harness, seedTenant, seedUser, startHarness, storeOver, uid } from '../support/fixtures.js';
 import { type HoldProxy, interleavings, namesKey, startHoldProxy } from '../support/hold-proxy.js';
 
 // docs/api.md §10, one describe per invariant. The two racing flows each talk to dynalite through
@@ -33,13 +32,8 @@ beforeAll(async () => {
     startHoldProxy(h.db.endpoint),
     startHoldProxy(h.db.endpoint),
   ]);
-  const storeOver = (url: string) =>
-    new DynamoStore({
-      client: createDynamoClient({ endpoint: url, requestTimeoutMs: 10_000, maxAttempts: 1 }),
-      tableName: h.db.tableName,
-    });
-  sessionStore = storeOver(sessionSide.url);
-  adminStore = storeOver(adminSide.url);
+  sessionStore = storeOver(h, sessionSide.url);
+  adminStore = storeOver(h, adminSide.url);
   const config = {
     metadataTtlSeconds: 7200,
     defaultAgentName: 'mcp-agent',

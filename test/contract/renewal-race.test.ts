@@ -1,11 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DynamoStore } from '../../functions/adapters/dynamo/store.js';
-import { createDynamoClient } from '../../functions/adapters/dynamo.js';
 import { keys } from '../../functions/adapters/schema.js';
 import { type AdminService, createAdminService } from '../../functions/core/admin.js';
 import { silentLog } from '../../functions/core/log.js';
 import { holderOf } from '../../functions/core/session-resources.js';
-import { type Harness, startHarness } from '../support/fixtures.js';
+import { type Harness, startHarness, storeOver } from '../support/fixtures.js';
 import { type HoldProxy, interleavings, namesKey, startHoldProxy } from '../support/hold-proxy.js';
 import { type RenewalRig, renew, renewalRig, startSession } from '../support/renewal.js';
 
@@ -29,14 +27,9 @@ beforeAll(async () => {
     startHoldProxy(h.db.endpoint),
     startHoldProxy(h.db.endpoint),
   ]);
-  const storeOver = (url: string) =>
-    new DynamoStore({
-      client: createDynamoClient({ endpoint: url, requestTimeoutMs: 10_000, maxAttempts: 1 }),
-      tableName: h.db.tableName,
-    });
-  rig = renewalRig(h, { store: storeOver(renewalSide.url) });
+  rig = renewalRig(h, { store: storeOver(h, renewalSide.url) });
   admin = createAdminService({
-    store: storeOver(adminSide.url),
+    store: storeOver(h, adminSide.url),
     secretBox: h.secretBox,
     livekit: h.gateway,
     urlGuard: {

@@ -2,6 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { SignJWT } from 'jose';
 import { AccessToken, WebhookEvent } from 'livekit-server-sdk';
 import { DynamoStore } from '../../functions/adapters/dynamo/store.js';
+import { createDynamoClient } from '../../functions/adapters/dynamo.js';
 import { createLiveKitGateway, type LiveKitGateway } from '../../functions/adapters/livekit.js';
 import { generateKeyringJson, type Keyring, parseKeyring } from '../../functions/core/keyring.js';
 import type { Log } from '../../functions/core/log.js';
@@ -190,6 +191,17 @@ export async function startHarness(options: { livekitTimeoutSeconds?: number } =
       await Promise.all([db.stop(), livekitServer.stop(), jwks.stop()]);
     },
   };
+}
+
+/**
+ * A store on the harness's table reached through `endpoint` (a hold proxy in front of dynalite):
+ * one attempt, so a held request is never retried behind the test's back.
+ */
+export function storeOver(h: Harness, endpoint: string): DynamoStore {
+  return new DynamoStore({
+    client: createDynamoClient({ endpoint, requestTimeoutMs: 10_000, maxAttempts: 1 }),
+    tableName: h.db.tableName,
+  });
 }
 
 /** LiveKit API credentials a webhook is signed with. */
