@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Connections } from '../../functions/adapters/dynamo/connections.js';
 import { DynamoStore } from '../../functions/adapters/dynamo/store.js';
 import { createSafeFetch } from '../../functions/adapters/safe-fetch.js';
-import type { ConnectionDeps } from '../../functions/core/connections/context.js';
+import { type ConnectionDeps, storeNewGrant } from '../../functions/core/connections/context.js';
 import type { ConnectionStore } from '../../functions/core/connections/ports.js';
 import { createTokenSource } from '../../functions/core/connections/token-source.js';
 import { ConditionFailedError } from '../../functions/core/errors.js';
@@ -276,6 +276,45 @@ describe('the token source when the authorization server fails', () => {
       status: 'connected',
       rt_version: 2,
     });
+  });
+
+  it('a new consent while a refresh is at the AS: the refresh stores nothing over the new grant', async () => {
+    // Prepare: the stored grant needs a refresh; while the token request is in flight the user
+    // consents again and complete stores the new grant (storeNewGrant, a new rt_version).
+    const source = createTokenSource(deps);
+    const c = await seed(-10);
+    const bind = { tenantId: 'acme', userId: c.user_id, field: 'conn:notes:token' as const };
+    let stored: Promise<ConnectionRecord> | undefined;
+    as.routes.set('POST /token', () => {
+      stored = storeNewGrant(
+        store,
+        { tenantId: 'acme', userId: c.user_id, server: 'notes' },
+        'now',
+        async () => ({
+          auth: 'oauth',
+          resource: c.resource,
+          issuer: c.issuer,
+          client_id: c.client_id,
+          scopes: c.scopes,
+          token_sealed: await box.seal('new-consent-token', bind),
+          token_fingerprint: box.fingerprint('new-consent-token'),
+          access_expires_at: Math.floor(now() / 1000) + 3600,
+        }),
+      );
+      return {
+        status: 200,
+        json: { access_token: 'refreshed-old-grant', token_type: 'Bearer', expires_in: 3600 },
+        delayMs: 300,
+      };
+    });
+    // Act
+    const result = await source.accessToken({ tenant, server, connection: c });
+    // Assess: the refresher lost its store and used what the new grant holds.
+    expect(await stored).toMatchObject({ rt_version: c.rt_version + 1 });
+    expect(result).toMatchObject({ status: 'ready', token: 'new-consent-token' });
+    const after = await store.getConnection('acme', c.user_id, 'notes');
+    expect(after).toMatchObject({ status: 'connected', rt_version: c.rt_version + 1 });
+    expect(await box.open(after!.token_sealed!, bind)).toBe('new-consent-token');
   });
 
   it('invalid_grant for the stored grant marks needs_reauth', async () => {
