@@ -187,6 +187,11 @@ export interface ConnectionRecord {
   /** OAuth access token expiry, epoch seconds. */
   access_expires_at?: number;
   refresh_token_sealed?: string;
+  /**
+   * The access token came from a refresh a worker's `rejected` report forced (§9): rejected
+   * again, the connection needs the user. Any other stored token clears it.
+   */
+  forced_refresh?: boolean;
   /** Incremented by each stored refresh: the `rt_version = n` condition of §8. */
   rt_version: number;
   /** The single refresher: a conditional update takes it (§8). */

@@ -5,6 +5,7 @@ import {
   WorkerAssertionError,
 } from '@livekit-mcp-dispatch/contract';
 import { refreshUrlOf } from './config.js';
+import type { RejectionReport } from './connections/ports.js';
 import { DomainError } from './errors.js';
 import type { Keyring } from './keyring.js';
 import type { Log } from './log.js';
@@ -40,26 +41,51 @@ export interface ResolvedServers {
   unavailable: UnavailableServer[];
 }
 
+/** What a renewal reads of its session: the record, its user and its tenant (absent: undefined). */
+interface Live {
+  session: SessionRecord | undefined;
+  user: UserRecord | undefined;
+  tenant: TenantRecord | undefined;
+}
+
 /** The code of a server left out of a renewal (docs/api.md §9 `unavailable[].code`). */
 function unavailableCode(state: ServerState): UnavailableServer['code'] {
   return state.status === 'unavailable' ? 'mcp_auth_unavailable' : 'mcp_reauth_required';
 }
 
+/** The bearer token a sealed grant carries, if any (the header name is case-insensitive). */
+function bearerOf(grant: McpServerGrant | undefined): string | undefined {
+  if (grant === undefined) return undefined;
+  const value = Object.entries(grant.headers).find(([k]) => k.toLowerCase() === 'authorization')?.[1];
+  return value?.startsWith('Bearer ') ? value.slice('Bearer '.length) : undefined;
+}
+
 /**
- * A renewal's servers, resolved as a dispatch resolves them (core/servers.ts), with the OAuth
- * servers the worker reported rejected refreshed once (`force`) and every server that is not
- * `ready` listed as `unavailable` with its code.
+ * A renewal's servers, resolved as a dispatch resolves them (core/servers.ts), with what the
+ * worker reported rejected passed on with the token it held (from the metadata it sent), so an
+ * OAuth token is refreshed once, and every server that is not `ready` listed as `unavailable`
+ * with its code.
  */
 export async function renewalServers(
   resolve: ServerResolver,
-  input: { tenant: TenantRecord; user: UserRecord; origin: SessionOrigin; rejected: RejectedServer[] },
+  input: {
+    tenant: TenantRecord;
+    user: UserRecord;
+    origin: SessionOrigin;
+    rejected: RejectedServer[];
+    held: McpServerGrant[];
+  },
 ): Promise<ResolvedServers> {
-  const resolved = await resolve({
-    tenant: input.tenant,
-    user: input.user,
-    origin: input.origin,
-    force: new Set(input.rejected.map((r) => r.name)),
-  });
+  const rejected = new Map<string, RejectionReport>();
+  for (const r of input.rejected) {
+    const held = bearerOf(input.held.find((g) => g.name === r.name));
+    rejected.set(r.name, {
+      status: r.status,
+      ...(r.scope === undefined ? {} : { scope: r.scope }),
+      ...(held === undefined ? {} : { held }),
+    });
+  }
+  const resolved = await resolve({ tenant: input.tenant, user: input.user, origin: input.origin, rejected });
   return {
     grants: resolved.grants,
     unavailable: resolved.states.flatMap((s) =>
@@ -112,12 +138,18 @@ export function createRenewalService(deps: RenewalDeps): RenewalService {
     return url;
   };
 
-  /** The session named by `sid`, read strongly consistent through its pointer. */
-  async function sessionOf(sid: string): Promise<{ pointer: SessionPointer; session: SessionRecord }> {
+  /**
+   * The session named by `sid`, read strongly consistent through its pointer, with whether it, its
+   * user and its tenant are active. The pointer names all three, so they are read in one round trip.
+   */
+  async function sessionOf(
+    sid: string,
+  ): Promise<{ pointer: SessionPointer; session: SessionRecord; active: boolean }> {
     const pointer = await store.sessionPointer(sid);
     // No session of ours has this id: the metadata was not sealed by a dispatch of this system.
     if (pointer === undefined) throw invalidMetadata('mismatch');
-    const session = await store.getSession(pointer);
+    const live = await readLive(pointer);
+    const session = live.session;
     if (session === undefined) {
       const age = (clock().getTime() - Date.parse(pointer.created_at)) / 1000;
       // The dispatch exists a moment before its session record (dispatch-saga.ts, steps 6-7).
@@ -127,19 +159,25 @@ export function createRenewalService(deps: RenewalDeps): RenewalService {
       throw sessionEnded();
     }
     if (session.sid !== sid) throw invalidMetadata('mismatch');
-    return { pointer, session };
+    return { pointer, session, active: activeOf(live, pointer, sid) !== undefined };
   }
 
-  /** The user and tenant while the session and both are still active (strongly consistent reads). */
-  async function stillActive(
-    pointer: SessionPointer,
-    sid: string,
-  ): Promise<{ user: UserRecord; tenant: TenantRecord } | undefined> {
+  /** The session a pointer names, its user and its tenant: strongly consistent, in parallel. */
+  async function readLive(pointer: SessionPointer): Promise<Live> {
     const [session, user, tenant] = await Promise.all([
       store.getSession(pointer),
       store.getUser(pointer.tenant_id, pointer.user_id),
       store.getTenant(pointer.tenant_id),
     ]);
+    return { session, user, tenant };
+  }
+
+  /** The user and tenant while the session and both are active. */
+  function activeOf(
+    { session, user, tenant }: Live,
+    pointer: SessionPointer,
+    sid: string,
+  ): { user: UserRecord; tenant: TenantRecord } | undefined {
     const active =
       session?.status === 'active' &&
       session.sid === sid &&
@@ -148,6 +186,10 @@ export function createRenewalService(deps: RenewalDeps): RenewalService {
       user.tenant_id === pointer.tenant_id;
     return active ? { user: user!, tenant: tenant! } : undefined;
   }
+
+  /** The user and tenant while the session and both are still active (read again). */
+  const stillActive = async (pointer: SessionPointer, sid: string) =>
+    activeOf(await readLive(pointer), pointer, sid);
 
   return {
     async verifyAssertion(authorization) {
@@ -185,7 +227,7 @@ export function createRenewalService(deps: RenewalDeps): RenewalService {
 
       // 3. The session record decides tenant, user, room, pid and agent (docs/api.md §9): anyone
       // with the dispatch keyring can forge metadata, but not a session record.
-      const { pointer, session } = await sessionOf(sid);
+      const { pointer, session, active } = await sessionOf(sid);
       if (claims.aud !== session.agent_name) throw invalidMetadata('wrong_audience');
       if (claims.room !== session.room_name) throw invalidMetadata('wrong_room');
       if (
@@ -198,8 +240,7 @@ export function createRenewalService(deps: RenewalDeps): RenewalService {
       // `expired` is accepted while the session is active: a job LiveKit restarts has only its
       // original metadata. An ended session answers here, whatever the metadata's age; so does one
       // whose user or tenant is no longer active, before anything but the jti is written.
-      if (session.status !== 'active' || (await stillActive(pointer, sid)) === undefined)
-        throw sessionEnded();
+      if (!active) throw sessionEnded();
 
       // 4. The writes: the rate counter, then the lease.
       if (!(await store.hitRenewalRate(sid, RENEWALS_PER_MINUTE))) {
@@ -236,6 +277,7 @@ export function createRenewalService(deps: RenewalDeps): RenewalService {
         user,
         origin: session.origin,
         rejected: body.rejected,
+        held: claims.mcp_servers,
       });
       const rejected = new Set(body.rejected.map((r) => r.name));
       const grants: McpServerGrant[] = [];

@@ -1,5 +1,10 @@
 import { MAX_DISPATCH_MCP_SERVERS } from '@livekit-mcp-dispatch/contract';
-import type { ConnectionReader, CredentialResult, OAuthTokenSource } from './connections/ports.js';
+import type {
+  ConnectionReader,
+  CredentialResult,
+  OAuthTokenSource,
+  RejectionReport,
+} from './connections/ports.js';
 import type { Log } from './log.js';
 import type {
   CatalogServer,
@@ -35,8 +40,8 @@ export interface ResolveInput {
   tenant: TenantRecord;
   user: UserRecord;
   origin: SessionOrigin;
-  /** OAuth servers a worker reported rejected (docs/api.md §9): their token is refreshed once. */
-  force?: ReadonlySet<string>;
+  /** What a worker reported rejected, by server (docs/api.md §9): an OAuth token is refreshed once. */
+  rejected?: ReadonlyMap<string, RejectionReport>;
 }
 
 /** Resolves a user's servers for one dispatch or renewal. */
@@ -103,7 +108,7 @@ export function createServerResolver(deps: ServerResolverDeps): ServerResolver {
     user: UserRecord,
     server: CatalogServer,
     connection: ConnectionRecord | undefined,
-    force: boolean,
+    rejected: RejectionReport | undefined,
   ): Promise<CredentialResult> {
     const auth = server.auth;
     switch (auth.type) {
@@ -129,7 +134,7 @@ export function createServerResolver(deps: ServerResolverDeps): ServerResolver {
           return { status: 'needs_reauth', reason: 'resource_changed' };
         }
         if (auth.type === 'oauth')
-          return oauthTokens.accessToken({ tenant, server, connection, ...(force ? { force } : {}) });
+          return oauthTokens.accessToken({ tenant, server, connection, ...(rejected ? { rejected } : {}) });
         const token = await secretBox.open(connection.token_sealed, {
           tenantId: tenant.tenant_id,
           userId: user.user_id,
@@ -140,7 +145,7 @@ export function createServerResolver(deps: ServerResolverDeps): ServerResolver {
     }
   }
 
-  return async function resolveServers({ tenant, user, origin, force }) {
+  return async function resolveServers({ tenant, user, origin, rejected }) {
     const states: ServerState[] = [];
     const grants: McpServerGrant[] = [];
 
@@ -167,7 +172,7 @@ export function createServerResolver(deps: ServerResolverDeps): ServerResolver {
             user,
             server,
             byServer.get(server.name),
-            force?.has(server.name) ?? false,
+            rejected?.get(server.name),
           );
           if (credential.status !== 'ready') return { server, credential };
           return { server, credential, headers: await headersOf(tenant.tenant_id, server) };

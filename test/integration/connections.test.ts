@@ -2,7 +2,7 @@ import type { Browser } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { handleHash } from '../../functions/core/connections/context.js';
 import type { ConnectionStore } from '../../functions/core/connections/ports.js';
-import type { CatalogServer, TenantRecord } from '../../functions/core/model.js';
+import type { CatalogServer, ConnectionRecord, TenantRecord } from '../../functions/core/model.js';
 import { seedUser, uid } from '../support/fixtures.js';
 import { type Answer, type LocalStack, startLocalStack } from '../support/local-stack.js';
 import { type RunningMcpServer, startMcpServer } from '../support/mcp-server.js';
@@ -385,6 +385,50 @@ describe('connections: refresh', () => {
     expect(test.json).toEqual({ ok: false, code: 'mcp_reauth_required' });
     const view = await call('GET', '/v1/connections/notes', 'bob');
     expect(view.json).toMatchObject({ status: 'needs_reauth', reason: 'invalid_grant' });
+  });
+
+  it('a 403 insufficient_scope: the view names the scopes, and authorize asks for them on top', async () => {
+    // Prepare: a grant for notes:read that the MCP server refused for lacking notes:write (§9).
+    const { store, secretBox } = stack.local.services;
+    const erin = await seedUser(store, secretBox, { tenant_id: tenantA.tenant_id, user_id: uid('erin') });
+    tokens.erin = await stack.token({ user: erin.user_id, tenant: tenantA.tenant_id });
+    const now = new Date().toISOString();
+    const record: ConnectionRecord = {
+      tenant_id: tenantA.tenant_id,
+      user_id: erin.user_id,
+      server: 'notes',
+      auth: 'oauth',
+      status: 'connected',
+      resource: mcp.url,
+      issuer: as.issuer,
+      client_id: 'client-of-erin',
+      scopes: ['notes:read'],
+      rt_version: 1,
+      version: 1,
+      updated_at: now,
+    };
+    await connectionStore().putConnection(record, null);
+    expect(
+      await connectionStore().markNeedsReauth(record, 'insufficient_scope', {
+        requiredScopes: ['notes:write'],
+        now,
+      }),
+    ).toBe(true);
+    // Act
+    const view = await call('GET', '/v1/connections/notes', 'erin');
+    const started = await call('POST', '/v1/connections/notes/authorize', 'erin', {
+      return_to: returnTo.url,
+    });
+    // Assess
+    expect(view.json).toMatchObject({
+      status: 'needs_reauth',
+      reason: 'insufficient_scope',
+      required_scopes: ['notes:write'],
+    });
+    expect(started.status).toBe(201);
+    const scope = new URL(started.json.authorization_url).searchParams.get('scope')?.split(' ') ?? [];
+    handles.push(new URL(started.json.authorization_url).searchParams.get('state') as string);
+    expect(scope).toEqual(expect.arrayContaining(['notes:read', 'notes:write']));
   });
 
   it('DELETE revokes the grant at the authorization server', async () => {

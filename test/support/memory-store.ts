@@ -322,7 +322,7 @@ export class MemoryConnectionStore implements ConnectionStore {
   async markNeedsReauth(
     record: ConnectionRecord,
     reason: ReauthReason,
-    options: { owner?: string; lastError?: string; now: string },
+    options: { owner?: string; lastError?: string; requiredScopes?: string[]; now: string },
   ) {
     const current = this.connections.get(this.conn(record));
     if (current?.rt_version !== record.rt_version) return false;
@@ -331,6 +331,7 @@ export class MemoryConnectionStore implements ConnectionStore {
     current.reason = reason;
     current.updated_at = options.now;
     if (options.lastError !== undefined) current.last_error = options.lastError;
+    if (options.requiredScopes !== undefined) current.required_scopes = options.requiredScopes;
     current.version += 1;
     delete current.refresh_lock;
     return true;

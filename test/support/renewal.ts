@@ -15,7 +15,7 @@ import type { SessionRecord } from '../../functions/core/model.js';
 import type { Store } from '../../functions/core/ports.js';
 import { newRoomName } from '../../functions/core/rooms.js';
 import { createDispatchSealer } from '../../functions/core/sealing.js';
-import { createCredentialsApp } from '../../functions/credentials/app.js';
+import { type CredentialsAppDeps, createCredentialsApp } from '../../functions/credentials/app.js';
 import { type Harness, seedTenant, seedUser, uid } from './fixtures.js';
 
 /** The public base URL renewal tests run under; the refresh_url is beneath it. */
@@ -40,6 +40,8 @@ export function renewalRig(
     clock?: () => Date;
     metadataTtlSeconds?: number;
     credentialsRefreshSeconds?: number;
+    /** The OAuth parts (docs/api.md §8): connections read and tokens refreshed as in the function. */
+    oauth?: Pick<CredentialsAppDeps, 'connectionReader' | 'oauthTokens'>;
   } = {},
 ): RenewalRig {
   const clock = options.clock ?? (() => new Date());
@@ -60,7 +62,15 @@ export function renewalRig(
     log: silentLog,
     config: { ...config, defaultAgentName: TEST_AGENT, webhookRoomPrefix: 'lk-mcp-' },
   });
-  const app = createCredentialsApp({ store, sealer, secretBox: h.secretBox, config, clock, log: silentLog });
+  const app = createCredentialsApp({
+    store,
+    sealer,
+    secretBox: h.secretBox,
+    config,
+    clock,
+    log: silentLog,
+    ...options.oauth,
+  });
   return {
     dispatcher,
     app,

@@ -44,6 +44,7 @@ export function connectionFromItem(item: Item): ConnectionRecord {
     ...defined('token_fingerprint', f.optionalString('token_fingerprint')),
     ...defined('access_expires_at', f.optionalNumber('access_expires_at')),
     ...defined('refresh_token_sealed', f.optionalString('refresh_token_sealed')),
+    ...defined('forced_refresh', item.forced_refresh === undefined ? undefined : f.boolean('forced_refresh')),
     rt_version: f.number('rt_version'),
     ...defined(
       'refresh_lock',
@@ -218,7 +219,7 @@ export class Connections implements ConnectionStore {
   async markNeedsReauth(
     record: ConnectionRecord,
     reason: ReauthReason,
-    options: { owner?: string; lastError?: string; now: string },
+    options: { owner?: string; lastError?: string; requiredScopes?: string[]; now: string },
   ): Promise<boolean> {
     const parts = [itemPresent(), eq('rt_version', record.rt_version)];
     if (options.owner !== undefined) parts.push(lockOwnerIs(options.owner));
@@ -234,6 +235,9 @@ export class Connections implements ConnectionStore {
             ...(options.lastError === undefined
               ? []
               : ([['last_error', options.lastError]] as [string, unknown][])),
+            ...(options.requiredScopes === undefined
+              ? []
+              : ([['required_scopes', options.requiredScopes]] as [string, unknown][])),
           ],
           add: [['version', 1]],
           remove: ['refresh_lock'],

@@ -54,8 +54,14 @@ export async function authorize(
   const registration = await registerFor(deps, tenant, server, discovered);
   const existing = await deps.store.getConnection(tenant.tenant_id, user.user_id, server.name);
   const configured = server.auth.type === 'oauth' ? server.auth.scopes : undefined;
+  // Step-up after an MCP server's 403 insufficient_scope: what it named, unless the app asks itself.
+  const named =
+    existing?.reason === 'insufficient_scope' && existing.resource === server.url
+      ? existing.required_scopes
+      : undefined;
+  const requested = input.scopes ?? named;
   const scopes = selectScopes(discovered, {
-    ...(input.scopes === undefined ? {} : { requested: input.scopes }),
+    ...(requested === undefined ? {} : { requested }),
     // Step-up: a grant for this very resource keeps what it has.
     ...(existing?.auth === 'oauth' && existing.resource === server.url && existing.scopes
       ? { granted: existing.scopes }

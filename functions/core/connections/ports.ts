@@ -22,17 +22,29 @@ export type CredentialResult =
   | { status: 'not_connected' | 'needs_reauth' | 'unavailable'; reason?: ReauthReason; code?: string };
 
 /**
+ * A worker's report that a server refused the access token it holds (docs/api.md §9 `rejected`).
+ * `held` is that token, taken from the metadata the worker sent (undefined when it held none).
+ */
+export interface RejectionReport {
+  status: 401 | 403;
+  scope?: string;
+  held?: string;
+}
+
+/**
  * A usable OAuth access token for one connection: the stored one while it has at least
- * `MCP_TOKEN_MIN_TTL_SECONDS` left, else refreshed per §8 (one writer at a time; `force` after a
- * worker reported it rejected). Never throws for the authorization server's failures: those are
- * `unavailable` (an unexpired token is still `ready` with its `expires_at`) or `needs_reauth`.
+ * `MCP_TOKEN_MIN_TTL_SECONDS` left, else refreshed per §8 (one writer at a time). On a worker's
+ * `rejected` report for the stored token: refreshed once; rejected again after that refresh, or
+ * a 403 naming a `scope`, `needs_reauth` (§9). Never throws for the authorization server's
+ * failures: those are `unavailable` (an unexpired token is still `ready` with its `expires_at`,
+ * unless it was the rejected one) or `needs_reauth`.
  */
 export interface OAuthTokenSource {
   accessToken(input: {
     tenant: TenantRecord;
     server: CatalogServer;
     connection: ConnectionRecord;
-    force?: boolean;
+    rejected?: RejectionReport;
   }): Promise<CredentialResult>;
 }
 
@@ -105,14 +117,19 @@ export interface ConnectionStore extends ConnectionReader {
     owner: string,
     changes: Pick<
       ConnectionRecord,
-      'token_sealed' | 'token_fingerprint' | 'access_expires_at' | 'refresh_token_sealed' | 'scopes'
+      | 'token_sealed'
+      | 'token_fingerprint'
+      | 'access_expires_at'
+      | 'refresh_token_sealed'
+      | 'scopes'
+      | 'forced_refresh'
     > & { refreshed_at: string },
   ): Promise<boolean>;
   /** Marks `needs_reauth` only while `rt_version` is still the one that was sent (and `owner` holds the lock). */
   markNeedsReauth(
     record: ConnectionRecord,
     reason: ReauthReason,
-    options: { owner?: string; lastError?: string; now: string },
+    options: { owner?: string; lastError?: string; requiredScopes?: string[]; now: string },
   ): Promise<boolean>;
   /** Drops the lock if `owner` still holds it. */
   releaseRefreshLock(record: ConnectionRecord, owner: string): Promise<void>;

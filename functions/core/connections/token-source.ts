@@ -4,7 +4,7 @@ import { OAuthRefreshError } from '../oauth/errors.js';
 import { refresh } from '../oauth/flow.js';
 import { flowDeps, recordedClient } from './clients.js';
 import { type ConnectionDeps, connBinding, iso } from './context.js';
-import type { CredentialResult, OAuthTokenSource } from './ports.js';
+import type { CredentialResult, OAuthTokenSource, RejectionReport } from './ports.js';
 import { statusOf } from './view.js';
 
 /** The authorization server's timeout (the safe fetch's 5 s) plus 10 s, and a margin (§8). */
@@ -13,6 +13,11 @@ export const REFRESH_LOCK_MS = 20_000;
 const WAIT_BUDGET_MS = REFRESH_LOCK_MS + 2_000;
 
 const unavailable: CredentialResult = { status: 'unavailable', code: 'mcp_auth_unavailable' };
+
+/** The scopes a 403 `insufficient_scope` names (RFC 6750 §3: space-delimited). */
+function scopesOf(scope: string): string[] {
+  return [...new Set(scope.split(' ').filter((s) => s.length > 0))];
+}
 
 /**
  * The refreshing {@link OAuthTokenSource} (docs/api.md §8 Refresh): the stored access token while it
@@ -25,7 +30,7 @@ export function createTokenSource(deps: ConnectionDeps): OAuthTokenSource & {
     tenant: TenantRecord;
     server: CatalogServer;
     connection: ConnectionRecord | undefined;
-    force?: boolean;
+    rejected?: RejectionReport;
   }): Promise<CredentialResult>;
 } {
   const minTtlMs = deps.config.mcpTokenMinTtlSeconds * 1000;
@@ -66,14 +71,20 @@ export function createTokenSource(deps: ConnectionDeps): OAuthTokenSource & {
     server: CatalogServer,
     c: ConnectionRecord,
     owner: string,
+    rejected: string | undefined,
   ): Promise<CredentialResult | undefined> {
+    // Without a new token, the stored one while unexpired, unless it is the one a server refused.
+    const fallback = async () =>
+      (c.token_fingerprint !== undefined && c.token_fingerprint === rejected
+        ? undefined
+        : await stored(c, 'unexpired')) ?? unavailable;
     const client =
       c.issuer === undefined || c.client_id === undefined
         ? undefined
         : await recordedClient(deps, tenant, server, { issuer: c.issuer, client_id: c.client_id });
     if (client === undefined || c.refresh_token_sealed === undefined) {
       await deps.store.releaseRefreshLock(c, owner);
-      return (await stored(c, 'unexpired')) ?? unavailable;
+      return fallback();
     }
     try {
       const { tokens } = await refresh(
@@ -100,6 +111,8 @@ export function createTokenSource(deps: ConnectionDeps): OAuthTokenSource & {
           connBinding(c.tenant_id, c.user_id, c.server, 'refresh_token'),
         ),
         scopes: tokens.scopes,
+        // A refresh forced by a rejection marks its token, so a second rejection is told apart (§9).
+        forced_refresh: rejected === undefined ? undefined : true,
         refreshed_at: iso(deps.clock()),
       });
       // Lost the store condition: the grant was replaced meanwhile (a new consent). That one wins.
@@ -124,7 +137,7 @@ export function createTokenSource(deps: ConnectionDeps): OAuthTokenSource & {
       await deps.store.releaseRefreshLock(c, owner);
       deps.log.warn('oauth refresh unavailable', { tenant_id: c.tenant_id, server: c.server });
       // The AS could not be reached: an unexpired token is still usable, sealed with its expiry.
-      return (await stored(c, 'unexpired')) ?? unavailable;
+      return fallback();
     }
   }
 
@@ -132,7 +145,7 @@ export function createTokenSource(deps: ConnectionDeps): OAuthTokenSource & {
     tenant: TenantRecord;
     server: CatalogServer;
     connection: ConnectionRecord | undefined;
-    force?: boolean;
+    rejected?: RejectionReport;
   }): Promise<CredentialResult> {
     const { tenant, server } = input;
     let c = input.connection;
@@ -143,7 +156,35 @@ export function createTokenSource(deps: ConnectionDeps): OAuthTokenSource & {
         ? { status: 'not_connected' }
         : { status: 'ready', token: await open(c, 'token', c.token_sealed) };
     }
-    const rejected = input.force === true ? c.token_fingerprint : undefined;
+    // A worker's report is about the token it holds. Only when that is still the stored one does
+    // it count: a stored token that differs was replaced since (another renewal's refresh, a new
+    // consent) and is used as usual. Rejected after a forced refresh, or a 403 naming the scope it
+    // lacks: refreshing cannot help, so the connection needs its user (§9).
+    let rejected: string | undefined;
+    const report = input.rejected;
+    if (report?.held !== undefined && deps.secretBox.fingerprint(report.held) === c.token_fingerprint) {
+      const scope = report.status === 403 && report.scope !== undefined ? scopesOf(report.scope) : [];
+      const reason =
+        scope.length > 0 ? 'insufficient_scope' : c.forced_refresh === true ? 'invalid_grant' : undefined;
+      if (reason === undefined) {
+        rejected = c.token_fingerprint;
+      } else {
+        // On rt_version = n: a grant stored meanwhile is not marked, and is used below.
+        const marked = await deps.store.markNeedsReauth(c, reason, {
+          lastError: reason === 'insufficient_scope' ? 'insufficient_scope' : 'rejected_after_refresh',
+          ...(scope.length > 0 ? { requiredScopes: scope } : {}),
+          now: iso(deps.clock()),
+        });
+        if (marked) {
+          deps.log.warn('oauth token rejected', { tenant_id: c.tenant_id, server: c.server, reason });
+          return { status: 'needs_reauth', reason, code: 'mcp_reauth_required' };
+        }
+        const current = await deps.store.getConnection(c.tenant_id, c.user_id, c.server);
+        const after = verdict(server, current);
+        if (after !== undefined || current === undefined) return after ?? { status: 'not_connected' };
+        c = current;
+      }
+    }
     // `need`: 'fresh' for the token we were handed; 'unexpired' for one another holder just
     // stored (it is as new as a refresh gets, even when the AS issues shorter-lived tokens than
     // MCP_TOKEN_MIN_TTL_SECONDS; refreshing again would only repeat the refresh).
@@ -152,7 +193,7 @@ export function createTokenSource(deps: ConnectionDeps): OAuthTokenSource & {
     const first = await usable(c);
     if (first !== undefined) return first;
     if (c.refresh_token_sealed === undefined)
-      return (await stored(c, 'unexpired')) ?? verdict(server, c) ?? unavailable;
+      return (await usable(c, 'unexpired')) ?? verdict(server, c) ?? unavailable;
 
     const deadline = deps.clock() + WAIT_BUDGET_MS;
     const owner = randomBytes(16).toString('base64url');
@@ -160,7 +201,7 @@ export function createTokenSource(deps: ConnectionDeps): OAuthTokenSource & {
       const now = deps.clock();
       const locked = await deps.store.takeRefreshLock(c, { owner, until: now + REFRESH_LOCK_MS, now });
       if (locked !== undefined) {
-        const result = await refreshAsHolder(tenant, server, locked, owner);
+        const result = await refreshAsHolder(tenant, server, locked, owner, rejected);
         if (result !== undefined) return result;
       } else {
         await new Promise((r) => setTimeout(r, pollMs));
@@ -175,7 +216,7 @@ export function createTokenSource(deps: ConnectionDeps): OAuthTokenSource & {
       }
       c = current;
     }
-    return (await stored(c, 'unexpired')) ?? unavailable;
+    return (await usable(c, 'unexpired')) ?? unavailable;
   }
 
   return {

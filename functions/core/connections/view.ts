@@ -68,7 +68,16 @@ export function viewOf(
   let { status, reason } = statusOf(server, connection, now);
   if (status === 'not_connected' && pending !== undefined && pending.expires_at > now) status = 'pending';
   const auth = server.auth;
-  const required = auth.type === 'oauth' ? auth.scopes : undefined;
+  // What the tenant configured, plus what an MCP server's 403 insufficient_scope named (§9).
+  const named =
+    connection?.reason === 'insufficient_scope' && reason === 'insufficient_scope'
+      ? connection.required_scopes
+      : undefined;
+  const configured = auth.type === 'oauth' ? auth.scopes : undefined;
+  const required =
+    named === undefined && configured === undefined
+      ? undefined
+      : [...new Set([...(configured ?? []), ...(named ?? [])])];
   const view: ConnectionView = {
     server: server.name,
     display_name: server.display_name ?? server.name,
