@@ -151,9 +151,28 @@ export function capacityModel(load: LoadResult): CapacityModel {
     usdPerHour: round(usdPerSecond * 3600, 2),
     usdPerMonth: Math.round(usdPerSecond * ASSUMPTIONS.secondsPerMonth),
   };
+  // Counted in this run: the renewal, and one refresh as the OAuth session that needs one minus
+  // the one whose token is fresh.
+  const renewal = by('POST /v1/worker/credentials (worker renewal)');
+  const stale = by('POST /v1/sessions, OAuth token needs a refresh');
+  const fresh = by('POST /v1/sessions, OAuth token fresh');
   const rm = renewalModel(
     perSecond,
     load.session.serialMs.p50,
+    {
+      ...(renewal === undefined
+        ? {}
+        : {
+            renewal: {
+              rru: renewal.rru,
+              wru: renewal.wru,
+              sequentialRoundTrips: renewal.sequentialRoundTrips,
+            },
+          }),
+      ...(stale === undefined || fresh === undefined
+        ? {}
+        : { refresh: { rru: stale.rru - fresh.rru, wru: stale.wru - fresh.wru } }),
+    },
     ASSUMPTIONS.dynamoRoundTripMs,
     ASSUMPTIONS.memoryGb,
   );
@@ -170,7 +189,7 @@ export function capacityModel(load: LoadResult): CapacityModel {
     renewals: {
       ...rm,
       usdPerHour: renewalUsdPerHour,
-      summary: `${rm.liveSessions} live sessions (mean call ${rm.assumptions.meanCallSeconds} s), ${rm.renewalsPerSecond} renewals/s (${rm.renewalsPerSession} per session), +${rm.rruPerSecond} RRU/s, +${rm.wruPerSecond} WRU/s, +${rm.gbSecondsPerSecond} GB-s/s (~${rm.lambdaConcurrency} concurrent), AS calls/hour ${rm.asCallsPerHour.worst} worst, ${rm.asCallsPerHour.reuse} with ${rm.assumptions.sessionsPerUserPerHour} sessions per user-hour; ≈ +$${renewalUsdPerHour}/hour; one tenant is capped first by ${tightest.key} at ${tightest.capSessionsPerSecond} sessions/s`,
+      summary: `units ${rm.renewal.counted ? 'counted' : 'modeled'} (renewal ${rm.renewal.rru} RRU / ${rm.renewal.wru} WRU, refresh ${rm.refresh.rru} RRU / ${rm.refresh.wru} WRU): ${rm.liveSessions} live sessions (mean call ${rm.assumptions.meanCallSeconds} s), ${rm.renewalsPerSecond} renewals/s (${rm.renewalsPerSession} per session), +${rm.rruPerSecond} RRU/s, +${rm.wruPerSecond} WRU/s, +${rm.gbSecondsPerSecond} GB-s/s (~${rm.lambdaConcurrency} concurrent), AS calls/hour ${rm.asCallsPerHour.worst} worst, ${rm.asCallsPerHour.reuse} with ${rm.assumptions.sessionsPerUserPerHour} sessions per user-hour; ≈ +$${renewalUsdPerHour}/hour; one tenant is capped first by ${tightest.key} at ${tightest.capSessionsPerSecond} sessions/s`,
     },
     prices: PRICES,
     assumptions: ASSUMPTIONS,

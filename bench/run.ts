@@ -397,7 +397,7 @@ function print(
     ]),
   );
   console.log(`1,000 sessions/s: ${m.thousandPerSecond.summary}`);
-  console.log(`renewals and refreshes at 1,000 sessions/s (modeled): ${m.renewals.summary}`);
+  console.log(`renewals and refreshes at 1,000 sessions/s: ${m.renewals.summary}`);
   console.log(
     table([
       ['per-tenant partition key', 'per session', 'cap sessions/s per tenant', 'applies to'],

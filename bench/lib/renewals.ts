@@ -4,9 +4,10 @@ import { round } from './stats.js';
 
 /**
  * Issue 20, item 4: renewals, OAuth refreshes and per-tenant partition limits at a given session
- * rate. The renewal path is not on this branch yet, so its units are MODELED from the operation
- * list of CONTRACT §9 (named below), not counted; `bench/load.ts` WARM_PATHS is where the
- * measurement goes once it merges, and these constants are then replaced by its figures.
+ * rate. The per-renewal and per-refresh units are the ones COUNTED in the same run (bench/load.ts
+ * warm paths: the renewal, and an OAuth session needing a refresh minus one with a fresh token);
+ * the constants below are only the fallback when a run did not count them (they are then printed
+ * as modeled).
  */
 export const RENEWAL_ASSUMPTIONS = {
   /** Mean call (job) length, s: stated, not measured. Contact-centre calls are typically 4–8 min. */
@@ -24,17 +25,20 @@ export const RENEWAL_ASSUMPTIONS = {
   /** Sessions one user starts per hour in the "reuse" scenario (tokens stay fresh across calls). */
   sessionsPerUserPerHour: 4,
   /**
-   * Per renewal: strongly consistent GetItems of the sid pointer, the session, the user and the
-   * tenant (each ≤ 4 KB: 1 RRU); a conditional put of the assertion's jti, the rate-window
-   * update and the lease update (each ≤ 1 KB, no GSI keys: 1 WRU).
+   * Fallback per renewal (core/renewal.ts, no lease): strongly consistent GetItems of the sid
+   * pointer, session ‖ user ‖ tenant, the rate window, and the re-read session ‖ user ‖ tenant
+   * (1 RRU each); conditional puts of the jti and the rate window (1 WRU each).
    */
-  renewalRru: 4,
-  renewalWru: 3,
-  /** sid pointer → session ‖ user ‖ tenant → jti ‖ rate ‖ lease. */
-  renewalSequentialRoundTrips: 3,
-  /** Per OAuth refresh: lock take (conditional update), result store (sealed tokens ~1.5 KB: 2 WRU), the re-read. */
+  renewalRru: 8,
+  renewalWru: 2,
+  /** jti → sid pointer → session ‖ user ‖ tenant → rate get → rate put → the re-read trio. */
+  renewalSequentialRoundTrips: 6,
+  /** Fallback per OAuth refresh: the client record read, lock take, result store (sealed tokens ~1.5 KB: 2 WRU). */
   refreshWru: 3,
   refreshRru: 1,
+  /** Strongly consistent reads of the tenant item per session start (the read, the §10 fence re-read) and per renewal (read, re-read). */
+  tenantReadsPerStart: 2,
+  tenantReadsPerRenewal: 2,
   /** DynamoDB's per-partition-key limits (before adaptive splitting by sort key). */
   partitionWcu: 1000,
   partitionRcu: 3000,
@@ -46,7 +50,8 @@ export interface RenewalModel {
   liveSessions: number;
   renewalsPerSession: number;
   renewalsPerSecond: number;
-  renewal: { rru: number; wru: number; modeledMs: number; gbSeconds: number };
+  renewal: { rru: number; wru: number; modeledMs: number; gbSeconds: number; counted: boolean };
+  refresh: { rru: number; wru: number; counted: boolean };
   rruPerSecond: number;
   wruPerSecond: number;
   gbSecondsPerSecond: number;
@@ -57,22 +62,37 @@ export interface RenewalModel {
   tenantKeys: { key: string; perSession: string; capSessionsPerSecond: number; note: string }[];
 }
 
+/** Units counted in the run for one request (bench/load.ts `PerRequestCost`). */
+export interface CountedUnits {
+  rru: number;
+  wru: number;
+  sequentialRoundTrips: number;
+}
+
 /**
  * The model at `sessionsPerSecond`. `localMs` is the measured local serial duration of a session
- * request (the renewal does comparable CPU work: verify, open, seal); `dynamoRoundTripMs` and
- * `memoryGb` are the capacity model's assumptions.
+ * request (the renewal does comparable CPU work: verify, open, seal); `counted` the renewal's and
+ * one refresh's units counted in the same run; `dynamoRoundTripMs` and `memoryGb` are the
+ * capacity model's assumptions.
  */
 export function renewalModel(
   sessionsPerSecond: number,
   localMs: number,
+  counted: { renewal?: CountedUnits; refresh?: Omit<CountedUnits, 'sequentialRoundTrips'> },
   dynamoRoundTripMs: number,
   memoryGb: number,
 ): RenewalModel {
   const a = RENEWAL_ASSUMPTIONS;
+  const renewalUnits = counted.renewal ?? {
+    rru: a.renewalRru,
+    wru: a.renewalWru,
+    sequentialRoundTrips: a.renewalSequentialRoundTrips,
+  };
+  const refreshUnits = counted.refresh ?? { rru: a.refreshRru, wru: a.refreshWru };
   const live = sessionsPerSecond * a.meanCallSeconds;
   const renewalsPerSession = a.startRenewalsPerSession + a.meanCallSeconds / a.credentialsRefreshSeconds;
   const renewalsPerSecond = sessionsPerSecond * renewalsPerSession;
-  const modeledMs = localMs + a.renewalSequentialRoundTrips * dynamoRoundTripMs;
+  const modeledMs = localMs + renewalUnits.sequentialRoundTrips * dynamoRoundTripMs;
   const gbSeconds = (Math.ceil(modeledMs) / 1000) * memoryGb;
 
   // A sealed token is refreshed when it has < min TTL left: at most once per (lifetime − min TTL)
@@ -85,8 +105,8 @@ export function renewalModel(
   const reuse = Math.min(worst, activeConnections * (3600 / usable));
   const refreshesPerSecond = worst / 3600;
 
-  const rruPerSecond = renewalsPerSecond * a.renewalRru + refreshesPerSecond * a.refreshRru;
-  const wruPerSecond = renewalsPerSecond * a.renewalWru + refreshesPerSecond * a.refreshWru;
+  const rruPerSecond = renewalsPerSecond * renewalUnits.rru + refreshesPerSecond * refreshUnits.rru;
+  const wruPerSecond = renewalsPerSecond * renewalUnits.wru + refreshesPerSecond * refreshUnits.wru;
 
   // Per-tenant keys. Lease item size from the real item builder with typical ids.
   const leaseBytes = itemSize(
@@ -111,9 +131,9 @@ export function renewalModel(
     if (r * Math.max(1, Math.ceil((r * a.meanCallSeconds * leaseBytes) / 4096)) > a.partitionRcu) break;
     leaseReadCap = r;
   }
-  // The tenant item is read strongly consistent by every session start, its participant_joined
-  // webhook (app-session room) and every renewal.
-  const tenantReadsPerSession = 1 + 1 + renewalsPerSession;
+  // The tenant item is read strongly consistent by every session start (and its fence re-read),
+  // its participant_joined webhook (app-session room) and every renewal (read and re-read).
+  const tenantReadsPerSession = a.tenantReadsPerStart + 1 + a.tenantReadsPerRenewal * renewalsPerSession;
   const tenantKeys = [
     {
       key: 'ACTIVE#<tenant> (base-table active markers)',
@@ -129,7 +149,7 @@ export function renewalModel(
     },
     {
       key: 'TENANT#<id> item (strongly consistent reads)',
-      perSession: `${round(tenantReadsPerSession, 2)} RRU (start, joined webhook, ${round(renewalsPerSession, 2)} renewals)`,
+      perSession: `${round(tenantReadsPerSession, 2)} RRU (start ×${a.tenantReadsPerStart}, joined webhook, ${round(renewalsPerSession, 2)} renewals ×${a.tenantReadsPerRenewal})`,
       capSessionsPerSecond: round(a.partitionRcu / tenantReadsPerSession, 1),
       note: 'every tenant',
     },
@@ -147,7 +167,7 @@ export function renewalModel(
     },
     {
       key: 'RATE#<tenant>#<user> windows',
-      perSession: '2 requests (GetItem + conditional put) per start, 1 per renewal',
+      perSession: '2 requests (GetItem + conditional put) per start and per renewal',
       capSessionsPerSecond: Number.POSITIVE_INFINITY,
       note: 'per user (and per session for renewals): not a tenant partition',
     },
@@ -158,11 +178,13 @@ export function renewalModel(
     renewalsPerSession: round(renewalsPerSession, 3),
     renewalsPerSecond: round(renewalsPerSecond, 1),
     renewal: {
-      rru: a.renewalRru,
-      wru: a.renewalWru,
+      rru: renewalUnits.rru,
+      wru: renewalUnits.wru,
       modeledMs: round(modeledMs, 1),
       gbSeconds: round(gbSeconds, 4),
+      counted: counted.renewal !== undefined,
     },
+    refresh: { ...refreshUnits, counted: counted.refresh !== undefined },
     rruPerSecond: round(rruPerSecond),
     wruPerSecond: round(wruPerSecond),
     gbSecondsPerSecond: round(renewalsPerSecond * gbSeconds, 1),

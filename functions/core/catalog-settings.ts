@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { fieldErrors } from './admin-access.js';
 import { type CatalogServerBody, returnUrlProblem } from './catalog-input.js';
 import { DomainError } from './errors.js';
@@ -72,6 +73,9 @@ function shapeProblems(input: CatalogServerBody[], mcpName: string): { path: str
   return errors;
 }
 
+/** A new catalog entry incarnation: 96 random bits. */
+const newEntryId = () => randomBytes(12).toString('base64url');
+
 /**
  * Builds a tenant's stored catalog from a PUT's `mcp_servers` (docs/api.md §6). Secrets are
  * write-only and matched with the stored entry of the same name: an omitted `token`,
@@ -109,8 +113,12 @@ export async function storedCatalog(
     const url = urls[i]!;
     const before = old?.find((o) => o.name === entry.name);
     const sameUrl = before !== undefined && before.url === url;
+    // The incarnation (model.ts): kept while the entry keeps its auth type, new otherwise.
+    const entryId =
+      before !== undefined && before.auth.type === entry.auth.type ? before.entry_id : newEntryId();
     const server: CatalogServer = {
       name: entry.name,
+      ...(entryId === undefined ? {} : { entry_id: entryId }),
       url,
       webhook: entry.webhook ?? false,
       auth: { type: 'none' },

@@ -143,6 +143,14 @@ export type StoredCatalogAuth =
 /** One server of a tenant's catalog (`mcp_servers`, at most 7), as stored. */
 export interface CatalogServer {
   name: string;
+  /**
+   * This entry's incarnation: new when the entry is added, or its auth type changes; kept by every
+   * other write. A connection counts only for the incarnation it was made for, so an entry removed
+   * and added again (same name, same URL) never revives a grant its removal's sweep missed.
+   * Entries stored before incarnations have none; a connection stored before them has none
+   * either, and counts for whichever entry has its name (as it did then).
+   */
+  entry_id?: string;
   display_name?: string;
   description?: string;
   icon_url?: string;
@@ -176,6 +184,8 @@ export interface ConnectionRecord {
   reason?: ReauthReason;
   /** The canonical resource (MCP server URL) the credential was obtained for. */
   resource: string;
+  /** The catalog entry's incarnation the credential was obtained for ({@link CatalogServer.entry_id}). */
+  entry_id?: string;
   /** OAuth: the issuer and client the grant belongs to; refresh and revocation use them. */
   issuer?: string;
   client_id?: string;

@@ -5,6 +5,7 @@ import type {
   OAuthTokenSource,
   RejectionReport,
 } from './connections/ports.js';
+import { fitOf } from './connections/view.js';
 import type { Log } from './log.js';
 import type {
   CatalogServer,
@@ -53,19 +54,6 @@ export interface ServerResolverDeps {
   connections: ConnectionReader;
   oauthTokens: OAuthTokenSource;
   log: Log;
-}
-
-/** A connection's credential is usable only for the resource it was obtained for (§8). */
-export function sameResource(a: string, b: string): boolean {
-  try {
-    const x = new URL(a);
-    const y = new URL(b);
-    x.hash = '';
-    y.hash = '';
-    return x.href === y.href;
-  } catch {
-    return false;
-  }
 }
 
 /** Whether a catalog server's credential belongs to the user (and so stays out of webhooks by default). */
@@ -130,9 +118,9 @@ export function createServerResolver(deps: ServerResolverDeps): ServerResolver {
           return { status: 'needs_reauth', ...(connection.reason ? { reason: connection.reason } : {}) };
         }
         if (connection.token_sealed === undefined) return { status: 'not_connected' };
-        if (!sameResource(connection.resource, server.url)) {
-          return { status: 'needs_reauth', reason: 'resource_changed' };
-        }
+        const fit = fitOf(server, connection);
+        if (fit === 'other_entry') return { status: 'not_connected' };
+        if (fit === 'resource_changed') return { status: 'needs_reauth', reason: 'resource_changed' };
         if (auth.type === 'oauth')
           return oauthTokens.accessToken({ tenant, server, connection, ...(rejected ? { rejected } : {}) });
         const token = await secretBox.open(connection.token_sealed, {

@@ -22,6 +22,11 @@ export type AgentReport =
       errors: string[];
       /** Job assigned -> toolsets ready (the start renewal included); the Python agent only. */
       ready_ms?: number;
+      /**
+       * The library's own split of the start, ms (JobCredentials.start_timings): the renewal
+       * answered, the sealed servers connected (in parallel), ready, and what the renewal added.
+       */
+      start_timings?: { renewal?: number; sealed_connected?: number; ready?: number; renewal_added?: number };
       at: number;
     }
   | { event: 'refused'; job_id: string; room: string; agent_name: string; code: string; at: number }

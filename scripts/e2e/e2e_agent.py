@@ -10,7 +10,7 @@ the tool callable: the path an LLM tool call takes).
 
 Each job appends one JSON line to $LKMCP_E2E_REPORT (never a token, header or the metadata):
   {"event":"served","job_id","room","agent_name","user_id","tenant_id","participant_identity",
-   "tools":[...],"whoami":{...},"errors":[...],"ready_ms"}
+   "tools":[...],"whoami":{...},"errors":[...],"ready_ms","start_timings"}
   {"event":"refused","job_id","room","agent_name","code"}
 ``code`` and ``errors`` come from agent.py's own log records (logger ``lkmcp.agent``).
 
@@ -74,6 +74,17 @@ class JobLog(logging.Handler):
         self.errors.append(record.getMessage())
 
 
+class StartTimings(logging.Handler):
+    """Keeps the library's ``job start`` record's timings (JobCredentials.start_timings)."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.INFO)
+        self.timings: dict[str, int] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.timings = getattr(record, "start_timings", None) or self.timings
+
+
 async def call_tool(toolset: Any, name: str, arguments: str) -> Any:
     """Calls one of the toolset's function tools the way the agent's LLM tool-call path does."""
     tool = next((t for t in toolset.tools if t.info.name == name), None)
@@ -119,12 +130,17 @@ async def entrypoint(ctx: JobContext) -> None:
     # Every job reports its end and why ("session ended" when a renewal said so).
     ctx.add_shutdown_callback(ended)
     log = JobLog()
+    timings = StartTimings()
+    renewal_log = logging.getLogger("lkmcp.renewal")
+    renewal_log.setLevel(min(renewal_log.getEffectiveLevel(), logging.INFO))
     logging.getLogger("lkmcp.agent").addHandler(log)
+    renewal_log.addHandler(timings)
     started = time.monotonic()
     try:
         prepared = await agent.prepare_job(ctx)
     finally:
         logging.getLogger("lkmcp.agent").removeHandler(log)
+        renewal_log.removeHandler(timings)
     # Job assigned -> toolsets ready, the start renewal included.
     ready_ms = round((time.monotonic() - started) * 1000)
     if prepared is None:
@@ -151,6 +167,7 @@ async def entrypoint(ctx: JobContext) -> None:
         whoami=whoami,
         errors=log.errors,
         ready_ms=ready_ms,
+        start_timings=timings.timings,
         **job,
     )
     ticker = asyncio.create_task(tick(toolsets, job)) if TICK > 0 and toolsets else None

@@ -235,3 +235,29 @@ describe('§8 a complete racing the tenant PUT that retires its catalog entry', 
     });
   }
 });
+
+describe('§8 a complete whose catalog entry was removed and added again since its caller read it', () => {
+  it('is another incarnation of the entry: 404 server_not_found, nothing stored', async () => {
+    // Prepare: the caller's tenant as read (notes, incarnation 1); then the entry removed and
+    // added again with the same name and URL (incarnation 2), straight to dynalite
+    const { tenant, user, handle } = await prepare();
+    const t = tenant.tenant_id;
+    const direct = adminOver(h.store, createConnectionAdmin(connectionDeps(h.store)));
+    const match = (version: number) => ({ kind: 'match' as const, any: false, versions: [version] });
+    const without = catalog.filter((s) => s.name !== 'notes');
+    await direct.putTenant(superadmin, t, { name: 'Race', mcp_servers: without }, match(1));
+    const readded = await direct.putTenant(superadmin, t, { name: 'Race', mcp_servers: catalog }, match(2));
+    const entry = (r: TenantRecord) => r.mcp_servers?.find((s) => s.name === 'notes');
+    expect(entry(readded.record)?.entry_id).not.toBe(entry(tenant)?.entry_id);
+
+    // Act
+    const error = await complete(connectionDeps(h.store), { tenant, user }, 'notes', handle).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+
+    // Assess
+    expect((error as DomainError).code).toBe('server_not_found');
+    expect(await h.store.connectionStore().listConnections(t, user.user_id)).toEqual([]);
+  });
+});

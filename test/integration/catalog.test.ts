@@ -507,6 +507,75 @@ describe('POST /v1/sessions with a catalog (docs/api.md §4, §8)', () => {
     expect(h.livekitServer.calls.filter((c) => c.rpc === 'AgentDispatchService/CreateDispatch')).toEqual([]);
   });
 
+  it('an entry removed and added again is another incarnation: a connection its removal missed is not_connected, never sealed', async () => {
+    // Prepare: `notes` (user_token) and `crm` (oauth); the user's connections to both, made for
+    // these incarnations of the entries
+    const id = uid('cat-');
+    const notes = { name: 'notes', url: 'https://mcp.example.com/notes', auth: { type: 'user_token' } };
+    const crm = { name: 'crm', url: 'https://crm.example.com/mcp', auth: { type: 'oauth' } };
+    expect((await putTenant(id, { mcp_servers: [notes, crm] })).status).toBe(201);
+    await createUser(id, 'fay');
+    const entryIds = async () =>
+      Object.fromEntries(((await h.store.getTenant(id))?.mcp_servers ?? []).map((s) => [s.name, s.entry_id]));
+    const first = await entryIds();
+    expect(first.notes).toMatch(/^[\w-]{16}$/);
+    expect(first.crm).toMatch(/^[\w-]{16}$/);
+    expect(first.notes).not.toBe(first.crm);
+    const connect = async (ids: Record<string, string | undefined>) => {
+      const conn = { tenant_id: id, user_id: 'fay' } as const;
+      await putConnection(
+        { ...conn, server: 'notes', auth: 'user_token', resource: notes.url, entry_id: ids.notes as string },
+        USER_TOKEN,
+      );
+      await putConnection(
+        { ...conn, server: 'crm', auth: 'oauth', resource: crm.url, entry_id: ids.crm as string },
+        ACCESS_TOKEN,
+      );
+    };
+    await connect(first);
+    expect((await startSession(id, 'fay')).json.mcp_servers).toEqual([
+      { name: 'notes', status: 'ready' },
+      { name: 'crm', status: 'ready' },
+    ]);
+
+    // Act: a write that keeps both (new URL for neither, a display name) keeps the incarnations;
+    // then both removed (this app has no sweep: the connections stay, as a sweep cut by its
+    // deadline or a lagging index leaves them), then added again with the same name and URL
+    const kept = await putTenant(id, { mcp_servers: [{ ...notes, display_name: 'Notes' }, crm] }, 1);
+    expect(kept.status, kept.text).toBe(200);
+    expect(await entryIds()).toEqual(first);
+    expect((await putTenant(id, { mcp_servers: [] }, 2)).status).toBe(200);
+    expect((await putTenant(id, { mcp_servers: [notes, crm] }, 3)).status).toBe(200);
+    const again = await entryIds();
+    const started = await startSession(id, 'fay');
+
+    // Assess: new incarnations; the old connections count for neither, and nothing is dispatched
+    expect(again.notes).not.toBe(first.notes);
+    expect(again.crm).not.toBe(first.crm);
+    expect(started.status).toBe(409);
+    expect(started.json.mcp_servers).toEqual([
+      { name: 'notes', status: 'not_connected' },
+      { name: 'crm', status: 'not_connected' },
+    ]);
+    expect(h.livekitServer.calls.filter((c) => c.rpc === 'AgentDispatchService/CreateDispatch')).toHaveLength(
+      1,
+    );
+
+    // Assess: an auth type change is a new incarnation too; connecting the current one works
+    expect(
+      (await putTenant(id, { mcp_servers: [{ ...notes, auth: { type: 'oauth' } }, crm] }, 4)).status,
+    ).toBe(200);
+    expect((await entryIds()).notes).not.toBe(again.notes);
+    expect((await putTenant(id, { mcp_servers: [notes, crm] }, 5)).status).toBe(200);
+    await connect(await entryIds());
+    const back = await startSession(id, 'fay');
+    expect(back.status).toBe(201);
+    expect(back.json.mcp_servers).toEqual([
+      { name: 'notes', status: 'ready' },
+      { name: 'crm', status: 'ready' },
+    ]);
+  });
+
   it('token mode seals the grants without headers: the app holds the JWE', async () => {
     // Prepare
     const id = uid('cat-');

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { OAuthTokenSource } from '../../functions/core/connections/ports.js';
+import { sameResource } from '../../functions/core/connections/view.js';
 import { silentLog } from '../../functions/core/log.js';
 import type {
   CatalogServer,
@@ -8,7 +9,7 @@ import type {
   UserRecord,
 } from '../../functions/core/model.js';
 import { createSecretBox } from '../../functions/core/sealing.js';
-import { createServerResolver, sameResource } from '../../functions/core/servers.js';
+import { createServerResolver } from '../../functions/core/servers.js';
 import { createStoredTokenSource } from '../../functions/core/token-source.js';
 import { storedMcp, testKeyring } from '../support/fixtures.js';
 import { MemoryStore } from '../support/memory-store.js';

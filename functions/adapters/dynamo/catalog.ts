@@ -45,6 +45,7 @@ export function catalogFromItem(item: Item): CatalogServer[] | undefined {
     const g = fields(e, kind);
     return {
       name: g.string('name'),
+      ...defined('entry_id', g.optionalString('entry_id')),
       ...defined('display_name', g.optionalString('display_name')),
       ...defined('description', g.optionalString('description')),
       ...defined('icon_url', g.optionalString('icon_url')),

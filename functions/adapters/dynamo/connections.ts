@@ -33,6 +33,7 @@ export function connectionFromItem(item: Item): ConnectionRecord {
       f.optionalOneOf('reason', ['invalid_grant', 'expired', 'resource_changed', 'insufficient_scope']),
     ),
     resource: f.string('resource'),
+    ...defined('entry_id', f.optionalString('entry_id')),
     ...defined('issuer', f.optionalString('issuer')),
     ...defined('client_id', f.optionalString('client_id')),
     ...defined('scopes', item.scopes === undefined ? undefined : f.strings('scopes')),

@@ -184,6 +184,7 @@ export async function complete(
     async () => ({
       auth: 'oauth',
       resource: tokens.resource,
+      ...(server.entry_id === undefined ? {} : { entry_id: server.entry_id }),
       issuer: tokens.issuer,
       client_id: tokens.client_id,
       scopes: tokens.scopes,
@@ -200,10 +201,16 @@ export async function complete(
   // strongly: either this read sees the entry gone (the grant goes here, revoked with the entry
   // the user started from), or it precedes the tenant write, so the put preceded the sweep's
   // listing and the sweep removes it. (The sweep lists a GSI: in AWS a put in its last moments
-  // can still be missed; what is missed is never sealed, as admin.ts removeServers says.)
+  // can still be missed; what is missed is never sealed, as admin.ts removeServers says.) An
+  // entry removed and added again since this caller's read is another incarnation: also gone.
   const current = await deps.store.getTenant(t);
   const entry = current?.mcp_servers?.find((s) => s.name === server.name);
-  if (current === undefined || current.status === 'deleting' || entry?.auth.type !== 'oauth') {
+  if (
+    current === undefined ||
+    current.status === 'deleting' ||
+    entry?.auth.type !== 'oauth' ||
+    entry.entry_id !== server.entry_id
+  ) {
     await removeConnection(deps, tenant, u, server.name);
     deps.log.warn('oauth connection dropped: catalog entry retired', { tenant_id: t, server: server.name });
     throw new DomainError('server_not_found', 'The tenant has no such MCP server.');

@@ -108,6 +108,7 @@ export function createConnectionService(deps: ConnectionDeps): ConnectionService
         async () => ({
           auth: 'user_token',
           resource: server.url,
+          ...(server.entry_id === undefined ? {} : { entry_id: server.entry_id }),
           token_sealed: await deps.secretBox.seal(token, connBinding(t, u, server.name, 'token')),
           token_fingerprint: deps.secretBox.fingerprint(token),
         }),

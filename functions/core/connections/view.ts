@@ -35,6 +35,33 @@ function host(issuer: string | undefined): string | undefined {
   }
 }
 
+/** A connection's credential is usable only for the resource it was obtained for (§8). */
+export function sameResource(a: string, b: string): boolean {
+  try {
+    const x = new URL(a);
+    const y = new URL(b);
+    x.hash = '';
+    y.hash = '';
+    return x.href === y.href;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * How a stored connection fits the catalog entry of its name: `other_entry` when it was made for
+ * an earlier incarnation of the entry (removed and added again; a connection stored before
+ * incarnations carries none and still fits), `resource_changed` when its credential was obtained
+ * for another URL than the entry's current one, else `fits`.
+ */
+export function fitOf(
+  server: CatalogServer,
+  connection: ConnectionRecord,
+): 'fits' | 'other_entry' | 'resource_changed' {
+  if (connection.entry_id !== undefined && connection.entry_id !== server.entry_id) return 'other_entry';
+  return sameResource(connection.resource, server.url) ? 'fits' : 'resource_changed';
+}
+
 /** The status a connection shows (docs/api.md §8), decided from the stored record and the catalog. */
 export function statusOf(
   server: CatalogServer,
@@ -43,7 +70,9 @@ export function statusOf(
 ): { status: ConnectionStatus; reason?: ReauthReason } {
   if (server.auth.type === 'none' || server.auth.type === 'static') return { status: 'connected' };
   if (connection === undefined || connection.auth !== server.auth.type) return { status: 'not_connected' };
-  if (connection.resource !== server.url) return { status: 'needs_reauth', reason: 'resource_changed' };
+  const fit = fitOf(server, connection);
+  if (fit === 'other_entry') return { status: 'not_connected' };
+  if (fit === 'resource_changed') return { status: 'needs_reauth', reason: 'resource_changed' };
   if (connection.status === 'needs_reauth') {
     return { status: 'needs_reauth', ...(connection.reason ? { reason: connection.reason } : {}) };
   }

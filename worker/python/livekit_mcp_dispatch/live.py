@@ -77,6 +77,11 @@ class JobCredentials:
         self.renewals = 0
         self._last_attempt = clock()
         self._failed = False
+        #: How :meth:`start` spent its time, ms since it began: ``renewal`` (the start renewal
+        #: answered), ``sealed_connected`` (the servers sealed with headers connected, in parallel
+        #: with it) and ``ready`` (the toolsets to offer). ``renewal_added`` is what the renewal
+        #: added to ``ready`` over connecting with the sealed credentials alone.
+        self.start_timings: dict[str, int] = {}
 
     # -- public ------------------------------------------------------------------------------
 
@@ -89,10 +94,17 @@ class JobCredentials:
             await self._connect(self.grant.mcp_servers)
             self._schedule()
             return list(self.toolsets.values())
+        began = time.monotonic()
+
+        def since() -> int:
+            return round((time.monotonic() - began) * 1000)
+
         sealed = self.grant.mcp_servers
         renewal = asyncio.ensure_future(self._renew_once((), apply=False))
+        renewal.add_done_callback(lambda _: self.start_timings.setdefault("renewal", since()))
         # Connected meanwhile: only servers that came with headers (token mode seals none).
         await self._connect(tuple(s for s in sealed if s.headers and not self._expired(s)))
+        self.start_timings["sealed_connected"] = since()
         outcome = await renewal
         if outcome == "ended":
             # Closed again: servers may have connected after the renewal's own close.
@@ -112,6 +124,16 @@ class JobCredentials:
             tuple(s for s in self.grant.mcp_servers if s.name not in self.toolsets and s.headers and not self._expired(s))
         )
         self._schedule()
+        t = self.start_timings
+        t["ready"] = since()
+        t["renewal_added"] = max(0, t["ready"] - t["sealed_connected"])
+        logger.info(
+            "job start: renewal %d ms, sealed servers connected %d ms, ready %d ms",
+            t.get("renewal", -1),
+            t["sealed_connected"],
+            t["ready"],
+            extra={"start_timings": dict(t)},
+        )
         return list(self.toolsets.values())
 
     async def renew(self, rejected: Sequence[Mapping[str, Any]] = ()) -> bool:

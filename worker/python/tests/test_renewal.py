@@ -261,6 +261,29 @@ class TestJobCredentials:
         assert all("user:alice" in str(a) for a in answers)
         assert len(stand_in.requests) == 1 and job.ended == []
 
+    def test_start_reports_how_long_the_renewal_and_the_connect_took(
+        self, stand_in: StandIn, mcp_server: dict[str, Any]
+    ) -> None:
+        # Prepare: a slow renewal endpoint; the sealed server connects meanwhile.
+        token = mcp_server["control"]({"op": "issue", "user": "alice"})["token"]
+        sealed = stand_in.metadata(servers=[_server("notes", mcp_server["url"], token)])
+        stand_in.servers = [_server("notes", mcp_server["url"], token)]
+        stand_in.delay = 0.4
+        job = Job()
+
+        async def go() -> dict[str, int]:
+            credentials = _credentials(stand_in, sealed, job)
+            assert await credentials.start()
+            await credentials.aclose()
+            return credentials.start_timings
+
+        # Act
+        t = asyncio.run(go())
+
+        # Assess: offered only after the renewal; what it added is ready minus the sealed connect.
+        assert t["renewal"] >= 400 and t["ready"] >= t["renewal"]
+        assert t["renewal_added"] == t["ready"] - t["sealed_connected"] >= 0
+
     def test_session_ended_at_start_offers_nothing_and_ends_the_job(
         self, stand_in: StandIn, mcp_server: dict[str, Any]
     ) -> None:
