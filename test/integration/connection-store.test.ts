@@ -167,6 +167,32 @@ describe.each([
     await store.clearPendingPointer('acme', user, 'notes', 'h2');
     expect(await store.getPendingPointer('acme', user, 'notes')).toBeUndefined();
   });
+
+  it('forgets a DCR registration only while it is still the one named; the issuer metadata stays', async () => {
+    const store = make();
+    const tenant = uid('t');
+    const issuer = 'https://as.example.com';
+    const client = (clientId: string) => ({
+      tenant_id: tenant,
+      issuer,
+      as_metadata: { issuer },
+      dcr: { client_id: clientId, token_endpoint_auth_method: 'none' },
+      updated_at: 'x',
+    });
+    await store.putClient(client('old'));
+    expect(await store.forgetDcrClient(tenant, issuer, 'other')).toBe(false);
+    expect((await store.getClient(tenant, issuer))?.dcr?.client_id).toBe('old');
+    expect(await store.forgetDcrClient(tenant, issuer, 'old')).toBe(true);
+    const after = await store.getClient(tenant, issuer);
+    expect(after?.dcr).toBeUndefined();
+    expect(after?.as_metadata).toEqual({ issuer });
+    expect(await store.forgetDcrClient(tenant, issuer, 'old')).toBe(false);
+    expect(await store.forgetDcrClient(tenant, 'https://elsewhere.example.com', 'old')).toBe(false);
+    // A newer registration stored meanwhile is not forgotten for the old one.
+    await store.putClient(client('new'));
+    expect(await store.forgetDcrClient(tenant, issuer, 'old')).toBe(false);
+    expect((await store.getClient(tenant, issuer))?.dcr?.client_id).toBe('new');
+  });
 });
 
 describe('the token source when the authorization server fails', () => {

@@ -387,6 +387,50 @@ describe('connections: refresh', () => {
     expect(view.json).toMatchObject({ status: 'needs_reauth', reason: 'invalid_grant' });
   });
 
+  it('a DCR client the authorization server forgot: needs_reauth, the registration dropped, the next consent registers afresh', async () => {
+    // Prepare: a tenant of its own (its own DCR client at the AS), a user connected through it
+    const tenant = await seedTenant(uid('forgot'));
+    const { store, secretBox } = stack.local.services;
+    const user = await seedUser(store, secretBox, { tenant_id: tenant.tenant_id, user_id: uid('erin') });
+    tokens.erin = await stack.token({ user: user.user_id, tenant: tenant.tenant_id });
+    const connectOnce = async () => {
+      const query = await consent('erin');
+      handles.push(query.get('result') as string);
+      const done = await call('POST', '/v1/connections/notes/complete', 'erin', {
+        result: query.get('result'),
+      });
+      expect(done.json).toMatchObject({ status: 'connected' });
+      return (await connectionStore().getConnection(
+        tenant.tenant_id,
+        user.user_id,
+        'notes',
+      )) as ConnectionRecord;
+    };
+    const first = await connectOnce();
+    expect((await connectionStore().getClient(tenant.tenant_id, as.issuer))?.dcr?.client_id).toBe(
+      first.client_id,
+    );
+
+    // Act: the AS forgets the client (its registrations reset); the next use refreshes
+    // oidc-provider's Client model reads dynamic clients from its adapter on every request.
+    const clients = as.provider.Client as unknown as { adapter: { destroy(id: string): Promise<void> } };
+    await clients.adapter.destroy(first.client_id as string);
+    const refused = await call('POST', '/v1/connections/notes/test', 'erin');
+
+    // Assess: the refresh's invalid_client marks the connection and drops the registration
+    expect(refused.json).toEqual({ ok: false, code: 'mcp_reauth_required' });
+    expect((await call('GET', '/v1/connections/notes', 'erin')).json).toMatchObject({
+      status: 'needs_reauth',
+      reason: 'invalid_grant',
+    });
+    expect((await connectionStore().getClient(tenant.tenant_id, as.issuer))?.dcr).toBeUndefined();
+
+    // Assess: consenting again registers a new client, and its grant works
+    const second = await connectOnce();
+    expect(second.client_id).not.toBe(first.client_id);
+    expect((await call('POST', '/v1/connections/notes/test', 'erin')).json).toEqual({ ok: true, tools: 1 });
+  });
+
   it('a 403 insufficient_scope: the view names the scopes, and authorize asks for them on top', async () => {
     // Prepare: a grant for notes:read that the MCP server refused for lacking notes:write (§9).
     const { store, secretBox } = stack.local.services;

@@ -381,6 +381,12 @@ export class MemoryConnectionStore implements ConnectionStore {
   async putClient(client: StoredClient) {
     this.clients.set(MemoryConnectionStore.key(client.tenant_id, client.issuer), structuredClone(client));
   }
+  async forgetDcrClient(tenantId: string, issuer: string, clientId: string) {
+    const c = this.clients.get(MemoryConnectionStore.key(tenantId, issuer));
+    if (c?.dcr?.client_id !== clientId) return false;
+    delete c.dcr;
+    return true;
+  }
   async hitAuthorizeRate(tenantId: string, userId: string, limitPerMinute: number) {
     const k = MemoryConnectionStore.key(tenantId, userId);
     const now = this.clock();

@@ -10,7 +10,7 @@ import type { ConnectionRecord, ReauthReason } from '../../core/model.js';
 import { type Page, type PageRequest, StoreConflict } from '../../core/ports.js';
 import { keys, tableSchema } from '../schema.js';
 import type { Item, TableClient } from './client.js';
-import { allOf, type Cond, eq, itemAbsent, itemPresent, versionIs } from './expr.js';
+import { allOf, type Cond, eq, eqPath, itemAbsent, itemPresent, versionIs } from './expr.js';
 import { defined, fields } from './fields.js';
 import type { Leases } from './leases.js';
 import { conflict, seconds } from './records.js';
@@ -331,6 +331,20 @@ export class Connections implements ConnectionStore {
 
   async putClient(client: StoredClient): Promise<void> {
     await this.table.put({ ...client, ...keys.oauthClient(client.tenant_id, issuerHash(client.issuer)) });
+  }
+
+  async forgetDcrClient(tenantId: string, issuer: string, clientId: string): Promise<boolean> {
+    try {
+      await this.table.update(
+        keys.oauthClient(tenantId, issuerHash(issuer)),
+        { remove: ['dcr'] },
+        allOf(eq('issuer', issuer), eqPath(['dcr', 'client_id'], clientId)),
+      );
+      return true;
+    } catch (error) {
+      if (error instanceof ConditionFailedError) return false;
+      throw error;
+    }
   }
 
   hitAuthorizeRate(tenantId: string, userId: string, limitPerMinute: number) {

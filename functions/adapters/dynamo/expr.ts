@@ -54,6 +54,11 @@ export const eq =
   (attribute: string, value: unknown): Cond =>
   (p) =>
     `${p.name(attribute)} = ${p.value(value)}`;
+/** `a.b… = value`: a document path, each part its own name placeholder. */
+export const eqPath =
+  (path: readonly string[], value: unknown): Cond =>
+  (p) =>
+    `${path.map((part) => p.name(part)).join('.')} = ${p.value(value)}`;
 /** `attribute < value`. */
 export const lessThan =
   (attribute: string, value: unknown): Cond =>

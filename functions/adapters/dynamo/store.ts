@@ -245,6 +245,7 @@ export class DynamoStore implements Store {
       takeOneTime: c.takeOneTime.bind(c),
       getClient: c.getClient.bind(c),
       putClient: c.putClient.bind(c),
+      forgetDcrClient: c.forgetDcrClient.bind(c),
       hitAuthorizeRate: c.hitAuthorizeRate.bind(c),
       getTenant: (id) => this.getTenant(id),
       getUser: (tenantId, id) => this.getUser(tenantId, id),

@@ -93,6 +93,11 @@ export async function callback(deps: ConnectionDeps, params: URLSearchParams): P
   } catch (error) {
     const code = error instanceof OAuthCallbackError ? error.code : 'token_exchange_failed';
     deps.log.warn('oauth callback refused', { tenant_id: item.tenant_id, server: item.server, code });
+    // A DCR client the authorization server forgot: the user's next try registers afresh.
+    if (error instanceof OAuthCallbackError && error.clientRefused && client.registration.kind === 'dcr') {
+      const { issuer, client_id } = client.registration;
+      await deps.store.forgetDcrClient(item.tenant_id, issuer, client_id);
+    }
     // This authorization is over (its state is used): the server shows `pending` no longer. The
     // pointer goes only while it still names this state, never a newer authorization's.
     await deps.store.clearPendingPointer(item.tenant_id, item.user_id, item.server, stateHash);

@@ -157,6 +157,11 @@ export interface ConnectionStore extends ConnectionReader {
 
   getClient(tenantId: string, issuer: string): Promise<StoredClient | undefined>;
   putClient(client: StoredClient): Promise<void>;
+  /**
+   * Drops the tenant's DCR registration at `issuer` if it is still `clientId` (conditional: a
+   * newer registration stays), so the next authorization registers afresh; whether it did.
+   */
+  forgetDcrClient(tenantId: string, issuer: string, clientId: string): Promise<boolean>;
 
   /** Admits one authorization unless `limitPerMinute` were admitted in the last 60 s. */
   hitAuthorizeRate(tenantId: string, userId: string, limitPerMinute: number): Promise<boolean>;

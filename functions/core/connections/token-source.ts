@@ -123,11 +123,27 @@ export function createTokenSource(deps: ConnectionDeps): OAuthTokenSource & {
         ...(access_expires_at === undefined ? {} : { expires_at: access_expires_at }),
       };
     } catch (error) {
-      if (error instanceof OAuthRefreshError && error.kind === 'invalid_grant') {
+      const refused = error instanceof OAuthRefreshError ? error.kind : 'unavailable';
+      // A DCR client the authorization server no longer knows: its grants are gone with it, and
+      // the next authorization must register afresh (a pre-registered or CIMD client refused is
+      // the tenant's or our configuration: the user can do nothing, so it is only unavailable).
+      const forgotten = refused === 'invalid_client' && client.registration.kind === 'dcr';
+      if (forgotten) {
+        await deps.store.forgetDcrClient(
+          c.tenant_id,
+          client.registration.issuer,
+          client.registration.client_id,
+        );
+        deps.log.warn('oauth client refused: registration dropped', {
+          tenant_id: c.tenant_id,
+          server: c.server,
+        });
+      }
+      if (refused === 'invalid_grant' || forgotten) {
         // needs_reauth only if rt_version is still the one we sent: a grant stored meanwhile stays.
         const marked = await deps.store.markNeedsReauth(c, 'invalid_grant', {
           owner,
-          lastError: 'invalid_grant',
+          lastError: refused,
           now: iso(deps.clock()),
         });
         if (!marked) return undefined;

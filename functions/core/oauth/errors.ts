@@ -44,25 +44,31 @@ export type CallbackErrorCode =
 /** The authorization callback did not yield tokens; `code` is one of ours. */
 export class OAuthCallbackError extends DomainError {
   override readonly code: CallbackErrorCode;
-  constructor(code: CallbackErrorCode, message: string) {
+  /** The token endpoint refused our client itself (`invalid_client`), not the code. */
+  readonly clientRefused: boolean;
+  constructor(code: CallbackErrorCode, message: string, clientRefused = false) {
     super(code, message);
     this.code = code;
+    this.clientRefused = clientRefused;
   }
 }
 
 /**
  * A refresh failed. `invalid_grant`: the authorization server no longer honours the refresh
- * token (the caller marks `needs_reauth` only if `rt_version` is unchanged); `unavailable`: it
- * could not be reached or answered something else (retry later).
+ * token (the caller marks `needs_reauth` only if `rt_version` is unchanged); `invalid_client`: it
+ * no longer knows or accepts our client (RFC 6749 §5.2; a forgotten DCR registration);
+ * `unavailable`: it could not be reached or answered something else (retry later).
  */
 export class OAuthRefreshError extends DomainError {
-  readonly kind: 'invalid_grant' | 'unavailable';
-  constructor(kind: 'invalid_grant' | 'unavailable') {
+  readonly kind: 'invalid_grant' | 'invalid_client' | 'unavailable';
+  constructor(kind: 'invalid_grant' | 'invalid_client' | 'unavailable') {
     super(
-      kind === 'invalid_grant' ? 'mcp_reauth_required' : 'mcp_auth_unavailable',
-      kind === 'invalid_grant'
-        ? 'The authorization server refused the refresh token.'
-        : 'The authorization server could not refresh the token; retry later.',
+      kind === 'unavailable' ? 'mcp_auth_unavailable' : 'mcp_reauth_required',
+      kind === 'unavailable'
+        ? 'The authorization server could not refresh the token; retry later.'
+        : kind === 'invalid_grant'
+          ? 'The authorization server refused the refresh token.'
+          : 'The authorization server refused our client.',
     );
     this.kind = kind;
   }

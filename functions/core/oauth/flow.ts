@@ -281,10 +281,26 @@ export async function exchangeCallback(
     );
     const result = await oauth.processAuthorizationCodeResponse(as, client, response);
     return tokenSet(result, pending, deps.clock());
-  } catch {
+  } catch (error) {
     // No cause: oauth4webapi's errors carry the response body, which may hold tokens.
-    throw new OAuthCallbackError('token_exchange_failed', 'The authorization code could not be exchanged.');
+    throw new OAuthCallbackError(
+      'token_exchange_failed',
+      'The authorization code could not be exchanged.',
+      clientRefused(error),
+    );
   }
+}
+
+/**
+ * The token endpoint refused the client itself (RFC 6749 §5.2 `invalid_client`, as a body or as
+ * a 401 challenge): it does not know it, or not its credentials.
+ */
+function clientRefused(error: unknown): boolean {
+  if (error instanceof oauth.ResponseBodyError) return error.error === 'invalid_client';
+  if (error instanceof oauth.WWWAuthenticateChallengeError) {
+    return error.status === 401 && error.cause.some((c) => c.parameters.error === 'invalid_client');
+  }
+  return false;
 }
 
 /**
@@ -321,6 +337,7 @@ export async function refresh(
   } catch (error) {
     if (error instanceof oauth.ResponseBodyError && error.error === 'invalid_grant')
       throw new OAuthRefreshError('invalid_grant');
+    if (clientRefused(error)) throw new OAuthRefreshError('invalid_client');
     throw new OAuthRefreshError('unavailable');
   }
 }
