@@ -20,7 +20,7 @@ export type AgentReport =
       tools: string[];
       whoami: { user_id: string; data: unknown }[];
       errors: string[];
-      /** Job assigned -> toolsets ready (the start renewal included); the Python agent only. */
+      /** Job assigned -> toolsets ready (the start renewal included). */
       ready_ms?: number;
       /**
        * The library's own split of the start, ms (JobCredentials.start_timings): the renewal

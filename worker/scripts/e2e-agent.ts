@@ -91,7 +91,18 @@ export default defineAgent({
       return;
     }
     const readyMs = Math.round(performance.now() - started);
-    const { grant, toolsets } = prepared;
+    const { grant, toolsets, credentials } = prepared;
+    // The library's own split of the start (JobCredentials.startTimings), as e2e_agent.py reports it.
+    const t = credentials.startTimings;
+    const startTimings =
+      t === undefined
+        ? undefined
+        : {
+            ...(t.renewal === undefined ? {} : { renewal: t.renewal }),
+            sealed_connected: t.sealedConnected,
+            ready: t.ready,
+            renewal_added: t.renewalAdded,
+          };
     const tools: string[] = [];
     const whoami: unknown[] = [];
     for (const toolset of toolsets) {
@@ -110,6 +121,7 @@ export default defineAgent({
       whoami,
       errors: catcher.errors,
       ready_ms: readyMs,
+      ...(startTimings === undefined ? {} : { start_timings: startTimings }),
       ...job,
     });
     let n = 0;

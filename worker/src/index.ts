@@ -36,6 +36,7 @@ export {
   type CredentialsLogger,
   JobCredentials,
   type JobCredentialsOptions,
+  type StartTimings,
 } from './live.js';
 export {
   createMcpToolset,

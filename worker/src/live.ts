@@ -57,6 +57,19 @@ export interface JobCredentialsOptions {
 
 type Outcome = 'ok' | 'ended' | 'refused' | 'unavailable';
 
+/**
+ * How {@link JobCredentials.start} spent its time, ms since it began: `renewal` (the start
+ * renewal answered), `sealedConnected` (the servers sealed with headers connected, in parallel
+ * with it), `ready` (the toolsets to offer) and `renewalAdded`, what the renewal added to
+ * `ready` over connecting with the sealed credentials alone.
+ */
+export interface StartTimings {
+  renewal?: number;
+  sealedConnected: number;
+  ready: number;
+  renewalAdded: number;
+}
+
 /** One job's grant and MCP toolsets, kept current by renewals. Call {@link start} once. */
 export class JobCredentials {
   metadata: string;
@@ -65,6 +78,8 @@ export class JobCredentials {
   readonly toolsets = new Map<string, McpToolset>();
   ended = false;
   renewals = 0;
+  /** Set once {@link start} offers its toolsets after a start renewal (logged as `job start`). */
+  startTimings: StartTimings | undefined;
   readonly #options: JobCredentialsOptions;
   #inflight: Promise<boolean> | undefined;
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -90,12 +105,20 @@ export class JobCredentials {
     }
     // A handler attached at once: an unexpected failure must not be an unhandled rejection
     // while the connections run; it counts as a refusal (no tools).
-    const renewal = this.#renewOnce([], false).catch((): Outcome => {
-      logger.error({}, 'credentials renewal failed unexpectedly');
-      return 'refused';
-    });
+    const began = performance.now();
+    const since = () => Math.round(performance.now() - began);
+    let renewed: number | undefined;
+    const renewal = this.#renewOnce([], false)
+      .catch((): Outcome => {
+        logger.error({}, 'credentials renewal failed unexpectedly');
+        return 'refused';
+      })
+      .finally(() => {
+        renewed = since();
+      });
     // Connected meanwhile: only servers that came with headers (token mode seals none).
     await this.#connect(this.grant.mcpServers.filter((s) => hasHeaders(s) && !this.#expired(s)));
+    const sealedConnected = since();
     const outcome = await renewal;
     if (outcome === 'ended') {
       await this.#closeAll();
@@ -112,6 +135,17 @@ export class JobCredentials {
       this.grant.mcpServers.filter((s) => !this.toolsets.has(s.name) && hasHeaders(s) && !this.#expired(s)),
     );
     this.#schedule();
+    const ready = since();
+    this.startTimings = {
+      ...(renewed === undefined ? {} : { renewal: renewed }),
+      sealedConnected,
+      ready,
+      renewalAdded: Math.max(0, ready - sealedConnected),
+    };
+    logger.info?.(
+      { start_timings: this.startTimings },
+      `job start: renewal ${renewed ?? -1} ms, sealed servers connected ${sealedConnected} ms, ready ${ready} ms`,
+    );
     return [...this.toolsets.values()];
   }
 

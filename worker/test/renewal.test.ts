@@ -278,6 +278,30 @@ describe('JobCredentials with the real MCP server', () => {
     }
   });
 
+  it('says how long the start renewal and the sealed connect took, and what the renewal added', async () => {
+    // Prepare: a slow renewal endpoint; the sealed server connects meanwhile
+    const token = issue();
+    const sealed = await standIn.metadata([server('notes', token)]);
+    standIn.servers = [server('notes', token)];
+    standIn.delayMs = 400;
+    const job = await credentials(sealed, []);
+
+    // Act
+    try {
+      expect(await job.start()).toHaveLength(1);
+    } finally {
+      standIn.delayMs = 0;
+      await job.aclose();
+    }
+
+    // Assess: offered only after the renewal; what it added is ready minus the sealed connect
+    const t = job.startTimings;
+    expect(t?.renewal).toBeGreaterThanOrEqual(400);
+    expect(t!.ready).toBeGreaterThanOrEqual(t!.renewal!);
+    expect(t!.renewalAdded).toBe(t!.ready - t!.sealedConnected);
+    expect(t!.renewalAdded).toBeGreaterThanOrEqual(0);
+  });
+
   it('offers nothing and ends the job on session_ended or a refused start renewal', async () => {
     for (const [step, reason] of [
       [{ status: 403, code: 'session_ended' }, 'session ended'],
