@@ -189,6 +189,11 @@ export interface SessionStore {
   deleteSessionPointer(sid: string): Promise<void>;
 }
 
+/** A rate window item as a store read it; only the store that read it looks inside. */
+export interface RateWindowRead {
+  readonly item: Readonly<Record<string, unknown>> | undefined;
+}
+
 /** What worker renewals (docs/api.md §9) read and write; every read strongly consistent. */
 export interface RenewalStore {
   /** The pointer of a session id, or undefined. */
@@ -197,8 +202,16 @@ export interface RenewalStore {
   getSession(ref: SessionPointer): Promise<SessionRecord | undefined>;
   /** Uses a worker assertion's `jti` once (kept until `untilSeconds`); false when used before. */
   useAssertionJti(sid: string, jti: string, untilSeconds: number): Promise<boolean>;
-  /** One renewal of the session unless `limitPerMinute` were admitted in the last 60 s. */
-  hitRenewalRate(sid: string, limitPerMinute: number): Promise<boolean>;
+  /**
+   * The session's renewal rate window as it is now (strongly consistent), read ahead so that
+   * {@link hitRenewalRate} can admit with one conditional write. Opaque to core.
+   */
+  renewalRateWindow(sid: string): Promise<RateWindowRead>;
+  /**
+   * One renewal of the session unless `limitPerMinute` were admitted in the last 60 s; `seen`
+   * (from {@link renewalRateWindow}) spares its first read. Refused: nothing written.
+   */
+  hitRenewalRate(sid: string, limitPerMinute: number, seen?: RateWindowRead): Promise<boolean>;
   /** Sets the lease's expiry to now + `ttlSeconds` while `holder` holds it; whether it did. */
   extendLease(tenantId: string, slot: number, holder: string, ttlSeconds: number): Promise<boolean>;
 }

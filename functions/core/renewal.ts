@@ -226,8 +226,13 @@ export function createRenewalService(deps: RenewalDeps): RenewalService {
       const sid = claims.sid;
 
       // 3. The session record decides tenant, user, room, pid and agent (docs/api.md §9): anyone
-      // with the dispatch keyring can forge metadata, but not a session record.
-      const { pointer, session, active } = await sessionOf(sid);
+      // with the dispatch keyring can forge metadata, but not a session record. The session's
+      // rate window is read meanwhile (a read, keyed by the checked sid), so that step 4 admits
+      // with one conditional write.
+      const [{ pointer, session, active }, window] = await Promise.all([
+        sessionOf(sid),
+        store.renewalRateWindow(sid),
+      ]);
       if (claims.aud !== session.agent_name) throw invalidMetadata('wrong_audience');
       if (claims.room !== session.room_name) throw invalidMetadata('wrong_room');
       if (
@@ -242,32 +247,38 @@ export function createRenewalService(deps: RenewalDeps): RenewalService {
       // whose user or tenant is no longer active, before anything but the jti is written.
       if (!active) throw sessionEnded();
 
-      // 4. The writes: the rate counter, then the lease.
-      if (!(await store.hitRenewalRate(sid, RENEWALS_PER_MINUTE))) {
+      // 4. The rate counter: refused, nothing more is written.
+      if (!(await store.hitRenewalRate(sid, RENEWALS_PER_MINUTE, window))) {
         throw new DomainError('rate_limited', 'Too many renewals of this session; retry in a minute.');
-      }
-      if (session.lease_slot !== undefined) {
-        const extended = await store.extendLease(
-          session.tenant_id,
-          session.lease_slot,
-          holderOf(session.room_name, session.agent_name, session.participant_identity),
-          2 * config.credentialsRefreshSeconds,
-        );
-        if (!extended)
-          log.warn('renewal found its lease lapsed or released', { tenant_id: session.tenant_id });
       }
 
       // 5. The check after the writes (write-then-check, docs/api.md §10): the session, its user
-      // and its tenant, re-read strongly consistent. A revoke writes the user's status (W_u),
-      // then ends the session (W_s) and releases its lease, then answers; this renewal wrote its
-      // jti and lease (W_r) and now reads (R). The operations on each item are totally ordered.
-      // If R sees neither W_u nor W_s, then R < W_u: this renewal was decided before the revoke's
-      // first write, hence before it answered. Otherwise R sees a suspended user or an ended
-      // session and this renewal answers 403. A lease extension after the revoke released the
-      // lease finds no lease of this holder and writes nothing (Leases.extend), so a revoked
-      // session's lease is never brought back. Suspending or deleting the tenant or user, and
-      // room_finished, write the record this reads first too.
-      const live = await stillActive(pointer, sid);
+      // and its tenant, re-read strongly consistent (R), after this renewal's jti and rate writes.
+      // A revoke writes the user's status (W_u), then ends the session (W_s) and releases its
+      // lease, then answers. The operations on each item are totally ordered. If R sees neither
+      // W_u nor W_s, then R < W_u: this renewal was decided before the revoke's first write, hence
+      // before it answered. Otherwise R sees a suspended user or an ended session and this
+      // renewal answers 403. Suspending or deleting the tenant or user, and room_finished, write
+      // the record this reads first too. The lease is extended meanwhile: the argument is about R
+      // alone, and an extension is conditional on this holder's lease being there (Leases.extend),
+      // so one that lands after the revoke released the lease writes nothing, and one that lands
+      // before is released with it: a revoked session's lease is never brought back.
+      const [live] = await Promise.all([
+        stillActive(pointer, sid),
+        session.lease_slot === undefined
+          ? undefined
+          : store
+              .extendLease(
+                session.tenant_id,
+                session.lease_slot,
+                holderOf(session.room_name, session.agent_name, session.participant_identity),
+                2 * config.credentialsRefreshSeconds,
+              )
+              .then((extended) => {
+                if (!extended)
+                  log.warn('renewal found its lease lapsed or released', { tenant_id: session.tenant_id });
+              }),
+      ]);
       if (live === undefined) throw sessionEnded();
       const { user, tenant } = live;
 

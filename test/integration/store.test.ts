@@ -540,6 +540,31 @@ describe('DynamoStore rate limit', () => {
     const counter = (await db.scan()).find((i) => i.pk === keys.rateWindow('t1', u).pk);
     expect(counter?.ttl).toBe(Math.floor((T0 + 60_000) / 1000) + 120);
   });
+
+  it('a renewal admitted on a window read ahead: a stale read never admits past the limit', async () => {
+    // Prepare: five windows read ahead while the session has no renewal yet
+    const sid = uid('sid');
+    const stale = await Promise.all(Array.from({ length: 5 }, () => store.renewalRateWindow(sid)));
+
+    // Act: three admitted one by one on their read-ahead windows (each stale but the first: its
+    // conditional put fails and it reads afresh), then two more on theirs (stale
+    // by then), then one refused on a fresh read (nothing written), then the next minute
+    const first = [];
+    for (const seen of stale.slice(0, 3)) first.push(await store.hitRenewalRate(sid, 3, seen));
+    const late = await Promise.all(stale.slice(3).map((seen) => store.hitRenewalRate(sid, 3, seen)));
+    const before = (await db.scan()).find((i) => i.pk === keys.renewalRateWindow(sid).pk);
+    const refused = await store.hitRenewalRate(sid, 3, await store.renewalRateWindow(sid));
+    const after = (await db.scan()).find((i) => i.pk === keys.renewalRateWindow(sid).pk);
+    now += 60_001;
+    const nextMinute = await store.hitRenewalRate(sid, 3, await store.renewalRateWindow(sid));
+
+    // Assess
+    expect(first).toEqual([true, true, true]);
+    expect(late).toEqual([false, false]);
+    expect(refused).toBe(false);
+    expect(after).toEqual(before);
+    expect(nextMinute).toBe(true);
+  });
 });
 
 describe('DynamoStore sessions', () => {

@@ -1,4 +1,5 @@
 import { ConditionFailedError } from '../../core/errors.js';
+import type { RateWindowRead } from '../../core/ports.js';
 import { keys, tableSchema } from '../schema.js';
 import type { Item, TableClient } from './client.js';
 import { allOf, anyOf, eq, expiredAt, itemAbsent, itemPresent } from './expr.js';
@@ -110,9 +111,18 @@ export class Leases {
     return this.admit(key, limitPerMinute);
   }
 
-  /** {@link Leases.hitRate} for one session's renewals (docs/api.md §9), its own window item. */
-  async hitRenewalRate(sid: string, limitPerMinute: number): Promise<boolean> {
-    return this.admit(keys.renewalRateWindow(sid), limitPerMinute);
+  /** One session's renewal window item as it is now (strongly consistent), for {@link hitRenewalRate}. */
+  async renewalRateWindow(sid: string): Promise<RateWindowRead> {
+    return { item: await this.table.get(keys.renewalRateWindow(sid)) };
+  }
+
+  /**
+   * {@link Leases.hitRate} for one session's renewals (docs/api.md §9), its own window item. With
+   * `seen` the first attempt decides on that read: its conditional put (on the version read)
+   * fails if anything was admitted since, and the next attempt reads afresh.
+   */
+  async hitRenewalRate(sid: string, limitPerMinute: number, seen?: RateWindowRead): Promise<boolean> {
+    return this.admit(keys.renewalRateWindow(sid), limitPerMinute, seen);
   }
 
   /**
@@ -135,10 +145,15 @@ export class Leases {
     }
   }
 
-  private async admit(key: { pk: string; sk: string }, limitPerMinute: number): Promise<boolean> {
+  private async admit(
+    key: { pk: string; sk: string },
+    limitPerMinute: number,
+    seen?: RateWindowRead,
+  ): Promise<boolean> {
     for (let attempt = 0; attempt < RATE_MAX_ATTEMPTS; attempt++) {
       const now = this.clock();
-      const item = await this.table.get(key);
+      const item =
+        attempt === 0 && seen !== undefined ? (seen.item as Item | undefined) : await this.table.get(key);
       const version = typeof item?.version === 'number' ? item.version : 0;
       const admitted = Array.isArray(item?.admitted)
         ? item.admitted.filter((t): t is number => typeof t === 'number' && t > now - RATE_WINDOW_MS)

@@ -7,7 +7,15 @@ import type {
   TenantRecord,
   UserRecord,
 } from '../../core/model.js';
-import type { ClaimAttempt, ClaimOptions, ClaimRef, Page, PageRequest, Store } from '../../core/ports.js';
+import type {
+  ClaimAttempt,
+  ClaimOptions,
+  ClaimRef,
+  Page,
+  PageRequest,
+  RateWindowRead,
+  Store,
+} from '../../core/ports.js';
 import { Audit } from './audit.js';
 import { type Claim, ExpiringClaims } from './claims.js';
 import { TableClient } from './client.js';
@@ -206,8 +214,12 @@ export class DynamoStore implements Store {
   useAssertionJti(sid: string, jti: string, untilSeconds: number): Promise<boolean> {
     return this.renewals.useJti(sid, jti, untilSeconds);
   }
-  hitRenewalRate(sid: string, limitPerMinute: number): Promise<boolean> {
-    return this.leases.hitRenewalRate(sid, limitPerMinute);
+  renewalRateWindow(sid: string): Promise<RateWindowRead> {
+    return this.leases.renewalRateWindow(sid);
+  }
+
+  hitRenewalRate(sid: string, limitPerMinute: number, seen?: RateWindowRead): Promise<boolean> {
+    return this.leases.hitRenewalRate(sid, limitPerMinute, seen);
   }
   extendLease(tenantId: string, slot: number, holder: string, ttlSeconds: number): Promise<boolean> {
     return this.leases.extend(tenantId, slot, holder, ttlSeconds);
