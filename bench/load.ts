@@ -1,11 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rm } from 'node:fs/promises';
 import type { Store } from '../functions/core/ports.js';
 import { effectiveMcpConfig } from '../functions/core/resolve.js';
 import type { SecretBox } from '../functions/core/sealing.js';
-import { type LocalServer, startLocalServer } from '../functions/local.js';
+import type { LocalServer } from '../functions/local.js';
 import {
   otherEvent,
   participantJoined,
@@ -22,6 +20,7 @@ import {
   type Snapshot,
   startDownstream,
 } from './lib/downstream-client.js';
+import { startLocalOver } from './lib/local-over.js';
 import { pool, type Summary, summarize } from './lib/stats.js';
 import { type OAuthBench, oauthBench } from './lib/warm-oauth.js';
 import { type RenewalBench, renewalBench } from './lib/warm-renewal.js';
@@ -355,33 +354,15 @@ async function cost(
  */
 export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   const downstream = await startDownstream(TEST_LIVEKIT);
-  const dataDir = await mkdtemp(join(tmpdir(), 'lkmcp-bench-'));
-  const local = await startLocalServer({
-    PORT: '0',
-    DATA_DIR: dataDir,
-    DYNAMODB_ENDPOINT: downstream.dynamoEndpoint,
-    TABLE_NAME: 'bench',
-    LIVEKIT_URL: downstream.livekitUrl,
-    LIVEKIT_API_KEY: TEST_LIVEKIT.apiKey,
-    LIVEKIT_API_SECRET: TEST_LIVEKIT.apiSecret,
+  const { local, dataDir } = await startLocalOver(downstream, 'lkmcp-bench-', {
     SESSION_RATE_LIMIT_PER_MINUTE: '10000',
     ALLOW_INSECURE_MCP_URLS: 'false',
-    LOG_LEVEL: 'ERROR',
   });
   // The OAuth paths need a loopback http AS stand-in, which only ALLOW_INSECURE_MCP_URLS admits:
   // a second server over the same downstream, so the figures above keep their settings.
-  const oauthDir = await mkdtemp(join(tmpdir(), 'lkmcp-bench-oauth-'));
-  const oauthLocal = await startLocalServer({
-    PORT: '0',
-    DATA_DIR: oauthDir,
-    DYNAMODB_ENDPOINT: downstream.dynamoEndpoint,
-    TABLE_NAME: 'bench',
-    LIVEKIT_URL: downstream.livekitUrl,
-    LIVEKIT_API_KEY: TEST_LIVEKIT.apiKey,
-    LIVEKIT_API_SECRET: TEST_LIVEKIT.apiSecret,
+  const { local: oauthLocal, dataDir: oauthDir } = await startLocalOver(downstream, 'lkmcp-bench-oauth-', {
     SESSION_RATE_LIMIT_PER_MINUTE: '10000',
     ALLOW_INSECURE_MCP_URLS: 'true',
-    LOG_LEVEL: 'ERROR',
   });
   let oauth: OAuthBench | undefined;
   try {

@@ -1,26 +1,7 @@
-/**
- * Issue 16: revoking a user who has many live sessions, through the admin API of the local
- * server (the real adapters) against dynalite and the LiveKit stand-in in the downstream child,
- * with modeled AWS round trips on every DynamoDB request and LiveKit call.
- *
- *   npx tsx bench/revoke.ts [sessions=1000] [--dynamo-ms 5] [--livekit-ms 30]
- *
- * Seeds one user with `sessions` live sessions (each in its own room, dispatched by the session
- * app's dispatcher), then calls `POST /v1/admin/tenants/{t}/users/{u}/revoke` until it answers 200
- * (a 202 says the request's budget ran out, docs/api.md §6; the repeat resumes). Prints one JSON
- * document: wall time, the answers, sessions ended, DeleteRoom calls and DynamoDB requests, and
- * what is left active (must be 0).
- */
-import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { createDispatcher } from '../functions/core/dispatcher.js';
-import { silentLog } from '../functions/core/log.js';
-import { newRoomName } from '../functions/core/rooms.js';
-import { startLocalServer } from '../functions/local.js';
+import { rm } from 'node:fs/promises';
 import { seedTenant, seedUser, TEST_LIVEKIT } from '../test/support/fixtures.js';
 import { diffSnapshots, livekitCalls, startDownstream } from './lib/downstream-client.js';
+import { dispatchLive, localDispatcher, startLocalOver } from './lib/local-over.js';
 import { pool, round } from './lib/stats.js';
 
 const args = process.argv.slice(2);
@@ -35,55 +16,18 @@ const AGENT = 'mcp-agent';
 const MCP = { url: 'https://mcp.example.com/mcp', token: 'bench-revoke-token-0123456789' };
 
 const downstream = await startDownstream(TEST_LIVEKIT);
-const dataDir = await mkdtemp(join(tmpdir(), 'lkmcp-bench-revoke-'));
-const local = await startLocalServer({
-  PORT: '0',
-  DATA_DIR: dataDir,
-  DYNAMODB_ENDPOINT: downstream.dynamoEndpoint,
-  TABLE_NAME: 'bench',
-  LIVEKIT_URL: downstream.livekitUrl,
-  LIVEKIT_API_KEY: TEST_LIVEKIT.apiKey,
-  LIVEKIT_API_SECRET: TEST_LIVEKIT.apiSecret,
-  LOG_LEVEL: 'ERROR',
-});
+const { local, dataDir } = await startLocalOver(downstream, 'lkmcp-bench-revoke-');
 try {
-  const { store, secretBox, sealer, livekit, config } = local.services;
+  const { store, secretBox } = local.services;
   const tenant = await seedTenant(store, secretBox, { tenant_id: 'bench-revoke' });
   const userId = 'bench-revoke-u';
   await seedUser(store, secretBox, { tenant_id: tenant.tenant_id, user_id: userId, mcp: MCP });
-  const dispatcher = createDispatcher({
-    store,
-    livekit,
-    sealer,
-    secretBox,
-    clock: () => new Date(),
-    log: silentLog,
-    config: {
-      dispatchKeys: config.dispatchKeys,
-      metadataTtlSeconds: config.metadataTtlSeconds,
-      credentialsRefreshSeconds: config.credentialsRefreshSeconds,
-      publicBaseUrl: config.publicBaseUrl,
-      defaultAgentName: AGENT,
-      webhookRoomPrefix: config.webhookRoomPrefix,
-    },
-  } as Parameters<typeof createDispatcher>[0]);
+  const dispatcher = localDispatcher(local, AGENT);
 
   // Seed on loopback (no modeled latency): one session per room, 8 at a time.
   const seedStart = performance.now();
   await pool(SESSIONS, 8, async () => {
-    const r = await dispatcher.dispatch({
-      tenant,
-      userId,
-      participantIdentity: userId,
-      agentName: AGENT,
-      roomName: newRoomName('lk-mcp-', tenant.tenant_id, (n) => randomBytes(n)),
-      perParticipant: false,
-      freshRoom: true,
-      mcpServers: [{ name: 'mcp', url: MCP.url, transport: 'streamable_http', headers: {} }],
-      mode: 'api',
-      origin: 'session',
-    } as Parameters<typeof dispatcher.dispatch>[0]);
-    if (r.status !== 'dispatched') throw new Error(`seed: ${r.status}`);
+    await dispatchLive(dispatcher, tenant, userId, { agentName: AGENT, mcpUrl: MCP.url });
   });
   const seededMs = performance.now() - seedStart;
   const active = async () => (await store.activeSessionsOfUser(tenant.tenant_id, userId)).length;

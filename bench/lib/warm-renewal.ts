@@ -1,11 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { dispatchHeader, makeWorkerAssertion } from '@livekit-mcp-dispatch/contract';
 import { CompactEncrypt, compactDecrypt } from 'jose';
-import { createDispatcher } from '../../functions/core/dispatcher.js';
-import { silentLog } from '../../functions/core/log.js';
-import { newRoomName } from '../../functions/core/rooms.js';
 import type { LocalServer } from '../../functions/local.js';
 import { seedTenant, seedUser } from '../../test/support/fixtures.js';
+import { dispatchLive, localDispatcher } from './local-over.js';
 
 /** Live sessions to renew, and the two sides of the renewal comparison (issue 19). */
 export interface RenewalBench {
@@ -28,41 +26,14 @@ const decoder = new TextDecoder();
  * core/renewal.ts) is never reached by the bench.
  */
 export async function renewalBench(local: LocalServer, sessions: number): Promise<RenewalBench> {
-  const { store, secretBox, sealer, livekit, config } = local.services;
+  const { store, secretBox, config } = local.services;
   const tenant = await seedTenant(store, secretBox, { tenant_id: 'bench-r' });
-  const dispatcher = createDispatcher({
-    store,
-    livekit,
-    sealer,
-    secretBox,
-    clock: () => new Date(),
-    log: silentLog,
-    config: {
-      dispatchKeys: config.dispatchKeys,
-      metadataTtlSeconds: config.metadataTtlSeconds,
-      credentialsRefreshSeconds: config.credentialsRefreshSeconds,
-      publicBaseUrl: config.publicBaseUrl,
-      defaultAgentName: AGENT,
-      webhookRoomPrefix: config.webhookRoomPrefix,
-    },
-  } as Parameters<typeof createDispatcher>[0]);
+  const dispatcher = localDispatcher(local, AGENT);
   const live: { sid: string; metadata: string }[] = [];
   for (let i = 0; i < sessions; i++) {
     const userId = `bench-r-u${i}`;
     await seedUser(store, secretBox, { tenant_id: tenant.tenant_id, user_id: userId, mcp: MCP });
-    const r = await dispatcher.dispatch({
-      tenant,
-      userId,
-      participantIdentity: userId,
-      agentName: AGENT,
-      roomName: newRoomName('lk-mcp-', tenant.tenant_id, (n) => randomBytes(n)),
-      perParticipant: false,
-      freshRoom: true,
-      mcpServers: [{ name: 'mcp', url: MCP.url, transport: 'streamable_http', headers: {} }],
-      mode: 'api',
-      origin: 'session',
-    } as Parameters<typeof dispatcher.dispatch>[0]);
-    if (r.status !== 'dispatched') throw new Error(`renewal seed: ${r.status}`);
+    const r = await dispatchLive(dispatcher, tenant, userId, { agentName: AGENT, mcpUrl: MCP.url });
     live.push({ sid: (r.session as { sid: string }).sid, metadata: r.metadata });
   }
   const refreshUrl = `${config.publicBaseUrl}/v1/worker/credentials`;
