@@ -5,6 +5,7 @@ import { type CapacityModel, capacityModel } from './capacity-model.js';
 import { type ColdStartResult, distTargets, measureColdStart, sizeOf } from './cold-start.js';
 import { type FirstRequestResult, measureFirstRequest } from './first-request.js';
 import { ratio, round } from './lib/stats.js';
+import { readTimeToTools } from './lib/time-to-tools.js';
 import { type LoadResult, loadFailures, runLoad, type SessionComparison, WARM_PATHS } from './load.js';
 
 /**
@@ -33,6 +34,8 @@ const BUDGET = {
   sessionP50Ratio: 1.5,
   /** Issue 19: renewal p50 / floor p50, one client and 50 concurrent, modeled round trips. */
   renewalP50Ratio: 1.5,
+  /** Issue 19: what the job-start renewal adds to job assigned → toolsets ready (the e2e), %. */
+  startRenewalSharePercent: 10,
 };
 /** The warm paths' rows in load.ts's WARM_PATHS (issue 18: fresh vs needs-refresh OAuth token). */
 const RENEWAL = 'POST /v1/worker/credentials (worker renewal)';
@@ -153,6 +156,8 @@ const result = {
   costs: load.costs,
   loadFailures,
   model,
+  // Issue 20 item 3 comes from the e2e (the real LiveKit server and workers), not from this run.
+  timeToTools: readTimeToTools(),
 };
 await mkdir('bench/results', { recursive: true });
 await writeFile('bench/results/latest.json', `${JSON.stringify(result, null, 2)}\n`);
@@ -409,6 +414,28 @@ function print(
       ]),
     ]),
   );
+  const tt = r.timeToTools;
+  console.log(
+    tt === undefined
+      ? '\n== time to tools: not measured in this checkout (npm run e2e writes bench/results/time-to-tools.json) =='
+      : `\n== time to tools (npm run e2e scenario 7 at ${tt.at}, commit ${tt.commit}; real LiveKit server and workers) ==`,
+  );
+  if (tt !== undefined) {
+    console.log(
+      table([
+        ['worker', 'POST answered', 'job assigned', 'toolsets ready', 'renewal added', 'ours', 'ours %'],
+        ...tt.rows.map((row) => [
+          row.worker,
+          `${row.sessionMs} ms`,
+          `${row.assignedMs} ms`,
+          `${row.totalMs} ms`,
+          `${row.start.renewalAdded ?? 0} ms`,
+          `${row.oursMs} ms`,
+          row.oursPercent,
+        ]),
+      ]),
+    );
+  }
   console.log('\n== budgets ==');
   console.log(
     table([
@@ -450,6 +477,12 @@ function print(
         `AS ${r.budgets.oauthRefresh.asCalls}, cond +${r.budgets.oauthRefresh.extraConditionalWrites}`,
         ok(r.budgets.oauthRefresh.holds),
       ],
+      ...(tt?.rows ?? []).map((row) => [
+        `start renewal's share of job → tools, ${row.worker} (e2e)`,
+        `≤ ${BUDGET.startRenewalSharePercent} %`,
+        `${row.renewalSharePercent} % (${row.start.renewalAdded ?? 0} ms)`,
+        ok(row.renewalSharePercent <= BUDGET.startRenewalSharePercent),
+      ]),
       [
         'duplicate webhook',
         '1 conditional request, 0 LiveKit',

@@ -22,6 +22,8 @@ export type AgentReport =
       errors: string[];
       /** Job assigned -> toolsets ready (the start renewal included). */
       ready_ms?: number;
+      /** When the job's entry began (epoch ms): LiveKit assigned it. */
+      assigned_at?: number;
       /**
        * The library's own split of the start, ms (JobCredentials.start_timings): the renewal
        * answered, the sealed servers connected (in parallel), ready, and what the renewal added.

@@ -10,7 +10,7 @@ the tool callable: the path an LLM tool call takes).
 
 Each job appends one JSON line to $LKMCP_E2E_REPORT (never a token, header or the metadata):
   {"event":"served","job_id","room","agent_name","user_id","tenant_id","participant_identity",
-   "tools":[...],"whoami":{...},"errors":[...],"ready_ms","start_timings"}
+   "tools":[...],"whoami":{...},"errors":[...],"ready_ms","assigned_at","start_timings"}
   {"event":"refused","job_id","room","agent_name","code"}
 ``code`` and ``errors`` come from agent.py's own log records (logger ``lkmcp.agent``).
 
@@ -136,6 +136,7 @@ async def entrypoint(ctx: JobContext) -> None:
     logging.getLogger("lkmcp.agent").addHandler(log)
     renewal_log.addHandler(timings)
     started = time.monotonic()
+    assigned_at = round(time.time() * 1000)
     try:
         prepared = await agent.prepare_job(ctx)
     finally:
@@ -167,6 +168,7 @@ async def entrypoint(ctx: JobContext) -> None:
         whoami=whoami,
         errors=log.errors,
         ready_ms=ready_ms,
+        assigned_at=assigned_at,
         start_timings=timings.timings,
         **job,
     )

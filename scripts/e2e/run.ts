@@ -22,6 +22,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { AccessToken, AgentDispatchClient, RoomServiceClient } from 'livekit-server-sdk';
+import { type TimeToToolsRow, timeToToolsRow, writeTimeToTools } from '../../bench/lib/time-to-tools.js';
 import { generateKeyringJson, parseKeyring } from '../../functions/core/keyring.js';
 import { createDispatchSealer } from '../../functions/core/sealing.js';
 import { type LocalServer, startLocalServer } from '../../functions/local.js';
@@ -485,7 +486,9 @@ const renewalScenarios: Scenario[] = [
             ['r4', RENEW_TS_AGENT, tsAgent, 'TypeScript'],
           ] as const
         ).map(async ([who, agentName, agent, label]) => {
+          const postedAt = Date.now();
           const s = await startSession(stack, who, renewServer.url, agentName);
+          const answeredAt = Date.now();
           const room = String(s.room_name);
           const app = await enter(stack, String(s.participant_token), PEOPLE[who].user);
           const [report] = await agent.waitForReports(
@@ -497,7 +500,7 @@ const renewalScenarios: Scenario[] = [
             report?.event === 'served' && report.whoami[0]?.user_id === PEOPLE[who].user,
             `${label} job: ${JSON.stringify(report)}`,
           );
-          return { who, agent, label, room, app, report };
+          return { who, agent, label, room, app, report, postedAt, answeredAt };
         }),
       );
       // Per session: the start renewal, then one at each refresh_at (~60 s apart), all 200.
@@ -523,6 +526,7 @@ const renewalScenarios: Scenario[] = [
       // Tools still work after the second renewal at refresh_at swapped the headers in place.
       const lastRenewal = Math.max(...[...bySid.values()].map((g) => g[2]!.at));
       const lines: string[] = [];
+      const toolsRows: TimeToToolsRow[] = [];
       for (const job of jobs) {
         const ticksOf = () =>
           job.agent
@@ -554,15 +558,28 @@ const renewalScenarios: Scenario[] = [
           `${job.label} job ready (assigned -> toolsets, start renewal included) ${job.report.ready_ms} ms, ${ticks.length} whoami calls all ok`,
         );
         const t = job.report.start_timings;
-        if (t?.ready !== undefined && t.sealed_connected !== undefined) {
-          // Issue 19's figure: what the start renewal adds over connecting with the sealed
-          // credentials alone (it runs in parallel; the tools wait for its answer).
-          const share = t.sealed_connected > 0 ? (100 * (t.renewal_added ?? 0)) / t.sealed_connected : 0;
-          lines.push(
-            `     start: renewal answered ${t.renewal} ms, sealed servers connected ${t.sealed_connected} ms, ready ${t.ready} ms: the renewal adds ${t.renewal_added} ms (${share.toFixed(1)} %, goal ≤ 10 %)`,
-          );
-        }
+        check(
+          t?.ready !== undefined && t.sealed_connected !== undefined && job.report.assigned_at !== undefined,
+          `${job.label}: the job reported its start timings and when it was assigned`,
+        );
+        // Issues 19 and 20: what the start renewal adds over connecting with the sealed
+        // credentials alone (it runs in parallel; the tools wait for its answer), and our share
+        // of POST /v1/sessions → toolsets ready. `npm run bench` prints the file this writes.
+        const row = timeToToolsRow({
+          worker: job.label,
+          postedAt: job.postedAt,
+          answeredAt: job.answeredAt,
+          assignedAt: job.report.assigned_at!,
+          readyMs: job.report.ready_ms ?? 0,
+          start: t,
+        });
+        toolsRows.push(row);
+        lines.push(
+          `     start: renewal answered ${t!.renewal} ms, sealed servers connected ${t!.sealed_connected} ms, ready ${t!.ready} ms: the renewal adds ${row.start.renewalAdded} ms (${row.renewalSharePercent} %, goal ≤ 10 %)`,
+          `     POST /v1/sessions ${row.sessionMs} ms → job assigned at ${row.assignedMs} ms → toolsets ready at ${row.totalMs} ms; ours ${row.oursMs} ms (${row.oursPercent} %)`,
+        );
       }
+      writeTimeToTools(toolsRows);
       for (const job of jobs) await leave(stack, job.app);
       for (const group of bySid.values()) {
         const gaps = group.slice(1).map((r, i) => ((r.at - group[i]!.at) / 1000).toFixed(1));

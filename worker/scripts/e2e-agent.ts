@@ -84,6 +84,7 @@ export default defineAgent({
     };
     ctx.addShutdownCallback(async () => report({ event: 'ended', reason: endReason, ...job }));
     const started = performance.now();
+    const assignedAt = Date.now();
     // src/agent.ts's own preparation: the same openJob and connectToolsets calls as its entry.
     const prepared = await prepareJob(ctx, catcher.logger);
     if (!prepared) {
@@ -121,6 +122,7 @@ export default defineAgent({
       whoami,
       errors: catcher.errors,
       ready_ms: readyMs,
+      assigned_at: assignedAt,
       ...(startTimings === undefined ? {} : { start_timings: startTimings }),
       ...job,
     });
