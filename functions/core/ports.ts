@@ -149,10 +149,16 @@ export interface LeaseStore {
   /** Frees the slot if `holder` still holds it. */
   releaseLease(tenantId: string, slot: number, holder: string): Promise<boolean>;
   /**
-   * Admits one start of (tenant, user) unless `limitPerMinute` were admitted in the last 60 s
-   * (sliding window); false when refused (nothing written).
+   * The (tenant, user) start rate window as it is now (strongly consistent), read ahead so that
+   * {@link hitRate} can admit with one conditional write. Opaque to core.
    */
-  hitRate(tenantId: string, userId: string, limitPerMinute: number): Promise<boolean>;
+  rateWindow(tenantId: string, userId: string): Promise<RateWindowRead>;
+  /**
+   * Admits one start of (tenant, user) unless `limitPerMinute` were admitted in the last 60 s
+   * (sliding window); false when refused (nothing written). `seen` (from {@link rateWindow})
+   * spares its first read.
+   */
+  hitRate(tenantId: string, userId: string, limitPerMinute: number, seen?: RateWindowRead): Promise<boolean>;
 }
 
 /** Sessions: one per (room[ incarnation], agent, participant). */

@@ -229,7 +229,7 @@ export function createRenewalService(deps: RenewalDeps): RenewalService {
       // with the dispatch keyring can forge metadata, but not a session record. The session's
       // rate window is read meanwhile (a read, keyed by the checked sid), so that step 4 admits
       // with one conditional write.
-      const [{ pointer, session, active }, window] = await Promise.all([
+      const [{ pointer, session, active }, rateRead] = await Promise.all([
         sessionOf(sid),
         store.renewalRateWindow(sid),
       ]);
@@ -248,7 +248,7 @@ export function createRenewalService(deps: RenewalDeps): RenewalService {
       if (!active) throw sessionEnded();
 
       // 4. The rate counter: refused, nothing more is written.
-      if (!(await store.hitRenewalRate(sid, RENEWALS_PER_MINUTE, window))) {
+      if (!(await store.hitRenewalRate(sid, RENEWALS_PER_MINUTE, rateRead))) {
         throw new DomainError('rate_limited', 'Too many renewals of this session; retry in a minute.');
       }
 

@@ -1,3 +1,4 @@
+import { isTenantId } from '@livekit-mcp-dispatch/contract';
 import { loadAppCaller } from './caller.js';
 import { refreshUrlOf } from './config.js';
 import { DEFAULT_CREDENTIALS_REFRESH_SECONDS } from './dispatch-request.js';
@@ -213,6 +214,12 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
 
   return {
     async start(input) {
+      // The caller's rate window is read alongside the caller (a read, on the JWT's tenant and
+      // subject), so that the admission (step 4 of the saga) is one conditional write. A failed
+      // read is only a missed shortcut: the admission reads for itself.
+      const rateRead = isTenantId(input.tenantClaim)
+        ? store.rateWindow(input.tenantClaim, input.userId).catch(() => undefined)
+        : Promise.resolve(undefined);
       const { user, tenant } = await loadCaller(input);
       const agentName = agentFor(tenant, input.agentName);
       const { states, grants } = await servers({ tenant, user, origin: 'session' });
@@ -253,7 +260,9 @@ export function createSessionService(deps: SessionServiceDeps): SessionService {
           mode,
           origin: 'session',
           admit: async () => {
-            if (!(await store.hitRate(tenant.tenant_id, input.userId, config.sessionRateLimitPerMinute))) {
+            const seen = await rateRead;
+            const limit = config.sessionRateLimitPerMinute;
+            if (!(await store.hitRate(tenant.tenant_id, input.userId, limit, seen))) {
               throw new DomainError('rate_limited', 'Too many sessions started; retry in a minute.');
             }
           },

@@ -165,6 +165,10 @@ export class MemoryStore implements DispatchStore, ConnectionReader {
     this.leaseExpiry.delete(k);
     return this.leases.delete(k);
   }
+  async rateWindow() {
+    // The fake's window is its own map, read by hitRate itself.
+    return { item: undefined };
+  }
   async hitRate(tenantId: string, userId: string, limitPerMinute: number) {
     const k = JSON.stringify([tenantId, userId]);
     const now = this.clock();

@@ -107,8 +107,14 @@ export class Leases {
     userId: string,
     limitPerMinute: number,
     key: { pk: string; sk: string } = keys.rateWindow(tenantId, userId),
+    seen?: RateWindowRead,
   ): Promise<boolean> {
-    return this.admit(key, limitPerMinute);
+    return this.admit(key, limitPerMinute, seen);
+  }
+
+  /** The (tenant, user) start window item as it is now (strongly consistent), for {@link hitRate}. */
+  async rateWindow(tenantId: string, userId: string): Promise<RateWindowRead> {
+    return { item: await this.table.get(keys.rateWindow(tenantId, userId)) };
   }
 
   /** One session's renewal window item as it is now (strongly consistent), for {@link hitRenewalRate}. */

@@ -170,8 +170,12 @@ export class DynamoStore implements Store {
   releaseLease(tenantId: string, slot: number, holder: string): Promise<boolean> {
     return this.leases.release(tenantId, slot, holder);
   }
-  hitRate(tenantId: string, userId: string, limitPerMinute: number): Promise<boolean> {
-    return this.leases.hitRate(tenantId, userId, limitPerMinute);
+  rateWindow(tenantId: string, userId: string): Promise<RateWindowRead> {
+    return this.leases.rateWindow(tenantId, userId);
+  }
+
+  hitRate(tenantId: string, userId: string, limitPerMinute: number, seen?: RateWindowRead): Promise<boolean> {
+    return this.leases.hitRate(tenantId, userId, limitPerMinute, undefined, seen);
   }
 
   putSession(record: SessionRecord): Promise<void> {
