@@ -32,7 +32,7 @@ export const RENEWAL_ASSUMPTIONS = {
   renewalRru: 8,
   renewalWru: 2,
   /** jti → sid pointer → session ‖ user ‖ tenant → rate get → rate put → the re-read trio. */
-  renewalSequentialRoundTrips: 6,
+  renewalSequentialRoundTrips: 5,
   /** Fallback per OAuth refresh: the client record read, lock take, result store (sealed tokens ~1.5 KB: 2 WRU). */
   refreshWru: 3,
   refreshRru: 1,
