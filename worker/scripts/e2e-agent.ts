@@ -15,7 +15,7 @@
 import { appendFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { cli, defineAgent, type JobContext, type llm, ServerOptions } from '@livekit/agents';
-import { agentName, type JobLogger, prepareJob, serverOptions } from '../src/agent.js';
+import { agentName, type JobLogger, listeningServerOptions, prepareJob } from '../src/agent.js';
 
 const REPORT = process.env.LKMCP_E2E_REPORT ?? '';
 const LINGER_MS = Number(process.env.LKMCP_E2E_LINGER ?? '3') * 1000;
@@ -158,6 +158,10 @@ export default defineAgent({
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   cli.runApp(
     // src/agent.ts's own options: run.ts sets LKMCP_WORKER_LOAD=ignore and a loopback health server.
-    new ServerOptions({ agent: fileURLToPath(import.meta.url), agentName: agentName(), ...serverOptions() }),
+    new ServerOptions({
+      agent: fileURLToPath(import.meta.url),
+      agentName: agentName(),
+      ...(await listeningServerOptions()),
+    }),
   );
 }

@@ -19,6 +19,7 @@
  * it). Importing this module starts nothing and makes no network call; only running it as the
  * main module checks the configuration ({@link startupProblems}) and starts the worker CLI.
  */
+import { type AddressInfo, createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { cli, defineAgent, type JobContext, log, ServerOptions, voice } from '@livekit/agents';
 import type { McpServerGrant } from '@livekit-mcp-dispatch/contract';
@@ -161,6 +162,27 @@ export function serverOptions(env: NodeJS.ProcessEnv = process.env): WorkerEnvOp
   return options;
 }
 
+/**
+ * {@link serverOptions} with `LKMCP_HEALTH_PORT=0` turned into a free port of the health host:
+ * `@livekit/agents` reads a port of 0 as "its default" (8081 in `start` mode, `port ||
+ * default`), so two workers on one machine would both take 8081. The port is found by listening
+ * on 0 and closing again, so another process could take it in between (a dev-machine setting).
+ */
+export async function listeningServerOptions(
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<WorkerEnvOptions> {
+  const options = serverOptions(env);
+  if (options.port !== 0) return options;
+  const probe = createServer();
+  await new Promise<void>((resolve, reject) => {
+    probe.once('error', reject);
+    probe.listen(0, options.host ?? '0.0.0.0', () => resolve());
+  });
+  const { port } = probe.address() as AddressInfo;
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  return { ...options, port };
+}
+
 /** Dev only (`ALLOW_INSECURE_MCP_URLS=true`, the server's variable): allow loopback MCP URLs. */
 export function insecureMcpUrlsAllowed(env: NodeJS.ProcessEnv = process.env): boolean {
   return env.ALLOW_INSECURE_MCP_URLS?.toLowerCase() === 'true';
@@ -300,6 +322,10 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     process.exit(2);
   }
   cli.runApp(
-    new ServerOptions({ agent: fileURLToPath(import.meta.url), agentName: agentName(), ...serverOptions() }),
+    new ServerOptions({
+      agent: fileURLToPath(import.meta.url),
+      agentName: agentName(),
+      ...(await listeningServerOptions()),
+    }),
   );
 }

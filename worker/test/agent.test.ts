@@ -1,9 +1,10 @@
-import { initializeLogger, type JobContext } from '@livekit/agents';
+import { initializeLogger, type JobContext, ServerOptions } from '@livekit/agents';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import agent, {
   connectToolsets,
   type JobLike,
   type JobLogger,
+  listeningServerOptions,
   openJob,
   prepareJob,
   serverOptions,
@@ -167,6 +168,27 @@ describe('serverOptions', () => {
       port: 0,
       numIdleProcesses: 1,
     });
+  });
+
+  it('turns a health port of 0 into a free one, which the library keeps in start mode', async () => {
+    // Prepare: the library reads 0 as its default (8081 in production), as cli's start re-creates it
+    const env = { LKMCP_HEALTH_HOST: '127.0.0.1', LKMCP_HEALTH_PORT: '0' };
+    const asStarted = (port: number | undefined) => {
+      const { production: _, ...opts } = new ServerOptions({ agent: '/agent.js', host: '127.0.0.1', port });
+      return new ServerOptions({ ...opts, production: true }).port;
+    };
+
+    // Act
+    const options = await listeningServerOptions(env);
+    const other = await listeningServerOptions(env);
+
+    // Assess
+    expect(asStarted(0)).toBe(8081);
+    expect(options.port).toBeGreaterThan(0);
+    expect(asStarted(options.port)).toBe(options.port);
+    expect(other.port).toBeGreaterThan(0);
+    expect((await listeningServerOptions({ LKMCP_HEALTH_PORT: '9100' })).port).toBe(9100);
+    expect((await listeningServerOptions({})).port).toBeUndefined();
   });
 
   it('names every bad value in one error, like python/agent.py', () => {
