@@ -115,6 +115,11 @@ export interface LoadResult {
    * GetItem, seal), with the modeled AWS round trips of `LoadOptions.modeled` (issue 19).
    */
   renewal: SessionComparison & { dynamoMs: number; sessions: number };
+  /**
+   * Issue 20 item 2: each warm path one request at a time with the modeled round trips, against
+   * the bare floor of the same path, interleaved (p50 ms and the ratio).
+   */
+  warmModeled: { path: string; p50Ms: number; floorP50Ms: number; ratio: number }[];
 }
 
 /** What a warm path's request sees: the local server and the seeded callers. */
@@ -381,6 +386,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
       if (r.status !== 201) throw new Error(`session answered ${r.status} ${JSON.stringify(r.body)}`);
     };
     const sessionBare = (i: number) => bareWork(local, pick(sessionCallers, i), true);
+    const hookBare = (i: number) => bareWork(local, pick(hookCallers, i), false);
 
     // Warm both paths (JIT, connection pools), then measure in alternating blocks.
     await load(c * 2, c, session);
@@ -392,6 +398,22 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     // Live sessions for the renewal phase, seeded before the modeled latency is on. Renewals go
     // round-robin: at most ~7 per session in a minute, under its limit of 20.
     const renewal = await renewalBench(local, 100);
+    // OAuth sessions (fresh and needing a refresh), seeded before the modeled latency too: the
+    // cost phase uses n stale users, the modeled 1-client phase `warmSerial` more.
+    const n = options.accountingSamples;
+    const warmSerial = Math.ceil(options.serialSamples / 4);
+    oauth = await oauthBench(oauthLocal, n, n + warmSerial);
+    const hookModeled = await Promise.all(
+      Array.from({ length: warmSerial }, (_, i) =>
+        signWebhookBody(
+          participantJoined({
+            roomName: `lk-mcp-bench-w-${randomBytes(12).toString('base64url')}`,
+            identity: pick(hookCallers, i).userId,
+          }),
+          TEST_LIVEKIT,
+        ),
+      ),
+    );
 
     const { dynamoMs, livekitMs } = options.modeled;
     await downstream.setLatency({ dynamoMs, livekitMs });
@@ -412,6 +434,61 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     const rSerial = await load(options.serialSamples, 1, renew);
     const rSerialBase = await load(options.serialSamples, 1, renewal.floor);
 
+    // The warm paths one request at a time (one Lambda instance), each beside its own floor,
+    // alternating sample by sample so both sides see the same machine.
+    const o = oauth;
+    const warmModeled: LoadResult['warmModeled'] = [];
+    const pair = async (
+      path: string,
+      ours: (i: number) => Promise<unknown>,
+      floor: (i: number) => Promise<void>,
+    ) => {
+      const a: number[] = [];
+      const b: number[] = [];
+      for (let i = 0; i < warmSerial; i++) {
+        for (const [op, into] of [
+          [ours, a],
+          [floor, b],
+        ] as const) {
+          const t = performance.now();
+          await op(i);
+          into.push(performance.now() - t);
+        }
+      }
+      const p50 = summarize(a).p50;
+      const floorP50 = summarize(b).p50;
+      warmModeled.push({
+        path,
+        p50Ms: p50,
+        floorP50Ms: floorP50,
+        ratio: Math.round((p50 / floorP50) * 1000) / 1000,
+      });
+    };
+    const outcomeIs = (want: string) => async (got: Promise<string>) => {
+      const outcome = await got;
+      if (outcome !== want) throw new Error(`warm path answered ${outcome}`);
+    };
+    await pair('POST /v1/sessions (static token)', session, sessionBare);
+    await pair(
+      'POST /v1/sessions, OAuth token fresh',
+      (i) => outcomeIs('201 ready')(o.fresh(i)),
+      (i) => o.floor(i, false),
+    );
+    await pair(
+      'POST /v1/sessions, OAuth token needs a refresh',
+      (i) => outcomeIs('201 ready')(o.stale(n + i)),
+      (i) => o.floor(i, true),
+    );
+    await pair(
+      'webhook participant_joined, dispatches',
+      async (i) => {
+        const action = await postWebhook(local.url, hookModeled[i]!);
+        if (action !== 'dispatched') throw new Error(`webhook action ${action}`);
+      },
+      hookBare,
+    );
+    await pair('POST /v1/worker/credentials (worker renewal)', renew, renewal.floor);
+
     await downstream.setLatency({ dynamoMs: 0, livekitMs: 0 });
 
     // Webhook: distinct participant_joined events into fresh rooms of a webhook tenant.
@@ -431,7 +508,6 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
       const action = await postWebhook(local.url, events[i]!);
       if (action !== 'dispatched') throw new Error(`webhook action ${action}`);
     };
-    const hookBare = (i: number) => bareWork(local, pick(hookCallers, i), false);
     await load(c * 2, c, hook);
     await load(c * 2, c, hookBare);
     const offset = c * 2;
@@ -443,7 +519,6 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     });
 
     // Per-request costs, one request at a time with capacity accounting on.
-    const n = options.accountingSamples;
     const costs: PerRequestCost[] = [];
     const sessionRooms: { room: string; caller: Caller }[] = [];
     costs.push(
@@ -516,7 +591,6 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
       ),
     );
 
-    oauth = await oauthBench(oauthLocal, n, n);
     const ctx: WarmPathContext = { url: local.url, local, sessionCallers, hookCallers, renewal, oauth };
     for (const path of WARM_PATHS) {
       const request = path.request;
@@ -544,6 +618,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
         sessions: renewal.sessions,
         ...compare(c, [rReq, rBase], [rSerial, rSerialBase]),
       },
+      warmModeled,
     };
   } finally {
     await oauth?.stop();

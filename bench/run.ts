@@ -34,6 +34,8 @@ const BUDGET = {
   sessionP50Ratio: 1.5,
   /** Issue 19: renewal p50 / floor p50, one client and 50 concurrent, modeled round trips. */
   renewalP50Ratio: 1.5,
+  /** Issue 20 item 2: each warm path, one client, modeled round trips, p50 / its floor's p50. */
+  warmOneClientRatio: 1.3,
   /** Issue 19: what the job-start renewal adds to job assigned → toolsets ready (the e2e), %. */
   startRenewalSharePercent: 10,
 };
@@ -357,6 +359,13 @@ function print(
     ]),
   );
   console.log(`load failures (kept out of the latencies): ${JSON.stringify(loadFailures)}`);
+  // What saturates at 50 clients: DynamoDB requests per second through the one dynalite process,
+  // ours and the floor's, from the same run's throughput and per-request counts.
+  const perReq = (name: string) => l.costs.find((x) => x.scenario === name)?.dynamoRequests ?? 0;
+  const through = (perSecond: number, requests: number) => Math.round(perSecond * requests);
+  console.log(
+    `at ${l.session.concurrency} clients, DynamoDB requests/s into the one dynalite process: session ${through(l.session.requestsPerSecond, perReq('POST /v1/sessions'))} (floor ${through(l.session.baselinePerSecond, 2)}), webhook ${through(l.webhook.eventsPerSecond, perReq('webhook participant_joined, dispatches'))} (floor ${through(l.webhook.baselinePerSecond, 2)}), renewal ${through(l.renewal.requestsPerSecond, perReq(RENEWAL))} (floor ${through(l.renewal.baselinePerSecond, 1)}): both sides run into the same dynalite ceiling, so the 50-client ratios are about the ratio of DynamoDB requests`,
+  );
   console.log(
     `renewal, 1 client, +${l.renewal.dynamoMs} ms modeled: p50 ${round(l.renewal.serialMs.p50, 1)} ms vs floor ${round(l.renewal.serialBaselineMs.p50, 1)} ms (ratio ${r.renewal.serialRatioP50}); ${l.renewal.concurrency} clients: ratio ${r.renewal.ratioP50}`,
   );
@@ -412,6 +421,29 @@ function print(
         Number.isFinite(k.capSessionsPerSecond) ? k.capSessionsPerSecond : 'none',
         k.note,
       ]),
+    ]),
+  );
+  console.log(
+    `\n== warm paths, 1 client, +${l.sessionModeled.dynamoMs} ms DynamoDB / +${l.sessionModeled.livekitMs} ms LiveKit modeled, each beside its own bare floor (issue 20 item 2) ==`,
+  );
+  console.log(
+    table([
+      ['path', 'p50 ms', 'floor p50 ms', 'ratio', 'ddb req', 'seq RTs'],
+      ...l.warmModeled.map((w) => {
+        const c = l.costs.find(
+          (x) =>
+            x.scenario === w.path ||
+            (w.path.startsWith('POST /v1/sessions (static') && x.scenario === 'POST /v1/sessions'),
+        );
+        return [
+          w.path,
+          round(w.p50Ms, 1),
+          round(w.floorP50Ms, 1),
+          w.ratio,
+          c?.dynamoRequests ?? '-',
+          c?.sequentialRoundTrips ?? '-',
+        ];
+      }),
     ]),
   );
   const tt = r.timeToTools;
@@ -477,6 +509,12 @@ function print(
         `AS ${r.budgets.oauthRefresh.asCalls}, cond +${r.budgets.oauthRefresh.extraConditionalWrites}`,
         ok(r.budgets.oauthRefresh.holds),
       ],
+      ...l.warmModeled.map((w) => [
+        `warm path p50 / floor, 1 client modeled: ${w.path}`,
+        `≤ ${BUDGET.warmOneClientRatio}`,
+        w.ratio,
+        ok(w.ratio <= BUDGET.warmOneClientRatio),
+      ]),
       ...(tt?.rows ?? []).map((row) => [
         `start renewal's share of job → tools, ${row.worker} (e2e)`,
         `≤ ${BUDGET.startRenewalSharePercent} %`,

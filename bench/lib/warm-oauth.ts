@@ -15,6 +15,12 @@ export interface OAuthBench {
   fresh(i: number): Promise<string>;
   /** `POST /v1/sessions` for the i-th user whose token needs a refresh (each used once). */
   stale(i: number): Promise<string>;
+  /**
+   * The bare floor of the same session (issue 20, item 2): user ‖ tenant ‖ connection read,
+   * open the stored access token, seal, CreateDispatch, participant token; with `refresh`, one
+   * token request at the AS stand-in and one conditional UpdateItem of the connection first.
+   */
+  floor(i: number, refresh: boolean): Promise<void>;
   /** Token requests the AS stand-in has answered so far. */
   asCalls(): number;
   stop(): Promise<void>;
@@ -117,7 +123,64 @@ export async function oauthBench(
     const notes = json.mcp_servers?.find((s) => s.name === SERVER)?.status ?? json.code ?? '?';
     return `${res.status} ${notes}`;
   };
+  const { sealer, livekit } = local.services;
+  const floor = async (i: number, refresh: boolean) => {
+    const userId = freshCallers[i % freshCallers.length]!.userId;
+    const [user, , connection] = await Promise.all([
+      store.getUser(TENANT, userId),
+      store.getTenant(TENANT),
+      conns.getConnection(TENANT, userId, SERVER),
+    ]);
+    if (user === undefined || connection?.token_sealed === undefined)
+      throw new Error('oauth floor: seed missing');
+    let token = await secretBox.open(connection.token_sealed, {
+      tenantId: TENANT,
+      userId,
+      field: `conn:${SERVER}:token`,
+    });
+    if (refresh) {
+      const res = await fetch(`${as.origin}/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: 'bench-refresh-token' }),
+      });
+      token = ((await res.json()) as { access_token: string }).access_token;
+      // One conditional write of the refreshed token (on the version read), as a bare client would.
+      await conns.putConnection(
+        {
+          ...connection,
+          token_sealed: await secretBox.seal(token, {
+            tenantId: TENANT,
+            userId,
+            field: `conn:${SERVER}:token`,
+          }),
+          version: connection.version + 1,
+        },
+        connection.version,
+      );
+    }
+    const room = `lk-mcp-${TENANT}-${randomBytes(12).toString('base64url')}`;
+    const sealed = await sealer.seal({
+      agentName: 'mcp-agent',
+      userId,
+      tenantId: TENANT,
+      roomName: room,
+      participantIdentity: userId,
+      mcpServers: [
+        {
+          name: SERVER,
+          url: RESOURCE,
+          transport: 'streamable_http',
+          headers: { Authorization: `Bearer ${token}` },
+        },
+      ],
+      ttlSeconds: 7200,
+    });
+    await livekit.createDispatch(room, 'mcp-agent', sealed.metadata);
+    await livekit.participantToken({ identity: userId, room, ttlSeconds: 900 });
+  };
   return {
+    floor,
     fresh: (i) => post(freshCallers[i % freshCallers.length]!.token),
     stale: (i) => {
       const c = staleCallers[i];
