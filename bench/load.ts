@@ -387,6 +387,19 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     };
     const sessionBare = (i: number) => bareWork(local, pick(sessionCallers, i), true);
     const hookBare = (i: number) => bareWork(local, pick(hookCallers, i), false);
+    /** Signed `participant_joined` events of the webhook tenant's users, each into a fresh room. */
+    const freshJoins = (count: number) =>
+      Promise.all(
+        Array.from({ length: count }, (_, i) =>
+          signWebhookBody(
+            participantJoined({
+              roomName: `lk-mcp-bench-w-${randomBytes(12).toString('base64url')}`,
+              identity: pick(hookCallers, i).userId,
+            }),
+            TEST_LIVEKIT,
+          ),
+        ),
+      );
 
     // Warm both paths (JIT, connection pools), then measure in alternating blocks.
     await load(c * 2, c, session);
@@ -403,17 +416,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     const n = options.accountingSamples;
     const warmSerial = Math.ceil(options.serialSamples / 4);
     oauth = await oauthBench(oauthLocal, n, n + warmSerial);
-    const hookModeled = await Promise.all(
-      Array.from({ length: warmSerial }, (_, i) =>
-        signWebhookBody(
-          participantJoined({
-            roomName: `lk-mcp-bench-w-${randomBytes(12).toString('base64url')}`,
-            identity: pick(hookCallers, i).userId,
-          }),
-          TEST_LIVEKIT,
-        ),
-      ),
-    );
+    const hookModeled = await freshJoins(warmSerial);
 
     const { dynamoMs, livekitMs } = options.modeled;
     await downstream.setLatency({ dynamoMs, livekitMs });
@@ -468,7 +471,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
       const outcome = await got;
       if (outcome !== want) throw new Error(`warm path answered ${outcome}`);
     };
-    await pair('POST /v1/sessions (static token)', session, sessionBare);
+    await pair('POST /v1/sessions', session, sessionBare);
     await pair(
       'POST /v1/sessions, OAuth token fresh',
       (i) => outcomeIs('201 ready')(o.fresh(i)),
@@ -493,17 +496,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
 
     // Webhook: distinct participant_joined events into fresh rooms of a webhook tenant.
     const total = options.webhookEvents + c * 2 + options.serialSamples;
-    const events = await Promise.all(
-      Array.from({ length: total }, (_, i) =>
-        signWebhookBody(
-          participantJoined({
-            roomName: `lk-mcp-bench-w-${randomBytes(12).toString('base64url')}`,
-            identity: pick(hookCallers, i).userId,
-          }),
-          TEST_LIVEKIT,
-        ),
-      ),
-    );
+    const events = await freshJoins(total);
     const hook = async (i: number) => {
       const action = await postWebhook(local.url, events[i]!);
       if (action !== 'dispatched') throw new Error(`webhook action ${action}`);
@@ -543,17 +536,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
         return String(r.status);
       }),
     );
-    const fresh = await Promise.all(
-      Array.from({ length: n }, (_, i) =>
-        signWebhookBody(
-          participantJoined({
-            roomName: `lk-mcp-bench-w-${randomBytes(12).toString('base64url')}`,
-            identity: pick(hookCallers, i).userId,
-          }),
-          TEST_LIVEKIT,
-        ),
-      ),
-    );
+    const fresh = await freshJoins(n);
     costs.push(
       await cost(downstream, 'webhook participant_joined, dispatches', n, (i) =>
         postWebhook(local.url, fresh[i]!),

@@ -430,11 +430,7 @@ function print(
     table([
       ['path', 'p50 ms', 'floor p50 ms', 'ratio', 'ddb req', 'seq RTs'],
       ...l.warmModeled.map((w) => {
-        const c = l.costs.find(
-          (x) =>
-            x.scenario === w.path ||
-            (w.path.startsWith('POST /v1/sessions (static') && x.scenario === 'POST /v1/sessions'),
-        );
+        const c = l.costs.find((x) => x.scenario === w.path);
         return [
           w.path,
           round(w.p50Ms, 1),

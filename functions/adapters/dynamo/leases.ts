@@ -113,13 +113,17 @@ export class Leases {
   }
 
   /** The (tenant, user) start window item as it is now (strongly consistent), for {@link hitRate}. */
-  async rateWindow(tenantId: string, userId: string): Promise<RateWindowRead> {
-    return { item: await this.table.get(keys.rateWindow(tenantId, userId)) };
+  rateWindow(tenantId: string, userId: string): Promise<RateWindowRead> {
+    return this.readWindow(keys.rateWindow(tenantId, userId));
   }
 
   /** One session's renewal window item as it is now (strongly consistent), for {@link hitRenewalRate}. */
-  async renewalRateWindow(sid: string): Promise<RateWindowRead> {
-    return { item: await this.table.get(keys.renewalRateWindow(sid)) };
+  renewalRateWindow(sid: string): Promise<RateWindowRead> {
+    return this.readWindow(keys.renewalRateWindow(sid));
+  }
+
+  private async readWindow(key: { pk: string; sk: string }): Promise<RateWindowRead> {
+    return { item: await this.table.get(key) };
   }
 
   /**
